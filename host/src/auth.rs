@@ -1,0 +1,155 @@
+//! Tokens: how they are made, stored (sha256 only) and read from whatever header a format's
+//! client uses. Plugins never see a credential; the host strips it and passes a principal name.
+
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::store::db::TokenRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Publish,
+    Admin,
+    Runner,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s.trim() {
+            "read" => Some(Scope::Read),
+            "publish" => Some(Scope::Publish),
+            "admin" => Some(Scope::Admin),
+            "runner" => Some(Scope::Runner),
+            _ => None,
+        }
+    }
+
+    /// Parses `read,publish`, refusing unknown scopes.
+    pub fn parse_list(s: &str) -> Result<Vec<Scope>, String> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| Scope::parse(p).ok_or_else(|| format!("unknown scope `{}` (read, publish, admin, runner)", p.trim())))
+            .collect()
+    }
+}
+
+/// Who a request is, from a valid token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// Limited to this repository, if set.
+    pub repository: Option<String>,
+    pub kind: String,
+}
+
+impl Principal {
+    pub fn from_row(row: TokenRow) -> Principal {
+        Principal {
+            token_id: row.id,
+            scopes: Scope::parse_list(&row.scopes).unwrap_or_default(),
+            name: row.name,
+            repository: row.repository,
+            kind: row.kind,
+        }
+    }
+
+    /// Whether this token grants `scope` on `repository`. `admin` implies `read` and `publish`;
+    /// `publish` implies `read`; `runner` implies nothing else.
+    pub fn allows(&self, scope: Scope, repository: Option<&str>) -> bool {
+        if let (Some(mine), Some(theirs)) = (&self.repository, repository) {
+            if mine != theirs {
+                return false;
+            }
+        }
+        self.scopes.iter().any(|s| match (s, scope) {
+            (a, b) if *a == b => true,
+            (Scope::Admin, Scope::Read | Scope::Publish) => true,
+            (Scope::Publish, Scope::Read) => true,
+            _ => false,
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.repository.is_none() && self.scopes.contains(&Scope::Admin)
+    }
+}
+
+/// A new random token: `sluice_` and 40 characters of base32.
+pub fn generate_token() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut rng = rand::rng();
+    let body: String = (0..40).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("sluice_{body}")
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Headers that carry credentials; the host removes them before a plugin sees the request.
+pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-nuget-apikey", "cookie", "proxy-authorization"];
+
+/// The credential a request carries, wherever its client put it: `X-NuGet-ApiKey`,
+/// `Authorization: Bearer T`, `Authorization: Basic` (the password, or the user name when the
+/// password is empty), or a raw `Authorization: T` (RubyGems).
+pub fn credential(headers: &HeaderMap) -> Option<String> {
+    if let Some(key) = headers.get("x-nuget-apikey").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim().to_string());
+    }
+    let auth = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, rest) = auth.split_once(' ').unwrap_or(("", auth));
+    let value = match scheme.to_ascii_lowercase().as_str() {
+        "bearer" | "token" => rest.trim().to_string(),
+        "basic" => {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+            let pair = String::from_utf8(decoded).ok()?;
+            let (user, pass) = pair.split_once(':').unwrap_or((&pair, ""));
+            if pass.is_empty() { user.to_string() } else { pass.to_string() }
+        }
+        _ => auth.to_string(),
+    };
+    (!value.is_empty()).then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn reads_every_client_style() {
+        assert_eq!(credential(&headers(&[("authorization", "Bearer abc")])).as_deref(), Some("abc"));
+        assert_eq!(credential(&headers(&[("authorization", "abc")])).as_deref(), Some("abc"));
+        // user:token and token: (empty password)
+        assert_eq!(credential(&headers(&[("authorization", "Basic dXNlcjphYmM=")])).as_deref(), Some("abc"));
+        assert_eq!(credential(&headers(&[("authorization", "Basic YWJjOg==")])).as_deref(), Some("abc"));
+        assert_eq!(credential(&headers(&[("x-nuget-apikey", "abc")])).as_deref(), Some("abc"));
+        assert_eq!(credential(&headers(&[])), None);
+    }
+
+    #[test]
+    fn scopes_imply_and_limit() {
+        let p = Principal { token_id: 1, name: "ci".into(), scopes: vec![Scope::Publish], repository: Some("npm".into()), kind: "personal".into() };
+        assert!(p.allows(Scope::Read, Some("npm")));
+        assert!(p.allows(Scope::Publish, Some("npm")));
+        assert!(!p.allows(Scope::Publish, Some("nuget")));
+        assert!(!p.allows(Scope::Admin, Some("npm")));
+        let r = Principal { scopes: vec![Scope::Runner], repository: None, ..p };
+        assert!(!r.allows(Scope::Publish, Some("npm")));
+        assert!(Scope::parse_list("read,bogus").is_err());
+        assert!(generate_token().starts_with("sluice_"));
+    }
+}

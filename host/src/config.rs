@@ -1,0 +1,278 @@
+//! The server's configuration: a TOML file, with every top-level setting also readable from the
+//! environment (`SLUICE_LISTEN`, `SLUICE_DATA`, ...; see the README's configuration reference).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Data folder: `sluice.db`, `blobs/`, `plugin-cache/`.
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    /// The external URL clients reach the server at (`https://registry.example`); by default
+    /// taken from each request's `Host` header.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in MiB.
+    #[serde(default = "default_max_upload_mb")]
+    pub max_upload_mb: u64,
+    /// Memory limit of one plugin call, in MiB.
+    #[serde(default = "default_plugin_memory_mb")]
+    pub plugin_memory_mb: u64,
+    /// Time limit of one protocol call into a plugin, in milliseconds.
+    #[serde(default = "default_plugin_timeout_ms")]
+    pub plugin_timeout_ms: u64,
+    /// Time limit of parsing one package file, in milliseconds.
+    #[serde(default = "default_parse_timeout_ms")]
+    pub parse_timeout_ms: u64,
+    /// Where compiled plugins are cached (default: `DATA/plugin-cache`).
+    #[serde(default)]
+    pub plugin_cache: Option<PathBuf>,
+    /// Extra plugins, loaded from files.
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<PluginConfig>,
+    /// Repositories. With none configured, every loaded format gets one named after it.
+    #[serde(default, rename = "repository")]
+    pub repositories: Vec<RepositoryConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Path of the `.wasm` component (relative to the config file).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Gate {
+    /// Versions are served as soon as they are stored.
+    #[default]
+    None,
+    /// Versions are served once their pipeline succeeded.
+    Pipeline,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAccess {
+    /// Anyone may read.
+    #[default]
+    Anonymous,
+    /// Reading needs a token with the `read` scope.
+    Token,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub name: String,
+    /// The format plugin's name (`npm`, `nuget`, ...).
+    pub format: String,
+    #[serde(default)]
+    pub gate: Gate,
+    #[serde(default)]
+    pub read: ReadAccess,
+    /// The repository's pipeline file (relative to the config file).
+    #[serde(default)]
+    pub pipeline: Option<PathBuf>,
+    /// Git repositories (paths or URLs) whose tags are versions, for git-tag formats.
+    #[serde(default)]
+    pub git: Vec<String>,
+    /// How often to poll the git repositories for new tags, in seconds (0: never).
+    #[serde(default = "default_poll_seconds")]
+    pub poll_seconds: u64,
+    /// Secret that git hosts' webhooks must present.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Receivers of pipeline status changes.
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Key of the HMAC-SHA256 signature in `X-Sluice-Signature`.
+    pub secret: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data() -> PathBuf {
+    "./sluice-data".into()
+}
+fn default_max_upload_mb() -> u64 {
+    1024
+}
+fn default_plugin_memory_mb() -> u64 {
+    256
+}
+fn default_plugin_timeout_ms() -> u64 {
+    1000
+}
+fn default_parse_timeout_ms() -> u64 {
+    30_000
+}
+fn default_poll_seconds() -> u64 {
+    300
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("the empty config is valid")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the config file (if any), then applies `SLUICE_*` environment variables.
+    /// Relative paths in the file are resolved against the file's folder.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let mut c: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                c.resolve_paths(base);
+                c
+            }
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.data);
+        if let Some(c) = &mut self.plugin_cache {
+            resolve(c);
+        }
+        for p in &mut self.plugins {
+            resolve(&mut p.path);
+        }
+        for r in &mut self.repositories {
+            if let Some(p) = &mut r.pipeline {
+                resolve(p);
+            }
+            for g in &mut r.git {
+                if !g.contains("://") && !g.starts_with('/') && !g.contains('@') {
+                    *g = base.join(&*g).display().to_string();
+                }
+            }
+        }
+    }
+
+    /// Every scalar setting has an environment variable named `SLUICE_` + its upper-cased key;
+    /// `SLUICE_PLUGINS` adds plugin files (separated by `:`).
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num(name: &str, v: String) -> Result<u64, ConfigError> {
+            v.parse().map_err(|_| ConfigError::Env { name: name.into(), message: format!("`{v}` is not a number") })
+        }
+        if let Some(v) = get("SLUICE_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("SLUICE_DATA") {
+            self.data = v.into();
+        }
+        if let Some(v) = get("SLUICE_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("SLUICE_PLUGIN_CACHE") {
+            self.plugin_cache = Some(v.into());
+        }
+        for (name, field) in [
+            ("SLUICE_MAX_UPLOAD_MB", &mut self.max_upload_mb),
+            ("SLUICE_PLUGIN_MEMORY_MB", &mut self.plugin_memory_mb),
+            ("SLUICE_PLUGIN_TIMEOUT_MS", &mut self.plugin_timeout_ms),
+            ("SLUICE_PARSE_TIMEOUT_MS", &mut self.parse_timeout_ms),
+        ] {
+            if let Some(v) = get(name) {
+                *field = num(name, v)?;
+            }
+        }
+        if let Some(v) = get("SLUICE_PLUGINS") {
+            self.plugins.extend(v.split(':').filter(|p| !p.is_empty()).map(|p| PluginConfig { path: p.into() }));
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.repositories {
+            let valid = !r.name.is_empty()
+                && r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+                && !["api", "health", "metrics", "ui", "static"].contains(&r.name.as_str());
+            if !valid {
+                return Err(ConfigError::Invalid(format!(
+                    "repository name `{}` must be letters, digits, `-`, `_` or `.`, and not a reserved path",
+                    r.name
+                )));
+            }
+            if !seen.insert(&r.name) {
+                return Err(ConfigError::Invalid(format!("repository `{}` is configured twice", r.name)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugin_cache.clone().unwrap_or_else(|| self.data.join("plugin-cache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[[repository]]\nname = \"npm-internal\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
+        )
+        .unwrap();
+        let mut c = Config::load(Some(&path)).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.repositories[0].gate, Gate::Pipeline);
+        assert_eq!(c.repositories[0].pipeline.as_deref(), Some(dir.path().join("ci.yml").as_path()));
+        c.apply_env(|k| (k == "SLUICE_PLUGIN_TIMEOUT_MS").then(|| "250".to_string())).unwrap();
+        assert_eq!(c.plugin_timeout_ms, 250);
+        assert!(c.apply_env(|k| (k == "SLUICE_MAX_UPLOAD_MB").then(|| "lots".to_string())).is_err());
+    }
+
+    #[test]
+    fn rejects_reserved_and_duplicate_names() {
+        let bad: Config = toml::from_str("[[repository]]\nname = \"api\"\nformat = \"npm\"\n").unwrap();
+        assert!(bad.validate().is_err());
+        let dup: Config =
+            toml::from_str("[[repository]]\nname = \"a\"\nformat = \"npm\"\n[[repository]]\nname = \"a\"\nformat = \"npm\"\n").unwrap();
+        assert!(dup.validate().is_err());
+    }
+}

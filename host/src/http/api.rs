@@ -1,0 +1,193 @@
+//! The native API under `/api/v1`: pushes (the audit log), repositories and their packages,
+//! plugins, tokens. Every endpoint needs a token.
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{blocking, principal};
+use crate::auth::{self, Principal, Scope};
+use crate::error::AppError;
+use crate::registry::{artifact_of, Registry};
+use crate::store::db::Visibility;
+
+pub fn router() -> Router<super::State> {
+    Router::new()
+        .route("/pushes", get(list_pushes))
+        .route("/pushes/{id}", get(get_push))
+        .route("/repositories", get(list_repositories))
+        .route("/repositories/{repo}/packages", get(list_packages))
+        .route("/repositories/{repo}/packages/{*name}", get(get_package))
+        .route("/plugins", get(list_plugins))
+        .route("/tokens", post(create_token))
+}
+
+/// The caller's token, which must exist.
+fn caller(registry: &Registry, headers: &HeaderMap) -> Result<Principal, AppError> {
+    principal(registry, headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))
+}
+
+/// The caller's token, which must grant `scope` on `repository` (every repository if `None`).
+fn require(registry: &Registry, headers: &HeaderMap, scope: Scope, repository: Option<&str>) -> Result<Principal, AppError> {
+    let p = caller(registry, headers)?;
+    let ok = match repository {
+        Some(r) => p.allows(scope, Some(r)),
+        None => p.repository.is_none() && p.allows(scope, None),
+    };
+    if ok { Ok(p) } else { Err(AppError::Forbidden(format!("token `{}` lacks the `{scope:?}` scope here", p.name).to_lowercase())) }
+}
+
+#[derive(Deserialize)]
+struct PushQuery {
+    repository: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<PushQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let p = caller(&reg, &headers)?;
+        // A token limited to one repository sees that repository's pushes only.
+        let repository = match (&p.repository, q.repository) {
+            (Some(mine), Some(asked)) if *mine != asked => return Err(AppError::Forbidden(format!("token `{}` is limited to `{mine}`", p.name))),
+            (Some(mine), _) => Some(mine.clone()),
+            (None, asked) => asked,
+        };
+        if !p.allows(Scope::Read, repository.as_deref()) {
+            return Err(AppError::Forbidden(format!("token `{}` may not read pushes", p.name)));
+        }
+        let pushes = reg.db.pushes(repository.as_deref(), q.before, q.limit.unwrap_or(100).min(1000))?;
+        Ok(Json(json!({ "pushes": pushes })))
+    })
+    .await
+}
+
+async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(format!("push {id}")))?;
+        require(&reg, &headers, Scope::Read, Some(&push.repository))?;
+        Ok(Json(json!(push)))
+    })
+    .await
+}
+
+async fn list_repositories(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let p = caller(&reg, &headers)?;
+        let repos: Vec<Value> = reg
+            .repositories
+            .values()
+            .filter(|r| !r.private() || p.allows(Scope::Read, Some(r.name())))
+            .map(|r| {
+                json!({
+                    "name": r.name(),
+                    "format": r.plugin.name(),
+                    "plugin": r.plugin.source,
+                    "gate": r.config.gate,
+                    "read": r.config.read,
+                })
+            })
+            .collect();
+        Ok(Json(json!({ "repositories": repos })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct PackageQuery {
+    q: Option<String>,
+    offset: Option<u32>,
+    limit: Option<u32>,
+}
+
+async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let (total, packages) =
+            reg.db.search(&repo, q.q.as_deref().unwrap_or(""), q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500), Visibility::All)?;
+        let packages: Vec<Value> = packages
+            .iter()
+            .map(|p| json!({ "name": p.package.name, "versions": p.files.len(), "modified_at": p.package.modified_at }))
+            .collect();
+        Ok(Json(json!({ "total": total, "packages": packages })))
+    })
+    .await
+}
+
+async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((repo, name)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let repository = reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let p = reg
+            .db
+            .package(&repo, &repository.key(&name), Visibility::All)?
+            .ok_or_else(|| AppError::NotFound(format!("package `{name}`")))?;
+        let files: Vec<Value> = p
+            .files
+            .iter()
+            .map(|f| {
+                let a = artifact_of(f);
+                json!({
+                    "version": f.version,
+                    "qualifier": f.qualifier,
+                    "file_name": f.file_name,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "push_id": f.push_id,
+                    "created_at": f.created_at,
+                    "released": f.released || !repository.gated(),
+                    "deprecated": f.deprecated,
+                    "yanked": f.yanked,
+                    "metadata": a.metadata,
+                })
+            })
+            .collect();
+        Ok(Json(json!({
+            "repository": repo,
+            "name": p.package.name,
+            "created_at": p.package.created_at,
+            "modified_at": p.package.modified_at,
+            "tags": p.tags.iter().map(|(t, v)| (t.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "files": files,
+        })))
+    })
+    .await
+}
+
+async fn list_plugins(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        caller(&reg, &headers)?;
+        let plugins: Vec<Value> = reg
+            .plugins
+            .values()
+            .map(|p| json!({ "name": p.name(), "source": p.source, "sha256": p.sha256, "info": p.info }))
+            .collect();
+        Ok(Json(json!({ "plugins": plugins })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+    scopes: String,
+    repository: Option<String>,
+}
+
+async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(t): Json<NewToken>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        require(&reg, &headers, Scope::Admin, None)?;
+        Scope::parse_list(&t.scopes).map_err(AppError::BadRequest)?;
+        if let Some(r) = &t.repository {
+            reg.repository(r)?;
+        }
+        let secret = auth::generate_token();
+        let id = reg.db.insert_token(&t.name, &auth::hash_token(&secret), &t.scopes, t.repository.as_deref(), "personal")?;
+        Ok(Json(json!({ "id": id, "name": t.name, "token": secret })))
+    })
+    .await
+}

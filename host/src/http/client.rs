@@ -1,0 +1,134 @@
+//! `/{repository}/...`: format clients' requests, handed to the repository's plugin.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use crate::auth::CREDENTIAL_HEADERS;
+use crate::error::AppError;
+use crate::plugin::wit;
+use crate::registry::{ClientRequest, Reply};
+use crate::store::PendingBlob;
+
+pub async fn serve(State(registry): State<super::State>, ConnectInfo(addr): ConnectInfo<SocketAddr>, request: Request) -> Response {
+    match serve_inner(registry, addr, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request) -> Result<Response, AppError> {
+    let (parts, body) = request.into_parts();
+    let raw_path = parts.uri.path();
+    let (repo_name, rest) = match raw_path.trim_start_matches('/').split_once('/') {
+        Some((r, rest)) => (r.to_string(), format!("/{rest}")),
+        None => (raw_path.trim_start_matches('/').to_string(), "/".to_string()),
+    };
+    if repo_name.is_empty() {
+        return Ok((StatusCode::OK, "Sluice package registry. Repositories are served under /{repository}/; the API is under /api/v1/.\n").into_response());
+    }
+    registry.repository(&repo_name)?;
+    let base_url = base_url(&registry.config.public_url, &parts.headers, &repo_name);
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !CREDENTIAL_HEADERS.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
+    let spooled = if has_body {
+        match spool(&registry, body).await {
+            Ok(b) => Some(b),
+            Err(AppError::TooLarge(msg)) => {
+                let err = wit::Error { kind: wit::ErrorKind::TooLarge, message: msg };
+                let reg = registry.clone();
+                let name = repo_name.clone();
+                let r = super::blocking(move || Ok(reg.render_error(reg.repository(&name)?, err))).await?;
+                return Ok(response_of(r));
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let is_head = parts.method == Method::HEAD;
+    let method = parts.method.to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    let reg = registry.clone();
+    let headers_map = parts.headers.clone();
+    let reply = super::blocking(move || {
+        let repo = reg.repository(&repo_name)?;
+        let (principal, bad_credential) = match super::principal(&reg, &headers_map) {
+            Ok(p) => (p, false),
+            Err(AppError::Unauthorized(_)) => (None, true),
+            Err(e) => return Err(e),
+        };
+        let req = ClientRequest {
+            method,
+            path: rest,
+            query,
+            headers,
+            base_url,
+            principal,
+            bad_credential,
+            client_addr: Some(addr.ip().to_string()),
+            user_agent,
+            body: spooled,
+        };
+        Ok(reg.serve_client(repo, req))
+    })
+    .await?;
+    match reply {
+        Reply::Response(r) => Ok(response_of(r)),
+        Reply::File { path, size, content_type } => {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("open blob {}: {e}", path.display())))?;
+            let body = if is_head { Body::empty() } else { Body::from_stream(tokio_util::io::ReaderStream::new(file)) };
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, content_type)
+                .header(header::CONTENT_LENGTH, size)
+                .body(body)
+                .expect("valid response"))
+        }
+    }
+}
+
+/// Streams the body to a pending blob. A client that disconnects leaves only a temp file that
+/// is removed when the pending blob drops.
+async fn spool(registry: &super::State, body: Body) -> Result<PendingBlob, AppError> {
+    let mut writer = registry.blobs.writer(registry.config.max_upload_mb << 20)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("reading the request body failed: {e}")))?;
+        writer.write_chunk(&chunk)?;
+    }
+    Ok(writer.finish()?)
+}
+
+fn base_url(public_url: &Option<String>, headers: &HeaderMap, repo: &str) -> String {
+    if let Some(u) = public_url {
+        return format!("{}/{repo}", u.trim_end_matches('/'));
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
+    format!("{proto}://{host}/{repo}")
+}
+
+fn response_of(r: wit::Response) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in r.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,55 @@
+//! The HTTP server: `/{repository}/...` goes to the repository's format plugin, `/api/v1/...` is
+//! the native API, `/health` answers load balancers.
+
+mod api;
+mod client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::{self, Principal};
+use crate::error::AppError;
+use crate::registry::Registry;
+
+pub type State = Arc<Registry>;
+
+pub fn router(registry: State) -> Router {
+    Router::new()
+        .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .nest("/api/v1", api::router())
+        .fallback(client::serve)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(registry)
+}
+
+/// Binds, prints `sluice listening on http://ADDR` (scripts and tests read it), and serves
+/// until the process ends.
+pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    println!("sluice listening on http://{addr}");
+    tracing::info!(%addr, repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "serving");
+    axum::serve(listener, router(registry).into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
+}
+
+/// The request's token, if it carries a credential: `Ok(None)` without one, an error for a
+/// credential that is no valid token.
+pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
+    let Some(secret) = auth::credential(headers) else { return Ok(None) };
+    match registry.db.token_by_hash(&auth::hash_token(&secret))? {
+        Some(row) => Ok(Some(Principal::from_row(row))),
+        None => Err(AppError::Unauthorized("the token is not valid".into())),
+    }
+}
+
+/// Runs blocking work (SQLite, plugin calls) off the async threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AppError> + Send + 'static) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+}

@@ -1,0 +1,125 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use sluice::auth::{self, Scope};
+use sluice::config::Config;
+use sluice::plugin::{wit, Limits, PluginRuntime};
+use sluice::registry::Registry;
+use sluice::store::Db;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A package registry whose formats are WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry server.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long, env = "SLUICE_LISTEN")]
+        listen: Option<String>,
+        /// Data folder (default ./sluice-data).
+        #[arg(long, env = "SLUICE_DATA")]
+        data: Option<PathBuf>,
+        /// TOML config file.
+        #[arg(long, env = "SLUICE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Inspect plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (alone, on stdout). It is stored hashed and never shown again.
+    Create {
+        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read, publish, admin, runner.
+        #[arg(long)]
+        scopes: String,
+        /// Limit the token to one repository.
+        #[arg(long)]
+        repository: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Print what a plugin declares: its format, and the extraction and trigger for a sample package.
+    Inspect { file: PathBuf },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve { listen, data, config } => {
+            let mut config = Config::load(config.as_deref())?;
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if let Some(d) = data {
+                config.data = d;
+            }
+            let listen = config.listen.clone();
+            let registry = Arc::new(Registry::open(config)?);
+            tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(registry, &listen))
+        }
+        Command::Token { command: TokenCommand::Create { data, name, scopes, repository } } => {
+            Scope::parse_list(&scopes).map_err(anyhow::Error::msg)?;
+            std::fs::create_dir_all(&data)?;
+            let db = Db::open(&data.join("sluice.db"))?;
+            let secret = auth::generate_token();
+            db.insert_token(&name, &auth::hash_token(&secret), &scopes, repository.as_deref(), "personal")?;
+            println!("{secret}");
+            Ok(())
+        }
+        Command::Plugin { command: PluginCommand::Inspect { file } } => {
+            let cache = std::env::temp_dir().join("sluice-plugin-inspect");
+            let runtime = PluginRuntime::new(Limits::default(), cache)?;
+            let plugin = runtime.load_file(&file)?;
+            let sample = wit::Metadata {
+                name: "example".into(),
+                version: "1.0.0".into(),
+                qualifier: String::new(),
+                summary: None,
+                description: None,
+                license: None,
+                homepage: None,
+                repository: None,
+                authors: Vec::new(),
+                keywords: Vec::new(),
+                dependencies: Vec::new(),
+                manifest: String::new(),
+            };
+            let report = serde_json::json!({
+                "file": file,
+                "sha256": plugin.sha256,
+                "contract": "sluice:plugin@0.1.0",
+                "format": plugin.info,
+                "extraction (for example@1.0.0)": plugin.extraction_for(&sample)?,
+                "trigger (for example@1.0.0)": plugin.trigger_for(&sample)?,
+            });
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}

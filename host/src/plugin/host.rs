@@ -1,0 +1,130 @@
+//! What the host gives a plugin during one call: the store's state, the `blob` and `tree`
+//! resources, and the read-only `registry` view. WASI is linked with nothing granted: no
+//! preopened directories, no environment, no sockets; stdout and stderr go to memory and then
+//! to the host's log.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::current::{self as wit, sluice::plugin::registry, sluice::plugin::types};
+
+/// The most a plugin may read from a blob in one `read` call; larger requests get this much
+/// (the contract allows short reads only at the end, so the SDK's reader asks again).
+const MAX_READ: u32 = 16 << 20;
+
+/// A file or request body offered to a plugin.
+pub enum BlobHandle {
+    File { file: File, size: u64 },
+    Memory(Vec<u8>),
+}
+
+impl BlobHandle {
+    pub fn file(file: File) -> std::io::Result<Self> {
+        let size = file.metadata()?.len();
+        Ok(BlobHandle::File { file, size })
+    }
+
+    pub fn size(&self) -> u64 {
+        match self {
+            BlobHandle::File { size, .. } => *size,
+            BlobHandle::Memory(b) => b.len() as u64,
+        }
+    }
+
+    fn read(&self, offset: u64, len: u32) -> std::io::Result<Vec<u8>> {
+        let size = self.size();
+        let len = (len.min(MAX_READ) as u64).min(size.saturating_sub(offset)) as usize;
+        match self {
+            BlobHandle::File { file, .. } => {
+                let mut buf = vec![0; len];
+                file.read_exact_at(&mut buf, offset)?;
+                Ok(buf)
+            }
+            BlobHandle::Memory(b) => {
+                let start = offset.min(size) as usize;
+                Ok(b[start..start + len].to_vec())
+            }
+        }
+    }
+}
+
+/// A commit's tree offered to a git-tag plugin, read through the host's git access.
+pub struct TreeHandle {
+    pub entries: Vec<wit::TreeEntry>,
+    pub reader: Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>,
+}
+
+/// The repository as plugins see it during a protocol call (gate applied by the implementor).
+pub trait RegistryView: Send + Sync {
+    fn package(&self, name: &str) -> Option<wit::PackageView>;
+    fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage;
+    fn all_packages(&self) -> Vec<wit::PackageView>;
+}
+
+/// A store's data for one call.
+pub struct CallState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) limits: StoreLimits,
+    pub(super) registry: Option<Arc<dyn RegistryView>>,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::HostBlob for CallState {
+    fn size(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&blob)?.size())
+    }
+
+    fn read(&mut self, blob: Resource<BlobHandle>, offset: u64, len: u32) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&blob)?.read(offset, len)?)
+    }
+
+    fn drop(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<()> {
+        self.table.delete(blob)?;
+        Ok(())
+    }
+}
+
+impl types::HostTree for CallState {
+    fn entries(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<Vec<wit::TreeEntry>> {
+        Ok(self.table.get(&tree)?.entries.clone())
+    }
+
+    fn read(&mut self, tree: Resource<TreeHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
+        Ok((self.table.get(&tree)?.reader)(&path))
+    }
+
+    fn drop(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<()> {
+        self.table.delete(tree)?;
+        Ok(())
+    }
+}
+
+impl types::Host for CallState {}
+
+impl registry::Host for CallState {
+    fn package(&mut self, name: String) -> wasmtime::Result<Option<wit::PackageView>> {
+        Ok(self.registry.as_ref().and_then(|r| r.package(&name)))
+    }
+
+    fn search(&mut self, query: String, offset: u32, limit: u32) -> wasmtime::Result<wit::SearchPage> {
+        Ok(match &self.registry {
+            Some(r) => r.search(&query, offset, limit),
+            None => wit::SearchPage { total: 0, packages: Vec::new() },
+        })
+    }
+
+    fn all_packages(&mut self) -> wasmtime::Result<Vec<wit::PackageView>> {
+        Ok(self.registry.as_ref().map(|r| r.all_packages()).unwrap_or_default())
+    }
+}

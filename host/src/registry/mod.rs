@@ -1,0 +1,131 @@
+//! The registry itself: repositories, each served by a format plugin, over the store. The HTTP
+//! layer turns requests into calls here; everything here is synchronous and runs on blocking
+//! threads.
+
+mod protocol;
+mod view;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use protocol::{ClientRequest, Reply};
+pub use view::artifact_of;
+
+use crate::config::{Config, Gate, ReadAccess, RepositoryConfig};
+use crate::error::AppError;
+use crate::plugin::{builtin, Limits, Plugin, PluginRuntime};
+use crate::store::{db::Visibility, BlobStore, Db};
+
+/// A configured repository and the plugin that serves it.
+pub struct Repository {
+    pub config: RepositoryConfig,
+    pub plugin: Arc<Plugin>,
+}
+
+impl Repository {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn gated(&self) -> bool {
+        self.config.gate == Gate::Pipeline
+    }
+
+    pub fn private(&self) -> bool {
+        self.config.read == ReadAccess::Token
+    }
+
+    /// What clients of this repository may see.
+    pub fn client_visibility(&self) -> Visibility {
+        Visibility::Clients { gated: self.gated() }
+    }
+
+    /// The key a package name is stored and compared under.
+    pub fn key(&self, name: &str) -> String {
+        if self.plugin.info.case_insensitive_names { name.to_lowercase() } else { name.to_string() }
+    }
+}
+
+pub struct Registry {
+    pub config: Config,
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub runtime: PluginRuntime,
+    /// Every loaded plugin by its format name.
+    pub plugins: BTreeMap<String, Arc<Plugin>>,
+    pub repositories: BTreeMap<String, Repository>,
+}
+
+impl Registry {
+    /// Opens the store, loads the built-in and configured plugins, and sets up repositories.
+    pub fn open(config: Config) -> anyhow::Result<Registry> {
+        std::fs::create_dir_all(&config.data)
+            .map_err(|e| anyhow::anyhow!("create data folder {}: {e}", config.data.display()))?;
+        let db = Db::open(&config.data.join("sluice.db"))?;
+        let blobs = BlobStore::open(config.data.join("blobs"))?;
+        let limits = Limits {
+            memory_bytes: (config.plugin_memory_mb as usize) << 20,
+            call_timeout: Duration::from_millis(config.plugin_timeout_ms),
+            parse_timeout: Duration::from_millis(config.parse_timeout_ms),
+        };
+        let runtime = PluginRuntime::new(limits, config.plugin_cache_dir())?;
+
+        // Compile plugins in parallel: a cold cache costs a second or two per plugin.
+        let loaded: Vec<anyhow::Result<Plugin>> = std::thread::scope(|s| {
+            let runtime = &runtime;
+            let builtins = builtin::PLUGINS.iter().map(|(name, wasm)| s.spawn(move || runtime.load(wasm, &format!("builtin:{name}"))));
+            let files = config.plugins.iter().map(|p| s.spawn(move || runtime.load_file(&p.path)));
+            builtins.chain(files).collect::<Vec<_>>().into_iter().map(|h| h.join().expect("plugin loader panicked")).collect()
+        });
+        let mut plugins = BTreeMap::new();
+        for plugin in loaded {
+            let plugin = plugin?;
+            tracing::info!(format = plugin.name(), source = %plugin.source, sha256 = %plugin.sha256, "loaded plugin");
+            if let Some(previous) = plugins.insert(plugin.name().to_string(), Arc::new(plugin)) {
+                tracing::warn!(format = previous.name(), replaced = %previous.source, "a configured plugin replaces another of the same format");
+            }
+        }
+
+        let repo_configs = if config.repositories.is_empty() {
+            plugins
+                .keys()
+                .map(|name| toml::from_str::<RepositoryConfig>(&format!("name = {name:?}\nformat = {name:?}")).expect("valid"))
+                .collect()
+        } else {
+            config.repositories.clone()
+        };
+        let mut repositories = BTreeMap::new();
+        for rc in repo_configs {
+            let plugin = plugins.get(&rc.format).cloned().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "repository `{}` uses format `{}`, but no plugin of that format is loaded (loaded: {})",
+                    rc.name,
+                    rc.format,
+                    plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
+            repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
+        }
+        Ok(Registry { config, db, blobs, runtime, plugins, repositories })
+    }
+
+    pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {
+        self.repositories.get(name).ok_or_else(|| AppError::NotFound(format!("repository `{name}`")))
+    }
+
+    /// Removes blobs that no file row references any more (after deletes).
+    fn collect_blobs(&self, shas: &[String]) {
+        for sha in shas {
+            match self.db.blob_referenced(sha) {
+                Ok(false) => {
+                    if let Err(e) = self.blobs.remove(sha) {
+                        tracing::warn!(sha256 = %sha, error = %e, "could not remove unreferenced blob");
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => tracing::warn!(sha256 = %sha, error = %e, "could not check blob references"),
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The `registry` import plugins render protocol responses from: the store's rows as the
+//! contract's records, with the repository's gate applied.
+
+use std::sync::Arc;
+
+use crate::plugin::{wit, RegistryView};
+use crate::store::db::{FileRow, PackageWithFiles, Visibility};
+use crate::store::Db;
+
+pub(super) struct RepositoryView {
+    pub db: Db,
+    pub repository: String,
+    pub visibility: Visibility,
+    pub case_insensitive: bool,
+}
+
+impl RepositoryView {
+    pub fn new(db: Db, repo: &super::Repository) -> Arc<dyn RegistryView> {
+        Arc::new(RepositoryView {
+            db,
+            repository: repo.name().to_string(),
+            visibility: repo.client_visibility(),
+            case_insensitive: repo.plugin.info.case_insensitive_names,
+        })
+    }
+
+    fn log_err<T: Default>(&self, what: &str, r: Result<T, crate::store::DbError>) -> T {
+        r.unwrap_or_else(|e| {
+            tracing::error!(repository = %self.repository, error = %e, "registry view: {what}");
+            T::default()
+        })
+    }
+}
+
+/// A stored file as the contract's `artifact`.
+pub fn artifact_of(f: &FileRow) -> wit::Artifact {
+    let metadata = serde_json::from_str(&f.metadata).unwrap_or_else(|e| {
+        tracing::error!(file = %f.file_name, error = %e, "stored metadata does not parse");
+        wit::Metadata {
+            name: String::new(),
+            version: f.version.clone(),
+            qualifier: f.qualifier.clone(),
+            summary: None,
+            description: None,
+            license: None,
+            homepage: None,
+            repository: None,
+            authors: Vec::new(),
+            keywords: Vec::new(),
+            dependencies: Vec::new(),
+            manifest: String::new(),
+        }
+    });
+    wit::Artifact {
+        version: f.version.clone(),
+        qualifier: f.qualifier.clone(),
+        file_name: f.file_name.clone(),
+        size: f.size as u64,
+        sha256: f.sha256.clone(),
+        sha512: f.sha512.clone(),
+        sha1: f.sha1.clone(),
+        published_ms: f.created_at as u64,
+        metadata,
+        deprecated: f.deprecated.clone(),
+        yanked: f.yanked,
+    }
+}
+
+fn package_view(p: PackageWithFiles) -> wit::PackageView {
+    wit::PackageView {
+        name: p.package.name,
+        created_ms: p.package.created_at as u64,
+        modified_ms: p.package.modified_at as u64,
+        tags: p.tags,
+        artifacts: p.files.iter().map(artifact_of).collect(),
+    }
+}
+
+impl RegistryView for RepositoryView {
+    fn package(&self, name: &str) -> Option<wit::PackageView> {
+        let key = if self.case_insensitive { name.to_lowercase() } else { name.to_string() };
+        self.log_err("package", self.db.package(&self.repository, &key, self.visibility)).map(package_view)
+    }
+
+    fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage {
+        let (total, packages) = self.log_err("search", self.db.search(&self.repository, query, offset, limit.min(1000), self.visibility));
+        wit::SearchPage { total, packages: packages.into_iter().map(package_view).collect() }
+    }
+
+    fn all_packages(&self) -> Vec<wit::PackageView> {
+        let (_, packages) = self.log_err("all packages", self.db.search(&self.repository, "", 0, u32::MAX, self.visibility));
+        packages.into_iter().map(package_view).collect()
+    }
+}

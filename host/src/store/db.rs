@@ -1,0 +1,608 @@
+//! Every SQL statement Sluice runs, over a small pool of SQLite connections in WAL mode.
+//!
+//! Callers are synchronous (the HTTP layer calls in from `spawn_blocking`). Writes that must be
+//! atomic take a `BEGIN IMMEDIATE` transaction so that concurrent writers queue on SQLite's lock
+//! instead of failing to upgrade a read lock.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+
+/// Numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/001_core.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Aborted(String),
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub repository: Option<String>,
+    pub kind: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageRow {
+    pub id: i64,
+    pub repository: String,
+    pub key: String,
+    pub name: String,
+    pub created_at: i64,
+    pub modified_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRow {
+    pub id: i64,
+    pub package_id: i64,
+    pub version: String,
+    pub qualifier: String,
+    pub file_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub sha512: String,
+    pub sha1: String,
+    /// JSON of the plugin's metadata record.
+    pub metadata: String,
+    pub created_at: i64,
+    pub push_id: i64,
+    pub released: bool,
+    pub deprecated: Option<String>,
+    pub yanked: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushRow {
+    pub id: i64,
+    pub repository: String,
+    pub package: String,
+    pub version: String,
+    pub qualifier: String,
+    pub file_name: String,
+    pub sha256: String,
+    pub size: i64,
+    pub token_id: Option<i64>,
+    pub token_name: Option<String>,
+    pub actor: String,
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub commit_sha: Option<String>,
+    pub created_at: i64,
+}
+
+/// A package with the files and tags a reader may see.
+#[derive(Debug, Clone)]
+pub struct PackageWithFiles {
+    pub package: PackageRow,
+    pub files: Vec<FileRow>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Which files a query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Only files clients may see: released ones, or all in an ungated repository.
+    Clients { gated: bool },
+    /// Every file, pending and failed too (the native API, the UI).
+    All,
+}
+
+impl Visibility {
+    /// SQL condition on `f.released`.
+    fn condition(self) -> &'static str {
+        match self {
+            Visibility::Clients { gated: true } => "f.released = 1",
+            _ => "1 = 1",
+        }
+    }
+}
+
+/// What a publish stores: the file row and its push.
+pub struct NewFile<'a> {
+    pub repository: &'a str,
+    pub key: &'a str,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub qualifier: &'a str,
+    pub file_name: &'a str,
+    pub digests: &'a super::Digests,
+    pub metadata_json: &'a str,
+    pub actor: &'a str,
+    pub token_id: Option<i64>,
+    pub token_name: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub commit_sha: Option<&'a str>,
+    pub released: bool,
+    pub tags: &'a [String],
+}
+
+const FILE_COLUMNS: &str = "f.id, f.package_id, f.version, f.qualifier, f.file_name, f.size, f.sha256, f.sha512, \
+     f.sha1, f.metadata, f.created_at, f.push_id, f.released, f.deprecated, f.yanked";
+
+fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRow> {
+    Ok(FileRow {
+        id: r.get(0)?,
+        package_id: r.get(1)?,
+        version: r.get(2)?,
+        qualifier: r.get(3)?,
+        file_name: r.get(4)?,
+        size: r.get(5)?,
+        sha256: r.get(6)?,
+        sha512: r.get(7)?,
+        sha1: r.get(8)?,
+        metadata: r.get(9)?,
+        created_at: r.get(10)?,
+        push_id: r.get(11)?,
+        released: r.get(12)?,
+        deprecated: r.get(13)?,
+        yanked: r.get(14)?,
+    })
+}
+
+const PACKAGE_COLUMNS: &str = "p.id, p.repository, p.key, p.name, p.created_at, p.modified_at";
+
+fn package_row(r: &rusqlite::Row) -> rusqlite::Result<PackageRow> {
+    Ok(PackageRow {
+        id: r.get(0)?,
+        repository: r.get(1)?,
+        key: r.get(2)?,
+        name: r.get(3)?,
+        created_at: r.get(4)?,
+        modified_at: r.get(5)?,
+    })
+}
+
+const PUSH_COLUMNS: &str = "id, repository, package, version, qualifier, file_name, sha256, size, token_id, \
+     token_name, actor, client_addr, user_agent, commit_sha, created_at";
+
+fn push_row(r: &rusqlite::Row) -> rusqlite::Result<PushRow> {
+    Ok(PushRow {
+        id: r.get(0)?,
+        repository: r.get(1)?,
+        package: r.get(2)?,
+        version: r.get(3)?,
+        qualifier: r.get(4)?,
+        file_name: r.get(5)?,
+        sha256: r.get(6)?,
+        size: r.get(7)?,
+        token_id: r.get(8)?,
+        token_name: r.get(9)?,
+        actor: r.get(10)?,
+        client_addr: r.get(11)?,
+        user_agent: r.get(12)?,
+        commit_sha: r.get(13)?,
+        created_at: r.get(14)?,
+    })
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db> {
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = 10000;",
+            )
+        });
+        let pool = r2d2::Pool::builder().max_size(16).build(manager)?;
+        let db = Db { pool };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+        Ok(self.pool.get()?)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            tracing::info!(migration = i + 1, "applying database migration");
+            tx.execute_batch(sql)?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` in an immediate transaction, committing if it returns `Ok`.
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    // ---- tokens -------------------------------------------------------------------------------
+
+    pub fn insert_token(&self, name: &str, hash: &str, scopes: &str, repository: Option<&str>, kind: &str) -> Result<i64> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO tokens (name, hash, scopes, repository, kind, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![name, hash, scopes, repository, kind, now_ms()],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT id, name, scopes, repository, kind, created_at FROM tokens WHERE hash = ?1 AND revoked = 0",
+                [hash],
+                |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        scopes: r.get(2)?,
+                        repository: r.get(3)?,
+                        kind: r.get(4)?,
+                        created_at: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn revoke_token(&self, id: i64) -> Result<()> {
+        self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    // ---- packages -----------------------------------------------------------------------------
+
+    fn package_by_key(conn: &Connection, repository: &str, key: &str) -> Result<Option<PackageRow>> {
+        Ok(conn
+            .query_row(
+                &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"),
+                [repository, key],
+                package_row,
+            )
+            .optional()?)
+    }
+
+    fn files_of(conn: &Connection, package_id: i64, vis: Visibility) -> Result<Vec<FileRow>> {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = ?1 AND {} ORDER BY f.id",
+            vis.condition()
+        ))?;
+        let rows = stmt.query_map([package_id], file_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn tags_of(conn: &Connection, package_id: i64) -> Result<Vec<(String, String)>> {
+        let mut stmt = conn.prepare_cached("SELECT tag, version FROM tags WHERE package_id = ?1 ORDER BY tag")?;
+        let rows = stmt.query_map([package_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// A package with its files as `vis` allows, and the tags that point at one of them.
+    /// `None` when the package is unknown or has no file `vis` allows.
+    pub fn package(&self, repository: &str, key: &str, vis: Visibility) -> Result<Option<PackageWithFiles>> {
+        let conn = self.conn()?;
+        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
+        Self::with_files(&conn, package, vis)
+    }
+
+    fn with_files(conn: &Connection, package: PackageRow, vis: Visibility) -> Result<Option<PackageWithFiles>> {
+        let files = Self::files_of(conn, package.id, vis)?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let tags = Self::tags_of(conn, package.id)?
+            .into_iter()
+            .filter(|(_, v)| files.iter().any(|f| &f.version == v))
+            .collect();
+        Ok(Some(PackageWithFiles { package, files, tags }))
+    }
+
+    /// Packages with a visible file whose name contains `query` (case-insensitively), by name.
+    pub fn search(&self, repository: &str, query: &str, offset: u32, limit: u32, vis: Visibility) -> Result<(u64, Vec<PackageWithFiles>)> {
+        let conn = self.conn()?;
+        let pattern = format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let filter = format!(
+            "FROM packages p WHERE p.repository = ?1 AND lower(p.name) LIKE ?2 ESCAPE '\\' \
+             AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})",
+            vis.condition()
+        );
+        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"))?;
+        let packages = stmt
+            .query_map(params![repository, pattern, limit, offset], package_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(packages.len());
+        for p in packages {
+            out.extend(Self::with_files(&conn, p, vis)?);
+        }
+        Ok((total as u64, out))
+    }
+
+    /// One file by package key and file name, whatever its state.
+    pub fn file_by_name(&self, repository: &str, key: &str, file_name: &str) -> Result<Option<(PackageRow, FileRow)>> {
+        let conn = self.conn()?;
+        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
+        let file = conn
+            .query_row(
+                &format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = ?1 AND f.file_name = ?2"),
+                params![package.id, file_name],
+                file_row,
+            )
+            .optional()?;
+        Ok(file.map(|f| (package, f)))
+    }
+
+    /// Stores a published file: the package row, the file row, its push and its tags, in one
+    /// transaction. `persist` runs inside it, after every check passed and before the commit, so
+    /// that the blob is durable before any row points at it. Returns (push id, file id).
+    pub fn publish(&self, new: &NewFile, persist: impl FnOnce() -> std::result::Result<(), String>) -> Result<(i64, i64)> {
+        self.write(|tx| {
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO packages (repository, key, name, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?4) \
+                 ON CONFLICT (repository, key) DO UPDATE SET modified_at = excluded.modified_at",
+                params![new.repository, new.key, new.name, now],
+            )?;
+            let package_id: i64 = tx.query_row(
+                "SELECT id FROM packages WHERE repository = ?1 AND key = ?2",
+                [new.repository, new.key],
+                |r| r.get(0),
+            )?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM files WHERE package_id = ?1 AND ((version = ?2 AND qualifier = ?3) OR file_name = ?4))",
+                params![package_id, new.version, new.qualifier, new.file_name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                let what = if new.qualifier.is_empty() {
+                    format!("{} {}", new.name, new.version)
+                } else {
+                    format!("{} {} ({})", new.name, new.version, new.qualifier)
+                };
+                return Err(DbError::Conflict(what));
+            }
+            tx.execute(
+                "INSERT INTO pushes (repository, package, version, qualifier, file_name, sha256, size, token_id, token_name, \
+                 actor, client_addr, user_agent, commit_sha, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    new.repository, new.name, new.version, new.qualifier, new.file_name, new.digests.sha256,
+                    new.digests.size as i64, new.token_id, new.token_name, new.actor, new.client_addr,
+                    new.user_agent, new.commit_sha, now
+                ],
+            )?;
+            let push_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata, \
+                 created_at, push_id, released) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    package_id, new.version, new.qualifier, new.file_name, new.digests.size as i64, new.digests.sha256,
+                    new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id, new.released
+                ],
+            )?;
+            let file_id = tx.last_insert_rowid();
+            for tag in new.tags {
+                Self::put_tag(tx, package_id, tag, new.version)?;
+            }
+            persist().map_err(DbError::Aborted)?;
+            Ok((push_id, file_id))
+        })
+    }
+
+    fn put_tag(tx: &Connection, package_id: i64, tag: &str, version: &str) -> Result<()> {
+        tx.execute(
+            "INSERT INTO tags (package_id, tag, version) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+            params![package_id, tag, version],
+        )?;
+        Ok(())
+    }
+
+    fn package_id_for_write(tx: &Connection, repository: &str, key: &str) -> Result<i64> {
+        Self::package_by_key(tx, repository, key)?.map(|p| p.id).ok_or_else(|| DbError::NotFound(format!("package {key}")))
+    }
+
+    fn touch(tx: &Connection, package_id: i64) -> Result<()> {
+        tx.execute("UPDATE packages SET modified_at = ?2 WHERE id = ?1", params![package_id, now_ms()])?;
+        Ok(())
+    }
+
+    /// Points a tag at a version (which must have a file `vis` allows), or removes it.
+    pub fn set_tag(&self, repository: &str, key: &str, tag: &str, version: Option<&str>, vis: Visibility) -> Result<()> {
+        self.write(|tx| {
+            let package_id = Self::package_id_for_write(tx, repository, key)?;
+            match version {
+                Some(v) => {
+                    let exists: bool = tx.query_row(
+                        &format!("SELECT EXISTS (SELECT 1 FROM files f WHERE f.package_id = ?1 AND f.version = ?2 AND {})", vis.condition()),
+                        params![package_id, v],
+                        |r| r.get(0),
+                    )?;
+                    if !exists {
+                        return Err(DbError::NotFound(format!("version {v} of {key}")));
+                    }
+                    Self::put_tag(tx, package_id, tag, v)?;
+                }
+                None => {
+                    let n = tx.execute("DELETE FROM tags WHERE package_id = ?1 AND tag = ?2", params![package_id, tag])?;
+                    if n == 0 {
+                        return Err(DbError::NotFound(format!("tag {tag} of {key}")));
+                    }
+                }
+            }
+            Self::touch(tx, package_id)
+        })
+    }
+
+    fn update_files(&self, repository: &str, key: &str, version: &str, qualifier: Option<&str>, set: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
+        self.write(|tx| {
+            let package_id = Self::package_id_for_write(tx, repository, key)?;
+            let n = tx.execute(
+                &format!("UPDATE files SET {set} = ?1 WHERE package_id = ?2 AND version = ?3 AND (?4 IS NULL OR qualifier = ?4)"),
+                params![value, package_id, version, qualifier],
+            )?;
+            if n == 0 {
+                return Err(DbError::NotFound(format!("version {version} of {key}")));
+            }
+            Self::touch(tx, package_id)
+        })
+    }
+
+    pub fn deprecate(&self, repository: &str, key: &str, version: &str, message: Option<&str>) -> Result<()> {
+        self.update_files(repository, key, version, None, "deprecated", &message)
+    }
+
+    pub fn yank(&self, repository: &str, key: &str, version: &str, qualifier: Option<&str>, yanked: bool) -> Result<()> {
+        self.update_files(repository, key, version, qualifier, "yanked", &yanked)
+    }
+
+    /// Deletes a version's files and the tags pointing at it (or the whole package when
+    /// `version` is `None`). Returns the sha256 of every deleted file, for blob clean-up.
+    pub fn delete(&self, repository: &str, key: &str, version: Option<&str>) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let package_id = Self::package_id_for_write(tx, repository, key)?;
+            let shas: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT sha256 FROM files WHERE package_id = ?1 AND (?2 IS NULL OR version = ?2)")?;
+                let rows = stmt.query_map(params![package_id, version], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows
+            };
+            if shas.is_empty() {
+                return Err(DbError::NotFound(format!("version {} of {key}", version.unwrap_or("*"))));
+            }
+            match version {
+                Some(v) => {
+                    tx.execute("DELETE FROM files WHERE package_id = ?1 AND version = ?2", params![package_id, v])?;
+                    tx.execute("DELETE FROM tags WHERE package_id = ?1 AND version = ?2", params![package_id, v])?;
+                    Self::touch(tx, package_id)?;
+                }
+                None => {
+                    tx.execute("DELETE FROM packages WHERE id = ?1", [package_id])?;
+                }
+            }
+            Ok(shas)
+        })
+    }
+
+    /// Whether any file row still references this blob.
+    pub fn blob_referenced(&self, sha256: &str) -> Result<bool> {
+        Ok(self.conn()?.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+    }
+
+    // ---- pushes -------------------------------------------------------------------------------
+
+    /// Pushes, newest first, optionally of one repository, before an id (for paging).
+    pub fn pushes(&self, repository: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<PushRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PUSH_COLUMNS} FROM pushes WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR id < ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![repository, before, limit], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn push(&self, id: i64) -> Result<Option<PushRow>> {
+        Ok(self
+            .conn()?
+            .query_row(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE id = ?1"), [id], push_row)
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Digests;
+
+    fn digests(n: u8) -> Digests {
+        Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 }
+    }
+
+    fn new_file<'a>(version: &'a str, file_name: &'a str, d: &'a Digests, tags: &'a [String]) -> NewFile<'a> {
+        NewFile {
+            repository: "r",
+            key: "pkg",
+            name: "pkg",
+            version,
+            qualifier: "",
+            file_name,
+            digests: d,
+            metadata_json: "{}",
+            actor: "alice",
+            token_id: None,
+            token_name: Some("alice"),
+            client_addr: None,
+            user_agent: None,
+            commit_sha: None,
+            released: false,
+            tags,
+        }
+    }
+
+    #[test]
+    fn publish_refuses_duplicates_and_aborts_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        let (d1, d2) = (digests(1), digests(2));
+        let tags = vec!["latest".to_string()];
+        db.publish(&new_file("1.0.0", "pkg-1.0.0.tgz", &d1, &tags), || Ok(())).unwrap();
+        let dup = db.publish(&new_file("1.0.0", "pkg-1.0.0-b.tgz", &d2, &tags), || Ok(()));
+        assert!(matches!(dup, Err(DbError::Conflict(_))));
+        // A failing persist rolls everything back, the push included.
+        let aborted = db.publish(&new_file("2.0.0", "pkg-2.0.0.tgz", &d2, &tags), || Err("disk full".into()));
+        assert!(matches!(aborted, Err(DbError::Aborted(_))));
+        assert_eq!(db.pushes(None, None, 10).unwrap().len(), 1);
+        let all = db.package("r", "pkg", Visibility::All).unwrap().unwrap();
+        assert_eq!(all.files.len(), 1);
+        assert_eq!(all.tags, vec![("latest".to_string(), "1.0.0".to_string())]);
+        // Gated: nothing released yet, so clients see no package.
+        assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
+        assert!(db.package("r", "pkg", Visibility::Clients { gated: false }).unwrap().is_some());
+    }
+
+    #[test]
+    fn delete_version_drops_its_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        let (d1, d2) = (digests(1), digests(2));
+        db.publish(&new_file("1.0.0", "a.tgz", &d1, &["latest".into()]), || Ok(())).unwrap();
+        db.publish(&new_file("2.0.0", "b.tgz", &d2, &["next".into()]), || Ok(())).unwrap();
+        assert_eq!(db.delete("r", "pkg", Some("2.0.0")).unwrap(), vec![d2.sha256.clone()]);
+        let p = db.package("r", "pkg", Visibility::All).unwrap().unwrap();
+        assert_eq!(p.tags.len(), 1);
+        assert!(!db.blob_referenced(&d2.sha256).unwrap());
+        db.delete("r", "pkg", None).unwrap();
+        assert!(db.package("r", "pkg", Visibility::All).unwrap().is_none());
+    }
+}

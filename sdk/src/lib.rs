@@ -1,0 +1,120 @@
+//! The small SDK every Sluice format plugin builds on.
+//!
+//! It carries the bindings of the plugin contract (`wit/v0.1.0`), and the helpers that every
+//! plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), answering HTTP requests
+//! ([`http`]) and looking things up in the repository through a [`Registry`] that native unit tests
+//! can replace with [`MemoryRegistry`].
+//!
+//! A plugin implements [`Format`] and exports it with
+//! `sluice_plugin_sdk::export_format!(MyFormat with_types_in sluice_plugin_sdk);`, compiled only for
+//! `wasm32` so that the format logic stays a plain Rust library that `cargo test` runs natively.
+
+wit_bindgen::generate!({
+    path: "../wit/v0.1.0",
+    world: "format-plugin",
+    pub_export_macro: true,
+    export_macro_name: "export_format",
+    default_bindings_module: "sluice_plugin_sdk",
+    generate_all,
+});
+
+pub mod http;
+pub mod io;
+mod registry_view;
+
+pub use exports::sluice::plugin::format::Guest as Format;
+pub use registry_view::{HostRegistry, MemoryRegistry, Registry};
+pub use sluice::plugin::types::*;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into() }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message)
+    }
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported, message)
+    }
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, message)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// Reading a package file only fails on a malformed file (a truncated gzip stream, a tar
+    /// header that lies about its size): the package is invalid.
+    fn from(e: std::io::Error) -> Self {
+        Error::invalid(e.to_string())
+    }
+}
+
+impl Metadata {
+    /// Metadata with the identity set and everything else empty.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Metadata {
+            name: name.into(),
+            version: version.into(),
+            qualifier: String::new(),
+            summary: None,
+            description: None,
+            license: None,
+            homepage: None,
+            repository: None,
+            authors: Vec::new(),
+            keywords: Vec::new(),
+            dependencies: Vec::new(),
+            manifest: String::new(),
+        }
+    }
+}
+
+impl Outcome {
+    /// Just a response, no effects.
+    pub fn respond(response: Response) -> Self {
+        Outcome { effects: Vec::new(), reply: Reply::Respond(response) }
+    }
+    /// Effects, then a response.
+    pub fn with_effects(effects: Vec<Effect>, response: Response) -> Self {
+        Outcome { effects, reply: Reply::Respond(response) }
+    }
+    /// Stream a stored file.
+    pub fn serve_file(package: impl Into<String>, file_name: impl Into<String>, content_type: impl Into<String>) -> Self {
+        Outcome {
+            effects: Vec::new(),
+            reply: Reply::ServeFile(FileRef {
+                package: package.into(),
+                file_name: file_name.into(),
+                content_type: content_type.into(),
+            }),
+        }
+    }
+}
+
+impl Request {
+    /// A request header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    /// The path split on `/`, each segment percent-decoded, empty segments dropped.
+    pub fn segments(&self) -> Vec<String> {
+        self.path.split('/').filter(|s| !s.is_empty()).map(http::decode).collect()
+    }
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        http::query_pairs(&self.query).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+impl Artifact {
+    /// Whether this artifact is a version clients may install (not yanked).
+    pub fn is_live(&self) -> bool {
+        !self.yanked
+    }
+}

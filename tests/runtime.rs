@@ -1,0 +1,90 @@
+//! The plugin runtime's fault isolation, through a real server: a plugin that traps, loops or
+//! allocates without end fails that one request with a clear error, quickly, while the server
+//! keeps answering other requests.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::Server;
+
+fn fault_server() -> Server {
+    let wasm = env!("SLUICE_FAULT_PLUGIN_WASM");
+    Server::start_with_config(&format!(
+        "plugin_timeout_ms = 500\nplugin_memory_mb = 64\n\
+         [[plugin]]\npath = {wasm:?}\n\
+         [[repository]]\nname = \"fault\"\nformat = \"fault\"\n"
+    ))
+}
+
+/// GET `path`, returning status, body and how long it took.
+fn timed_get(server: &Server, path: &str) -> (u16, String, Duration) {
+    let start = Instant::now();
+    let (status, body) = server.get(path);
+    (status, body, start.elapsed())
+}
+
+#[test]
+fn faulty_plugin_calls_fail_alone_and_the_server_keeps_serving() {
+    let mut server = fault_server();
+    assert_eq!(server.get("/fault/ok"), (200, "ok".to_string()));
+
+    let (status, body, took) = timed_get(&server, "/fault/trap");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("plugin `fault` failed") && body.contains("wasm trap"), "a trap is named as such: {body}");
+    assert!(took < Duration::from_secs(1), "a trap fails at once, took {took:?}");
+
+    let (status, body, took) = timed_get(&server, "/fault/alloc");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("exceeded its memory limit of 64 MiB"), "{body}");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // While one call spins until its deadline, other requests are answered.
+    let url = server.url.clone();
+    let looping = std::thread::spawn(move || {
+        let start = Instant::now();
+        let r = reqwest::blocking::get(format!("{url}/fault/loop")).unwrap();
+        (r.status().as_u16(), r.text().unwrap(), start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, _, took) = timed_get(&server, "/fault/ok");
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(400), "answered while the loop runs, took {took:?}");
+    assert_eq!(server.get("/health").0, 200);
+    let (status, body, took) = looping.join().unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("exceeded its time limit of 500 ms"), "{body}");
+    assert!(took < Duration::from_secs(1), "the loop is stopped at its deadline, took {took:?}");
+
+    // Plugin output goes to the log, not to the client.
+    assert_eq!(server.get("/fault/print"), (200, "printed".to_string()));
+    for _ in 0..20 {
+        assert_eq!(server.get("/fault/trap").0, 500);
+    }
+    assert_eq!(server.get("/fault/ok"), (200, "ok".to_string()));
+    assert!(server.is_alive());
+}
+
+#[test]
+fn inspect_prints_what_a_plugin_declares() {
+    let out = std::process::Command::new(support::sluice_bin())
+        .args(["plugin", "inspect", env!("SLUICE_FAULT_PLUGIN_WASM")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"]["name"], "fault");
+    assert_eq!(report["contract"], "sluice:plugin@0.1.0");
+    assert_eq!(report["trigger (for example@1.0.0)"]["event"], "package_push");
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_file_that_is_not_a_plugin_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm not really").unwrap();
+    let out = std::process::Command::new(support::sluice_bin()).args(["plugin", "inspect"]).arg(&bogus).output().unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+}

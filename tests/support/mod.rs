@@ -1,0 +1,184 @@
+//! The end-to-end harness: a real `sluice serve` process on a loopback port, with its own data
+//! folder (a real SQLite file and real blobs), and helpers to drive it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `sluice` binary cargo built for this test run.
+pub fn sluice_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// Fails the test (never skips it) when a client the test drives is not installed: the README's
+/// test command installs them, so a missing one is a broken set-up, not a reason to pass.
+pub fn require_tool(name: &str) -> PathBuf {
+    let out = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().expect("sh runs");
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!path.is_empty(), "`{name}` is not installed; run the README's test command, which installs it");
+    PathBuf::from(path)
+}
+
+/// A running server. Killed when dropped; its data folder is removed with it.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    /// The data folder (`sluice.db`, `blobs/`).
+    pub data: PathBuf,
+    /// A scratch folder the test may use for clients' files (also removed on drop).
+    pub work: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server with no config file: every built-in format as a repository named after it.
+    pub fn start() -> Server {
+        Self::launch(None)
+    }
+
+    /// A server with this TOML config (written next to the data folder, so relative paths in it,
+    /// such as `pipeline = "ci.yml"`, are relative to [`Server::config_dir`]).
+    pub fn start_with_config(toml: &str) -> Server {
+        Self::launch(Some(toml))
+    }
+
+    /// Like [`Server::start_with_config`], with files written into the config folder first.
+    pub fn start_with_files(toml: &str, files: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, body) in files {
+            std::fs::write(dir.path().join(name), body).expect("write config file");
+        }
+        Self::launch_in(dir, Some(toml))
+    }
+
+    fn launch(config: Option<&str>) -> Server {
+        Self::launch_in(tempfile::tempdir().expect("temp dir"), config)
+    }
+
+    fn launch_in(dir: tempfile::TempDir, config: Option<&str>) -> Server {
+        let data = dir.path().join("data");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let mut cmd = Command::new(sluice_bin());
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data").arg(&data);
+        if let Some(toml) = config {
+            let path = dir.path().join("sluice.toml");
+            std::fs::write(&path, toml).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start sluice serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(url) = line.strip_prefix("sluice listening on ") {
+                        let _ = tx.send(url.trim().to_string());
+                        sent = true;
+                        continue;
+                    }
+                }
+                println!("[sluice] {line}");
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("sluice printed its address within 60 s");
+        Server { child, url, data, work, _dir: dir }
+    }
+
+    /// The folder the config file (and files given to [`Server::start_with_files`]) live in.
+    pub fn config_dir(&self) -> &Path {
+        self.data.parent().unwrap()
+    }
+
+    /// `URL/REPO`, the address a client is configured with.
+    pub fn repo_url(&self, repo: &str) -> String {
+        format!("{}/{}", self.url, repo)
+    }
+
+    /// Creates a token with `sluice token create` and returns it.
+    pub fn token(&self, name: &str, scopes: &str, repository: Option<&str>) -> String {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(["token", "create", "--data"]).arg(&self.data).args(["--name", name, "--scopes", scopes]);
+        if let Some(r) = repository {
+            cmd.args(["--repository", r]);
+        }
+        let out = cmd.output().expect("run sluice token create");
+        assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        assert!(!token.is_empty() && !token.contains('\n'), "token create prints the token alone");
+        token
+    }
+
+    /// A blocking HTTP client.
+    pub fn http(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    }
+
+    /// GET `URL{path}` (path starts with `/`), returning status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http().get(format!("{}{}", self.url, path)).send().expect("GET");
+        let status = r.status().as_u16();
+        (status, r.text().unwrap_or_default())
+    }
+
+    /// GET a JSON document from the native API with a token.
+    pub fn api_json(&self, path: &str, token: &str) -> serde_json::Value {
+        let r = self.http().get(format!("{}{}", self.url, path)).bearer_auth(token).send().expect("GET");
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().expect("JSON")
+    }
+
+    /// Every file under `blobs/` (the stored package files).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(rd) = std::fs::read_dir(dir) else { return };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() { walk(&p, out) } else { out.push(p) }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data.join("blobs"), &mut out);
+        out
+    }
+
+    /// Polls `check` every 50 ms until it returns true or `timeout` passes.
+    pub fn wait_for(&self, timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Whether the process is still running (it must survive bad input).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command, returning (success, stdout, stderr), printing both for the test log.
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    println!("$ {cmd:?}\n{stdout}\n{stderr}");
+    (out.status.success(), stdout, stderr)
+}
