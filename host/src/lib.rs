@@ -3,12 +3,16 @@
 //! - [`plugin`]: the wasmtime runtime that loads and calls format plugins.
 //! - [`store`]: SQLite metadata and the content-addressed blob store.
 //! - [`registry`]: repositories, protocol requests and their effects.
+//! - [`pipeline`]: the pipeline a push triggers, its jobs, runners' API, webhooks.
 //! - [`http`]: the axum server.
+//! - [`runner`]: `sluice runner`, which takes pipeline jobs and runs them.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod pipeline;
 pub mod plugin;
 pub mod registry;
+pub mod runner;
 pub mod store;

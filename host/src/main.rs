@@ -34,6 +34,24 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Take pipeline jobs from a server and run them.
+    Runner {
+        /// The server's URL.
+        #[arg(long, env = "SLUICE_URL")]
+        url: String,
+        /// A token with the `runner` scope.
+        #[arg(long, env = "SLUICE_RUNNER_TOKEN")]
+        token: String,
+        /// Take one job, run it, and exit.
+        #[arg(long)]
+        once: bool,
+        /// Where jobs run (default: `sluice-runner` in the temp folder).
+        #[arg(long, env = "SLUICE_RUNNER_WORK_DIR")]
+        work_dir: Option<PathBuf>,
+        /// How many jobs run at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
     /// Inspect plugins.
     Plugin {
         #[command(subcommand)]
@@ -82,6 +100,17 @@ fn main() -> anyhow::Result<()> {
             let listen = config.listen.clone();
             let registry = Arc::new(Registry::open(config)?);
             tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(registry, &listen))
+        }
+        Command::Runner { url, token, once, work_dir, concurrency } => {
+            let options = sluice::runner::RunnerOptions {
+                url,
+                token,
+                once,
+                work_dir: work_dir.unwrap_or_else(|| std::env::temp_dir().join("sluice-runner")),
+                concurrency,
+                poll_seconds: 30,
+            };
+            tokio::runtime::Runtime::new()?.block_on(sluice::runner::run(options))
         }
         Command::Token { command: TokenCommand::Create { data, name, scopes, repository } } => {
             Scope::parse_list(&scopes).map_err(anyhow::Error::msg)?;

@@ -2,6 +2,8 @@
 //! folder (a real SQLite file and real blobs), and helpers to drive it.
 #![allow(dead_code)]
 
+pub mod npm;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -131,7 +131,9 @@ async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((
             .iter()
             .map(|f| {
                 let a = artifact_of(f);
+                let pipeline = reg.db.pipeline_of_push(f.push_id).ok().flatten();
                 json!({
+                    "pipeline": pipeline.map(|p| json!({ "id": p.id, "status": p.status })),
                     "version": f.version,
                     "qualifier": f.qualifier,
                     "file_name": f.file_name,

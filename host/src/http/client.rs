@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
@@ -32,7 +32,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         return Ok((StatusCode::OK, "Sluice package registry. Repositories are served under /{repository}/; the API is under /api/v1/.\n").into_response());
     }
     registry.repository(&repo_name)?;
-    let base_url = base_url(&registry.config.public_url, &parts.headers, &repo_name);
+    let base_url = format!("{}/{repo_name}", super::external_url(&registry, &parts.headers));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -113,15 +113,10 @@ async fn spool(registry: &super::State, body: Body) -> Result<PendingBlob, AppEr
     Ok(writer.finish()?)
 }
 
-fn base_url(public_url: &Option<String>, headers: &HeaderMap, repo: &str) -> String {
-    if let Some(u) = public_url {
-        return format!("{}/{repo}", u.trim_end_matches('/'));
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
-    let proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
-    format!("{proto}://{host}/{repo}")
-}
 
+/// A plugin's response. Unless the plugin says otherwise, clients must revalidate it: what a
+/// repository lists changes with every publish and every pipeline that releases a version, and
+/// a cached 404 would hide a version that was released a moment later.
 fn response_of(r: wit::Response) -> Response {
     let mut resp = Response::new(Body::from(r.body));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -129,6 +124,9 @@ fn response_of(r: wit::Response) -> Response {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
             resp.headers_mut().append(k, v);
         }
+    }
+    if !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
     resp
 }

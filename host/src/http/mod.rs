@@ -3,6 +3,7 @@
 
 mod api;
 mod client;
+mod pipelines;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub type State = Arc<Registry>;
 pub fn router(registry: State) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
-        .nest("/api/v1", api::router())
+        .nest("/api/v1", api::router().merge(pipelines::router()))
         .fallback(client::serve)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(registry)
@@ -34,6 +35,7 @@ pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     println!("sluice listening on http://{addr}");
+    tokio::spawn(registry.clone().run_background());
     tracing::info!(%addr, repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "serving");
     axum::serve(listener, router(registry).into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())
@@ -52,4 +54,15 @@ pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Prin
 /// Runs blocking work (SQLite, plugin calls) off the async threads.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AppError> + Send + 'static) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+}
+
+/// The server's external URL without a trailing slash: the configured `public_url`, or the
+/// scheme and host the request came to.
+pub fn external_url(registry: &Registry, headers: &HeaderMap) -> String {
+    if let Some(u) = &registry.config.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("localhost");
+    let proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).unwrap_or("http");
+    format!("{proto}://{host}")
 }

@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use protocol::{ClientRequest, Reply};
+pub use protocol::{ClientRequest, NewPush, Reply};
 pub use view::artifact_of;
 
 use crate::config::{Config, Gate, ReadAccess, RepositoryConfig};
 use crate::error::AppError;
+use crate::pipeline::Events;
 use crate::plugin::{builtin, Limits, Plugin, PluginRuntime};
 use crate::store::{db::Visibility, BlobStore, Db};
 
@@ -55,6 +56,8 @@ pub struct Registry {
     /// Every loaded plugin by its format name.
     pub plugins: BTreeMap<String, Arc<Plugin>>,
     pub repositories: BTreeMap<String, Repository>,
+    /// Wakes runners waiting for jobs and the webhook sender.
+    pub events: Events,
 }
 
 impl Registry {
@@ -107,7 +110,7 @@ impl Registry {
             })?;
             repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
         }
-        Ok(Registry { config, db, blobs, runtime, plugins, repositories })
+        Ok(Registry { config, db, blobs, runtime, plugins, repositories, events: Events::default() })
     }
 
     pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {

@@ -5,6 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use crate::auth::{Principal, Scope};
+use crate::pipeline::PushFacts;
 use crate::plugin::{wit, BlobHandle, CallError};
 use crate::store::db::{DbError, NewFile};
 use crate::store::PendingBlob;
@@ -26,6 +27,19 @@ pub struct ClientRequest {
     pub user_agent: Option<String>,
     /// The spooled request body, if it had one.
     pub body: Option<PendingBlob>,
+}
+
+/// Who pushed a file and how, for the audit log.
+pub struct NewPush<'a> {
+    pub file_name: &'a str,
+    pub actor: &'a str,
+    pub token_id: Option<i64>,
+    pub token_name: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub commit_sha: Option<&'a str>,
+    /// Tags to point at the new version.
+    pub tags: &'a [String],
 }
 
 /// What the HTTP layer sends back.
@@ -160,33 +174,56 @@ impl Registry {
             }
             wit::UploadSource::Bytes(bytes) => self.write_blob(&bytes[..], limit)?,
         };
-        let file = pending.reopen().map_err(|e| error(Internal, e.to_string()))?;
-        let handle = BlobHandle::file(file).map_err(|e| error(Internal, format!("open pending blob: {e}")))?;
-        let meta = repo
-            .plugin
-            .parse(&file_name, handle)
-            .map_err(|e| error(Invalid, format!("the package could not be read: {e}")))??;
-        let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
-        let key = repo.key(&meta.name);
         let principal = req.principal.as_ref().expect("authorised before effects");
-        let digests = pending.digests.clone();
-        let new = NewFile {
-            repository: repo.name(),
-            key: &key,
-            name: &meta.name,
-            version: &meta.version,
-            qualifier: &meta.qualifier,
+        let push = NewPush {
             file_name: &file_name,
-            digests: &digests,
-            metadata_json: &metadata_json,
             actor: &principal.name,
             token_id: Some(principal.token_id),
             token_name: Some(&principal.name),
             client_addr: req.client_addr.as_deref(),
             user_agent: req.user_agent.as_deref(),
             commit_sha: None,
-            released: !repo.gated(),
             tags: &upload.tags,
+        };
+        self.publish_file(repo, pending, &push).map(|_| ())
+    }
+
+    /// Stores a package file as a push: the plugin parses it, the pipeline is planned, then the
+    /// blob, the rows and the pipeline become visible together. Returns the push id.
+    pub fn publish_file(&self, repo: &Repository, pending: PendingBlob, push: &NewPush) -> Result<i64, wit::Error> {
+        use wit::ErrorKind::{Internal, Invalid};
+        let file = pending.reopen().map_err(|e| error(Internal, e.to_string()))?;
+        let handle = BlobHandle::file(file).map_err(|e| error(Internal, format!("open pending blob: {e}")))?;
+        let meta = repo
+            .plugin
+            .parse(push.file_name, handle)
+            .map_err(|e| error(Invalid, format!("the package could not be read: {e}")))??;
+        let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
+        let key = repo.key(&meta.name);
+        let digests = pending.digests.clone();
+        let facts = PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.commit_sha };
+        let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {
+            crate::error::AppError::BadRequest(msg) => error(Invalid, format!("the repository's pipeline file is invalid: {msg}")),
+            other => error(Internal, other.to_string()),
+        })?;
+        let new = NewFile {
+            repository: repo.name(),
+            key: &key,
+            name: &meta.name,
+            version: &meta.version,
+            qualifier: &meta.qualifier,
+            file_name: push.file_name,
+            digests: &digests,
+            metadata_json: &metadata_json,
+            actor: push.actor,
+            token_id: push.token_id,
+            token_name: push.token_name,
+            client_addr: push.client_addr,
+            user_agent: push.user_agent,
+            commit_sha: push.commit_sha,
+            released: !repo.gated(),
+            tags: push.tags,
+            pipeline: Some(&pipeline),
         };
         let (push_id, _) = self
             .db
@@ -194,9 +231,14 @@ impl Registry {
             .map_err(db_error)?;
         tracing::info!(
             repository = repo.name(), package = %meta.name, version = %meta.version, push_id,
-            sha256 = %digests.sha256, size = digests.size, actor = %principal.name, "published"
+            sha256 = %digests.sha256, size = digests.size, actor = push.actor, "published"
         );
-        Ok(())
+        match self.db.pipeline_of_push(push_id) {
+            Ok(Some(p)) => self.advance_pipeline(p.id),
+            Ok(None) => {}
+            Err(e) => tracing::error!(push_id, error = %e, "pipeline of a new push not found"),
+        }
+        Ok(push_id)
     }
 
     fn write_blob(&self, mut from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {

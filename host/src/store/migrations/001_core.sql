@@ -35,6 +35,7 @@ CREATE TABLE files (
     created_at  INTEGER NOT NULL,
     push_id     INTEGER NOT NULL,
     released    INTEGER NOT NULL DEFAULT 0, -- 1 once the push's pipeline passed (gated repositories)
+    pending_tags TEXT NOT NULL DEFAULT '[]', -- JSON: tags to point here once released
     deprecated  TEXT,
     yanked      INTEGER NOT NULL DEFAULT 0,
     UNIQUE (package_id, version, qualifier),

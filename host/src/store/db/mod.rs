@@ -11,8 +11,12 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+pub mod pipelines;
+
+pub use pipelines::{JobRow, NewJob, NewPipeline, PipelineRow, StatusChange};
+
 /// Numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_core.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_core.sql"), include_str!("../migrations/002_pipelines.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -143,6 +147,8 @@ pub struct NewFile<'a> {
     pub commit_sha: Option<&'a str>,
     pub released: bool,
     pub tags: &'a [String],
+    /// The push's pipeline, created in the same transaction.
+    pub pipeline: Option<&'a NewPipeline>,
 }
 
 const FILE_COLUMNS: &str = "f.id, f.package_id, f.version, f.qualifier, f.file_name, f.size, f.sha256, f.sha512, \
@@ -403,24 +409,32 @@ impl Db {
                 ],
             )?;
             let push_id = tx.last_insert_rowid();
+            // A version's tags take effect when clients can see it: at once, or on release.
+            let pending_tags = if new.released { Vec::new() } else { new.tags.to_vec() };
             tx.execute(
                 "INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata, \
-                 created_at, push_id, released) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 created_at, push_id, released, pending_tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     package_id, new.version, new.qualifier, new.file_name, new.digests.size as i64, new.digests.sha256,
-                    new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id, new.released
+                    new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id, new.released,
+                    serde_json::to_string(&pending_tags).expect("strings serialise")
                 ],
             )?;
             let file_id = tx.last_insert_rowid();
-            for tag in new.tags {
-                Self::put_tag(tx, package_id, tag, new.version)?;
+            if let Some(p) = new.pipeline {
+                pipelines::insert_pipeline(tx, new.repository, push_id, p)?;
+            }
+            if new.released {
+                for tag in new.tags {
+                    Self::put_tag(tx, package_id, tag, new.version)?;
+                }
             }
             persist().map_err(DbError::Aborted)?;
             Ok((push_id, file_id))
         })
     }
 
-    fn put_tag(tx: &Connection, package_id: i64, tag: &str, version: &str) -> Result<()> {
+    pub(super) fn put_tag(tx: &Connection, package_id: i64, tag: &str, version: &str) -> Result<()> {
         tx.execute(
             "INSERT INTO tags (package_id, tag, version) VALUES (?1, ?2, ?3) \
              ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
@@ -532,6 +546,13 @@ impl Db {
         Ok(rows)
     }
 
+    pub fn pushes_by_sha(&self, sha256: &str) -> Result<Vec<PushRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE sha256 = ?1"))?;
+        let rows = stmt.query_map([sha256], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     pub fn push(&self, id: i64) -> Result<Option<PushRow>> {
         Ok(self
             .conn()?
@@ -550,6 +571,11 @@ mod tests {
     }
 
     fn new_file<'a>(version: &'a str, file_name: &'a str, d: &'a Digests, tags: &'a [String]) -> NewFile<'a> {
+        NewFile { released: true, ..unreleased(version, file_name, d, tags) }
+    }
+
+    /// A file of a gated repository, before its pipeline passed.
+    fn unreleased<'a>(version: &'a str, file_name: &'a str, d: &'a Digests, tags: &'a [String]) -> NewFile<'a> {
         NewFile {
             repository: "r",
             key: "pkg",
@@ -567,6 +593,7 @@ mod tests {
             commit_sha: None,
             released: false,
             tags,
+            pipeline: None,
         }
     }
 
@@ -576,7 +603,7 @@ mod tests {
         let db = Db::open(&dir.path().join("s.db")).unwrap();
         let (d1, d2) = (digests(1), digests(2));
         let tags = vec!["latest".to_string()];
-        db.publish(&new_file("1.0.0", "pkg-1.0.0.tgz", &d1, &tags), || Ok(())).unwrap();
+        db.publish(&unreleased("1.0.0", "pkg-1.0.0.tgz", &d1, &tags), || Ok(())).unwrap();
         let dup = db.publish(&new_file("1.0.0", "pkg-1.0.0-b.tgz", &d2, &tags), || Ok(()));
         assert!(matches!(dup, Err(DbError::Conflict(_))));
         // A failing persist rolls everything back, the push included.
@@ -585,7 +612,7 @@ mod tests {
         assert_eq!(db.pushes(None, None, 10).unwrap().len(), 1);
         let all = db.package("r", "pkg", Visibility::All).unwrap().unwrap();
         assert_eq!(all.files.len(), 1);
-        assert_eq!(all.tags, vec![("latest".to_string(), "1.0.0".to_string())]);
+        assert!(all.tags.is_empty(), "an unreleased version's tags wait for its release");
         // Gated: nothing released yet, so clients see no package.
         assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
         assert!(db.package("r", "pkg", Visibility::Clients { gated: false }).unwrap().is_some());

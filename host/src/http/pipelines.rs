@@ -1,0 +1,276 @@
+//! The pipeline part of the native API: pipelines and jobs for people, the job queue for
+//! runners, the push file for job tokens, and the repositories' pipeline files for admins.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{blocking, principal};
+use crate::auth::{self, Scope};
+use crate::error::AppError;
+use crate::registry::Registry;
+use crate::store::db::JobRow;
+
+pub fn router() -> Router<super::State> {
+    Router::new()
+        .route("/pipelines", get(list_pipelines))
+        .route("/pipelines/{id}", get(get_pipeline))
+        .route("/pipelines/{id}/retry", post(retry_pipeline))
+        .route("/pipelines/{id}/cancel", post(cancel_pipeline))
+        .route("/jobs/request", post(request_job))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/log", get(get_job_log).post(append_log))
+        .route("/jobs/{id}/finish", post(finish_job))
+        .route("/pushes/{sha256}/file", get(push_file))
+        .route("/repositories/{repo}/pipeline", get(get_pipeline_file).put(put_pipeline_file))
+        .route("/webhooks/deliveries", get(list_deliveries))
+}
+
+/// Requires a token granting `scope` on `repository`.
+fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: &str) -> Result<(), AppError> {
+    let p = principal(reg, headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
+    if p.allows(scope, Some(repository)) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!("token `{}` lacks the {scope:?} scope on `{repository}`", p.name).to_lowercase()))
+    }
+}
+
+/// The running job a job token belongs to, and its push's sha256.
+fn job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, String), AppError> {
+    let secret = auth::credential(headers).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
+    reg.db.job_by_token(&auth::hash_token(&secret))?.ok_or_else(|| AppError::Unauthorized("not a token of a running job".into()))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    repository: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let p = principal(&reg, &headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
+        let repository = q.repository.or(p.repository.clone());
+        if !p.allows(Scope::Read, repository.as_deref()) {
+            return Err(AppError::Forbidden(format!("token `{}` may not read pipelines here", p.name)));
+        }
+        let pipelines = reg.db.pipelines(repository.as_deref(), q.limit.unwrap_or(50).min(500))?;
+        Ok(Json(json!({ "pipelines": pipelines })))
+    })
+    .await
+}
+
+fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, AppError> {
+    let (p, jobs) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
+    require(reg, headers, Scope::Read, &p.repository)?;
+    let push = reg.db.push(p.push_id)?;
+    Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
+}
+
+async fn get_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || pipeline_json(&reg, &headers, id).map(Json)).await
+}
+
+async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
+        require(&reg, &headers, Scope::Admin, &p.repository)?;
+        reg.retry_pipeline(id)?;
+        pipeline_json(&reg, &headers, id).map(Json)
+    })
+    .await
+}
+
+async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
+        require(&reg, &headers, Scope::Admin, &p.repository)?;
+        reg.cancel_pipeline(id)?;
+        pipeline_json(&reg, &headers, id).map(Json)
+    })
+    .await
+}
+
+fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, String), AppError> {
+    let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(format!("job {id}")))?;
+    let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+    require(reg, headers, Scope::Read, &p.repository)?;
+    Ok((job, log))
+}
+
+async fn get_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let (job, log) = job_json(&reg, &headers, id)?;
+        Ok(Json(json!({ "job": job, "log": log })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    /// Byte offset to read from, for following a running job.
+    offset: Option<usize>,
+}
+
+async fn get_job_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> Result<Response, AppError> {
+    blocking(move || {
+        let (job, log) = job_json(&reg, &headers, id)?;
+        let from = q.offset.unwrap_or(0).min(log.len());
+        let from = (from..=log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
+        Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::HeaderName::from_static("x-job-status"), job.status)],
+            log[from..].to_string(),
+        )
+            .into_response())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RequestQuery {
+    wait: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct RunnerInfo {
+    runner: Option<String>,
+}
+
+/// Long-polls for a job: 201 with the job, or 204 after `wait` seconds without one.
+async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<RequestQuery>, body: Option<Json<RunnerInfo>>) -> Result<Response, AppError> {
+    let r = reg.clone();
+    let h = headers.clone();
+    blocking(move || {
+        let p = principal(&r, &h)?.ok_or_else(|| AppError::Unauthorized("runners need a token with the runner scope".into()))?;
+        if !p.scopes.contains(&Scope::Runner) {
+            return Err(AppError::Forbidden(format!("token `{}` is not a runner token", p.name)));
+        }
+        Ok(())
+    })
+    .await?;
+    let runner = body.and_then(|b| b.0.runner).unwrap_or_else(|| "runner".into());
+    let base = super::external_url(&reg, &headers);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(30).min(120));
+    loop {
+        // Register for the wake-up before looking, so a job queued in between is not missed.
+        let notified = reg.events.jobs.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (r, runner_name, b) = (reg.clone(), runner.clone(), base.clone());
+        if let Some(job) = blocking(move || r.claim_job(&runner_name, &b)).await? {
+            return Ok((StatusCode::CREATED, Json(job)).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let (job, _) = job_of_token(&reg, &headers)?;
+        if job.id != id {
+            return Err(AppError::Forbidden("the job token belongs to another job".into()));
+        }
+        let status = reg.db.append_log(id, &body)?;
+        Ok(Json(json!({ "status": status })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct Finish {
+    status: String,
+    exit_code: Option<i64>,
+    failure_reason: Option<String>,
+}
+
+async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, Json(f): Json<Finish>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let (job, _) = job_of_token(&reg, &headers)?;
+        if job.id != id {
+            return Err(AppError::Forbidden("the job token belongs to another job".into()));
+        }
+        let success = match f.status.as_str() {
+            "success" => true,
+            "failed" => false,
+            other => return Err(AppError::BadRequest(format!("status must be success or failed, not `{other}`"))),
+        };
+        reg.finish_job(&job, success, f.exit_code, f.failure_reason.as_deref())?;
+        Ok(Json(json!({ "status": if success { "success" } else { "failed" } })))
+    })
+    .await
+}
+
+/// A push's file, for the job token of a job of that push (or a reader of its repository).
+async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response, AppError> {
+    let r = reg.clone();
+    let sha = sha256.clone();
+    let path = blocking(move || {
+        let allowed = match job_of_token(&r, &headers) {
+            Ok((_, job_sha)) => job_sha == sha,
+            Err(_) => {
+                let pushes = r.db.pushes_by_sha(&sha)?;
+                let p = principal(&r, &headers)?.ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
+                pushes.iter().any(|push| p.allows(Scope::Read, Some(&push.repository)))
+            }
+        };
+        if !allowed {
+            return Err(AppError::Forbidden("this token may not read that file".into()));
+        }
+        if !r.blobs.contains(&sha) {
+            return Err(AppError::NotFound(format!("file {sha}")));
+        }
+        Ok(r.blobs.path(&sha))
+    })
+    .await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| AppError::Internal(anyhow::anyhow!("open blob: {e}")))?;
+    let size = file.metadata().await.map_err(|e| AppError::Internal(anyhow::anyhow!("stat blob: {e}")))?.len();
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, size)
+        .body(Body::from_stream(tokio_util::io::ReaderStream::new(file)))
+        .expect("valid response"))
+}
+
+async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Response, AppError> {
+    blocking(move || {
+        let repository = reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, &repo)?;
+        let (_, yaml) = reg.pipeline_config(repository)?;
+        Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
+    })
+    .await
+}
+
+/// Replaces a repository's pipeline file (validated first); later pushes and retries use it.
+async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: String) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Admin, &repo)?;
+        let config = crate::pipeline::PipelineConfig::parse(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        reg.db.set_pipeline_config(&repo, &body)?;
+        tracing::info!(repository = %repo, jobs = config.jobs.len(), "pipeline file replaced");
+        Ok(Json(json!({ "repository": repo, "stages": config.stages, "jobs": config.jobs.iter().map(|j| &j.name).collect::<Vec<_>>() })))
+    })
+    .await
+}
+
+async fn list_deliveries(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let p = principal(&reg, &headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
+        if !p.is_admin() {
+            return Err(AppError::Forbidden("webhook deliveries are for admins".into()));
+        }
+        Ok(Json(json!({ "deliveries": reg.db.deliveries(q.repository.as_deref(), q.limit.unwrap_or(100).min(1000))? })))
+    })
+    .await
+}

@@ -1,0 +1,510 @@
+//! A repository's pipeline file: a small, documented subset of GitLab CI.
+//!
+//! ```yaml
+//! stages: [test, scan]            # order of stages (default: [test])
+//! variables: { REGION: eu }       # for every job
+//! check-manifest:                 # a job; names starting with `.` are templates and ignored
+//!   stage: test
+//!   script:
+//!     - test -f pkg/package.json
+//!   variables: { STRICT: "1" }
+//!   allow_failure: false
+//!   timeout: 10m                  # `90s`, `10m`, `1h 30m` or seconds; default 1h
+//!   rules:                        # first match decides; no match: the job is left out
+//!     - if: '$SLUICE_PACKAGE_NAME =~ /^@acme\// && $SLUICE_PACKAGE_VERSION !~ /-/'
+//!     - if: '$SLUICE_PACKAGE_NAME == "left-pad"'
+//!       when: never
+//! ```
+//!
+//! `if:` expressions compare variables with `==`, `!=` (strings) and `=~`, `!~` (regexes), test a
+//! bare `$VAR` for being non-empty, and combine with `&&`, `||` and parentheses, as GitLab does.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The default stage list, and the stage of a job that names none.
+pub const DEFAULT_STAGE: &str = "test";
+/// A job's timeout when it names none: GitLab's default.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("pipeline file: {0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    pub stages: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+    pub jobs: Vec<JobConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    pub name: String,
+    pub stage: String,
+    pub script: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+    pub allow_failure: bool,
+    pub timeout_seconds: u32,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub condition: Option<Expr>,
+    pub never: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Lines {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(self) -> String {
+        match self {
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Text(s) => s,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    stage: Option<String>,
+    script: Lines,
+    #[serde(default)]
+    variables: BTreeMap<String, Scalar>,
+    #[serde(default)]
+    allow_failure: bool,
+    timeout: Option<Scalar>,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "if")]
+    condition: Option<String>,
+    when: Option<String>,
+}
+
+impl PipelineConfig {
+    pub fn empty() -> Self {
+        PipelineConfig { stages: vec![DEFAULT_STAGE.into()], variables: BTreeMap::new(), jobs: Vec::new() }
+    }
+
+    pub fn parse(yaml: &str) -> Result<PipelineConfig, ConfigError> {
+        let doc: serde_yaml::Value = serde_yaml::from_str(yaml).map_err(|e| err(e.to_string()))?;
+        let map = match doc {
+            serde_yaml::Value::Null => return Ok(Self::empty()),
+            serde_yaml::Value::Mapping(m) => m,
+            _ => return Err(err("the top level must be a mapping of stages, variables and jobs")),
+        };
+        let mut config = Self::empty();
+        let mut stages_given = false;
+        for (key, value) in map {
+            let key = key.as_str().ok_or_else(|| err("keys must be strings"))?.to_string();
+            match key.as_str() {
+                "stages" => {
+                    config.stages = serde_yaml::from_value(value).map_err(|e| err(format!("stages: {e}")))?;
+                    stages_given = true;
+                }
+                "variables" => {
+                    let vars: BTreeMap<String, Scalar> = serde_yaml::from_value(value).map_err(|e| err(format!("variables: {e}")))?;
+                    config.variables = vars.into_iter().map(|(k, v)| (k, v.text())).collect();
+                }
+                "include" | "default" | "workflow" | "image" | "services" | "before_script" | "after_script" | "cache" => {
+                    return Err(err(format!("`{key}` is not part of Sluice's pipeline subset (stages, variables, jobs)")));
+                }
+                _ if key.starts_with('.') => {}
+                _ => {
+                    let raw: RawJob = serde_yaml::from_value(value).map_err(|e| err(format!("job `{key}`: {e}")))?;
+                    config.jobs.push(JobConfig::from_raw(key, raw)?);
+                }
+            }
+        }
+        for job in &config.jobs {
+            if !config.stages.contains(&job.stage) {
+                let hint = if stages_given { "" } else { " (list it under `stages:`)" };
+                return Err(err(format!("job `{}` uses stage `{}` which is not defined{hint}", job.name, job.stage)));
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl JobConfig {
+    fn from_raw(name: String, raw: RawJob) -> Result<JobConfig, ConfigError> {
+        let script = match raw.script {
+            Lines::One(s) => vec![s],
+            Lines::Many(v) => v,
+        };
+        if script.iter().all(|l| l.trim().is_empty()) {
+            return Err(err(format!("job `{name}` has an empty script")));
+        }
+        let timeout_seconds = match raw.timeout {
+            None => DEFAULT_TIMEOUT_SECONDS,
+            Some(t) => parse_duration(&t.text()).ok_or_else(|| err(format!("job `{name}`: timeout must look like `90s`, `10m` or `1h 30m`")))?,
+        };
+        let rules = raw
+            .rules
+            .into_iter()
+            .map(|r| {
+                let never = match r.when.as_deref() {
+                    None | Some("on_success") | Some("always") => false,
+                    Some("never") => true,
+                    Some(other) => return Err(err(format!("job `{name}`: rule `when: {other}` is not supported (on_success, always, never)"))),
+                };
+                let condition = r.condition.map(|c| Expr::parse(&c).map_err(|e| err(format!("job `{name}`: if `{c}`: {e}")))).transpose()?;
+                Ok(Rule { condition, never })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(JobConfig {
+            name,
+            stage: raw.stage.unwrap_or_else(|| DEFAULT_STAGE.into()),
+            script,
+            variables: raw.variables.into_iter().map(|(k, v)| (k, v.text())).collect(),
+            allow_failure: raw.allow_failure,
+            timeout_seconds,
+            rules,
+        })
+    }
+
+    /// Whether this job runs for a pipeline with these variables: no rules, or the first rule
+    /// whose condition holds is not `when: never`.
+    pub fn included(&self, vars: &BTreeMap<String, String>) -> bool {
+        if self.rules.is_empty() {
+            return true;
+        }
+        self.rules
+            .iter()
+            .find(|r| r.condition.as_ref().is_none_or(|c| c.eval(vars)))
+            .is_some_and(|r| !r.never)
+    }
+}
+
+/// `90`, `90s`, `10m`, `1h 30m`, `2 hours` -> seconds.
+pub fn parse_duration(s: &str) -> Option<u32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u32>() {
+        return Some(n);
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.trim().is_empty() {
+        rest = rest.trim_start();
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let mult = match unit {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            _ => return None,
+        };
+        total += n * mult;
+    }
+    u32::try_from(total).ok().filter(|t| *t > 0)
+}
+
+/// A rule's `if:` expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Var(String),
+    Compare { var: String, negate: bool, value: String },
+    Matches { var: String, negate: bool, regex: regex::Regex },
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+}
+
+impl PartialEq for Expr {
+    fn eq(&self, other: &Self) -> bool {
+        format!("{self:?}") == format!("{other:?}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Var(String),
+    Str(String),
+    Regex(String, String),
+    Eq,
+    Ne,
+    Match,
+    NoMatch,
+    And,
+    Or,
+    Open,
+    Close,
+}
+
+fn tokenize(s: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < chars.len() {
+        let c = chars[i];
+        let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+        match c {
+            ' ' | '\t' => i += 1,
+            '(' => {
+                out.push(Token::Open);
+                i += 1
+            }
+            ')' => {
+                out.push(Token::Close);
+                i += 1
+            }
+            '$' => {
+                let start = i + 1;
+                let mut j = start;
+                let braced = chars.get(j) == Some(&'{');
+                if braced {
+                    j += 1;
+                }
+                let name_start = j;
+                while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+                    j += 1;
+                }
+                let name: String = chars[name_start..j].iter().collect();
+                if name.is_empty() {
+                    return Err("`$` must be followed by a variable name".into());
+                }
+                if braced {
+                    if chars.get(j) != Some(&'}') {
+                        return Err("unclosed `${`".into());
+                    }
+                    j += 1;
+                }
+                out.push(Token::Var(name));
+                i = j;
+            }
+            '"' | '\'' => {
+                let end = chars[i + 1..].iter().position(|&d| d == c).ok_or("unclosed string")?;
+                out.push(Token::Str(chars[i + 1..i + 1 + end].iter().collect()));
+                i += end + 2;
+            }
+            '/' => {
+                let mut j = i + 1;
+                let mut pattern = String::new();
+                while j < chars.len() && chars[j] != '/' {
+                    if chars[j] == '\\' && j + 1 < chars.len() {
+                        // `\/` is a literal slash; other escapes belong to the regex.
+                        if chars[j + 1] != '/' {
+                            pattern.push('\\');
+                        }
+                        pattern.push(chars[j + 1]);
+                        j += 2;
+                    } else {
+                        pattern.push(chars[j]);
+                        j += 1;
+                    }
+                }
+                if j >= chars.len() {
+                    return Err("unclosed regex".into());
+                }
+                j += 1;
+                let mut flags = String::new();
+                while j < chars.len() && chars[j].is_ascii_alphabetic() {
+                    flags.push(chars[j]);
+                    j += 1;
+                }
+                out.push(Token::Regex(pattern, flags));
+                i = j;
+            }
+            _ => {
+                let tok = match two.as_str() {
+                    "==" => Token::Eq,
+                    "!=" => Token::Ne,
+                    "=~" => Token::Match,
+                    "!~" => Token::NoMatch,
+                    "&&" => Token::And,
+                    "||" => Token::Or,
+                    _ => return Err(format!("unexpected `{c}`")),
+                };
+                out.push(tok);
+                i += 2;
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut left = self.and()?;
+        while self.peek() == Some(&Token::Or) {
+            self.pos += 1;
+            left = Expr::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut left = self.atom()?;
+        while self.peek() == Some(&Token::And) {
+            self.pos += 1;
+            left = Expr::And(Box::new(left), Box::new(self.atom()?));
+        }
+        Ok(left)
+    }
+    fn atom(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            Some(Token::Open) => {
+                let e = self.or()?;
+                match self.next() {
+                    Some(Token::Close) => Ok(e),
+                    _ => Err("missing `)`".into()),
+                }
+            }
+            Some(Token::Var(var)) => match self.peek() {
+                Some(Token::Eq | Token::Ne) => {
+                    let negate = self.next() == Some(Token::Ne);
+                    match self.next() {
+                        Some(Token::Str(value)) => Ok(Expr::Compare { var, negate, value }),
+                        _ => Err(format!("`${var}` must be compared with a quoted string")),
+                    }
+                }
+                Some(Token::Match | Token::NoMatch) => {
+                    let negate = self.next() == Some(Token::NoMatch);
+                    match self.next() {
+                        Some(Token::Regex(pattern, flags)) => {
+                            let pattern = if flags.contains('i') { format!("(?i){pattern}") } else { pattern };
+                            let regex = regex::Regex::new(&pattern).map_err(|e| e.to_string())?;
+                            Ok(Expr::Matches { var, negate, regex })
+                        }
+                        _ => Err(format!("`${var}` must be matched against a /regex/")),
+                    }
+                }
+                _ => Ok(Expr::Var(var)),
+            },
+            other => Err(format!("expected a variable or `(`, found {other:?}")),
+        }
+    }
+}
+
+impl Expr {
+    pub fn parse(s: &str) -> Result<Expr, String> {
+        let mut p = Parser { tokens: tokenize(s)?, pos: 0 };
+        let e = p.or()?;
+        if p.pos < p.tokens.len() {
+            return Err(format!("unexpected {:?}", p.tokens[p.pos]));
+        }
+        Ok(e)
+    }
+
+    pub fn eval(&self, vars: &BTreeMap<String, String>) -> bool {
+        let get = |v: &str| vars.get(v).map(String::as_str);
+        match self {
+            Expr::Var(v) => get(v).is_some_and(|s| !s.is_empty()),
+            Expr::Compare { var, negate, value } => (get(var) == Some(value.as_str())) != *negate,
+            Expr::Matches { var, negate, regex } => get(var).is_some_and(|s| regex.is_match(s)) != *negate,
+            Expr::And(a, b) => a.eval(vars) && b.eval(vars),
+            Expr::Or(a, b) => a.eval(vars) || b.eval(vars),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(name: &str, version: &str) -> BTreeMap<String, String> {
+        [("SLUICE_PACKAGE_NAME", name), ("SLUICE_PACKAGE_VERSION", version)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_the_documented_subset() {
+        let c = PipelineConfig::parse(
+            "stages: [test, scan]\nvariables: {REGION: eu, N: 3}\n.template: {script: x}\n\
+             check:\n  stage: test\n  script: test -f pkg/package.json\n  timeout: 1h 30m\n\
+             audit:\n  stage: scan\n  script: [echo a, echo b]\n  allow_failure: true\n  variables: {STRICT: 1}\n",
+        )
+        .unwrap();
+        assert_eq!(c.stages, vec!["test", "scan"]);
+        assert_eq!(c.variables["N"], "3");
+        assert_eq!(c.jobs.len(), 2);
+        let check = c.jobs.iter().find(|j| j.name == "check").unwrap();
+        assert_eq!(check.script, vec!["test -f pkg/package.json"]);
+        assert_eq!(check.timeout_seconds, 5400);
+        let audit = c.jobs.iter().find(|j| j.name == "audit").unwrap();
+        assert!(audit.allow_failure);
+        assert_eq!(audit.variables["STRICT"], "1");
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_support_clearly() {
+        assert!(PipelineConfig::parse("include: x.yml").unwrap_err().0.contains("not part of"));
+        assert!(PipelineConfig::parse("j:\n  stage: deploy\n  script: x").unwrap_err().0.contains("stage `deploy`"));
+        assert!(PipelineConfig::parse("j:\n  script: x\n  needs: [a]").unwrap_err().0.contains("needs"));
+        assert!(PipelineConfig::parse("j:\n  script: x\n  timeout: soon").is_err());
+        assert!(PipelineConfig::parse("j:\n  script: x\n  rules: [{if: '$A =='}]").is_err());
+        assert_eq!(PipelineConfig::parse("").unwrap(), PipelineConfig::empty());
+    }
+
+    #[test]
+    fn rules_match_names_and_versions_like_gitlab() {
+        let c = PipelineConfig::parse(
+            "scoped:\n  script: x\n  rules:\n    - if: '$SLUICE_PACKAGE_NAME =~ /^@acme\\// && $SLUICE_PACKAGE_VERSION !~ /-/'\n\
+             not-left-pad:\n  script: x\n  rules:\n    - if: $SLUICE_PACKAGE_NAME == \"left-pad\"\n      when: never\n    - when: always\n\
+             either:\n  script: x\n  rules:\n    - if: ($SLUICE_PACKAGE_NAME == \"a\" || $SLUICE_PACKAGE_NAME == \"b\") && $SLUICE_PACKAGE_VERSION\n",
+        )
+        .unwrap();
+        let job = |n: &str| c.jobs.iter().find(|j| j.name == n).unwrap().clone();
+        assert!(job("scoped").included(&vars("@acme/x", "1.0.0")));
+        assert!(!job("scoped").included(&vars("@acme/x", "1.0.0-rc.1")));
+        assert!(!job("scoped").included(&vars("other", "1.0.0")));
+        assert!(!job("not-left-pad").included(&vars("left-pad", "1.0.0")));
+        assert!(job("not-left-pad").included(&vars("right-pad", "1.0.0")));
+        assert!(job("either").included(&vars("b", "2.0.0")));
+        assert!(!job("either").included(&vars("c", "2.0.0")));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(90));
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("10m"), Some(600));
+        assert_eq!(parse_duration("1h 30m"), Some(5400));
+        assert_eq!(parse_duration("2 hours"), Some(7200));
+        assert_eq!(parse_duration("soon"), None);
+    }
+}

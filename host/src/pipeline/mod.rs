@@ -1,0 +1,283 @@
+//! Pipelines: what a push triggers, how its jobs move from stage to stage, how runners get
+//! them, and who hears about it. The SQL is in `store::db::pipelines`; this is the behaviour.
+
+pub mod config;
+mod webhooks;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+pub use config::PipelineConfig;
+
+use crate::auth;
+use crate::error::AppError;
+use crate::plugin::wit;
+use crate::registry::{Registry, Repository};
+use crate::store::db::{JobRow, NewJob, NewPipeline, StatusChange};
+use crate::store::Digests;
+
+/// The stage of the host's own jobs, always first.
+pub const HOST_STAGE: &str = "metadata";
+/// How long a runner may stay silent (no log, no finish) before its job is failed.
+const RUNNER_SILENCE: Duration = Duration::from_secs(60);
+
+/// Wake-ups for the long-polling runners and the webhook sender.
+#[derive(Default)]
+pub struct Events {
+    pub jobs: Notify,
+    pub webhooks: Notify,
+}
+
+/// What a push is, for planning its pipeline.
+pub struct PushFacts<'a> {
+    pub meta: &'a wit::Metadata,
+    pub digests: &'a Digests,
+    pub file_name: &'a str,
+    pub commit_sha: Option<&'a str>,
+}
+
+impl Registry {
+    /// The repository's pipeline file: the one set through the API, else the configured file,
+    /// else none (only the host's jobs).
+    pub fn pipeline_config(&self, repo: &Repository) -> Result<(PipelineConfig, String), AppError> {
+        let yaml = match self.db.pipeline_config(repo.name())? {
+            Some(y) => y,
+            None => match &repo.config.pipeline {
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| AppError::Internal(anyhow::anyhow!("read pipeline file {}: {e}", path.display())))?,
+                None => String::new(),
+            },
+        };
+        let config = PipelineConfig::parse(&yaml).map_err(|e| AppError::BadRequest(e.to_string()))?;
+        Ok((config, yaml))
+    }
+
+    /// Plans a push's pipeline: the metadata job the host already ran (with what the plugin
+    /// found), then the jobs of the repository's pipeline file and of the format's trigger.
+    pub fn plan_pipeline(&self, repo: &Repository, push: &PushFacts) -> Result<NewPipeline, AppError> {
+        let plugin = &repo.plugin;
+        let trigger = plugin.trigger_for(push.meta).map_err(|e| AppError::Internal(e.into()))?;
+        let extraction = plugin.extraction_for(push.meta).map_err(|e| AppError::Internal(e.into()))?;
+        let mut variables: BTreeMap<String, String> = trigger.variables.iter().cloned().collect();
+        for (k, v) in [
+            ("SLUICE_REPOSITORY", repo.name()),
+            ("SLUICE_PACKAGE_FORMAT", plugin.name()),
+            ("SLUICE_PACKAGE_NAME", &push.meta.name),
+            ("SLUICE_PACKAGE_VERSION", &push.meta.version),
+            ("SLUICE_PACKAGE_QUALIFIER", &push.meta.qualifier),
+            ("SLUICE_PACKAGE_FILE_NAME", push.file_name),
+            ("SLUICE_PACKAGE_SHA256", &push.digests.sha256),
+            ("SLUICE_PIPELINE_SOURCE", &trigger.event),
+            ("SLUICE_COMMIT_SHA", push.commit_sha.unwrap_or("")),
+        ] {
+            variables.insert(k.to_string(), v.to_string());
+        }
+        let (config, _) = self.pipeline_config(repo)?;
+        for (k, v) in &config.variables {
+            variables.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let mut jobs = vec![metadata_job(repo, push, &extraction, &trigger, &variables)];
+        jobs.extend(runner_jobs(&config, &trigger, &variables));
+        Ok(NewPipeline {
+            source: trigger.event.clone(),
+            extraction: serde_json::to_value(&extraction).expect("records serialise"),
+            variables,
+            jobs,
+        })
+    }
+
+    /// Moves a pipeline on and tells runners and webhooks.
+    pub fn advance_pipeline(&self, id: i64) {
+        match self.db.advance_pipeline(id) {
+            Ok(change) => self.announce(change),
+            Err(e) => tracing::error!(pipeline = id, error = %e, "advancing pipeline failed"),
+        }
+    }
+
+    fn announce(&self, change: Option<StatusChange>) {
+        // New pending jobs may exist even when the status did not change.
+        self.events.jobs.notify_waiters();
+        let Some(change) = change else { return };
+        let p = &change.pipeline;
+        tracing::info!(repository = %p.repository, pipeline = p.id, push_id = p.push_id, from = %change.previous, to = %p.status, "pipeline status");
+        webhooks::enqueue(self, &change);
+    }
+
+    /// Gives the oldest pending job to a runner, with a fresh job token.
+    pub fn claim_job(&self, runner: &str, base_url: &str) -> Result<Option<Value>, AppError> {
+        let token = auth::generate_token();
+        let Some(job) = self.db.claim_job(runner, &auth::hash_token(&token))? else { return Ok(None) };
+        let (pipeline, _) = self.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+        let push = self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
+        self.advance_pipeline(job.pipeline_id);
+        tracing::info!(repository = %pipeline.repository, pipeline = pipeline.id, job = job.id, push_id = push.id, runner, "job started");
+        Ok(Some(json!({
+            "id": job.id,
+            "pipeline_id": job.pipeline_id,
+            "name": job.name,
+            "stage": job.stage,
+            "token": token,
+            "script": job.script,
+            "variables": job.variables,
+            "timeout_seconds": job.timeout_seconds,
+            "sha256": push.sha256,
+            "file_name": push.file_name,
+            "file_url": format!("{base_url}/api/v1/pushes/{}/file", push.sha256),
+            "commit_sha": push.commit_sha,
+            "extraction": pipeline.extraction,
+        })))
+    }
+
+    /// A runner's result for its job.
+    pub fn finish_job(&self, job: &JobRow, success: bool, exit_code: Option<i64>, reason: Option<&str>) -> Result<(), AppError> {
+        let status = if success { "success" } else { "failed" };
+        if self.db.finish_job(job.id, status, exit_code, reason)? {
+            tracing::info!(pipeline = job.pipeline_id, job = job.id, status, exit_code, "job finished");
+            self.advance_pipeline(job.pipeline_id);
+        }
+        Ok(())
+    }
+
+    pub fn cancel_pipeline(&self, id: i64) -> Result<(), AppError> {
+        let change = self.db.cancel_pipeline(id)?;
+        self.announce(change);
+        Ok(())
+    }
+
+    /// Runs a finished pipeline's runner jobs again, from the repository's current pipeline file.
+    pub fn retry_pipeline(&self, id: i64) -> Result<(), AppError> {
+        let (pipeline, _) = self.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
+        let repo = self.repository(&pipeline.repository)?;
+        let (config, _) = self.pipeline_config(repo)?;
+        let variables: BTreeMap<String, String> = serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
+        let trigger = wit::Trigger { event: pipeline.source.clone(), variables: Vec::new(), jobs: Vec::new() };
+        let jobs = runner_jobs(&config, &trigger, &variables);
+        let reset = self.db.reset_pipeline(id, &jobs)?;
+        tracing::info!(repository = %reset.repository, pipeline = id, jobs = jobs.len(), "pipeline retried");
+        self.advance_pipeline(id);
+        Ok(())
+    }
+
+    /// Background work: webhook deliveries, and failing jobs whose runner went silent.
+    pub async fn run_background(self: std::sync::Arc<Self>) {
+        for id in self.db.unfinished_pipelines().unwrap_or_default() {
+            self.advance_pipeline(id);
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+        let mut last_reap = std::time::Instant::now();
+        loop {
+            webhooks::deliver_due(&self, &http).await;
+            if last_reap.elapsed() > Duration::from_secs(5) {
+                last_reap = std::time::Instant::now();
+                let reg = self.clone();
+                let lost = tokio::task::spawn_blocking(move || reg.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
+                if let Ok(Ok(pipelines)) = lost {
+                    for id in pipelines {
+                        tracing::warn!(pipeline = id, "a runner went silent; its job failed");
+                        self.advance_pipeline(id);
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), self.events.webhooks.notified()).await;
+        }
+    }
+}
+
+fn metadata_job(repo: &Repository, push: &PushFacts, extraction: &wit::Extraction, trigger: &wit::Trigger, vars: &BTreeMap<String, String>) -> NewJob {
+    let m = push.meta;
+    let mut log = format!(
+        "Sluice parsed {file} ({size} bytes, sha256 {sha}) with the `{format}` plugin ({source}).\n\
+         name: {name}\nversion: {version}\n",
+        file = push.file_name,
+        size = push.digests.size,
+        sha = push.digests.sha256,
+        format = repo.plugin.name(),
+        source = repo.plugin.source,
+        name = m.name,
+        version = m.version,
+    );
+    let optional = [
+        ("qualifier", (!m.qualifier.is_empty()).then(|| m.qualifier.clone())),
+        ("summary", m.summary.clone()),
+        ("license", m.license.clone()),
+        ("homepage", m.homepage.clone()),
+        ("repository", m.repository.clone()),
+        ("authors", (!m.authors.is_empty()).then(|| m.authors.join(", "))),
+        ("keywords", (!m.keywords.is_empty()).then(|| m.keywords.join(", "))),
+        ("commit", push.commit_sha.map(str::to_string)),
+    ];
+    for (label, value) in optional {
+        if let Some(v) = value {
+            log.push_str(&format!("{label}: {v}\n"));
+        }
+    }
+    log.push_str(&format!("dependencies: {}\n", m.dependencies.len()));
+    for d in &m.dependencies {
+        let group = if d.group.is_empty() { String::new() } else { format!(" [{}]", d.group) };
+        log.push_str(&format!("  {} {} ({}){group}\n", d.name, d.requirement, d.kind));
+    }
+    log.push_str(&format!("runners unpack it with: {}\n", describe_extraction(extraction)));
+    log.push_str(&format!("pipeline source: {}\n", trigger.event));
+    NewJob {
+        name: "metadata".into(),
+        stage: HOST_STAGE.into(),
+        stage_index: 0,
+        kind: "host",
+        script: Vec::new(),
+        variables: vars.clone(),
+        allow_failure: false,
+        timeout_seconds: 0,
+        status: "success",
+        log,
+    }
+}
+
+fn describe_extraction(e: &wit::Extraction) -> String {
+    let steps: Vec<String> = e.steps.iter().map(|s| format!("{} {}", s.tool, s.argv.join(" "))).collect();
+    format!("{} ({})", if steps.is_empty() { "nothing".into() } else { steps.join(" && ") }, e.media_type)
+}
+
+/// The runner jobs of a pipeline file and a trigger whose rules include them, stage by stage.
+fn runner_jobs(config: &PipelineConfig, trigger: &wit::Trigger, vars: &BTreeMap<String, String>) -> Vec<NewJob> {
+    let mut stages: Vec<String> = config.stages.clone();
+    for t in &trigger.jobs {
+        if !stages.contains(&t.stage) {
+            stages.push(t.stage.clone());
+        }
+    }
+    let index = |stage: &str| 1 + stages.iter().position(|s| s == stage).expect("every stage is listed");
+    let from_config = config.jobs.iter().filter(|j| j.included(vars)).map(|j| {
+        let mut variables = vars.clone();
+        variables.extend(j.variables.clone());
+        NewJob {
+            name: j.name.clone(),
+            stage: j.stage.clone(),
+            stage_index: index(&j.stage),
+            kind: "runner",
+            script: j.script.clone(),
+            variables,
+            allow_failure: j.allow_failure,
+            timeout_seconds: j.timeout_seconds,
+            status: "created",
+            log: String::new(),
+        }
+    });
+    let from_trigger = trigger.jobs.iter().map(|t| NewJob {
+        name: t.name.clone(),
+        stage: t.stage.clone(),
+        stage_index: index(&t.stage),
+        kind: "runner",
+        script: t.script.clone(),
+        variables: vars.clone(),
+        allow_failure: t.allow_failure,
+        timeout_seconds: t.timeout_seconds.unwrap_or(config::DEFAULT_TIMEOUT_SECONDS),
+        status: "created",
+        log: String::new(),
+    });
+    let mut jobs: Vec<NewJob> = from_config.chain(from_trigger).collect();
+    jobs.sort_by_key(|j| j.stage_index);
+    jobs
+}

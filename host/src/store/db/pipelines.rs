@@ -1,0 +1,498 @@
+//! The SQL of pipelines, jobs, pipeline files and webhook deliveries.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{now_ms, Db, DbError, Result};
+
+/// Most log kept per job; the rest is cut with a notice.
+const MAX_LOG_BYTES: i64 = 4 << 20;
+
+pub struct NewJob {
+    pub name: String,
+    pub stage: String,
+    pub stage_index: usize,
+    /// `host` (run by the server itself, already finished) or `runner`.
+    pub kind: &'static str,
+    pub script: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+    pub allow_failure: bool,
+    pub timeout_seconds: u32,
+    pub status: &'static str,
+    pub log: String,
+}
+
+pub struct NewPipeline {
+    pub source: String,
+    /// The plugin's extraction descriptor, as JSON.
+    pub extraction: serde_json::Value,
+    pub variables: BTreeMap<String, String>,
+    pub jobs: Vec<NewJob>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineRow {
+    pub id: i64,
+    pub repository: String,
+    pub push_id: i64,
+    pub source: String,
+    pub status: String,
+    pub variables: serde_json::Value,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub extraction: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub name: String,
+    pub stage: String,
+    pub stage_index: i64,
+    pub kind: String,
+    pub script: Vec<String>,
+    pub variables: BTreeMap<String, String>,
+    pub allow_failure: bool,
+    pub timeout_seconds: i64,
+    pub status: String,
+    pub runner: Option<String>,
+    pub exit_code: Option<i64>,
+    pub failure_reason: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// A pipeline whose status changed.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub pipeline: PipelineRow,
+    pub previous: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub repository: String,
+    pub url: String,
+    pub pipeline_id: i64,
+    pub payload: String,
+    pub attempts: i64,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub delivered: bool,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}
+
+const PIPELINE_COLUMNS: &str = "id, repository, push_id, source, status, variables, created_at, finished_at, extraction";
+const JOB_COLUMNS: &str = "id, pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
+     status, runner, exit_code, failure_reason, created_at, started_at, finished_at";
+const DELIVERY_COLUMNS: &str =
+    "id, repository, url, pipeline_id, payload, attempts, status_code, error, delivered, next_attempt_at, created_at";
+
+fn json_col<T: serde::de::DeserializeOwned + Default>(r: &rusqlite::Row, i: usize) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    Ok(serde_json::from_str(&s).unwrap_or_default())
+}
+
+fn pipeline_row(r: &rusqlite::Row) -> rusqlite::Result<PipelineRow> {
+    Ok(PipelineRow {
+        id: r.get(0)?,
+        repository: r.get(1)?,
+        push_id: r.get(2)?,
+        source: r.get(3)?,
+        status: r.get(4)?,
+        variables: json_col(r, 5)?,
+        created_at: r.get(6)?,
+        finished_at: r.get(7)?,
+        extraction: json_col(r, 8)?,
+    })
+}
+
+fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        pipeline_id: r.get(1)?,
+        name: r.get(2)?,
+        stage: r.get(3)?,
+        stage_index: r.get(4)?,
+        kind: r.get(5)?,
+        script: json_col(r, 6)?,
+        variables: json_col(r, 7)?,
+        allow_failure: r.get(8)?,
+        timeout_seconds: r.get(9)?,
+        status: r.get(10)?,
+        runner: r.get(11)?,
+        exit_code: r.get(12)?,
+        failure_reason: r.get(13)?,
+        created_at: r.get(14)?,
+        started_at: r.get(15)?,
+        finished_at: r.get(16)?,
+    })
+}
+
+fn delivery_row(r: &rusqlite::Row) -> rusqlite::Result<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: r.get(0)?,
+        repository: r.get(1)?,
+        url: r.get(2)?,
+        pipeline_id: r.get(3)?,
+        payload: r.get(4)?,
+        attempts: r.get(5)?,
+        status_code: r.get(6)?,
+        error: r.get(7)?,
+        delivered: r.get(8)?,
+        next_attempt_at: r.get(9)?,
+        created_at: r.get(10)?,
+    })
+}
+
+fn is_finished(status: &str) -> bool {
+    matches!(status, "success" | "failed" | "canceled" | "skipped")
+}
+
+fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob]) -> Result<()> {
+    let now = now_ms();
+    for job in jobs {
+        let mut vars = job.variables.clone();
+        vars.insert("SLUICE_PIPELINE_ID".into(), pipeline_id.to_string());
+        vars.insert("SLUICE_PUSH_ID".into(), push_id.to_string());
+        vars.insert("SLUICE_JOB_NAME".into(), job.name.clone());
+        let finished = is_finished(job.status).then_some(now);
+        tx.execute(
+            "INSERT INTO jobs (pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
+             status, log, created_at, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+            params![
+                pipeline_id, job.name, job.stage, job.stage_index as i64, job.kind,
+                serde_json::to_string(&job.script).expect("strings serialise"),
+                serde_json::to_string(&vars).expect("strings serialise"),
+                job.allow_failure, job.timeout_seconds, job.status, job.log, now, finished
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts a push's pipeline; called inside the publish transaction.
+pub(super) fn insert_pipeline(tx: &Connection, repository: &str, push_id: i64, p: &NewPipeline) -> Result<i64> {
+    let mut vars = p.variables.clone();
+    vars.insert("SLUICE_PUSH_ID".into(), push_id.to_string());
+    tx.execute(
+        "INSERT INTO pipelines (repository, push_id, source, status, variables, extraction, created_at) \
+         VALUES (?1, ?2, ?3, 'created', ?4, ?5, ?6)",
+        params![repository, push_id, p.source, serde_json::to_string(&vars).expect("strings serialise"), p.extraction.to_string(), now_ms()],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE pipelines SET variables = json_set(variables, '$.SLUICE_PIPELINE_ID', ?2) WHERE id = ?1",
+        params![id, id.to_string()],
+    )?;
+    insert_jobs(tx, id, push_id, &p.jobs)?;
+    Ok(id)
+}
+
+impl Db {
+    pub fn pipeline(&self, id: i64) -> Result<Option<(PipelineRow, Vec<JobRow>)>> {
+        let conn = self.conn()?;
+        let Some(p) = conn
+            .query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let jobs = Self::jobs_of(&conn, id)?;
+        Ok(Some((p, jobs)))
+    }
+
+    fn jobs_of(conn: &Connection, pipeline_id: i64) -> Result<Vec<JobRow>> {
+        let mut stmt = conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE pipeline_id = ?1 ORDER BY stage_index, id"))?;
+        let rows = stmt.query_map([pipeline_id], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn pipeline_of_push(&self, push_id: i64) -> Result<Option<PipelineRow>> {
+        Ok(self
+            .conn()?
+            .query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE push_id = ?1"), [push_id], pipeline_row)
+            .optional()?)
+    }
+
+    /// Pipelines, newest first.
+    pub fn pipelines(&self, repository: Option<&str>, limit: u32) -> Result<Vec<PipelineRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE (?1 IS NULL OR repository = ?1) ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![repository, limit], pipeline_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Pipelines not yet finished (for recovery at start-up).
+    pub fn unfinished_pipelines(&self) -> Result<Vec<i64>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id FROM pipelines WHERE finished_at IS NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn job(&self, id: i64) -> Result<Option<(JobRow, String)>> {
+        Ok(self
+            .conn()?
+            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| Ok((job_row(r)?, r.get(17)?)))
+            .optional()?)
+    }
+
+    /// Moves a pipeline forward: the first unfinished stage's jobs become pending once every
+    /// earlier stage finished; after a failure (not allowed to fail) later jobs are skipped; the
+    /// pipeline's status follows its jobs. On success the push's files are released to clients.
+    pub fn advance_pipeline(&self, id: i64) -> Result<Option<StatusChange>> {
+        self.write(|tx| {
+            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+            if p.status == "canceled" {
+                return Ok(None);
+            }
+            let jobs = Self::jobs_of(tx, id)?;
+            let mut stages: Vec<i64> = jobs.iter().map(|j| j.stage_index).collect();
+            stages.dedup();
+            let mut blocked = false;
+            let set = |job: &JobRow, status: &str| -> Result<()> {
+                tx.execute(
+                    "UPDATE jobs SET status = ?2, finished_at = CASE WHEN ?2 = 'skipped' THEN ?3 ELSE finished_at END WHERE id = ?1",
+                    params![job.id, status, now_ms()],
+                )?;
+                Ok(())
+            };
+            for stage in stages {
+                let in_stage: Vec<&JobRow> = jobs.iter().filter(|j| j.stage_index == stage).collect();
+                if blocked {
+                    for j in in_stage.iter().filter(|j| matches!(j.status.as_str(), "created" | "pending")) {
+                        set(j, "skipped")?;
+                    }
+                    continue;
+                }
+                for j in in_stage.iter().filter(|j| j.status == "created") {
+                    set(j, "pending")?;
+                }
+                if in_stage.iter().any(|j| !is_finished(&j.status)) {
+                    break;
+                }
+                if in_stage.iter().any(|j| j.status == "failed" && !j.allow_failure) {
+                    blocked = true;
+                }
+            }
+            let jobs = Self::jobs_of(tx, id)?;
+            let status = if jobs.iter().all(|j| is_finished(&j.status)) {
+                if jobs.iter().any(|j| j.status == "failed" && !j.allow_failure) {
+                    "failed"
+                } else if jobs.iter().any(|j| j.status == "canceled") {
+                    "canceled"
+                } else {
+                    "success"
+                }
+            } else if jobs.iter().any(|j| j.status == "running") {
+                "running"
+            } else {
+                "pending"
+            };
+            if status == p.status {
+                return Ok(None);
+            }
+            let finished = is_finished(status).then(now_ms);
+            tx.execute("UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1", params![id, status, finished])?;
+            if status == "success" {
+                Self::release_push(tx, p.push_id)?;
+            }
+            let previous = p.status.clone();
+            Ok(Some(StatusChange { pipeline: PipelineRow { status: status.into(), finished_at: finished, ..p }, previous }))
+        })
+    }
+
+    /// Lets clients see a push's files, and points the tags they were published with at them.
+    fn release_push(tx: &Connection, push_id: i64) -> Result<()> {
+        let pending: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
+            let rows = stmt.query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        for (package_id, version, tags) in pending {
+            for tag in serde_json::from_str::<Vec<String>>(&tags).unwrap_or_default() {
+                Self::put_tag(tx, package_id, &tag, &version)?;
+            }
+        }
+        tx.execute("UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1", [push_id])?;
+        Ok(())
+    }
+
+    /// Hands the oldest pending job to a runner, with the hash of its new job token.
+    pub fn claim_job(&self, runner: &str, token_hash: &str) -> Result<Option<JobRow>> {
+        self.write(|tx| {
+            let now = now_ms();
+            let claimed = tx
+                .query_row(
+                    &format!(
+                        "UPDATE jobs SET status = 'running', runner = ?1, token_hash = ?2, started_at = ?3, touched_at = ?3 \
+                         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND kind = 'runner' ORDER BY id LIMIT 1) \
+                         RETURNING {JOB_COLUMNS}"
+                    ),
+                    params![runner, token_hash, now],
+                    job_row,
+                )
+                .optional()?;
+            Ok(claimed)
+        })
+    }
+
+    /// The job a job token belongs to, while that job runs, and its push's sha256.
+    pub fn job_by_token(&self, token_hash: &str) -> Result<Option<(JobRow, String)>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!(
+                    "SELECT {}, pu.sha256 FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id JOIN pushes pu ON pu.id = p.push_id \
+                     WHERE j.token_hash = ?1",
+                    JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+                ),
+                [token_hash],
+                |r| Ok((job_row(r)?, r.get(17)?)),
+            )
+            .optional()?)
+    }
+
+    /// Appends to a running job's log; returns the job's status (the runner stops on `canceled`).
+    pub fn append_log(&self, job_id: i64, chunk: &str) -> Result<String> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE jobs SET touched_at = ?3, log = CASE \
+                   WHEN length(log) + length(?2) <= ?4 THEN log || ?2 \
+                   WHEN log LIKE '%[log truncated]%' THEN log \
+                   ELSE log || char(10) || '[log truncated]' || char(10) END \
+                 WHERE id = ?1 AND status = 'running'",
+                params![job_id, chunk, now_ms(), MAX_LOG_BYTES],
+            )?;
+            Ok(tx.query_row("SELECT status FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?)
+        })
+    }
+
+    /// Records a runner job's result. False when the job was no longer running (canceled).
+    pub fn finish_job(&self, job_id: i64, status: &str, exit_code: Option<i64>, reason: Option<&str>) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "UPDATE jobs SET status = ?2, exit_code = ?3, failure_reason = ?4, finished_at = ?5, token_hash = NULL \
+             WHERE id = ?1 AND status = 'running'",
+            params![job_id, status, exit_code, reason, now_ms()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Fails running jobs whose runner has not been heard of for `silence_ms` past their timeout.
+    pub fn fail_lost_jobs(&self, silence_ms: i64) -> Result<Vec<i64>> {
+        self.write(|tx| {
+            let now = now_ms();
+            let mut stmt = tx.prepare(
+                "UPDATE jobs SET status = 'failed', failure_reason = 'runner_lost', finished_at = ?1, token_hash = NULL, \
+                 log = log || char(10) || 'The runner stopped reporting; the job is marked failed.' || char(10) \
+                 WHERE status = 'running' AND kind = 'runner' AND \
+                   (touched_at < ?1 - ?2 OR started_at + timeout_seconds * 1000 + ?2 < ?1) RETURNING pipeline_id",
+            )?;
+            let ids = stmt.query_map(params![now, silence_ms], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ids)
+        })
+    }
+
+    /// Cancels every unfinished job of a pipeline, and the pipeline.
+    pub fn cancel_pipeline(&self, id: i64) -> Result<Option<StatusChange>> {
+        self.write(|tx| {
+            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+            if is_finished(&p.status) {
+                return Ok(None);
+            }
+            let now = now_ms();
+            // Running jobs keep their token, so that their runner learns of the cancel.
+            tx.execute(
+                "UPDATE jobs SET status = 'canceled', finished_at = ?2 \
+                 WHERE pipeline_id = ?1 AND status IN ('created', 'pending', 'running')",
+                params![id, now],
+            )?;
+            tx.execute("UPDATE pipelines SET status = 'canceled', finished_at = ?2 WHERE id = ?1", params![id, now])?;
+            Ok(Some(StatusChange { pipeline: PipelineRow { status: "canceled".into(), finished_at: Some(now), ..p.clone() }, previous: p.status }))
+        })
+    }
+
+    /// Replaces a finished pipeline's runner jobs with new ones (a retry after the pipeline file
+    /// changed runs the new jobs); host jobs keep their result.
+    pub fn reset_pipeline(&self, id: i64, jobs: &[NewJob]) -> Result<PipelineRow> {
+        self.write(|tx| {
+            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1", ), [id], pipeline_row)?;
+            if !is_finished(&p.status) {
+                return Err(DbError::Conflict(format!("pipeline {id} is still {}; a retry", p.status)));
+            }
+            tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind = 'runner'", [id])?;
+            insert_jobs(tx, id, p.push_id, jobs)?;
+            tx.execute("UPDATE pipelines SET status = 'created', finished_at = NULL WHERE id = ?1", [id])?;
+            Ok(PipelineRow { status: "created".into(), finished_at: None, ..p })
+        })
+    }
+
+    // ---- pipeline files -----------------------------------------------------------------------
+
+    pub fn pipeline_config(&self, repository: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT yaml FROM pipeline_configs WHERE repository = ?1", [repository], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_pipeline_config(&self, repository: &str, yaml: &str) -> Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO pipeline_configs (repository, yaml, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (repository) DO UPDATE SET yaml = excluded.yaml, updated_at = excluded.updated_at",
+            params![repository, yaml, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    // ---- webhook deliveries -------------------------------------------------------------------
+
+    pub fn insert_delivery(&self, repository: &str, url: &str, pipeline_id: i64, payload: &str) -> Result<i64> {
+        let conn = self.conn()?;
+        let now = now_ms();
+        conn.execute(
+            "INSERT INTO webhook_deliveries (repository, url, pipeline_id, payload, next_attempt_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![repository, url, pipeline_id, payload, now],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Deliveries due for an attempt, oldest first.
+    pub fn due_deliveries(&self, max_attempts: i64) -> Result<Vec<DeliveryRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivered = 0 AND attempts < ?1 AND next_attempt_at <= ?2 \
+             ORDER BY id LIMIT 100"
+        ))?;
+        let rows = stmt.query_map(params![max_attempts, now_ms()], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    pub fn record_attempt(&self, id: i64, status_code: Option<u16>, error: Option<&str>, delivered: bool, retry_in_ms: i64) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, status_code = ?2, error = ?3, delivered = ?4, \
+             next_attempt_at = ?5 WHERE id = ?1",
+            params![id, status_code, error, delivered, now_ms() + retry_in_ms],
+        )?;
+        Ok(())
+    }
+
+    pub fn deliveries(&self, repository: Option<&str>, limit: u32) -> Result<Vec<DeliveryRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE (?1 IS NULL OR repository = ?1) ORDER BY id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![repository, limit], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

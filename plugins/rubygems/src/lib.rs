@@ -1,0 +1,95 @@
+//! The RubyGems format: `.gem` files, `gem push`/`gem yank`, and the indexes `gem` and `bundle`
+//! install from (the compact index and the Marshal indexes).
+//!
+//! The format logic is plain Rust that unit-tests natively; [`component`] (wasm only) exports it
+//! through the plugin contract.
+
+pub mod gem;
+pub mod index;
+pub mod marshal;
+pub mod protocol;
+pub mod spec;
+pub mod version;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+use sluice_plugin_sdk::io::ReadAt;
+use sluice_plugin_sdk::{Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
+
+pub fn info() -> FormatInfo {
+    FormatInfo {
+        name: "rubygems".into(),
+        display_name: "RubyGems".into(),
+        case_insensitive_names: false,
+        publish: PublishMode::Upload,
+        install_hint: "gem install {name} -v {version} --source {url}".into(),
+    }
+}
+
+/// Reads and checks a `.gem`. The host stores it under `file_name`, which must be the name
+/// RubyGems gives this gem (`NAME-VERSION[-PLATFORM].gem`): clients download it by that name.
+pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
+    let spec = gem::read_gem(file, gem::Check::Full)?;
+    if file_name != spec.file_name() {
+        return Err(Error::invalid(format!(
+            "the file is named {file_name:?} but its gemspec makes it {:?}",
+            spec.file_name()
+        )));
+    }
+    Ok(spec.to_metadata())
+}
+
+/// A gem is a tar holding `data.tar.gz`: unpack the outer tar to scratch, then the files.
+pub fn extraction() -> Extraction {
+    let step =
+        |argv: &[&str]| ExtractionStep { tool: "tar".into(), argv: argv.iter().map(|a| a.to_string()).collect() };
+    Extraction {
+        media_type: "application/x-tar".into(),
+        steps: vec![
+            step(&["-xf", "{archive}", "-C", "{scratch}"]),
+            step(&["-xzf", "{scratch}/data.tar.gz", "-C", "{dest}"]),
+        ],
+        image: None,
+    }
+}
+
+pub fn trigger(meta: &Metadata) -> Trigger {
+    let platform = if meta.qualifier.is_empty() { spec::RUBY_PLATFORM } else { meta.qualifier.as_str() };
+    Trigger {
+        event: "package_push".into(),
+        variables: vec![
+            ("GEM_NAME".into(), meta.name.clone()),
+            ("GEM_VERSION".into(), meta.version.clone()),
+            ("GEM_PLATFORM".into(), platform.into()),
+        ],
+        jobs: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gem::tests::HELLO_GEM;
+
+    #[test]
+    fn parse_checks_the_stored_name() {
+        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM).unwrap();
+        assert_eq!((meta.name.as_str(), meta.version.as_str(), meta.qualifier.as_str()), ("sluice-hello", "1.2.0", ""));
+        assert_eq!(meta.summary.as_deref(), Some("Says hello"));
+        assert_eq!(meta.authors, ["Ada", "Bob"]);
+        let err = parse("upload.gem", HELLO_GEM).unwrap_err();
+        assert!(err.message.contains("sluice-hello-1.2.0.gem"), "{}", err.message);
+    }
+
+    #[test]
+    fn trigger_and_extraction() {
+        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM).unwrap();
+        let t = trigger(&meta);
+        assert_eq!(t.event, "package_push");
+        assert!(t.variables.contains(&("GEM_PLATFORM".to_string(), "ruby".to_string())));
+        let e = extraction();
+        assert_eq!(e.steps[1].argv, ["-xzf", "{scratch}/data.tar.gz", "-C", "{dest}"]);
+        assert_eq!(info().name, "rubygems");
+    }
+}

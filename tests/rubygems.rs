@@ -1,0 +1,298 @@
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use support::{require_tool, run, Server};
+
+const REPO: &str = "rubygems";
+
+/// Writes a gem's sources into `dir/NAME` and builds it with the real `gem build`.
+fn build_gem(dir: &Path, name: &str, version: &str, platform: Option<&str>, deps: &[(&str, &str)]) -> PathBuf {
+    let src = dir.join(format!("src-{name}-{version}-{}", platform.unwrap_or("ruby")));
+    std::fs::create_dir_all(src.join("lib")).unwrap();
+    let module = name.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>();
+    std::fs::write(
+        src.join("lib").join(format!("{name}.rb")),
+        format!("module {module}\n  VERSION = \"{version}\"\nend\n"),
+    )
+    .unwrap();
+    let mut gemspec = format!(
+        "Gem::Specification.new do |s|\n  s.name = {name:?}\n  s.version = {version:?}\n  s.summary = \"Test gem {name}\"\n  s.authors = [\"Sluice\"]\n  s.license = \"MIT\"\n  s.files = [\"lib/{name}.rb\"]\n"
+    );
+    for (dep, req) in deps {
+        gemspec.push_str(&format!("  s.add_runtime_dependency {dep:?}, {req:?}\n"));
+    }
+    if let Some(p) = platform {
+        gemspec.push_str(&format!("  s.platform = {p:?}\n"));
+    }
+    gemspec.push_str("end\n");
+    std::fs::write(src.join(format!("{name}.gemspec")), gemspec).unwrap();
+    let (ok, _, err) = run(ruby_cmd("gem", dir).arg("build").arg(format!("{name}.gemspec")).current_dir(&src));
+    assert!(ok, "gem build failed: {err}");
+    let file = match platform {
+        Some(p) => format!("{name}-{version}-{p}.gem"),
+        None => format!("{name}-{version}.gem"),
+    };
+    let path = src.join(&file);
+    assert!(path.exists(), "gem build made {file}");
+    path
+}
+
+/// A `gem`/`bundle` command isolated from the machine's own configuration: its HOME (and so its
+/// ~/.gemrc, caches and credentials) is a folder of the test.
+fn ruby_cmd(tool: &str, work: &Path) -> Command {
+    let home = work.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(tool);
+    cmd.env("HOME", &home)
+        .env("GEM_SPEC_CACHE", home.join("spec-cache"))
+        .env("BUNDLE_USER_HOME", home.join(".bundle"))
+        .env("BUNDLE_APP_CONFIG", home.join(".bundle-app"))
+        .env_remove("GEM_HOST_API_KEY")
+        .env_remove("GEM_HOME")
+        .env_remove("GEM_PATH")
+        .env_remove("BUNDLE_GEMFILE")
+        .env_remove("RUBYOPT");
+    cmd
+}
+
+fn push(server: &Server, gem: &Path, key: &str) -> (bool, String) {
+    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
+        .arg("push")
+        .arg(gem)
+        .arg("--host")
+        .arg(server.repo_url(REPO))
+        .env("GEM_HOST_API_KEY", key));
+    (ok, out + &err)
+}
+
+fn gem_install(server: &Server, name: &str, dir: &Path) -> (bool, String) {
+    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
+        .args(["install", name, "--clear-sources", "--source"])
+        .arg(server.repo_url(REPO))
+        .arg("--install-dir")
+        .arg(dir)
+        .arg("--no-document"));
+    (ok, out + &err)
+}
+
+#[test]
+fn gem_push_install_bundle_and_yank() {
+    require_tool("ruby");
+    require_tool("gem");
+    require_tool("bundle");
+    let server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    let gems = server.work.join("gems");
+
+    let dep = build_gem(&gems, "sluice-dep", "1.0.0", None, &[]);
+    let hello = build_gem(&gems, "sluice-hello", "1.2.0", None, &[("sluice-dep", ">= 1.0")]);
+    let (ok, out) = push(&server, &dep, &key);
+    assert!(ok && out.contains("Successfully registered gem: sluice-dep (1.0.0)"), "{out}");
+    let (ok, out) = push(&server, &hello, &key);
+    assert!(ok && out.contains("Successfully registered gem: sluice-hello (1.2.0)"), "{out}");
+
+    // The same version again is refused, with the message gem users know.
+    let (ok, out) = push(&server, &hello, &key);
+    assert!(!ok, "a duplicate push must fail: {out}");
+    assert!(out.contains("Repushing of gem versions is not allowed"), "{out}");
+
+    // A wrong key stores nothing.
+    let newer = build_gem(&gems, "sluice-dep", "2.0.0", None, &[]);
+    let (ok, out) = push(&server, &newer, "not-a-real-key");
+    assert!(!ok, "a wrong key must be refused: {out}");
+    assert!(out.contains("Access Denied"), "{out}");
+    // So does a key that may only read.
+    let reader = server.token("reader", "read", None);
+    let (ok, out) = push(&server, &newer, &reader);
+    assert!(!ok, "a read-only key must be refused: {out}");
+    let (status, info) = server.get(&format!("/{REPO}/info/sluice-dep"));
+    assert_eq!(status, 200);
+    assert!(info.starts_with("---\n1.0.0 |checksum:") && !info.contains("2.0.0"), "{info}");
+
+    // `gem install` resolves through the compact index and installs the dependency too.
+    let installed = server.work.join("installed");
+    let (ok, out) = gem_install(&server, "sluice-hello", &installed);
+    assert!(ok, "gem install failed: {out}");
+    assert!(installed.join("gems/sluice-hello-1.2.0/lib/sluice-hello.rb").exists(), "{out}");
+    assert!(installed.join("gems/sluice-dep-1.0.0/lib/sluice-dep.rb").exists(), "{out}");
+    assert!(installed.join("specifications/sluice-hello-1.2.0.gemspec").exists(), "{out}");
+
+    // The Marshal index that `gem search` reads.
+    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
+        .args(["search", "sluice", "--clear-sources", "--source"])
+        .arg(server.repo_url(REPO)));
+    assert!(ok && out.contains("sluice-dep (1.0.0)") && out.contains("sluice-hello (1.2.0)"), "{out}{err}");
+
+    // `bundle install` against the server as the Gemfile's only source. Each app has its own
+    // install folder; they share Bundler's compact index cache in HOME.
+    let bundle = |app: &str, args: &[&str]| {
+        let app = server.work.join(app);
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("Gemfile"), format!("source {:?}\n\ngem \"sluice-hello\"\n", server.repo_url(REPO)))
+            .unwrap();
+        run(ruby_cmd("bundle", &server.work)
+            .args(args)
+            .current_dir(&app)
+            .env("BUNDLE_GEMFILE", app.join("Gemfile"))
+            .env("BUNDLE_PATH", app.join("bundle")))
+    };
+    let app = server.work.join("app");
+    let (ok, out, err) = bundle("app", &["install"]);
+    assert!(ok, "bundle install failed: {out}{err}");
+    let lock = std::fs::read_to_string(app.join("Gemfile.lock")).unwrap();
+    assert!(lock.contains("sluice-hello (1.2.0)") && lock.contains("sluice-dep (1.0.0)"), "{lock}");
+    let (ok, out, err) = bundle(
+        "app",
+        &["exec", "ruby", "-e", "require 'sluice-hello'; require 'sluice-dep'; puts SluiceHello::VERSION"],
+    );
+    assert!(ok && out.trim() == "1.2.0", "{out}{err}");
+    // Bundler kept the compact index it resolved with.
+    let versions_cached = walk(&server.work.join("home/.bundle")).iter().any(|p| p.ends_with("versions"));
+    assert!(versions_cached, "bundler resolved through the compact index (its versions file is cached)");
+
+    // `gem yank` takes the version out of resolution and downloads.
+    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
+        .args(["yank", "sluice-hello", "-v", "1.2.0", "--host"])
+        .arg(server.repo_url(REPO))
+        .env("GEM_HOST_API_KEY", &key));
+    assert!(ok && out.contains("Successfully deleted gem: sluice-hello (1.2.0)"), "{out}{err}");
+    let (status, info) = server.get(&format!("/{REPO}/info/sluice-hello"));
+    assert_eq!((status, info.as_str()), (200, "---\n"));
+    let (_, versions) = server.get(&format!("/{REPO}/versions"));
+    assert!(versions.contains("\nsluice-hello -1.2.0 "), "{versions}");
+    assert_eq!(server.get(&format!("/{REPO}/gems/sluice-hello-1.2.0.gem")).0, 404);
+    let (ok, out) = gem_install(&server, "sluice-hello", &server.work.join("after-yank"));
+    assert!(!ok, "a yanked gem must not install: {out}");
+    // Bundler updates its cached compact index (ranges, then whole files when the tail does not
+    // add up) and no longer finds the gem.
+    let (ok, out, err) = bundle("app-after-yank", &["install"]);
+    assert!(!ok, "bundle install must not find a yanked gem: {out}{err}");
+    assert!((out.clone() + &err).contains("sluice-hello"), "{out}{err}");
+    // Its dependency is still there.
+    let (ok, out) = gem_install(&server, "sluice-dep", &server.work.join("dep-only"));
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn platform_gems_are_separate_files_of_one_version() {
+    require_tool("gem");
+    let server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    let gems = server.work.join("gems");
+    let pure = build_gem(&gems, "sluice-native", "0.3.0", None, &[]);
+    let linux = build_gem(&gems, "sluice-native", "0.3.0", Some("x86_64-linux"), &[]);
+    assert!(push(&server, &pure, &key).0);
+    let (ok, out) = push(&server, &linux, &key);
+    assert!(ok && out.contains("sluice-native (0.3.0-x86_64-linux)"), "{out}");
+    let (_, info) = server.get(&format!("/{REPO}/info/sluice-native"));
+    assert!(info.contains("\n0.3.0 |checksum:") && info.contains("\n0.3.0-x86_64-linux |checksum:"), "{info}");
+
+    let installed = server.work.join("installed");
+    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
+        .args(["install", "sluice-native", "--platform", "x86_64-linux", "--clear-sources", "--source"])
+        .arg(server.repo_url(REPO))
+        .arg("--install-dir")
+        .arg(&installed)
+        .arg("--no-document"));
+    assert!(ok, "{out}{err}");
+    assert!(installed.join("gems/sluice-native-0.3.0-x86_64-linux").exists(), "{out}");
+}
+
+/// Builds a gem with `gem build`, then returns its tar entries so that broken copies can be made.
+fn gem_entries(server: &Server) -> Vec<(String, Vec<u8>)> {
+    let gem = build_gem(&server.work.join("gems"), "sluice-broken", "1.0.0", None, &[]);
+    let mut archive = tar::Archive::new(std::fs::File::open(gem).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).unwrap();
+            (e.path().unwrap().to_string_lossy().into_owned(), bytes)
+        })
+        .collect()
+}
+
+fn tar_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o444);
+        builder.append_data(&mut header, path, &bytes[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn corrupt_gems_are_refused_and_nothing_is_stored() {
+    require_tool("gem");
+    let mut server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    let entries = gem_entries(&server);
+    let without = |name: &str| entries.iter().filter(|(p, _)| p != name).cloned().collect::<Vec<_>>();
+    let replacing = |name: &str, bytes: Vec<u8>, keep_checksums: bool| {
+        entries
+            .iter()
+            .filter(|(p, _)| keep_checksums || p != "checksums.yaml.gz")
+            .map(|(p, b)| if p == name { (p.clone(), bytes.clone()) } else { (p.clone(), b.clone()) })
+            .collect::<Vec<_>>()
+    };
+    let cases = [
+        (
+            "bad gzip in metadata.gz",
+            tar_of(&replacing("metadata.gz", b"this is not gzip".to_vec(), false)),
+            "not valid gzip",
+        ),
+        ("bad gzip in data.tar.gz", tar_of(&replacing("data.tar.gz", b"this is not gzip".to_vec(), false)), "gzip"),
+        ("missing metadata", tar_of(&without("metadata.gz")), "metadata.gz"),
+        (
+            "checksum mismatch",
+            tar_of(&replacing("data.tar.gz", gzip(&tar_of(&[("lib/other.rb".into(), b"1".to_vec())])), true)),
+            "checksum mismatch",
+        ),
+        ("not a tar at all", b"GIF89a garbage".repeat(100), "not a valid gem"),
+    ];
+    for (what, body, expected) in cases {
+        let response = server
+            .http()
+            .post(format!("{}/api/v1/gems", server.repo_url(REPO)))
+            .header("Authorization", key.as_str())
+            .header("Content-Type", "application/octet-stream")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        println!("{what}: {status} {text}");
+        assert!((400..500).contains(&status), "{what}: expected a 4xx, got {status} {text}");
+        assert!(text.contains(expected), "{what}: {text}");
+    }
+    assert!(server.is_alive());
+    assert!(server.blob_files().is_empty(), "refused gems left files: {:?}", server.blob_files());
+    assert_eq!(server.get(&format!("/{REPO}/names")).1, "---\n");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
