@@ -72,6 +72,8 @@ impl Server {
             cmd.arg("--config").arg(path);
         }
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        // Every test server shares one cache of compiled plugins, so only the first compiles them.
+        cmd.env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"));
         cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start sluice serve");
         let stdout = child.stdout.take().unwrap();

@@ -256,9 +256,12 @@ impl Plugin {
         body: BlobHandle,
         registry: Arc<dyn RegistryView>,
     ) -> Result<Result<wit::Outcome, wit::Error>, CallError> {
+        // A request with a body is an upload the plugin may have to decode whole (npm's base64
+        // attachment): it gets the time a parse gets. Everything else is a quick protocol answer.
+        let timeout = if body.size() > 0 { self.limits.parse_timeout } else { self.limits.call_timeout };
         self.call_with(
             "handle",
-            self.limits.call_timeout,
+            timeout,
             Some(registry),
             |s| Ok(s.data_mut().table.push(body)?),
             |p, s, blob| p.sluice_plugin_format().call_handle(s, req, blob),

@@ -1,0 +1,270 @@
+//! Packuments: the JSON documents npm reads about a package, rendered from the repository's view.
+
+use crate::name;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sluice_plugin_sdk::http::{encode_segment, rfc3339_ms};
+use sluice_plugin_sdk::{Artifact, PackageView};
+
+/// The media type of the abbreviated packument that `npm install` asks for.
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
+/// Fields of a version manifest that `npm install` needs, per the registry's abbreviated
+/// metadata format; everything else stays in the full packument.
+const INSTALL_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "deprecated",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "engines",
+    "os",
+    "cpu",
+    "libc",
+    "funding",
+    "license",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+    "dist",
+];
+
+/// Top-level fields of the full packument copied from the latest version, as npmjs does.
+const PACKAGE_FIELDS: &[&str] =
+    &["description", "homepage", "repository", "bugs", "license", "keywords", "author", "contributors", "readme"];
+
+/// One file per version (npm has no qualifiers), oldest first; a later file of the same version wins.
+pub fn versions(view: &PackageView) -> Vec<&Artifact> {
+    let mut out: Vec<&Artifact> = Vec::new();
+    for artifact in &view.artifacts {
+        out.retain(|a| a.version != artifact.version);
+        out.push(artifact);
+    }
+    out
+}
+
+/// The package's revision, which npm sends back on unpublish: it changes whenever a version is
+/// added or removed or the package is modified, so a stale read is detected.
+pub fn rev(view: &PackageView) -> String {
+    format!("{}-{:x}", view.artifacts.len(), view.modified_ms)
+}
+
+/// Dist-tags that point at a visible version (a tag may name a version the gate still hides).
+pub fn tags(view: &PackageView) -> Map<String, Value> {
+    let visible = versions(view);
+    view.tags
+        .iter()
+        .filter(|(_, v)| visible.iter().any(|a| &a.version == v))
+        .map(|(t, v)| (t.clone(), Value::String(v.clone())))
+        .collect()
+}
+
+/// The version `latest` points at, else the newest one.
+pub fn latest(view: &PackageView) -> Option<&Artifact> {
+    let all = versions(view);
+    let tagged = view.tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v);
+    all.iter().find(|a| Some(&a.version) == tagged).or(all.last()).copied()
+}
+
+/// `{base}/{name}/-/{file}`, with a scoped name's `@` and `/` left as npmjs writes them.
+pub fn tarball_url(base_url: &str, package: &str, file_name: &str) -> String {
+    let path: Vec<String> = package.split('/').map(encode_segment).collect();
+    let path = path.join("/").replace("%40", "@");
+    format!("{base_url}/{path}/-/{}", encode_segment(file_name))
+}
+
+/// `sha512-<base64>`, the Subresource Integrity string npm checks downloads against.
+pub fn integrity(sha512_hex: &str) -> Option<String> {
+    let bytes = hex::decode(sha512_hex).ok()?;
+    Some(format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+/// The full manifest of one version: its package.json, with what the registry knows on top.
+pub fn version_manifest(view: &PackageView, artifact: &Artifact, base_url: &str) -> Value {
+    let mut manifest = match serde_json::from_str::<Value>(&artifact.metadata.manifest) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    // A package.json may carry fields the registry owns (`_id`, `dist`, `deprecated`): ours win.
+    manifest.retain(|k, _| !k.starts_with('_') && k != "dist" && k != "deprecated");
+    manifest.insert("name".into(), json!(view.name));
+    manifest.insert("version".into(), json!(artifact.version));
+    manifest.insert("_id".into(), json!(format!("{}@{}", view.name, artifact.version)));
+    if let Some(Value::String(path)) = manifest.get("bin") {
+        // npm normalises `"bin": "cli.js"` to `{name: path}` at publish; installs expect the map.
+        let bin = json!({ name::base_name(&view.name): path });
+        manifest.insert("bin".into(), bin);
+    }
+    let has_install_script = manifest
+        .get("scripts")
+        .and_then(Value::as_object)
+        .is_some_and(|s| ["preinstall", "install", "postinstall"].iter().any(|k| s.contains_key(*k)));
+    if has_install_script {
+        manifest.insert("hasInstallScript".into(), json!(true));
+    }
+    let mut dist = json!({
+        "tarball": tarball_url(base_url, &view.name, &artifact.file_name),
+        "shasum": artifact.sha1,
+    });
+    if let Some(sri) = integrity(&artifact.sha512) {
+        dist["integrity"] = json!(sri);
+    }
+    manifest.insert("dist".into(), dist);
+    if let Some(message) = &artifact.deprecated {
+        manifest.insert("deprecated".into(), json!(message));
+    }
+    Value::Object(manifest)
+}
+
+/// The full packument (`npm view`, `npm publish`'s checks, unpublish and deprecate read it).
+pub fn full(view: &PackageView, base_url: &str) -> Value {
+    let mut versions = Map::new();
+    let mut time = Map::new();
+    time.insert("created".into(), json!(rfc3339_ms(view.created_ms)));
+    time.insert("modified".into(), json!(rfc3339_ms(view.modified_ms)));
+    for artifact in self::versions(view) {
+        versions.insert(artifact.version.clone(), version_manifest(view, artifact, base_url));
+        time.insert(artifact.version.clone(), json!(rfc3339_ms(artifact.published_ms)));
+    }
+    let mut doc = Map::new();
+    doc.insert("_id".into(), json!(view.name));
+    doc.insert("_rev".into(), json!(rev(view)));
+    doc.insert("name".into(), json!(view.name));
+    doc.insert("dist-tags".into(), Value::Object(tags(view)));
+    if let Some(Value::Object(latest)) = latest(view).and_then(|a| versions.get(&a.version)) {
+        for field in PACKAGE_FIELDS {
+            if let Some(v) = latest.get(*field) {
+                doc.insert((*field).into(), v.clone());
+            }
+        }
+    }
+    doc.insert("versions".into(), Value::Object(versions));
+    doc.insert("time".into(), Value::Object(time));
+    Value::Object(doc)
+}
+
+/// The abbreviated packument `npm install` asks for: only what resolving and fetching needs.
+pub fn abbreviated(view: &PackageView, base_url: &str) -> Value {
+    let versions: Map<String, Value> = versions(view)
+        .into_iter()
+        .map(|artifact| {
+            let Value::Object(mut manifest) = version_manifest(view, artifact, base_url) else {
+                unreachable!("version manifests are objects")
+            };
+            manifest.retain(|k, _| INSTALL_FIELDS.contains(&k.as_str()));
+            (artifact.version.clone(), Value::Object(manifest))
+        })
+        .collect();
+    json!({
+        "name": view.name,
+        "modified": rfc3339_ms(view.modified_ms),
+        "dist-tags": tags(view),
+        "versions": versions,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::tarball::{metadata_from_manifest, tests::package_json};
+
+    pub const BASE: &str = "http://reg.test/npm";
+
+    pub fn artifact(name: &str, version: &str, published_ms: u64) -> Artifact {
+        let mut manifest: Value = serde_json::from_str(&package_json(name, version)).unwrap();
+        manifest["bin"] = json!("cli.js");
+        manifest["scripts"] = json!({"postinstall": "node setup.js"});
+        let metadata = metadata_from_manifest(&manifest.to_string()).unwrap();
+        Artifact {
+            version: version.into(),
+            qualifier: String::new(),
+            file_name: name::tarball_file_name(name, version),
+            size: 100,
+            sha256: "00".repeat(32),
+            sha512: "ab".repeat(64),
+            sha1: "cd".repeat(20),
+            published_ms,
+            metadata,
+            deprecated: None,
+            yanked: false,
+        }
+    }
+
+    pub fn view(name: &str, versions: &[&str], tags: &[(&str, &str)]) -> PackageView {
+        PackageView {
+            name: name.into(),
+            created_ms: 1_700_000_000_000,
+            modified_ms: 1_700_000_100_000,
+            tags: tags.iter().map(|(t, v)| (t.to_string(), v.to_string())).collect(),
+            artifacts: versions
+                .iter()
+                .enumerate()
+                .map(|(i, v)| artifact(name, v, 1_700_000_000_000 + i as u64))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn full_packument() {
+        let mut view = view("@scope/demo", &["1.0.0", "1.1.0"], &[("latest", "1.1.0"), ("beta", "2.0.0")]);
+        view.artifacts[0].deprecated = Some("use 1.1".into());
+        let doc = full(&view, BASE);
+        assert_eq!(doc["_id"], "@scope/demo");
+        assert_eq!(doc["_rev"], "2-18bcfe6eea0");
+        assert_eq!(doc["dist-tags"], json!({"latest": "1.1.0"}), "tags of invisible versions are dropped");
+        assert_eq!(doc["description"], "A test package");
+        assert_eq!(doc["time"]["created"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(doc["time"]["1.1.0"], "2023-11-14T22:13:20.001Z");
+        let v = &doc["versions"]["1.0.0"];
+        assert_eq!(v["_id"], "@scope/demo@1.0.0");
+        assert_eq!(v["deprecated"], "use 1.1");
+        assert_eq!(v["bin"], json!({"demo": "cli.js"}));
+        assert_eq!(v["dist"]["tarball"], "http://reg.test/npm/@scope/demo/-/demo-1.0.0.tgz");
+        assert_eq!(v["dist"]["shasum"], "cd".repeat(20));
+        let expected = format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode([0xab; 64]));
+        assert_eq!(v["dist"]["integrity"], expected);
+        assert_eq!(v["license"], "MIT");
+        assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
+    }
+
+    #[test]
+    fn abbreviated_packument() {
+        let doc = abbreviated(&view("demo", &["1.0.0"], &[("latest", "1.0.0")]), BASE);
+        assert_eq!(doc["name"], "demo");
+        assert_eq!(doc["modified"], "2023-11-14T22:15:00.000Z");
+        let v = doc["versions"]["1.0.0"].as_object().unwrap();
+        let mut keys: Vec<&str> = v.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "bin",
+                "dependencies",
+                "devDependencies",
+                "dist",
+                "hasInstallScript",
+                "license",
+                "name",
+                "optionalDependencies",
+                "peerDependencies",
+                "version"
+            ]
+        );
+        assert_eq!(v["dist"]["tarball"], "http://reg.test/npm/demo/-/demo-1.0.0.tgz");
+    }
+
+    #[test]
+    fn latest_falls_back_to_newest() {
+        let v = view("demo", &["1.0.0", "2.0.0"], &[("beta", "1.0.0")]);
+        assert_eq!(latest(&v).unwrap().version, "2.0.0");
+        let v = view("demo", &["1.0.0", "2.0.0"], &[("latest", "1.0.0")]);
+        assert_eq!(latest(&v).unwrap().version, "1.0.0");
+    }
+}

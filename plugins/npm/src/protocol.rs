@@ -1,0 +1,619 @@
+//! The npm registry protocol as npm 11 speaks it: packuments, tarballs, publish, dist-tags,
+//! deprecate, unpublish, whoami, ping and search.
+
+use crate::{name, packument, tarball};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sluice_plugin_sdk::http::{self, rfc3339_ms};
+use sluice_plugin_sdk::io::{BlobReader, ReadAt};
+use sluice_plugin_sdk::{
+    Deprecation, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, TagChange, Upload, UploadSource,
+    VersionRef,
+};
+use std::borrow::Cow;
+
+/// The most a publish request may hold (a tarball of about 48 MiB, base64-encoded in JSON). The
+/// plugin holds the body and the decoded tarball at once, within the host's memory and time limits
+/// for one call; a clear "too large" beats running out of either.
+pub const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// The beginning of the message of a stale `_rev`, which `render_error` tells apart from a
+/// republished version (both are conflicts).
+pub const STALE_REV: &str = "The package changed since it was read";
+
+const DEFAULT_SEARCH_SIZE: u32 = 20;
+const MAX_SEARCH_SIZE: u32 = 250;
+
+/// Serves one request of the npm protocol.
+pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result<Outcome, Error> {
+    let segments = req.segments();
+    let method = match req.method.to_ascii_uppercase().as_str() {
+        "HEAD" => "GET".to_string(),
+        m => m.to_string(),
+    };
+    if segments.first().map(String::as_str) == Some("-") {
+        return registry_route(registry, req, &method, &segments[1..], body);
+    }
+    let (name, rest) = name::split_name(&segments).ok_or_else(|| Error::not_found("no such route"))?;
+    name::validate(&name)?;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (method.as_str(), rest.as_slice()) {
+        ("GET", []) => get_packument(registry, req, &name),
+        ("GET", ["-", file]) => Ok(Outcome::serve_file(&name, *file, "application/octet-stream")),
+        ("GET", [spec]) => get_version(registry, req, &name, spec),
+        ("PUT", []) => {
+            signed_in(req)?;
+            let bytes = read_body(body)?;
+            let doc = document(&bytes)?;
+            if doc.attachments.is_empty() {
+                update(registry, &name, doc, None)
+            } else {
+                publish(registry, &name, doc)
+            }
+        }
+        ("PUT", ["-rev", rev]) => {
+            signed_in(req)?;
+            update(registry, &name, document(&read_body(body)?)?, Some(rev))
+        }
+        ("DELETE", ["-rev", rev]) => {
+            signed_in(req)?;
+            let view = current(registry, &name, rev)?;
+            Ok(Outcome::with_effects(vec![Effect::DeletePackage(view.name)], ok()))
+        }
+        ("DELETE", ["-", file, "-rev", rev]) => {
+            signed_in(req)?;
+            let view = current(registry, &name, rev)?;
+            // The unpublish PUT before this request usually removed the version already.
+            let effects = view
+                .artifacts
+                .iter()
+                .find(|a| a.file_name == *file)
+                .map(|a| Effect::DeleteVersion(VersionRef { package: view.name.clone(), version: a.version.clone() }))
+                .into_iter()
+                .collect();
+            Ok(Outcome::with_effects(effects, ok()))
+        }
+        (_, [] | ["-rev", _] | ["-", _] | ["-", _, "-rev", _]) => {
+            Err(Error::unsupported(format!("{method} is not supported here")))
+        }
+        _ => Err(Error::not_found("no such route")),
+    }
+}
+
+/// Routes under `/-/`, the registry's own endpoints.
+fn registry_route(
+    registry: &impl Registry,
+    req: &Request,
+    method: &str,
+    segments: &[String],
+    body: impl ReadAt,
+) -> Result<Outcome, Error> {
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (method, path.as_slice()) {
+        ("GET", ["ping"]) => Ok(Outcome::respond(http::json(200, &json!({})))),
+        ("GET", ["whoami"]) => {
+            let name = signed_in(req)?;
+            Ok(Outcome::respond(http::json(200, &json!({ "username": name }))))
+        }
+        ("GET", ["v1", "search"]) => Ok(Outcome::respond(http::json(200, &search(registry, req)))),
+        (_, ["package", ..]) => dist_tags(registry, req, method, &segments[1..], body),
+        _ => Err(Error::not_found("no such route")),
+    }
+}
+
+/// `npm dist-tag ls|add|rm`: `/-/package/{name}/dist-tags[/{tag}]`.
+fn dist_tags(
+    registry: &impl Registry,
+    req: &Request,
+    method: &str,
+    segments: &[String],
+    body: impl ReadAt,
+) -> Result<Outcome, Error> {
+    let (name, rest) = name::split_name(segments).ok_or_else(|| Error::not_found("no such route"))?;
+    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let tag = match rest.as_slice() {
+        ["dist-tags"] if method == "GET" => {
+            let view = package(registry, &name)?;
+            return Ok(Outcome::respond(http::json(200, &Value::Object(packument::tags(&view)))));
+        }
+        ["dist-tags", tag] if matches!(method, "PUT" | "POST" | "DELETE") => *tag,
+        ["dist-tags", ..] => return Err(Error::unsupported(format!("{method} is not supported here"))),
+        _ => return Err(Error::not_found("no such route")),
+    };
+    signed_in(req)?;
+    let view = package(registry, &name)?;
+    let mut tags = packument::tags(&view);
+    let version = if method == "DELETE" {
+        if tag == "latest" {
+            return Err(Error::invalid("the latest tag cannot be removed"));
+        }
+        if tags.remove(tag).is_none() {
+            return Err(Error::not_found(format!("{tag} is not a dist-tag of {name}")));
+        }
+        None
+    } else {
+        if tag.is_empty() || semver::VersionReq::parse(tag).is_ok() {
+            return Err(Error::invalid(format!("\"{tag}\" cannot be a dist-tag: it reads as a version range")));
+        }
+        let text = BlobReader::new(body).read_all(4096).map_err(|_| Error::invalid("the version is too long"))?;
+        let text = String::from_utf8_lossy(&text);
+        // npm sends the version as a JSON string; older clients sent it bare.
+        let version = serde_json::from_str::<String>(&text).unwrap_or_else(|_| text.trim().to_string());
+        if !packument::versions(&view).iter().any(|a| a.version == version) {
+            return Err(Error::not_found(format!("{name} has no version {version}")));
+        }
+        tags.insert(tag.to_string(), json!(version));
+        Some(version)
+    };
+    let change = TagChange { package: view.name.clone(), tag: tag.to_string(), version };
+    Ok(Outcome::with_effects(vec![Effect::SetTag(change)], http::json(200, &Value::Object(tags))))
+}
+
+/// `GET /{name}`: the abbreviated packument when npm asks for it by `Accept`, else the full one.
+fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<Outcome, Error> {
+    let view = package(registry, name)?;
+    let wants_abbreviated =
+        req.header("accept").is_some_and(|a| a.contains(packument::ABBREVIATED)) && req.query_param("write").is_none();
+    let response = if wants_abbreviated {
+        let body = serde_json::to_vec(&packument::abbreviated(&view, &req.base_url)).expect("JSON serialises");
+        http::bytes(200, packument::ABBREVIATED, body)
+    } else {
+        http::json(200, &packument::full(&view, &req.base_url))
+    };
+    Ok(Outcome::respond(response))
+}
+
+/// `GET /{name}/{version or tag}`: one version's manifest.
+fn get_version(registry: &impl Registry, req: &Request, name: &str, spec: &str) -> Result<Outcome, Error> {
+    let view = package(registry, name)?;
+    let version = view.tags.iter().find(|(t, _)| t == spec).map_or(spec, |(_, v)| v.as_str());
+    let artifact = packument::versions(&view)
+        .into_iter()
+        .find(|a| a.version == version)
+        .ok_or_else(|| Error::not_found(format!("{name} has no version or dist-tag {spec}")))?;
+    Ok(Outcome::respond(http::json(200, &packument::version_manifest(&view, artifact, &req.base_url))))
+}
+
+/// The parts of a packument that publish, deprecate and unpublish send. Attachments borrow from
+/// the request body: a tarball's base64 text is not copied before it is decoded.
+#[derive(Deserialize)]
+pub struct Document<'a> {
+    name: Option<String>,
+    versions: Option<Map<String, Value>>,
+    #[serde(rename = "dist-tags", default)]
+    dist_tags: Map<String, Value>,
+    #[serde(rename = "_attachments", default, borrow)]
+    attachments: std::collections::HashMap<String, Attachment<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Attachment<'a> {
+    #[serde(borrow)]
+    data: Cow<'a, str>,
+    length: Option<u64>,
+}
+
+fn read_body(body: impl ReadAt) -> Result<Vec<u8>, Error> {
+    BlobReader::new(body)
+        .read_all(MAX_BODY)
+        .map_err(|_| Error::too_large(format!("the request is larger than {} MiB", MAX_BODY >> 20)))
+}
+
+fn document(body: &[u8]) -> Result<Document<'_>, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("the request body is not a valid package document: {e}")))
+}
+
+/// `npm publish`: one version and its tarball as a base64 attachment. The tarball's own
+/// package.json is checked against the file name by `parse`, which the host calls next.
+pub fn publish(registry: &impl Registry, name: &str, mut doc: Document) -> Result<Outcome, Error> {
+    if doc.name.as_deref() != Some(name) {
+        return Err(Error::invalid(format!(
+            "the package name in the request ({}) does not match the URL ({name})",
+            doc.name.as_deref().unwrap_or("none")
+        )));
+    }
+    let versions = doc.versions.unwrap_or_default();
+    let [(version, manifest)] = <[_; 1]>::try_from(versions.into_iter().collect::<Vec<_>>())
+        .map_err(|_| Error::invalid("a publish request must carry exactly one version"))?;
+    if manifest.get("name").and_then(Value::as_str).is_some_and(|n| n != name)
+        || manifest.get("version").and_then(Value::as_str).is_some_and(|v| v != version)
+    {
+        return Err(Error::invalid(format!("the manifest of {name}@{version} names another package or version")));
+    }
+    let version = tarball::normalize_version(&version)?;
+    let key = format!("{name}-{version}.tgz");
+    let attachment = doc
+        .attachments
+        .remove(&key)
+        .ok_or_else(|| Error::invalid(format!("the publish request has no attachment {key}")))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(attachment.data.as_bytes())
+        .map_err(|e| Error::invalid(format!("the attachment {key} is not valid base64: {e}")))?;
+    if attachment.length.is_some_and(|len| len != bytes.len() as u64) {
+        return Err(Error::invalid(format!("the attachment {key} is not as long as its length says: it was cut off")));
+    }
+    if let Some(view) = registry.package(name) {
+        if view.artifacts.iter().any(|a| a.version == version) {
+            return Err(publish_over(&version));
+        }
+    }
+    let tags =
+        doc.dist_tags.iter().filter(|(_, v)| v.as_str() == Some(version.as_str())).map(|(t, _)| t.clone()).collect();
+    let upload =
+        Upload { file_name: name::tarball_file_name(name, &version), source: UploadSource::Bytes(bytes), tags };
+    Ok(Outcome::with_effects(vec![Effect::Publish(upload)], ok()))
+}
+
+/// The error npmjs gives for a republished version; npm shows its text.
+pub fn publish_over(version: &str) -> Error {
+    Error::new(ErrorKind::Conflict, format!("You cannot publish over the previously published versions: {version}."))
+}
+
+/// A `PUT` of the packument without attachments: `npm deprecate` sends it to `/{name}` with
+/// `deprecated` fields changed; `npm unpublish` of one version sends it to `/{name}/-rev/{rev}`
+/// without that version and with dist-tags moved off it. Versions are only removed and tags only
+/// changed under a matching `rev`, so a document read before someone else's publish cannot undo it.
+pub fn update(registry: &impl Registry, name: &str, doc: Document, rev: Option<&str>) -> Result<Outcome, Error> {
+    let view = match rev {
+        Some(rev) => current(registry, name, rev)?,
+        None => package(registry, name)?,
+    };
+    let sent = doc.versions.ok_or_else(|| Error::invalid("the package document has no versions"))?;
+    let stored = packument::versions(&view);
+
+    let mut deprecations = Vec::new();
+    let mut deletions = Vec::new();
+    for artifact in &stored {
+        match sent.get(&artifact.version) {
+            Some(manifest) => {
+                let message = manifest.get("deprecated").and_then(Value::as_str).filter(|m| !m.is_empty());
+                if message != artifact.deprecated.as_deref().filter(|m| !m.is_empty()) {
+                    deprecations.push(Effect::Deprecate(Deprecation {
+                        package: view.name.clone(),
+                        version: artifact.version.clone(),
+                        message: message.map(str::to_string),
+                    }));
+                }
+            }
+            None if rev.is_some() => deletions.push(Effect::DeleteVersion(VersionRef {
+                package: view.name.clone(),
+                version: artifact.version.clone(),
+            })),
+            None => {}
+        }
+    }
+    if !stored.is_empty() && deletions.len() == stored.len() {
+        return Err(Error::invalid("an update cannot remove every version; unpublish the whole package instead"));
+    }
+
+    // Tags move first, so that none points at a version about to be removed.
+    let mut effects = Vec::new();
+    if rev.is_some() {
+        let before = packument::tags(&view);
+        let remaining = |v: &str| stored.iter().any(|a| a.version == v) && sent.contains_key(v);
+        for (tag, version) in &doc.dist_tags {
+            let Some(version) = version.as_str() else { continue };
+            if before.get(tag).and_then(Value::as_str) != Some(version) && remaining(version) {
+                effects.push(tag_change(&view, tag, Some(version)));
+            }
+        }
+        for tag in before.keys().filter(|t| !doc.dist_tags.contains_key(*t)) {
+            effects.push(tag_change(&view, tag, None));
+        }
+    }
+    effects.extend(deprecations);
+    effects.extend(deletions);
+    Ok(Outcome::with_effects(effects, ok()))
+}
+
+fn tag_change(view: &PackageView, tag: &str, version: Option<&str>) -> Effect {
+    Effect::SetTag(TagChange { package: view.name.clone(), tag: tag.to_string(), version: version.map(str::to_string) })
+}
+
+/// `GET /-/v1/search?text=&size=&from=`, in the shape `npm search` prints.
+fn search(registry: &impl Registry, req: &Request) -> Value {
+    let text = req.query_param("text").unwrap_or_default();
+    let size =
+        req.query_param("size").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEARCH_SIZE).clamp(1, MAX_SEARCH_SIZE);
+    let from = req.query_param("from").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let page = registry.search(text.trim(), from, size);
+    let objects: Vec<Value> = page
+        .packages
+        .iter()
+        .filter_map(|view| {
+            let latest = packument::latest(view)?;
+            let meta = &latest.metadata;
+            let scope = view.name.strip_prefix('@').and_then(|n| n.split_once('/')).map_or("unscoped", |(s, _)| s);
+            let mut links = Map::new();
+            links.extend(meta.homepage.clone().map(|h| ("homepage".to_string(), json!(h))));
+            links.extend(meta.repository.clone().map(|r| ("repository".to_string(), json!(r))));
+            Some(json!({
+                "package": {
+                    "name": view.name,
+                    "scope": scope,
+                    "version": latest.version,
+                    "description": meta.summary,
+                    "keywords": meta.keywords,
+                    "date": rfc3339_ms(latest.published_ms),
+                    "links": links,
+                    "maintainers": [],
+                },
+                "score": {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}},
+                "searchScore": 1.0,
+            }))
+        })
+        .collect();
+    json!({ "objects": objects, "total": page.total })
+}
+
+/// The principal's name; writes and `whoami` need one. The message names the `.npmrc` line
+/// that npm reads a token from for this registry.
+fn signed_in(req: &Request) -> Result<&str, Error> {
+    req.principal.as_deref().ok_or_else(|| {
+        let key = req.base_url.split_once("//").map_or(req.base_url.as_str(), |(_, rest)| rest);
+        Error::unauthorized(format!("this needs a valid token: add //{key}/:_authToken=TOKEN to your .npmrc"))
+    })
+}
+
+fn package(registry: &impl Registry, name: &str) -> Result<PackageView, Error> {
+    registry.package(name).ok_or_else(|| Error::not_found(format!("{name} is not in this registry")))
+}
+
+/// The package, if `rev` is still its revision.
+fn current(registry: &impl Registry, name: &str, rev: &str) -> Result<PackageView, Error> {
+    let view = package(registry, name)?;
+    let now = packument::rev(&view);
+    if now != rev {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            format!("{STALE_REV} (revision {rev}, now {now}); run the command again"),
+        ));
+    }
+    Ok(view)
+}
+
+fn ok() -> sluice_plugin_sdk::Response {
+    http::json(200, &json!({ "ok": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packument::tests::{view, BASE};
+    use crate::tarball::tests::good_tgz;
+    use sluice_plugin_sdk::{MemoryRegistry, Reply, Response};
+
+    fn request(method: &str, path: &str, principal: Option<&str>) -> Request {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        Request {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            headers: vec![("accept".into(), "application/json".into())],
+            base_url: BASE.into(),
+            principal: principal.map(str::to_string),
+        }
+    }
+
+    fn registry() -> MemoryRegistry {
+        let mut scoped = view("@scope/demo", &["1.0.0", "1.1.0"], &[("latest", "1.1.0"), ("beta", "1.0.0")]);
+        scoped.artifacts[0].deprecated = Some("old".into());
+        MemoryRegistry { packages: vec![view("demo", &["1.0.0"], &[("latest", "1.0.0")]), scoped] }
+    }
+
+    fn call(method: &str, path: &str, body: Value) -> Result<Outcome, Error> {
+        let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
+        handle(&registry(), &request(method, path, Some("alice")), body)
+    }
+
+    fn response(outcome: &Outcome) -> (u16, Value) {
+        match &outcome.reply {
+            Reply::Respond(Response { status, body, .. }) => (*status, serde_json::from_slice(body).unwrap()),
+            Reply::ServeFile(_) => panic!("a file, not a response"),
+        }
+    }
+
+    fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Value {
+        let data = base64::engine::general_purpose::STANDARD.encode(tgz);
+        json!({
+            "_id": name, "name": name, "dist-tags": {"next": version},
+            "versions": {version: {"name": name, "version": version}},
+            "_attachments": {format!("{name}-{version}.tgz"): {"content_type": "application/octet-stream", "data": data, "length": tgz.len()}},
+        })
+    }
+
+    #[test]
+    fn packuments_by_accept_header() {
+        let mut req = request("GET", "/@scope%2fdemo", None);
+        let (status, doc) = response(&handle(&registry(), &req, Vec::new()).unwrap());
+        assert_eq!(status, 200);
+        assert_eq!(doc["_rev"], "2-18bcfe6eea0");
+        req.headers =
+            vec![("accept".into(), "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*".into())];
+        let outcome = handle(&registry(), &req, Vec::new()).unwrap();
+        let Reply::Respond(r) = &outcome.reply else { panic!() };
+        assert_eq!(r.headers, [("content-type".to_string(), packument::ABBREVIATED.to_string())]);
+        let (_, doc) = response(&outcome);
+        assert!(doc.get("_rev").is_none() && doc["modified"].is_string());
+        req.query = "write=true".into();
+        let (_, doc) = response(&handle(&registry(), &req, Vec::new()).unwrap());
+        assert!(doc["_rev"].is_string(), "?write=true always gets the full packument");
+
+        let (_, doc) = response(&call("GET", "/@scope%2fdemo/beta", Value::Null).unwrap());
+        assert_eq!(doc["version"], "1.0.0");
+        assert_eq!(call("GET", "/nope", Value::Null).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn tarballs_are_served_files() {
+        for path in ["/@scope/demo/-/demo-1.0.0.tgz", "/@scope%2fdemo/-/demo-1.0.0.tgz"] {
+            let outcome = call("GET", path, Value::Null).unwrap();
+            let Reply::ServeFile(f) = outcome.reply else { panic!("{path}") };
+            assert_eq!((f.package.as_str(), f.file_name.as_str()), ("@scope/demo", "demo-1.0.0.tgz"));
+            assert_eq!(f.content_type, "application/octet-stream");
+        }
+    }
+
+    #[test]
+    fn publish_decodes_the_attachment() {
+        let tgz = good_tgz("@scope/demo", "2.0.0");
+        let outcome = call("PUT", "/@scope%2fdemo", publish_body("@scope/demo", "2.0.0", &tgz)).unwrap();
+        let [Effect::Publish(upload)] = outcome.effects.as_slice() else { panic!("{:?}", effects(&outcome)) };
+        assert_eq!(upload.file_name, "demo-2.0.0.tgz");
+        assert_eq!(upload.tags, ["next"]);
+        assert!(matches!(&upload.source, UploadSource::Bytes(b) if *b == tgz));
+    }
+
+    #[test]
+    fn publish_refuses_mismatches() {
+        let tgz = good_tgz("demo", "2.0.0");
+        let e = call("PUT", "/other", publish_body("demo", "2.0.0", &tgz)).unwrap_err();
+        assert!(e.message.contains("does not match the URL"), "{}", e.message);
+
+        let mut body = publish_body("demo", "2.0.0", &tgz);
+        body["versions"]["2.0.0"]["version"] = json!("3.0.0");
+        let e = call("PUT", "/demo", body).unwrap_err();
+        assert!(e.message.contains("another package or version"), "{}", e.message);
+
+        let mut body = publish_body("demo", "2.0.0", &tgz);
+        body["_attachments"] = json!({"demo-3.0.0.tgz": body["_attachments"]["demo-2.0.0.tgz"].clone()});
+        let e = call("PUT", "/demo", body).unwrap_err();
+        assert!(e.message.contains("no attachment demo-2.0.0.tgz"), "{}", e.message);
+
+        let mut body = publish_body("demo", "2.0.0", &tgz);
+        body["_attachments"]["demo-2.0.0.tgz"]["length"] = json!(tgz.len() + 1);
+        assert!(call("PUT", "/demo", body).unwrap_err().message.contains("cut off"));
+
+        let mut body = publish_body("demo", "2.0.0", &tgz);
+        body["_attachments"]["demo-2.0.0.tgz"]["data"] = json!("not base64!");
+        assert!(call("PUT", "/demo", body).unwrap_err().message.contains("not valid base64"));
+
+        let e = call("PUT", "/demo", publish_body("demo", "1.0.0", &good_tgz("demo", "1.0.0"))).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(e.message, "You cannot publish over the previously published versions: 1.0.0.");
+
+        let e = call("PUT", "/demo", json!({"name": "demo", "_attachments": {"x": {"data": ""}}})).unwrap_err();
+        assert!(e.message.contains("exactly one version"), "{}", e.message);
+
+        let e = call("PUT", "/demo", json!("not a document")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid);
+
+        let e = handle(&registry(), &request("PUT", "/demo", None), Vec::new()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
+    }
+
+    fn full_doc(name: &str) -> Value {
+        let view = registry().package(name).unwrap();
+        packument::full(&view, BASE)
+    }
+
+    /// The effects in a short form that tests compare.
+    fn effects(outcome: &Outcome) -> Vec<String> {
+        outcome
+            .effects
+            .iter()
+            .map(|e| match e {
+                Effect::Publish(u) => format!("publish {}", u.file_name),
+                Effect::SetTag(t) => format!("tag {} {}={}", t.package, t.tag, t.version.as_deref().unwrap_or("-")),
+                Effect::Deprecate(d) => {
+                    format!("deprecate {}@{} {}", d.package, d.version, d.message.as_deref().unwrap_or("-"))
+                }
+                Effect::Yank(y) => format!("yank {}@{}", y.package, y.version),
+                Effect::DeleteVersion(v) => format!("delete {}@{}", v.package, v.version),
+                Effect::DeletePackage(p) => format!("delete {p}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deprecate_diffs_versions() {
+        let mut doc = full_doc("@scope/demo");
+        doc["versions"]["1.0.0"]["deprecated"] = json!("");
+        doc["versions"]["1.1.0"]["deprecated"] = json!("use 2");
+        let outcome = call("PUT", "/@scope%2fdemo", doc).unwrap();
+        assert_eq!(effects(&outcome), ["deprecate @scope/demo@1.0.0 -", "deprecate @scope/demo@1.1.0 use 2"]);
+
+        // A plain PUT never removes versions or moves tags, even when they are missing.
+        let mut doc = full_doc("@scope/demo");
+        doc["versions"].as_object_mut().unwrap().remove("1.0.0");
+        doc["dist-tags"] = json!({});
+        assert!(call("PUT", "/@scope%2fdemo", doc).unwrap().effects.is_empty());
+    }
+
+    #[test]
+    fn unpublish_one_version() {
+        // What npm sends: the version removed, its tags removed, `latest` moved.
+        let mut doc = full_doc("@scope/demo");
+        doc["versions"].as_object_mut().unwrap().remove("1.1.0");
+        doc["dist-tags"] = json!({"latest": "1.0.0", "beta": "1.0.0"});
+        let outcome = call("PUT", "/@scope%2fdemo/-rev/2-18bcfe6eea0", doc).unwrap();
+        assert_eq!(effects(&outcome), ["tag @scope/demo latest=1.0.0", "delete @scope/demo@1.1.0"]);
+
+        let mut doc = full_doc("@scope/demo");
+        doc["dist-tags"] = json!({"latest": "1.1.0"});
+        let outcome = call("PUT", "/@scope%2fdemo/-rev/2-18bcfe6eea0", doc).unwrap();
+        assert_eq!(effects(&outcome), ["tag @scope/demo beta=-"]);
+
+        let e = call("PUT", "/@scope%2fdemo/-rev/1-0", full_doc("@scope/demo")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert!(e.message.starts_with(STALE_REV));
+
+        let mut doc = full_doc("demo");
+        doc["versions"] = json!({});
+        assert!(call("PUT", "/demo/-rev/1-18bcfe6eea0", doc).unwrap_err().message.contains("every version"));
+
+        let outcome = call("DELETE", "/@scope/demo/-/demo-1.1.0.tgz/-rev/2-18bcfe6eea0", Value::Null).unwrap();
+        assert_eq!(effects(&outcome), ["delete @scope/demo@1.1.0"]);
+        let outcome = call("DELETE", "/@scope/demo/-/demo-9.0.0.tgz/-rev/2-18bcfe6eea0", Value::Null).unwrap();
+        assert!(outcome.effects.is_empty(), "a tarball already gone is fine");
+    }
+
+    #[test]
+    fn unpublish_whole_package() {
+        let outcome = call("DELETE", "/demo/-rev/1-18bcfe6eea0", Value::Null).unwrap();
+        assert_eq!(effects(&outcome), ["delete demo"]);
+        assert_eq!(call("DELETE", "/gone/-rev/1-0", Value::Null).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn dist_tag_routes() {
+        let (_, tags) = response(&call("GET", "/-/package/@scope%2fdemo/dist-tags", Value::Null).unwrap());
+        assert_eq!(tags, json!({"latest": "1.1.0", "beta": "1.0.0"}));
+
+        let outcome = call("PUT", "/-/package/@scope%2fdemo/dist-tags/next", json!("1.0.0")).unwrap();
+        assert_eq!(effects(&outcome), ["tag @scope/demo next=1.0.0"]);
+        assert_eq!(response(&outcome).1["next"], "1.0.0");
+
+        let outcome = call("DELETE", "/-/package/@scope%2fdemo/dist-tags/beta", Value::Null).unwrap();
+        assert_eq!(effects(&outcome), ["tag @scope/demo beta=-"]);
+
+        let e = call("PUT", "/-/package/demo/dist-tags/next", json!("9.9.9")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(call("PUT", "/-/package/demo/dist-tags/1.x", json!("1.0.0")).unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(
+            call("DELETE", "/-/package/demo/dist-tags/latest", Value::Null).unwrap_err().kind,
+            ErrorKind::Invalid
+        );
+    }
+
+    #[test]
+    fn whoami_ping_and_search() {
+        let (_, me) = response(&call("GET", "/-/whoami", Value::Null).unwrap());
+        assert_eq!(me, json!({"username": "alice"}));
+        let e = handle(&registry(), &request("GET", "/-/whoami", None), Vec::new()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unauthorized);
+        assert!(e.message.contains("add //reg.test/npm/:_authToken=TOKEN"), "{}", e.message);
+        assert_eq!(response(&call("GET", "/-/ping", Value::Null).unwrap()).1, json!({}));
+
+        let (_, found) = response(&call("GET", "/-/v1/search?text=scope&size=5&from=0", Value::Null).unwrap());
+        assert_eq!(found["total"], 1);
+        let pkg = &found["objects"][0]["package"];
+        assert_eq!(
+            (pkg["name"].as_str(), pkg["version"].as_str(), pkg["scope"].as_str()),
+            (Some("@scope/demo"), Some("1.1.0"), Some("scope"))
+        );
+        assert_eq!(pkg["maintainers"], json!([]));
+    }
+}

@@ -1,0 +1,371 @@
+//! Reading an npm package tarball: a gzip-compressed tar whose `package/package.json` is the
+//! manifest. Every entry is checked, because runners unpack the whole archive.
+
+use crate::name;
+use flate2::read::GzDecoder;
+use serde_json::{Map, Value};
+use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
+use sluice_plugin_sdk::{Dependency, Error, Metadata};
+use std::io::Read;
+use std::path::{Component, Path};
+use tar::EntryType;
+
+/// The most `package/package.json` may hold.
+pub const MAX_MANIFEST: u64 = 1024 * 1024;
+/// The most the whole archive may unpack to: a few kilobytes of gzip can otherwise expand to
+/// gigabytes (a decompression bomb).
+pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+
+const MANIFEST_PATH: &str = "package/package.json";
+
+/// Reads a `.tgz` and returns the package's metadata, or why it is not a valid npm package.
+/// `file_name` is the name the upload gave the file (`name-1.0.0.tgz`), which is how a tarball
+/// published under one package's URL but holding another package is caught.
+pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
+    let reader = BlobReader::new(file);
+    if reader.read_range(0, 2).ok().as_deref() != Some(&[0x1f, 0x8b][..]) {
+        return Err(Error::invalid("the package is not a gzip-compressed tarball (.tgz)"));
+    }
+    let unpacked = LimitedReader::new(GzDecoder::new(reader), MAX_UNPACKED, "the unpacked package");
+    let mut archive = tar::Archive::new(unpacked);
+    let broken = |e: std::io::Error| Error::invalid(format!("the package tarball is damaged: {e}"));
+
+    let mut manifest = None;
+    for entry in archive.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let path = entry.path().map_err(broken)?.into_owned();
+        check_entry(&path, &entry)?;
+        if entry.header().entry_type().is_file() && path == Path::new(MANIFEST_PATH) {
+            if entry.size() > MAX_MANIFEST {
+                return Err(Error::too_large("package/package.json is larger than 1 MiB"));
+            }
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).map_err(broken)?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::invalid("package/package.json is not UTF-8 text"))?;
+            manifest = Some(text);
+        }
+    }
+    // Reading to the end makes the decoder check the gzip checksum, which catches a damaged upload.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(broken)?;
+    let manifest = manifest.ok_or_else(|| Error::invalid("the package has no package/package.json"))?;
+    let meta = metadata_from_manifest(&manifest)?;
+    if name::tarball_file_name(&meta.name, &meta.version) != file_name {
+        return Err(Error::invalid(format!(
+            "the tarball holds {}@{}, which does not match the package it was published as ({file_name})",
+            meta.name, meta.version
+        )));
+    }
+    Ok(meta)
+}
+
+/// Rejects entries that would escape the folder a runner unpacks into (with
+/// `--strip-components=1`), and entry types that have no place in a package.
+fn check_entry<R: Read>(path: &Path, entry: &tar::Entry<R>) -> Result<(), Error> {
+    let shown = path.display();
+    if !is_contained(path) {
+        return Err(Error::invalid(format!("the tarball entry \"{shown}\" points outside the package")));
+    }
+    match entry.header().entry_type() {
+        EntryType::Regular | EntryType::Continuous | EntryType::Directory | EntryType::XGlobalHeader => Ok(()),
+        EntryType::Symlink | EntryType::Link => {
+            let target = entry
+                .link_name()
+                .ok()
+                .flatten()
+                .ok_or_else(|| Error::invalid(format!("the link \"{shown}\" has no target")))?;
+            // A symbolic link resolves from its own folder; a hard link names an archive path.
+            let resolved = if entry.header().entry_type() == EntryType::Symlink {
+                path.parent().unwrap_or(Path::new("")).join(&target)
+            } else {
+                target.to_path_buf()
+            };
+            if target.is_absolute() || !is_contained(&resolved) {
+                return Err(Error::invalid(format!(
+                    "the link \"{shown}\" points outside the package (to \"{}\")",
+                    target.display()
+                )));
+            }
+            Ok(())
+        }
+        other => Err(Error::invalid(format!("the tarball entry \"{shown}\" has an unsupported type ({other:?})"))),
+    }
+}
+
+/// Whether a relative archive path stays inside the package folder once its first component
+/// (`package/`) is stripped.
+fn is_contained(path: &Path) -> bool {
+    let mut depth: i64 = -1;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// The metadata of a `package.json` text; the text itself is kept as the manifest.
+pub fn metadata_from_manifest(text: &str) -> Result<Metadata, Error> {
+    let json: Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("package/package.json is not valid JSON: {e}")))?;
+    let pkg = json.as_object().ok_or_else(|| Error::invalid("package/package.json is not a JSON object"))?;
+    let name = pkg
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("package/package.json has no \"name\""))?;
+    name::validate(name)?;
+    let raw_version = pkg
+        .get("version")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("package/package.json has no \"version\""))?;
+    let version = normalize_version(raw_version)?;
+
+    let mut meta = Metadata::new(name, version);
+    meta.summary = string(pkg, "description");
+    meta.license = license(pkg);
+    meta.homepage = string(pkg, "homepage");
+    meta.repository = match pkg.get("repository") {
+        Some(Value::String(url)) => Some(url.clone()),
+        Some(Value::Object(repo)) => string(repo, "url"),
+        _ => None,
+    };
+    meta.authors = pkg.get("author").into_iter().chain(list(pkg, "contributors")).filter_map(person).collect();
+    meta.keywords = match pkg.get("keywords") {
+        Some(Value::Array(words)) => words.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+        Some(Value::String(words)) => words.split([',', ' ']).filter(|w| !w.is_empty()).map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    for (field, kind) in [
+        ("dependencies", "runtime"),
+        ("devDependencies", "development"),
+        ("peerDependencies", "peer"),
+        ("optionalDependencies", "optional"),
+    ] {
+        if let Some(Value::Object(deps)) = pkg.get(field) {
+            meta.dependencies.extend(deps.iter().map(|(dep, req)| Dependency {
+                name: dep.clone(),
+                requirement: req.as_str().unwrap_or_default().to_string(),
+                kind: kind.to_string(),
+                group: String::new(),
+            }));
+        }
+    }
+    meta.manifest = text.to_string();
+    Ok(meta)
+}
+
+/// A version as npm cleans it (`v1.2.3` -> `1.2.3`), which must be a semantic version.
+pub fn normalize_version(raw: &str) -> Result<String, Error> {
+    let trimmed = raw.trim().trim_start_matches(['=', 'v']);
+    semver::Version::parse(trimmed)
+        .map(|v| v.to_string())
+        .map_err(|e| Error::invalid(format!("\"{raw}\" is not a valid semantic version: {e}")))
+}
+
+fn string(obj: &Map<String, Value>, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn list<'a>(obj: &'a Map<String, Value>, key: &str) -> impl Iterator<Item = &'a Value> {
+    obj.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// `license` is a SPDX string, or in old packages `{type}` or a `licenses` list of those.
+fn license(pkg: &Map<String, Value>) -> Option<String> {
+    let of = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => string(o, "type"),
+        _ => None,
+    };
+    pkg.get("license").and_then(of).or_else(|| {
+        let all: Vec<String> = list(pkg, "licenses").filter_map(of).collect();
+        (!all.is_empty()).then(|| all.join(" OR "))
+    })
+}
+
+/// A person as `Name <email> (url)`, from either that string or `{name, email, url}`.
+fn person(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Object(o) => {
+            let mut out = string(o, "name")?;
+            if let Some(email) = string(o, "email") {
+                out.push_str(&format!(" <{email}>"));
+            }
+            if let Some(url) = string(o, "url") {
+                out.push_str(&format!(" ({url})"));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use sluice_plugin_sdk::ErrorKind;
+
+    /// A gzip-compressed tar of these entries; paths are written raw, so hostile ones get in.
+    pub fn tgz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        for (path, data) in entries {
+            builder.append(&header(path, EntryType::Regular, data.len() as u64, None), *data).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn header(path: &str, kind: EntryType, size: u64, link: Option<&str>) -> tar::Header {
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(link) = link {
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        h
+    }
+
+    pub fn package_json(name: &str, version: &str) -> String {
+        serde_json::json!({
+            "name": name,
+            "version": version,
+            "description": "A test package",
+            "license": "MIT",
+            "homepage": "https://example.com",
+            "repository": {"type": "git", "url": "git+https://example.com/repo.git"},
+            "author": {"name": "Ada", "email": "ada@example.com"},
+            "contributors": ["Bob <bob@example.com>"],
+            "keywords": ["test", "demo"],
+            "dependencies": {"left-pad": "^1.3.0"},
+            "devDependencies": {"mocha": "10"},
+            "peerDependencies": {"react": ">=18"},
+            "optionalDependencies": {"fsevents": "*"},
+        })
+        .to_string()
+    }
+
+    pub fn good_tgz(name: &str, version: &str) -> Vec<u8> {
+        let pj = package_json(name, version);
+        tgz(&[("package/package.json", pj.as_bytes()), ("package/index.js", b"module.exports = 1\n")])
+    }
+
+    fn err(data: Vec<u8>) -> Error {
+        parse("demo-1.0.0.tgz", data).expect_err("hostile tarball accepted")
+    }
+
+    #[test]
+    fn reads_metadata() {
+        let meta = parse("demo-1.2.3.tgz", good_tgz("@scope/demo", "v1.2.3")).unwrap();
+        assert_eq!((meta.name.as_str(), meta.version.as_str()), ("@scope/demo", "1.2.3"));
+        assert_eq!(meta.summary.as_deref(), Some("A test package"));
+        assert_eq!(meta.license.as_deref(), Some("MIT"));
+        assert_eq!(meta.homepage.as_deref(), Some("https://example.com"));
+        assert_eq!(meta.repository.as_deref(), Some("git+https://example.com/repo.git"));
+        assert_eq!(meta.authors, ["Ada <ada@example.com>", "Bob <bob@example.com>"]);
+        assert_eq!(meta.keywords, ["test", "demo"]);
+        let kinds: Vec<_> = meta.dependencies.iter().map(|d| (d.name.as_str(), d.kind.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [("left-pad", "runtime"), ("mocha", "development"), ("react", "peer"), ("fsevents", "optional")]
+        );
+        assert_eq!(meta.manifest, package_json("@scope/demo", "v1.2.3"));
+    }
+
+    #[test]
+    fn rejects_hostile_tarballs() {
+        let e = err(b"PK\x03\x04 this is a zip".to_vec());
+        assert!(e.message.contains("not a gzip"), "{}", e.message);
+
+        let e = err(tgz(&[("package/index.js", b"1")]));
+        assert!(e.message.contains("no package/package.json"), "{}", e.message);
+
+        let pj = package_json("demo", "1.0.0");
+        let e = err(tgz(&[("package/package.json", pj.as_bytes()), ("package/../../etc/passwd", b"x")]));
+        assert!(e.message.contains("outside the package"), "{}", e.message);
+
+        let e = err(tgz(&[("/etc/passwd", b"x"), ("package/package.json", pj.as_bytes())]));
+        assert!(e.message.contains("outside the package"), "{}", e.message);
+
+        let huge =
+            format!("{{\"name\":\"demo\",\"version\":\"1.0.0\",\"x\":\"{}\"}}", "a".repeat(MAX_MANIFEST as usize));
+        let e = err(tgz(&[("package/package.json", huge.as_bytes())]));
+        assert_eq!(e.kind, ErrorKind::TooLarge, "{}", e.message);
+
+        let e = err(tgz(&[("package/package.json", b"{not json")]));
+        assert!(e.message.contains("not valid JSON"), "{}", e.message);
+
+        let e = err(good_tgz("demo", "1.0"));
+        assert!(e.message.contains("semantic version"), "{}", e.message);
+
+        let e = err(good_tgz("../demo", "1.0.0"));
+        assert!(e.message.contains("invalid package name"), "{}", e.message);
+
+        let mut truncated = good_tgz("demo", "1.0.0");
+        truncated.truncate(truncated.len() / 2);
+        assert!(parse("demo-1.0.0.tgz", truncated).is_err());
+
+        let mut corrupt = good_tgz("demo", "1.0.0");
+        let crc = corrupt.len() - 8;
+        corrupt[crc] ^= 0xff;
+        assert!(err(corrupt).message.contains("damaged"));
+
+        let e = err(good_tgz("other", "1.0.0"));
+        assert!(e.message.contains("holds other@1.0.0"), "{}", e.message);
+        let e = err(good_tgz("demo", "2.0.0"));
+        assert!(e.message.contains("holds demo@2.0.0"), "{}", e.message);
+    }
+
+    fn with_link(kind: EntryType, path: &str, target: &str) -> Vec<u8> {
+        let pj = package_json("demo", "1.0.0");
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        builder
+            .append(&header("package/package.json", EntryType::Regular, pj.len() as u64, None), pj.as_bytes())
+            .unwrap();
+        builder.append(&header(path, kind, 0, Some(target)), &b""[..]).unwrap();
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn links_must_stay_inside() {
+        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Symlink, "package/lib/a.js", "../index.js")).is_ok());
+        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Link, "package/b.js", "package/index.js")).is_ok());
+        for (kind, path, target) in [
+            (EntryType::Symlink, "package/a.js", "../../outside"),
+            (EntryType::Symlink, "package/a.js", "/etc/passwd"),
+            (EntryType::Link, "package/b.js", "../etc/passwd"),
+            (EntryType::Link, "package/b.js", "/etc/passwd"),
+        ] {
+            let e = err(with_link(kind, path, target));
+            assert!(e.message.contains("points outside"), "{target}: {}", e.message);
+        }
+        let e = err(with_link(EntryType::Char, "package/tty", ""));
+        assert!(e.message.contains("unsupported type"), "{}", e.message);
+    }
+
+    #[test]
+    fn stops_decompression_bombs() {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        let mut builder = tar::Builder::new(&mut gz);
+        let size = MAX_UNPACKED + 1024;
+        builder
+            .append(&header("package/zeros", EntryType::Regular, size, None), std::io::repeat(0).take(size))
+            .unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        let e = err(gz.finish().unwrap());
+        assert!(e.message.contains("over its size limit"), "{}", e.message);
+    }
+}
