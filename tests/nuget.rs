@@ -275,3 +275,24 @@ fn three_hundred_versions_are_paged_and_restorable() {
         assert_eq!(read_text(installed), format!("many {version}"));
     }
 }
+
+/// A gated push stays invisible to `nuget install` until its pipeline passes.
+#[test]
+fn gated_packages_restore_only_after_their_pipeline_passes() {
+    let server = Server::gated("nuget", "nuget", "unpacked:\n  script:\n    - ls pkg/*.nuspec\n", "");
+    let nuget = NuGet::new(&server, "gated");
+    let key = server.token("pusher", "publish", Some("nuget"));
+    let runner = server.token("runner", "runner", None);
+    let admin = server.token("admin", "admin", None);
+    let nupkg = nuget.pack(&server.work, "Gated.Lib", "1.0.0", "");
+    let (ok, out) = nuget.push(&nupkg, &key);
+    assert!(ok, "{out}");
+    let out_dir = server.work.join("restored");
+    let (ok, out) = nuget.run(&["install", "Gated.Lib", "-Version", "1.0.0", "-Source", &nuget.source, "-OutputDirectory", out_dir.to_str().unwrap()]);
+    assert!(!ok, "a pending package must not restore: {out}");
+
+    server.run_one_job(&runner);
+    assert_eq!(server.latest_pipeline("nuget", &admin)["pipeline"]["status"], "success");
+    nuget.install("Gated.Lib", "1.0.0", &out_dir);
+    assert!(out_dir.join("Gated.Lib.1.0.0").is_dir());
+}

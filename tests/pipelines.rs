@@ -54,34 +54,11 @@ fn webhook_receiver() -> (String, mpsc::Receiver<(String, String)>) {
 }
 
 fn gated_server(hook_url: &str) -> Server {
-    Server::start_with_files(
-        &format!(
-            "[[repository]]\nname = \"npm\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n\
-             [[repository.webhook]]\nurl = {hook_url:?}\nsecret = {SECRET:?}\n"
-        ),
-        &[("ci.yml", PASSING)],
-    )
-}
-
-fn runner(server: &Server, token: &str, extra_env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(support::sluice_bin());
-    cmd.args(["runner", "--url", &server.url, "--token", token, "--work-dir"]).arg(server.work.join("runner"));
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// Runs `sluice runner --once` to completion.
-fn run_once(server: &Server, token: &str) {
-    let (ok, _, err) = run(runner(server, token, &[]).arg("--once"));
-    assert!(ok, "runner --once failed: {err}");
+    Server::gated("npm", "npm", PASSING, &format!("[[repository.webhook]]\nurl = {hook_url:?}\nsecret = {SECRET:?}\n"))
 }
 
 fn latest_pipeline(server: &Server, admin: &str) -> Value {
-    let list = server.api_json("/api/v1/pipelines?repository=npm", admin);
-    let id = list["pipelines"][0]["id"].as_i64().expect("a pipeline");
-    server.api_json(&format!("/api/v1/pipelines/{id}"), admin)
+    server.latest_pipeline("npm", admin)
 }
 
 /// The versions `npm view` lists, or `None` when npm finds no package. Run outside the consumer
@@ -136,7 +113,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert_eq!(vars["SLUICE_PACKAGE_SHA256"].as_str().unwrap().len(), 64);
 
     // A real runner process takes the job, unpacks the tarball with tar, runs the script.
-    run_once(&server, &runner_token);
+    server.run_one_job(&runner_token);
     let p = latest_pipeline(&server, &admin);
     let job = server.api_json(&format!("/api/v1/jobs/{}", p["jobs"][1]["id"]), &admin);
     assert_eq!(p["pipeline"]["status"], "success", "{p}\n{}", job["log"].as_str().unwrap_or(""));
@@ -153,7 +130,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert!(r.status().is_success(), "{}", r.text().unwrap());
     let pkg = make_package(&server.work, "gated-lib", "1.1.0");
     npm.ok(&pkg, &["publish"]);
-    run_once(&server, &runner_token);
+    server.run_one_job(&runner_token);
     let p = latest_pipeline(&server, &admin);
     assert_eq!(p["pipeline"]["status"], "failed", "{p}");
     assert_eq!(p["jobs"][1]["exit_code"], 1);
@@ -162,7 +139,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert!(r.status().is_success());
     let id = p["pipeline"]["id"].as_i64().unwrap();
     assert!(http_post(&server, &format!("/api/v1/pipelines/{id}/retry"), &admin, "").status().is_success());
-    run_once(&server, &runner_token);
+    server.run_one_job(&runner_token);
     assert_eq!(latest_pipeline(&server, &admin)["pipeline"]["status"], "success");
     assert_eq!(versions(&npm, &server.work, "gated-lib"), Some(vec!["1.0.0".to_string(), "1.1.0".to_string()]));
 
@@ -257,7 +234,7 @@ fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
         }
     }
     npm.ok(&make_package(&server.work, "gated-a", "1.0.0"), &["publish"]);
-    let (ok, _, err) = run(runner(&server, &runner_token, &[("PATH", bin.to_str().unwrap())]).arg("--once"));
+    let (ok, _, err) = run(server.runner(&runner_token).env("PATH", &bin).arg("--once"));
     assert!(ok, "{err}");
     let p = latest_pipeline(&server, &admin);
     assert_eq!(p["pipeline"]["status"], "failed");
@@ -268,7 +245,7 @@ fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
     put("slow:\n  script: sleep 60\n  timeout: 2s\n");
     npm.ok(&make_package(&server.work, "gated-b", "1.0.0"), &["publish"]);
     let started = std::time::Instant::now();
-    run_once(&server, &runner_token);
+    server.run_one_job(&runner_token);
     assert!(started.elapsed() < Duration::from_secs(30), "the runner killed the job at its timeout");
     let p = latest_pipeline(&server, &admin);
     assert_eq!(p["pipeline"]["status"], "failed");
@@ -277,7 +254,7 @@ fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
     // A canceled job stops.
     put("forever:\n  script: sleep 600\n");
     npm.ok(&make_package(&server.work, "gated-c", "1.0.0"), &["publish"]);
-    let mut child: Child = runner(&server, &runner_token, &[]).arg("--once").stdout(Stdio::null()).spawn().unwrap();
+    let mut child: Child = server.runner(&runner_token).arg("--once").stdout(Stdio::null()).spawn().unwrap();
     let pipeline_id = latest_pipeline(&server, &admin)["pipeline"]["id"].as_i64().unwrap();
     assert!(server.wait_for(Duration::from_secs(20), || latest_pipeline(&server, &admin)["jobs"][1]["status"] == "running"));
     assert!(http_post(&server, &format!("/api/v1/pipelines/{pipeline_id}/cancel"), &admin, "").status().is_success());

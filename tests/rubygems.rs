@@ -296,3 +296,36 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A gated push stays invisible to `gem install` and `bundle install` until its pipeline passes.
+#[test]
+fn gated_gems_appear_only_after_their_pipeline_passes() {
+    require_tool("gem");
+    require_tool("bundle");
+    let server = Server::gated(REPO, "rubygems", "unpacked:\n  script:\n    - test -f pkg/lib/gated-gem.rb\n", "");
+    let key = server.token("pusher", "publish", Some(REPO));
+    let runner = server.token("runner", "runner", None);
+    let admin = server.token("admin", "admin", None);
+    let gem = build_gem(&server.work, "gated-gem", "1.0.0", None, &[]);
+    let (ok, out) = push(&server, &gem, &key);
+    assert!(ok, "{out}");
+
+    let dir = server.work.join("gems");
+    let (ok, out) = gem_install(&server, "gated-gem", &dir);
+    assert!(!ok, "a pending gem must not install: {out}");
+    let app = server.work.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("Gemfile"), format!("source {:?}\ngem \"gated-gem\"\n", server.repo_url(REPO))).unwrap();
+    let bundle = |app: &Path| {
+        run(ruby_cmd("bundle", &server.work).arg("install").current_dir(app).env("BUNDLE_PATH", app.join("vendor")))
+    };
+    assert!(!bundle(&app).0, "bundle must not resolve a pending gem");
+
+    server.run_one_job(&runner);
+    assert_eq!(server.latest_pipeline(REPO, &admin)["pipeline"]["status"], "success");
+    let (ok, out) = gem_install(&server, "gated-gem", &dir);
+    assert!(ok, "{out}");
+    assert!(dir.join("gems/gated-gem-1.0.0/lib/gated-gem.rb").is_file());
+    let (ok, _, err) = bundle(&app);
+    assert!(ok, "bundle install after the pipeline passed: {err}");
+}

@@ -6,13 +6,16 @@
 //! - [`pipeline`]: the pipeline a push triggers, its jobs, runners' API, webhooks.
 //! - [`http`]: the axum server.
 //! - [`runner`]: `sluice runner`, which takes pipeline jobs and runs them.
+//! - [`ui`]: the web UI (server-rendered pages and status badges).
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod git_source;
 pub mod http;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;
 pub mod runner;
 pub mod store;
+pub mod ui;

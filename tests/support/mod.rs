@@ -96,6 +96,35 @@ impl Server {
         Server { child, url, data, work, _dir: dir }
     }
 
+    /// A server with one gated repository (`gate = "pipeline"`) named `repo` of `format`, whose
+    /// pipeline file is `ci_yaml`, plus `extra` lines for that repository's config entry.
+    pub fn gated(repo: &str, format: &str, ci_yaml: &str, extra: &str) -> Server {
+        Self::start_with_files(
+            &format!("[[repository]]\nname = {repo:?}\nformat = {format:?}\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n{extra}"),
+            &[("ci.yml", ci_yaml)],
+        )
+    }
+
+    /// A `sluice runner` command against this server, working in a folder of the test.
+    pub fn runner(&self, token: &str) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.args(["runner", "--url", &self.url, "--token", token, "--work-dir"]).arg(self.work.join("runner"));
+        cmd
+    }
+
+    /// Runs `sluice runner --once`: it takes one job, runs it, and exits.
+    pub fn run_one_job(&self, token: &str) {
+        let (ok, _, err) = run(self.runner(token).arg("--once"));
+        assert!(ok, "sluice runner --once failed: {err}");
+    }
+
+    /// The newest pipeline of a repository with its jobs, through the API.
+    pub fn latest_pipeline(&self, repo: &str, admin: &str) -> serde_json::Value {
+        let list = self.api_json(&format!("/api/v1/pipelines?repository={repo}&limit=1"), admin);
+        let id = list["pipelines"][0]["id"].as_i64().expect("a pipeline");
+        self.api_json(&format!("/api/v1/pipelines/{id}"), admin)
+    }
+
     /// The folder the config file (and files given to [`Server::start_with_files`]) live in.
     pub fn config_dir(&self) -> &Path {
         self.data.parent().unwrap()

@@ -21,6 +21,9 @@ pub fn router() -> Router<super::State> {
         .route("/repositories", get(list_repositories))
         .route("/repositories/{repo}/packages", get(list_packages))
         .route("/repositories/{repo}/packages/{*name}", get(get_package))
+        .route("/repositories/{repo}/sync", post(sync_repository))
+        .route("/repositories/{repo}/webhook", post(git_webhook))
+        .route("/repositories/{repo}/git-tags", get(list_git_tags))
         .route("/plugins", get(list_plugins))
         .route("/tokens", post(create_token))
 }
@@ -190,6 +193,46 @@ async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(
         let secret = auth::generate_token();
         let id = reg.db.insert_token(&t.name, &auth::hash_token(&secret), &t.scopes, t.repository.as_deref(), "personal")?;
         Ok(Json(json!({ "id": id, "name": t.name, "token": secret })))
+    })
+    .await
+}
+
+/// Fetches a git-tag repository's sources now and publishes new tags.
+async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let repository = reg.repository(&repo)?;
+        let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
+        Ok(Json(json!(reg.sync_git(repository, &p.name)?)))
+    })
+    .await
+}
+
+/// A git host's push webhook (GitHub, GitLab, Gitea/Forgejo), verified with the repository's
+/// `webhook_secret`; a tag push syncs the repository.
+async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let repository = reg.repository(&repo)?;
+        let secret = repository.config.webhook_secret.clone().unwrap_or_default();
+        let event = crate::git_source::verify_webhook(&headers, &body, &secret).map_err(|e| match e {
+            crate::git_source::WebhookError::InvalidPayload(_) => AppError::BadRequest(e.to_string()),
+            other => AppError::Unauthorized(other.to_string()),
+        })?;
+        if !event.is_tag_push {
+            return Ok(Json(json!({ "synced": false, "reason": "not a tag push" })));
+        }
+        let actor = format!("{}:{}", event.provider, event.sender);
+        let report = reg.sync_git(repository, &actor)?;
+        Ok(Json(json!({ "synced": true, "actor": actor, "report": report })))
+    })
+    .await
+}
+
+/// The git tags a git-tag repository has seen, with what became of each.
+async fn list_git_tags(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        Ok(Json(json!({ "tags": reg.db.git_tags(&repo)? })))
     })
     .await
 }

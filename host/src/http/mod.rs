@@ -1,5 +1,5 @@
 //! The HTTP server: `/{repository}/...` goes to the repository's format plugin, `/api/v1/...` is
-//! the native API, `/health` answers load balancers.
+//! the native API, `/` and `/ui/...` are the web UI, `/health` answers load balancers.
 
 mod api;
 mod client;
@@ -22,7 +22,11 @@ pub fn router(registry: State) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .nest("/api/v1", api::router().merge(pipelines::router()))
+        // The web UI: `/` is its repositories page; its other pages live under `/ui/`.
+        .route("/", get(crate::ui::home))
+        .merge(crate::ui::router())
         .fallback(client::serve)
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), crate::ui::package_badges))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(registry)
 }
@@ -36,6 +40,7 @@ pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("sluice listening on http://{addr}");
     tokio::spawn(registry.clone().run_background());
+    tokio::spawn(registry.clone().poll_git());
     tracing::info!(%addr, repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "serving");
     axum::serve(listener, router(registry).into_make_service_with_connect_info::<SocketAddr>()).await?;
     Ok(())

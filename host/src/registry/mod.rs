@@ -2,6 +2,7 @@
 //! layer turns requests into calls here; everything here is synchronous and runs on blocking
 //! threads.
 
+mod git_tags;
 mod protocol;
 mod view;
 
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use git_tags::SyncReport;
 pub use protocol::{ClientRequest, NewPush, Reply};
 pub use view::artifact_of;
 
@@ -58,6 +60,8 @@ pub struct Registry {
     pub repositories: BTreeMap<String, Repository>,
     /// Wakes runners waiting for jobs and the webhook sender.
     pub events: Events,
+    /// Git syncs run one at a time.
+    git_sync: std::sync::Mutex<()>,
 }
 
 impl Registry {
@@ -110,7 +114,7 @@ impl Registry {
             })?;
             repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
         }
-        Ok(Registry { config, db, blobs, runtime, plugins, repositories, events: Events::default() })
+        Ok(Registry { config, db, blobs, runtime, plugins, repositories, events: Events::default(), git_sync: Default::default() })
     }
 
     pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {

@@ -241,7 +241,7 @@ impl Registry {
         Ok(push_id)
     }
 
-    fn write_blob(&self, mut from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
+    pub(super) fn write_blob(&self, mut from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
         let internal = |e: &dyn std::fmt::Display| error(wit::ErrorKind::Internal, e.to_string());
         let mut w = self.blobs.writer(limit).map_err(|e| internal(&e))?;
         let mut buf = vec![0u8; 256 * 1024];

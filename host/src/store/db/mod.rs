@@ -11,12 +11,19 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+pub mod git_tags;
 pub mod pipelines;
+pub mod ui;
 
 pub use pipelines::{JobRow, NewJob, NewPipeline, PipelineRow, StatusChange};
 
 /// Numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_core.sql"), include_str!("../migrations/002_pipelines.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001_core.sql"),
+    include_str!("../migrations/002_pipelines.sql"),
+    include_str!("../migrations/003_ui.sql"),
+    include_str!("../migrations/004_git_tags.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

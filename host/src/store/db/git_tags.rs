@@ -1,0 +1,71 @@
+//! The SQL of git tags seen by git-tag repositories.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::{now_ms, Db, Result};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GitTagRow {
+    pub repository: String,
+    pub source: String,
+    pub tag: String,
+    pub commit_sha: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub push_id: Option<i64>,
+    pub moved_to: Option<String>,
+    pub seen_at: i64,
+}
+
+fn git_tag_row(r: &rusqlite::Row) -> rusqlite::Result<GitTagRow> {
+    Ok(GitTagRow {
+        repository: r.get(0)?,
+        source: r.get(1)?,
+        tag: r.get(2)?,
+        commit_sha: r.get(3)?,
+        status: r.get(4)?,
+        reason: r.get(5)?,
+        push_id: r.get(6)?,
+        moved_to: r.get(7)?,
+        seen_at: r.get(8)?,
+    })
+}
+
+const COLUMNS: &str = "repository, source, tag, commit_sha, status, reason, push_id, moved_to, seen_at";
+
+impl Db {
+    pub fn git_tag(&self, repository: &str, source: &str, tag: &str) -> Result<Option<GitTagRow>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 AND source = ?2 AND tag = ?3"),
+                params![repository, source, tag],
+                git_tag_row,
+            )
+            .optional()?)
+    }
+
+    pub fn record_git_tag(&self, repository: &str, source: &str, tag: &str, commit: &str, status: &str, reason: Option<&str>, push_id: Option<i64>) -> Result<()> {
+        self.conn()?.execute(
+            &format!("INSERT INTO git_tags ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)"),
+            params![repository, source, tag, commit, status, reason, push_id, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_git_tag_moved(&self, repository: &str, source: &str, tag: &str, moved_to: &str) -> Result<()> {
+        self.conn()?.execute(
+            "UPDATE git_tags SET moved_to = ?4 WHERE repository = ?1 AND source = ?2 AND tag = ?3",
+            params![repository, source, tag, moved_to],
+        )?;
+        Ok(())
+    }
+
+    pub fn git_tags(&self, repository: &str) -> Result<Vec<GitTagRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 ORDER BY seen_at DESC, tag"))?;
+        let rows = stmt.query_map([repository], git_tag_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

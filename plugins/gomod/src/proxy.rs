@@ -1,0 +1,231 @@
+//! The GOPROXY protocol (`go help goproxy`): every request is a GET of
+//! `/{escaped module}/@v/list`, `/@v/{version}.info`, `.mod`, `.zip`, or `/{module}/@latest`.
+//! Module paths and versions are `!`-escaped in URLs (`!azure` is `Azure`). A 404 or 410 tells the
+//! go command to try the next proxy in GOPROXY, so every "not here" answer is one of those.
+//!
+//! Yanked versions are left out of `list` and `@latest` but still served by exact version, so
+//! builds that already pinned one keep working (as Go's own retractions do).
+
+use crate::module_path::{self, GoVersion};
+use sluice_plugin_sdk::http::{json, text};
+use sluice_plugin_sdk::{Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request};
+
+fn not_found(message: String) -> Error {
+    Error::not_found(format!("not found: {message}"))
+}
+
+/// The visible package of exactly this module path (module paths are case-sensitive).
+fn module(registry: &impl Registry, path: &str) -> Result<PackageView, Error> {
+    registry
+        .package(path)
+        .filter(|p| p.name == path)
+        .ok_or_else(|| not_found(format!("module {path} is not in this repository")))
+}
+
+/// Artifacts with their parsed versions; files whose version Go would not accept are skipped.
+fn versions(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
+    let mut out: Vec<_> = view
+        .artifacts
+        .iter()
+        .filter_map(|a| module_path::parse_version(&a.version).ok().map(|v| (v, a)))
+        .collect();
+    out.sort_by(|a, b| a.0.semver.cmp(&b.0.semver));
+    out
+}
+
+fn info(artifact: &Artifact) -> sluice_plugin_sdk::Response {
+    json(
+        200,
+        &serde_json::json!({
+            "Version": artifact.version,
+            "Time": sluice_plugin_sdk::http::rfc3339_ms(artifact.published_ms),
+        }),
+    )
+}
+
+/// Serves one GOPROXY request.
+pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Err(Error::unsupported(
+            "Go modules are published by pushing a version tag to the module's git repository; this repository takes no uploads",
+        ));
+    }
+    let path = sluice_plugin_sdk::http::decode(req.path.trim_start_matches('/'));
+    if path.starts_with("sumdb/") {
+        return Err(not_found("this proxy does not serve checksum databases".into()));
+    }
+    if let Some(escaped) = path.strip_suffix("/@latest") {
+        let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
+        let view = module(registry, &module_path)?;
+        let live: Vec<_> = versions(&view).into_iter().filter(|(_, a)| a.is_live()).collect();
+        let latest = live
+            .iter()
+            .rev()
+            .find(|(v, _)| !v.is_prerelease())
+            .or_else(|| live.last())
+            .ok_or_else(|| not_found(format!("module {module_path} has no versions")))?;
+        return Ok(Outcome::respond(info(latest.1)));
+    }
+    let Some((escaped, file)) = path.split_once("/@v/") else {
+        return Err(not_found(format!("{path} is not a GOPROXY path (module/@v/list, module/@v/VERSION.info, .mod, .zip, module/@latest)")));
+    };
+    let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
+    if file == "list" {
+        let view = module(registry, &module_path)?;
+        let mut listed: Vec<String> =
+            versions(&view).into_iter().filter(|(_, a)| a.is_live()).map(|(v, _)| v.canonical).collect();
+        listed.dedup();
+        let body: String = listed.iter().map(|v| format!("{v}\n")).collect();
+        return Ok(Outcome::respond(text(200, body)));
+    }
+    let (escaped_version, suffix) = file
+        .rsplit_once('.')
+        .filter(|(_, s)| matches!(*s, "info" | "mod" | "zip"))
+        .ok_or_else(|| not_found(format!("{file} is not one of @v/list, @v/VERSION.info, .mod or .zip")))?;
+    let version = module_path::unescape(escaped_version).map_err(|e| Error::invalid(e.0))?;
+    let view = module(registry, &module_path)?;
+    let artifact = view.artifacts.iter().find(|a| a.version == version).ok_or_else(|| {
+        not_found(format!("{module_path}@{version}: no such version (this repository serves tagged versions only)"))
+    })?;
+    Ok(match suffix {
+        "info" => Outcome::respond(info(artifact)),
+        "mod" => Outcome::respond(text(200, artifact.metadata.manifest.clone())),
+        _ => Outcome::serve_file(view.name.clone(), artifact.file_name.clone(), "application/zip"),
+    })
+}
+
+/// Errors as plain text: the go command prints the body after the status line.
+pub fn render_error(err: &Error) -> sluice_plugin_sdk::Response {
+    let status = match err.kind {
+        ErrorKind::Invalid => 400,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Gone => 410,
+        ErrorKind::Unauthorized => 401,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::Conflict => 409,
+        ErrorKind::TooLarge => 413,
+        ErrorKind::Unsupported => 405,
+        ErrorKind::Internal => 500,
+    };
+    let body = if err.kind == ErrorKind::Internal { "internal server error".to_string() } else { err.message.clone() };
+    let response = text(status, format!("{body}\n"));
+    if err.kind == ErrorKind::Unauthorized {
+        response.with_header("www-authenticate", "Basic realm=\"sluice\"")
+    } else {
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_plugin_sdk::{Metadata, MemoryRegistry, Reply};
+
+    fn artifact(version: &str, published_ms: u64, yanked: bool) -> Artifact {
+        let mut metadata = Metadata::new("github.com/Azure/m", version);
+        metadata.manifest = "module github.com/Azure/m\n".into();
+        Artifact {
+            version: version.into(),
+            qualifier: String::new(),
+            file_name: crate::zip_file_name(version),
+            size: 10,
+            sha256: String::new(),
+            sha512: String::new(),
+            sha1: String::new(),
+            published_ms,
+            metadata,
+            deprecated: None,
+            yanked,
+        }
+    }
+
+    fn registry(artifacts: Vec<Artifact>) -> MemoryRegistry {
+        MemoryRegistry {
+            packages: vec![PackageView { name: "github.com/Azure/m".into(), created_ms: 0, modified_ms: 0, tags: vec![], artifacts }],
+        }
+    }
+
+    fn get(registry: &MemoryRegistry, path: &str) -> Result<Outcome, Error> {
+        let req = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: vec![],
+            base_url: "http://localhost/go".into(),
+            principal: None,
+        };
+        handle(registry, &req)
+    }
+
+    fn body(outcome: Outcome) -> (u16, String) {
+        match outcome.reply {
+            Reply::Respond(r) => (r.status, String::from_utf8(r.body).unwrap()),
+            Reply::ServeFile(f) => panic!("expected a response, got file {}", f.file_name),
+        }
+    }
+
+    #[test]
+    fn list_sorts_by_semver_and_hides_yanked() {
+        let reg = registry(vec![
+            artifact("v1.10.0", 3, false),
+            artifact("v1.2.0", 1, false),
+            artifact("v1.3.0-rc.1", 2, false),
+            artifact("v1.9.0", 4, true),
+        ]);
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()), (200, "v1.2.0\nv1.3.0-rc.1\nv1.10.0\n".into()));
+        assert_eq!(get(&reg, "/github.com/azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&reg, "/github.com/Azure/m/@v/list").unwrap_err().kind, ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn info_mod_and_zip() {
+        let reg = registry(vec![artifact("v1.0.0", 1_700_000_000_123, false), artifact("v1.1.0", 1, true)]);
+        let (status, info) = body(get(&reg, "/github.com/!azure/m/@v/v1.0.0.info").unwrap());
+        assert_eq!(status, 200);
+        let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+        assert_eq!(info, serde_json::json!({"Version": "v1.0.0", "Time": "2023-11-14T22:13:20.123Z"}));
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v1.0.0.mod").unwrap()).1, "module github.com/Azure/m\n");
+        match get(&reg, "/github.com/%21azure/m/@v/v1.0.0.zip").unwrap().reply {
+            Reply::ServeFile(f) => {
+                assert_eq!((f.package.as_str(), f.file_name.as_str(), f.content_type.as_str()), ("github.com/Azure/m", "v1.0.0.zip", "application/zip"))
+            }
+            Reply::Respond(_) => panic!("zip must be a stored file"),
+        }
+        // A yanked version is still there for builds that pinned it.
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v1.1.0.info").unwrap()).0, 200);
+        let missing = get(&reg, "/github.com/!azure/m/@v/v9.9.9.info").unwrap_err();
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+        assert!(missing.message.contains("v9.9.9"));
+        assert_eq!(get(&reg, "/github.com/!azure/m/@v/v1.0.0.tar").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&reg, "/github.com/!azure/m/other").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&reg, "/sumdb/sum.golang.org/supported").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn latest_prefers_releases() {
+        let reg = registry(vec![artifact("v1.0.0", 1, false), artifact("v1.1.0-beta.1", 2, false), artifact("v1.2.0", 3, true)]);
+        let (_, info) = body(get(&reg, "/github.com/!azure/m/@latest").unwrap());
+        assert!(info.contains("\"v1.0.0\""), "{info}");
+        let reg = registry(vec![artifact("v0.1.0-alpha", 1, false), artifact("v0.1.0-beta", 2, false)]);
+        assert!(body(get(&reg, "/github.com/!azure/m/@latest").unwrap()).1.contains("v0.1.0-beta"));
+        let reg = registry(vec![artifact("v1.0.0", 1, true)]);
+        assert_eq!(get(&reg, "/github.com/!azure/m/@latest").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn uploads_are_unsupported_and_errors_are_text() {
+        let reg = registry(vec![]);
+        let req = Request {
+            method: "PUT".into(),
+            path: "/example.com/m/@v/v1.0.0.zip".into(),
+            query: String::new(),
+            headers: vec![],
+            base_url: String::new(),
+            principal: None,
+        };
+        assert_eq!(handle(&reg, &req).unwrap_err().kind, ErrorKind::Unsupported);
+        let r = render_error(&Error::not_found("not found: x"));
+        assert_eq!((r.status, String::from_utf8(r.body).unwrap()), (404, "not found: x\n".into()));
+        assert_eq!(render_error(&Error::new(ErrorKind::Internal, "db path /secret")).body, b"internal server error\n");
+    }
+}
