@@ -255,3 +255,62 @@ fn gated_module_versions_appear_only_after_their_pipeline_passes() {
     let (ok, _, err) = go(&server, home.path(), &server.work, &["mod", "download", "example.com/greet@v1.0.0"]);
     assert!(ok, "go downloads the released version: {err}");
 }
+
+/// GitHub-style tag webhooks: a wrong secret is refused and syncs nothing; the right one syncs,
+/// with the sender as the push's actor. Rejected tags are reported; a tag moved to another commit
+/// after it was published keeps serving its first zip and is reported.
+#[test]
+fn tag_webhooks_are_verified_and_moved_tags_keep_their_first_zip() {
+    use hmac::{Hmac, Mac};
+    require_tool("git");
+    let repo = tempfile::tempdir().unwrap();
+    build_repository(repo.path());
+    let server = Server::start_with_config(&format!(
+        "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = [{}]\npoll_seconds = 0\nwebhook_secret = \"s3cret\"\n",
+        serde_json::to_string(repo.path().to_str().unwrap()).unwrap()
+    ));
+    let body = r#"{"ref":"refs/tags/v1.0.0","sender":{"login":"octocat"},"repository":{"clone_url":"https://example.com/greet.git"}}"#;
+    let hook = |secret: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        server
+            .http()
+            .post(format!("{}/api/v1/repositories/go/webhook", server.url))
+            .header("x-github-event", "push")
+            .header("x-hub-signature-256", format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let refused = hook("wrong");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(server.get("/go/example.com/greet/@v/list").0, 404, "a refused webhook syncs nothing");
+
+    let accepted = hook("s3cret");
+    assert_eq!(accepted.status().as_u16(), 200);
+    let report: serde_json::Value = accepted.json().unwrap();
+    assert_eq!(report["synced"], true);
+    let rejected: Vec<&str> = report["report"]["rejected"].as_array().unwrap().iter().map(|r| r["tag"].as_str().unwrap()).collect();
+    assert!(rejected.contains(&"v1.2") && rejected.contains(&"v3.0.0"), "bad tags are reported: {report}");
+    assert_eq!(server.get("/go/example.com/greet/@v/list"), (200, "v1.0.0\nv1.1.0\n".to_string()));
+    let admin = server.token("admin", "admin", None);
+    let pushes = server.api_json("/api/v1/pushes?repository=go", &admin);
+    let push = pushes["pushes"].as_array().unwrap().iter().find(|p| p["version"] == "v1.0.0").unwrap().clone();
+    assert_eq!(push["actor"], "github:octocat");
+    assert_eq!(push["commit_sha"].as_str().unwrap().len(), 40);
+
+    // Move v1.0.0 to a new commit: the first zip stays, and the move is reported.
+    let first = server.http().get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url)).send().unwrap().bytes().unwrap();
+    write(repo.path(), "greet.go", "package greet\n\nfunc Hello() string { return \"rewritten\" }\n");
+    git(repo.path(), &["commit", "-q", "-am", "rewrite"]);
+    git(repo.path(), &["tag", "-f", "-a", "-m", "moved", "v1.0.0"]);
+    let report = hook("s3cret").json::<serde_json::Value>().unwrap();
+    let moved = report["report"]["moved"].as_array().unwrap();
+    assert_eq!(moved.len(), 1, "{report}");
+    assert_eq!(moved[0]["tag"], "v1.0.0");
+    let again = server.http().get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url)).send().unwrap().bytes().unwrap();
+    assert_eq!(first, again, "the published zip is what go.sum was told");
+    let tags = server.api_json("/api/v1/repositories/go/git-tags", &admin);
+    let v1 = tags["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "v1.0.0").unwrap().clone();
+    assert!(v1["moved_to"].as_str().is_some(), "{v1}");
+}

@@ -88,3 +88,37 @@ fn a_file_that_is_not_a_plugin_is_refused_at_start() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+/// A client that disconnects halfway through an upload leaves nothing behind: no blob, no temp
+/// file, no push; the server keeps serving.
+#[test]
+fn a_client_that_disconnects_mid_upload_leaves_nothing() {
+    use std::io::Write;
+    let mut server = Server::start();
+    let token = server.token("publisher", "publish", None);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let declared = 4 << 20;
+    write!(
+        stream,
+        "PUT /npm/half-upload HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&vec![b'x'; declared / 2]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+
+    let tmp = server.data.join("blobs/tmp");
+    assert!(
+        server.wait_for(Duration::from_secs(10), || std::fs::read_dir(&tmp).map(|d| d.count() == 0).unwrap_or(true)),
+        "the half-written temp file is removed"
+    );
+    assert!(server.blob_files().is_empty(), "no blob is stored: {:?}", server.blob_files());
+    assert_eq!(server.get("/health").0, 200);
+    let admin = server.token("admin", "admin", None);
+    assert_eq!(server.api_json("/api/v1/pushes", &admin)["pushes"].as_array().unwrap().len(), 0);
+    assert_eq!(server.get("/npm/half-upload").0, 404);
+    assert!(server.is_alive());
+}

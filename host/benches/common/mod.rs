@@ -64,14 +64,14 @@ pub fn npm_tarball(name: &str, version: &str, size: usize) -> Vec<u8> {
         "main": "index.js", "dependencies": {"left-pad": "^1.3.0", "lodash": "^4.17.21"},
     })
     .to_string();
-    let mut add = |path: &str, data: &[u8]| {
+    fn add(builder: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>, path: &str, data: &[u8]) {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
         builder.append_data(&mut h, path, data).unwrap();
-    };
-    add("package/package.json", manifest.as_bytes());
+    }
+    add(&mut builder, "package/package.json", manifest.as_bytes());
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut n = 0;
     loop {
@@ -82,7 +82,7 @@ pub fn npm_tarball(name: &str, version: &str, size: usize) -> Vec<u8> {
             seed ^= seed << 17;
             src.push_str(&format!("export function f{:x}(a, b) {{ return a * {} + b - {}; }}\n", seed, seed % 997, seed % 131));
         }
-        add(&format!("package/lib/part{n}.js"), src.as_bytes());
+        add(&mut builder, &format!("package/lib/part{n}.js"), src.as_bytes());
         n += 1;
         let so_far = builder.get_ref().get_ref().len();
         if so_far >= size {

@@ -78,7 +78,7 @@ pub fn resolve(tag: &str, tree: &impl SourceTree, entries: &[TreeEntry]) -> Resu
             Some(a) if fits(&a) => (a, dir.to_string()),
             Some(a) => {
                 let reason = module_path::check_path_major(&a, &version).err().map(|e| e.0).unwrap_or_default();
-                return Err(invalid(format!("{in_dir_path} declares module {a}, which does not fit this tag: {reason}")));
+                return Err(invalid(format!("{in_dir_path}: {reason}")));
             }
             None => return Err(invalid(format!("no {in_dir_path} at this commit; Sluice serves modules that have a go.mod"))),
         }
@@ -125,11 +125,11 @@ mod tests {
         let v1 = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("m.go", "package m")]);
         assert_eq!(resolved("v1.0.0", &v1).unwrap(), Some(("example.com/m".into(), "v1.0.0".into(), "".into())));
         assert_eq!(resolved("v0.3.0-rc.1+build", &v1).unwrap().unwrap().1, "v0.3.0-rc.1");
-        assert!(resolved("v2.0.0", &v1).unwrap_err().contains("no /v2 suffix"));
+        assert!(resolved("v2.0.0", &v1).unwrap_err().contains("go.mod: module example.com/m takes only v0 and v1 versions"));
 
         let v2 = MemoryTree::new(&[("go.mod", "module example.com/m/v2\n")]);
         assert_eq!(resolved("v2.1.0", &v2).unwrap().unwrap().0, "example.com/m/v2");
-        assert!(resolved("v1.5.0", &v2).unwrap_err().contains("does not fit"));
+        assert!(resolved("v1.5.0", &v2).unwrap_err().contains("takes only v2.x.y versions, not v1.5.0"));
         assert!(resolved("v3.0.0", &v2).is_err());
 
         let major_dir = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("v2/go.mod", "module example.com/m/v2\n")]);

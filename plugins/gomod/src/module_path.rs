@@ -241,15 +241,14 @@ pub fn check_path_major(module: &str, version: &GoVersion) -> Result<(), PathErr
     match suffix_major(path_major) {
         None if version.major() <= 1 => Ok(()),
         None => err(format!(
-            "version {} is major version {}, but module {module} has no /v{} suffix (+incompatible versions are not supported)",
+            "module {module} takes only v0 and v1 versions, not {} (a v{major} module's path ends in /v{major}; +incompatible versions are not supported)",
             version.canonical,
-            version.major(),
-            version.major()
+            major = version.major()
         )),
         Some(m) if m == version.major() => Ok(()),
         // gopkg.in/x.v0 and .v1 both hold v0 and v1 versions.
         Some(m) if path_major.starts_with(".v") && m <= 1 && version.major() <= 1 => Ok(()),
-        Some(m) => err(format!("version {} does not match module {module}, which needs v{m}.x.y versions", version.canonical)),
+        Some(m) => err(format!("module {module} takes only v{m}.x.y versions, not {}", version.canonical)),
     }
 }
 
@@ -296,7 +295,7 @@ mod tests {
         let v = |s| parse_version(s).unwrap();
         assert!(check_path_major("example.com/m", &v("v1.2.3")).is_ok());
         assert!(check_path_major("example.com/m", &v("v0.1.0")).is_ok());
-        assert!(check_path_major("example.com/m", &v("v2.0.0")).unwrap_err().0.contains("no /v2 suffix"));
+        assert!(check_path_major("example.com/m", &v("v2.0.0")).unwrap_err().0.contains("takes only v0 and v1 versions, not v2.0.0"));
         assert!(check_path_major("example.com/m/v2", &v("v2.1.0")).is_ok());
         assert!(check_path_major("example.com/m/v2", &v("v3.0.0")).is_err());
         assert!(check_path_major("example.com/m/v2", &v("v1.0.0")).is_err());

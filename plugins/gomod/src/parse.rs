@@ -109,7 +109,7 @@ mod tests {
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("example.com/m@v1.0.0/../x", "")]).contains("invalid path element"));
         assert!(e(&[("example.com/m@v1.0.0/m.go", "")]).contains("no go.mod"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/other\n")]).contains("declares module example.com/other"));
-        assert!(e(&[("example.com/m@v2.0.0/go.mod", "module example.com/m\n")]).contains("no /v2 suffix"));
+        assert!(e(&[("example.com/m@v2.0.0/go.mod", "module example.com/m\n")]).contains("takes only v0 and v1"));
         assert!(e(&[("example.com/m@v1.0/go.mod", "module example.com/m\n")]).contains("not a semantic version"));
         assert!(e(&[("nodot@v1.0.0/go.mod", "module nodot\n")]).contains("missing dot"));
     }

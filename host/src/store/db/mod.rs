@@ -220,11 +220,11 @@ fn push_row(r: &rusqlite::Row) -> rusqlite::Result<PushRow> {
 impl Db {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db> {
+        // WAL is a property of the file: set it once, before the pool opens its connections
+        // (each of which would otherwise race for the lock that switching takes).
+        Connection::open(path)?.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA busy_timeout = 10000;",
-            )
+            c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         });
         let pool = r2d2::Pool::builder().max_size(16).build(manager)?;
         let db = Db { pool };
