@@ -15,7 +15,7 @@ use std::process::Command;
 fn main() {
     let host_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = host_dir.parent().unwrap().to_path_buf();
-    for watched in ["plugins", "sdk", "wit", "tests/fault-plugin"] {
+    for watched in ["plugins", "sdk", "wit", "tests/fault-plugin", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=SLUICE_BUILD_PLUGINS");

@@ -143,6 +143,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Paths of the server's own that no repository may take (the API, health, the web UI's pages).
+const RESERVED_NAMES: &[&str] =
+    &["api", "health", "metrics", "ui", "static", "pushes", "plugins", "login", "logout", "pipelines", "jobs"];
+
 impl Config {
     /// Reads the config file (if any), then applies `SLUICE_*` environment variables.
     /// Relative paths in the file are resolved against the file's folder.
@@ -226,7 +230,7 @@ impl Config {
         for r in &self.repositories {
             let valid = !r.name.is_empty()
                 && r.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-                && !["api", "health", "metrics", "ui", "static"].contains(&r.name.as_str());
+                && !RESERVED_NAMES.contains(&r.name.as_str());
             if !valid {
                 return Err(ConfigError::Invalid(format!(
                     "repository name `{}` must be letters, digits, `-`, `_` or `.`, and not a reserved path",

@@ -14,7 +14,7 @@ pub mod v0_1_0 {
         additional_derives: [serde::Serialize, serde::Deserialize],
     });
 
-    pub use sluice::plugin::types::*;
+    pub use self::sluice::plugin::types::*;
 }
 
 /// The contract version the host's own types speak.

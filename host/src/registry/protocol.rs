@@ -106,7 +106,7 @@ impl Registry {
             principal: req.principal.as_ref().map(|p| p.name.clone()),
         };
         let view = RepositoryView::new(self.db.clone(), repo);
-        let outcome = repo.plugin.handle(&wit_req, body, view).map_err(|e| call_failed(repo, e))??;
+        let outcome = repo.plugin.handle(&wit_req, body, view).map_err(call_failed)??;
 
         if !outcome.effects.is_empty() {
             self.authorize_write(repo, req)?;
@@ -287,8 +287,8 @@ impl Registry {
     }
 }
 
-fn call_failed(repo: &Repository, e: CallError) -> wit::Error {
-    tracing::error!(repository = repo.name(), error = %e, "plugin call failed");
+/// A failed plugin call as the error the client gets (and the log records, in `render_error`).
+fn call_failed(e: CallError) -> wit::Error {
     error(wit::ErrorKind::Internal, e.to_string())
 }
 
