@@ -57,6 +57,31 @@ fn gated_server(hook_url: &str) -> Server {
     Server::gated("npm", "npm", PASSING, &format!("[[repository.webhook]]\nurl = {hook_url:?}\nsecret = {SECRET:?}\n"))
 }
 
+/// A gated npm repository with a webhook receiver, and the tokens and npm client the tests use.
+struct Setup {
+    server: Server,
+    admin: String,
+    runner_token: String,
+    npm: Npm,
+    hooks: mpsc::Receiver<(String, String)>,
+}
+
+fn setup() -> Setup {
+    let (hook_url, hooks) = webhook_receiver();
+    let server = gated_server(&hook_url);
+    let admin = server.token("admin", "admin", None);
+    let publisher = server.token("publisher", "publish", Some("npm"));
+    let runner_token = server.token("runner-1", "runner", None);
+    let npm = Npm::new(&server, "publisher", Some(&publisher));
+    Setup { server, admin, runner_token, npm, hooks }
+}
+
+/// Replaces the repository's pipeline file through the admin API.
+fn put_pipeline(server: &Server, admin: &str, yaml: &str) {
+    let r = server.http().put(format!("{}/api/v1/repositories/npm/pipeline", server.url)).bearer_auth(admin).body(yaml.to_string()).send().unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+}
+
 fn latest_pipeline(server: &Server, admin: &str) -> Value {
     server.latest_pipeline("npm", admin)
 }
@@ -83,12 +108,7 @@ fn http_post(server: &Server, path: &str, token: &str, body: &str) -> reqwest::b
 
 #[test]
 fn a_gated_version_appears_only_after_its_pipeline_passes() {
-    let (hook_url, hooks) = webhook_receiver();
-    let server = gated_server(&hook_url);
-    let admin = server.token("admin", "admin", None);
-    let publisher = server.token("publisher", "publish", Some("npm"));
-    let runner_token = server.token("runner-1", "runner", None);
-    let npm = Npm::new(&server, "publisher", Some(&publisher));
+    let Setup { server, admin, runner_token, npm, hooks } = setup();
     let consumer = project(&server.work, "consumer");
 
     let pkg = make_package(&server.work, "gated-lib", "1.0.0");
@@ -126,8 +146,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert!(consumer.join("node_modules/gated-lib/index.js").is_file());
 
     // A failing job keeps the next version hidden; a retry after fixing the file releases it.
-    let r = server.http().put(format!("{}/api/v1/repositories/npm/pipeline", server.url)).bearer_auth(&admin).body(FAILING).send().unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    put_pipeline(&server, &admin, FAILING);
     let pkg = make_package(&server.work, "gated-lib", "1.1.0");
     npm.ok(&pkg, &["publish"]);
     server.run_one_job(&runner_token);
@@ -135,8 +154,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert_eq!(p["pipeline"]["status"], "failed", "{p}");
     assert_eq!(p["jobs"][1]["exit_code"], 1);
     assert_eq!(versions(&npm, &server.work, "gated-lib"), Some(vec!["1.0.0".to_string()]));
-    let r = server.http().put(format!("{}/api/v1/repositories/npm/pipeline", server.url)).bearer_auth(&admin).body(PASSING).send().unwrap();
-    assert!(r.status().is_success());
+    put_pipeline(&server, &admin, PASSING);
     let id = p["pipeline"]["id"].as_i64().unwrap();
     assert!(http_post(&server, &format!("/api/v1/pipelines/{id}/retry"), &admin, "").status().is_success());
     server.run_one_job(&runner_token);
@@ -164,12 +182,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
 
 #[test]
 fn job_tokens_and_runner_tokens_are_narrow() {
-    let (hook_url, _hooks) = webhook_receiver();
-    let server = gated_server(&hook_url);
-    let admin = server.token("admin", "admin", None);
-    let publisher = server.token("publisher", "publish", Some("npm"));
-    let runner_token = server.token("runner-1", "runner", None);
-    let npm = Npm::new(&server, "publisher", Some(&publisher));
+    let Setup { server, admin, runner_token, npm, .. } = setup();
     npm.ok(&make_package(&server.work, "first-lib", "1.0.0"), &["publish"]);
     npm.ok(&make_package(&server.work, "second-lib", "1.0.0"), &["publish"]);
 
@@ -214,16 +227,8 @@ fn job_tokens_and_runner_tokens_are_narrow() {
 
 #[test]
 fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
-    let (hook_url, _hooks) = webhook_receiver();
-    let server = gated_server(&hook_url);
-    let admin = server.token("admin", "admin", None);
-    let publisher = server.token("publisher", "publish", Some("npm"));
-    let runner_token = server.token("runner-1", "runner", None);
-    let npm = Npm::new(&server, "publisher", Some(&publisher));
-    let put = |yaml: &str| {
-        let r = server.http().put(format!("{}/api/v1/repositories/npm/pipeline", server.url)).bearer_auth(&admin).body(yaml.to_string()).send().unwrap();
-        assert!(r.status().is_success(), "{}", r.text().unwrap());
-    };
+    let Setup { server, admin, runner_token, npm, .. } = setup();
+    let put = |yaml: &str| put_pipeline(&server, &admin, yaml);
 
     // The extraction tool is missing on this runner: the job fails naming it.
     let bin = server.work.join("bin-without-tar");

@@ -125,20 +125,7 @@ fn main() -> anyhow::Result<()> {
             let cache = std::env::temp_dir().join("sluice-plugin-inspect");
             let runtime = PluginRuntime::new(Limits::default(), cache)?;
             let plugin = runtime.load_file(&file)?;
-            let sample = wit::Metadata {
-                name: "example".into(),
-                version: "1.0.0".into(),
-                qualifier: String::new(),
-                summary: None,
-                description: None,
-                license: None,
-                homepage: None,
-                repository: None,
-                authors: Vec::new(),
-                keywords: Vec::new(),
-                dependencies: Vec::new(),
-                manifest: String::new(),
-            };
+            let sample = wit::Metadata::named("example", "1.0.0");
             let report = serde_json::json!({
                 "file": file,
                 "sha256": plugin.sha256,

@@ -17,5 +17,26 @@ pub mod v0_1_0 {
     pub use self::sluice::plugin::types::*;
 }
 
+impl v0_1_0::Metadata {
+    /// Metadata with an identity and nothing else: a sample to ask a plugin what it declares, or
+    /// a stand-in for stored metadata that no longer parses.
+    pub fn named(name: impl Into<String>, version: impl Into<String>) -> Self {
+        v0_1_0::Metadata {
+            name: name.into(),
+            version: version.into(),
+            qualifier: String::new(),
+            summary: None,
+            description: None,
+            license: None,
+            homepage: None,
+            repository: None,
+            authors: Vec::new(),
+            keywords: Vec::new(),
+            dependencies: Vec::new(),
+            manifest: String::new(),
+        }
+    }
+}
+
 /// The contract version the host's own types speak.
 pub use v0_1_0 as current;

@@ -36,20 +36,7 @@ impl RepositoryView {
 pub fn artifact_of(f: &FileRow) -> wit::Artifact {
     let metadata = serde_json::from_str(&f.metadata).unwrap_or_else(|e| {
         tracing::error!(file = %f.file_name, error = %e, "stored metadata does not parse");
-        wit::Metadata {
-            name: String::new(),
-            version: f.version.clone(),
-            qualifier: f.qualifier.clone(),
-            summary: None,
-            description: None,
-            license: None,
-            homepage: None,
-            repository: None,
-            authors: Vec::new(),
-            keywords: Vec::new(),
-            dependencies: Vec::new(),
-            manifest: String::new(),
-        }
+        wit::Metadata { qualifier: f.qualifier.clone(), ..wit::Metadata::named("", f.version.clone()) }
     });
     wit::Artifact {
         version: f.version.clone(),

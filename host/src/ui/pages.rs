@@ -309,20 +309,7 @@ pub async fn pushes(State(reg): State<AppState>, headers: HeaderMap, Query(q): Q
 
 /// The metadata `sluice plugin inspect` asks plugins about.
 fn sample_metadata() -> wit::Metadata {
-    wit::Metadata {
-        name: "example".into(),
-        version: "1.0.0".into(),
-        qualifier: String::new(),
-        summary: None,
-        description: None,
-        license: None,
-        homepage: None,
-        repository: None,
-        authors: Vec::new(),
-        keywords: Vec::new(),
-        dependencies: Vec::new(),
-        manifest: String::new(),
-    }
+    wit::Metadata::named("example", "1.0.0")
 }
 
 pub async fn plugins(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
