@@ -30,6 +30,7 @@ fn main() {
     let mut wasm_samples = Vec::with_capacity(ROUNDS);
     let mut native_samples = Vec::with_capacity(ROUNDS);
     let mut instance_samples = Vec::with_capacity(ROUNDS);
+    let mut inflate_samples = Vec::with_capacity(ROUNDS);
     // Interleave the three so that machine noise hits them alike.
     for _ in 0..ROUNDS {
         let blob = BlobHandle::Memory(tarball.clone());
@@ -43,6 +44,12 @@ fn main() {
         native_samples.push(t.elapsed());
         assert_eq!(meta.name, "bench-pkg");
 
+        // The floor of any parse that checks every entry: inflating the archive, natively.
+        let t = Instant::now();
+        let unpacked = std::io::copy(&mut flate2::read::GzDecoder::new(&tarball[..]), &mut std::io::sink()).unwrap();
+        inflate_samples.push(t.elapsed());
+        assert!(unpacked > tarball.len() as u64);
+
         let t = Instant::now();
         plugin.render_error(&sluice::plugin::wit::Error { kind: sluice::plugin::wit::ErrorKind::NotFound, message: String::new() }).unwrap();
         instance_samples.push(t.elapsed());
@@ -50,9 +57,11 @@ fn main() {
     let (wasm_med, wasm_p99) = median_and_p99(wasm_samples);
     let (native_med, native_p99) = median_and_p99(native_samples);
     let (inst_med, inst_p99) = median_and_p99(instance_samples);
+    let (inflate_med, inflate_p99) = median_and_p99(inflate_samples);
     common::say(&format!("tarball: {} bytes, {ROUNDS} rounds", tarball.len()));
     common::say(&format!("plugin call (fresh instance + parse): median {:.1} µs, p99 {:.1} µs", common::micros(wasm_med), common::micros(wasm_p99)));
     common::say(&format!("native parse (same code, no wasm):   median {:.1} µs, p99 {:.1} µs", common::micros(native_med), common::micros(native_p99)));
+    common::say(&format!("native inflate of the tarball alone:  median {:.1} µs, p99 {:.1} µs", common::micros(inflate_med), common::micros(inflate_p99)));
     common::say(&format!("fresh instance + trivial call:        median {:.1} µs, p99 {:.1} µs", common::micros(inst_med), common::micros(inst_p99)));
     common::say(&format!("ratio plugin/native (medians): {:.2}x", wasm_med.as_secs_f64() / native_med.as_secs_f64()));
 }
