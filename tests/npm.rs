@@ -283,3 +283,32 @@ fn npm_malformed_tarballs_are_refused() {
     let (status, body) = server.get("/npm/bad-pkg");
     assert_eq!(status, 404, "{body}");
 }
+
+/// A repository with `read = "token"`: npm without a token gets a clear 401, a token limited to
+/// another repository a 403, and a `read` token installs.
+#[test]
+fn a_private_repository_needs_a_read_token() {
+    let server = Server::start_with_config(
+        "[[repository]]\nname = \"npm\"\nformat = \"npm\"\nread = \"token\"\n\
+         [[repository]]\nname = \"other\"\nformat = \"npm\"\n",
+    );
+    let publisher = Npm::new(&server, "publisher", Some(&server.token("publisher", "publish", Some("npm"))));
+    publisher.ok(&make_package(&server.work, "private-lib", "1.0.0"), &["publish"]);
+
+    let anonymous = Npm::new(&server, "anonymous", None);
+    let app = project(&server.work, "anonymous-app");
+    let (ok, _, err) = anonymous.run(&app, &["install", "private-lib"]);
+    assert!(!ok && err.contains("401"), "anonymous reads are refused: {err}");
+
+    let elsewhere = Npm::new(&server, "elsewhere", Some(&server.token("elsewhere", "read", Some("other"))));
+    let (ok, _, err) = elsewhere.run(&app, &["install", "private-lib"]);
+    assert!(!ok && err.contains("403"), "a token for another repository is refused: {err}");
+
+    let reader = Npm::new(&server, "reader", Some(&server.token("reader", "read", Some("npm"))));
+    let app = project(&server.work, "reader-app");
+    reader.ok(&app, &["install", "private-lib"]);
+    assert!(app.join("node_modules/private-lib/index.js").is_file());
+    // A read token still cannot publish.
+    let (ok, _, err) = reader.run(&make_package(&server.work, "private-lib", "1.0.1"), &["publish"]);
+    assert!(!ok && err.contains("403"), "{err}");
+}

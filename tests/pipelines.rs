@@ -156,6 +156,13 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     assert_eq!(versions(&npm, &server.work, "gated-lib"), Some(vec!["1.0.0".to_string()]));
     put_pipeline(&server, &admin, PASSING);
     let id = p["pipeline"]["id"].as_i64().unwrap();
+    // The package's API view shows each version's pipeline status.
+    let view = server.api_json("/api/v1/repositories/npm/packages/gated-lib", &admin);
+    let status_of = |version: &str| view["files"].as_array().unwrap().iter().find(|f| f["version"] == version).unwrap()["pipeline"]["status"].clone();
+    assert_eq!((status_of("1.0.0"), status_of("1.1.0")), (Value::from("success"), Value::from("failed")), "{view}");
+    // Retrying is for admins.
+    let reader = server.token("reader", "read,publish", Some("npm"));
+    assert_eq!(http_post(&server, &format!("/api/v1/pipelines/{id}/retry"), &reader, "").status().as_u16(), 403);
     assert!(http_post(&server, &format!("/api/v1/pipelines/{id}/retry"), &admin, "").status().is_success());
     server.run_one_job(&runner_token);
     assert_eq!(latest_pipeline(&server, &admin)["pipeline"]["status"], "success");
