@@ -116,6 +116,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     // Pending: invisible to clients.
     assert_eq!(versions(&npm, &server.work, "gated-lib"), None, "a pending version must not be listed");
     assert!(!npm.run(&consumer, &["install", "gated-lib@1.0.0"]).0, "installing a pending version must fail");
+    assert_eq!(server.get("/npm/gated-lib/-/gated-lib-1.0.0.tgz").0, 404, "nor is its file served by its address");
     let p = latest_pipeline(&server, &admin);
     assert_eq!(p["pipeline"]["status"], "pending");
     assert_eq!(p["jobs"][0]["name"], "metadata");
@@ -142,6 +143,7 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     let (status, body) = server.get("/npm/gated-lib");
     assert_eq!(status, 200, "{body}");
     assert_eq!(versions(&npm, &server.work, "gated-lib"), Some(vec!["1.0.0".to_string()]));
+    assert_eq!(server.get("/npm/gated-lib/-/gated-lib-1.0.0.tgz").0, 200);
     npm.ok(&consumer, &["install", "gated-lib@1.0.0"]);
     assert!(consumer.join("node_modules/gated-lib/index.js").is_file());
 
