@@ -63,6 +63,17 @@ fn faulty_plugin_calls_fail_alone_and_the_server_keeps_serving() {
     }
     assert_eq!(server.get("/fault/ok"), (200, "ok".to_string()));
     assert!(server.is_alive());
+
+    // Operators see the faults in /metrics.
+    let (status, metrics) = server.get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "sluice_plugin_call_failures_total{plugin=\"fault\",reason=\"timeout\"} 1",
+        "sluice_plugin_call_failures_total{plugin=\"fault\",reason=\"out_of_memory\"} 1",
+        "sluice_plugin_call_failures_total{plugin=\"fault\",reason=\"trap\"} 21",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 }
 
 #[test]

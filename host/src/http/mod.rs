@@ -3,6 +3,7 @@
 
 mod api;
 mod client;
+mod metrics;
 mod pipelines;
 
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub type State = Arc<Registry>;
 pub fn router(registry: State) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::router().merge(pipelines::router()))
         // The web UI: `/` is its repositories page; its other pages live under `/ui/`.
         .route("/", get(crate::ui::home))

@@ -8,7 +8,7 @@ mod runtime;
 
 pub use bindings::current as wit;
 pub use host::{BlobHandle, RegistryView, TreeHandle};
-pub use runtime::{CallError, Limits, Plugin, PluginRuntime};
+pub use runtime::{CallError, CallStats, Limits, Plugin, PluginRuntime};
 
 /// The plugins built into the `sluice` binary: (crate name, component bytes).
 pub mod builtin {

@@ -1,6 +1,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -64,6 +65,19 @@ pub struct Plugin {
     pre: FormatPluginPre<CallState>,
     engine: Engine,
     limits: Limits,
+    /// Counters for `/metrics`.
+    pub stats: CallStats,
+}
+
+/// How a plugin's calls went, since the server started.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    pub calls: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub out_of_memory: AtomicU64,
+    pub traps: AtomicU64,
+    /// Sum of call durations, in microseconds.
+    pub micros: AtomicU64,
 }
 
 impl PluginRuntime {
@@ -111,6 +125,7 @@ impl PluginRuntime {
             pre,
             engine: self.engine.clone(),
             limits: self.limits,
+            stats: CallStats::default(),
         };
         plugin.info = plugin.call("info", self.limits.call_timeout, None, |p, s| p.sluice_plugin_format().call_info(s))?;
         Ok(plugin)
@@ -189,6 +204,7 @@ impl Plugin {
         setup: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<A>,
         f: impl FnOnce(&FormatPlugin, &mut Store<CallState>, A) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        let started = std::time::Instant::now();
         let output = MemoryOutputPipe::new(MAX_OUTPUT);
         let wasi = WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build();
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
@@ -204,7 +220,18 @@ impl Plugin {
         if !printed.is_empty() {
             tracing::info!(plugin = %self.info.name, call = what, output = %String::from_utf8_lossy(&printed), "plugin output");
         }
-        result.map_err(|e| self.classify(e, timeout, &String::from_utf8_lossy(&printed)))
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        self.stats.micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result.map_err(|e| {
+            let failure = self.classify(e, timeout, &String::from_utf8_lossy(&printed));
+            let counter = match failure {
+                CallError::Timeout { .. } => &self.stats.timeouts,
+                CallError::OutOfMemory { .. } => &self.stats.out_of_memory,
+                CallError::Trap { .. } => &self.stats.traps,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            failure
+        })
     }
 
     /// Names a failed call's cause in one line: the deadline, the memory limit, or the trap with

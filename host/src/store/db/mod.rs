@@ -12,6 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 pub mod git_tags;
+pub mod metrics;
 pub mod pipelines;
 pub mod ui;
 

@@ -1,0 +1,63 @@
+//! `GET /metrics` in the Prometheus text format: plugin calls and their failures (counters since
+//! start), and what the store holds (gauges read from SQLite at scrape time).
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::error::AppError;
+use crate::registry::Registry;
+use crate::store::db::metrics::Rows;
+
+pub async fn metrics(State(reg): State<super::State>) -> Result<impl IntoResponse, AppError> {
+    let text = super::blocking(move || render(&reg)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, label_names: &[&str], rows: Rows) {
+    family(out, name, "gauge", help);
+    for (labels, value) in rows {
+        let pairs: Vec<(&str, &str)> = label_names.iter().copied().zip(labels.iter().map(String::as_str)).collect();
+        sample(out, name, &pairs, value);
+    }
+}
+
+fn render(reg: &Registry) -> Result<String, AppError> {
+    let mut out = String::new();
+    family(&mut out, "sluice_plugin_calls_total", "counter", "Calls into each format plugin.");
+    for p in reg.plugins.values() {
+        sample(&mut out, "sluice_plugin_calls_total", &[("plugin", p.name())], p.stats.calls.load(Ordering::Relaxed));
+    }
+    family(&mut out, "sluice_plugin_call_failures_total", "counter", "Plugin calls that trapped, ran out of time or out of memory.");
+    for p in reg.plugins.values() {
+        for (reason, counter) in [("timeout", &p.stats.timeouts), ("out_of_memory", &p.stats.out_of_memory), ("trap", &p.stats.traps)] {
+            sample(&mut out, "sluice_plugin_call_failures_total", &[("plugin", p.name()), ("reason", reason)], counter.load(Ordering::Relaxed));
+        }
+    }
+    family(&mut out, "sluice_plugin_call_seconds_total", "counter", "Time spent in plugin calls.");
+    for p in reg.plugins.values() {
+        let seconds = p.stats.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        sample(&mut out, "sluice_plugin_call_seconds_total", &[("plugin", p.name())], seconds);
+    }
+    gauge(&mut out, "sluice_files", "Stored package files.", &["repository"], reg.db.files_per_repository()?);
+    gauge(&mut out, "sluice_pushes", "Recorded pushes.", &["repository"], reg.db.pushes_per_repository()?);
+    gauge(&mut out, "sluice_pipelines", "Pipelines by status.", &["repository", "status"], reg.db.pipelines_per_status()?);
+    gauge(&mut out, "sluice_jobs", "Runner jobs by status.", &["status"], reg.db.jobs_per_status()?);
+    Ok(out)
+}
