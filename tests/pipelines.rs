@@ -286,3 +286,27 @@ fn which(tool: &str) -> Result<String, ()> {
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if p.is_empty() { Err(()) } else { Ok(p) }
 }
+
+/// A pipeline file that cannot be used loses no push: the pipeline fails saying why, the gated
+/// version stays hidden, and fixing the file and retrying releases it.
+#[test]
+fn a_broken_pipeline_file_fails_the_pipeline_not_the_push() {
+    let server = Server::gated("npm", "npm", "check:\n  script: true\n  needs: [build]\n", "");
+    let admin = server.token("admin", "admin", None);
+    let runner_token = server.token("runner-1", "runner", None);
+    let npm = Npm::new(&server, "publisher", Some(&server.token("publisher", "publish", Some("npm"))));
+    npm.ok(&make_package(&server.work, "gated-lib", "1.0.0"), &["publish"]);
+    let p = latest_pipeline(&server, &admin);
+    assert_eq!(p["pipeline"]["status"], "failed", "{p}");
+    assert_eq!(p["jobs"][1]["name"], "pipeline-file");
+    let log = server.api_json(&format!("/api/v1/jobs/{}", p["jobs"][1]["id"]), &admin)["log"].as_str().unwrap().to_string();
+    assert!(log.contains("needs"), "the log names the problem: {log}");
+    assert_eq!(versions(&npm, &server.work, "gated-lib"), None);
+
+    put_pipeline(&server, &admin, PASSING);
+    let id = p["pipeline"]["id"].as_i64().unwrap();
+    assert!(http_post(&server, &format!("/api/v1/pipelines/{id}/retry"), &admin, "").status().is_success());
+    server.run_one_job(&runner_token);
+    assert_eq!(latest_pipeline(&server, &admin)["pipeline"]["status"], "success");
+    assert_eq!(versions(&npm, &server.work, "gated-lib"), Some(vec!["1.0.0".to_string()]));
+}

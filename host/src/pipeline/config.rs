@@ -62,13 +62,6 @@ pub struct Rule {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum Lines {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
 enum Scalar {
     Int(i64),
     Bool(bool),
@@ -89,7 +82,7 @@ impl Scalar {
 #[serde(deny_unknown_fields)]
 struct RawJob {
     stage: Option<String>,
-    script: Lines,
+    script: serde_yaml::Value,
     #[serde(default)]
     variables: BTreeMap<String, Scalar>,
     #[serde(default)]
@@ -154,10 +147,17 @@ impl PipelineConfig {
 
 impl JobConfig {
     fn from_raw(name: String, raw: RawJob) -> Result<JobConfig, ConfigError> {
-        let script = match raw.script {
-            Lines::One(s) => vec![s],
-            Lines::Many(v) => v,
+        let line = |v: &serde_yaml::Value| match v {
+            serde_yaml::Value::String(s) => Some(s.clone()),
+            serde_yaml::Value::Number(n) => Some(n.to_string()),
+            serde_yaml::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
         };
+        let script = match &raw.script {
+            serde_yaml::Value::Sequence(items) => items.iter().map(line).collect::<Option<Vec<_>>>(),
+            single => line(single).map(|l| vec![l]),
+        }
+        .ok_or_else(|| err(format!("job `{name}`: script must be a command or a list of commands")))?;
         if script.iter().all(|l| l.trim().is_empty()) {
             return Err(err(format!("job `{name}` has an empty script")));
         }
@@ -476,6 +476,7 @@ mod tests {
         assert!(PipelineConfig::parse("j:\n  stage: deploy\n  script: x").unwrap_err().0.contains("stage `deploy`"));
         assert!(PipelineConfig::parse("j:\n  script: x\n  needs: [a]").unwrap_err().0.contains("needs"));
         assert!(PipelineConfig::parse("j:\n  script: x\n  timeout: soon").is_err());
+        assert!(PipelineConfig::parse("j:\n  script: {a: b}").unwrap_err().0.contains("script must be a command"));
         assert!(PipelineConfig::parse("j:\n  script: x\n  rules: [{if: '$A =='}]").is_err());
         assert_eq!(PipelineConfig::parse("").unwrap(), PipelineConfig::empty());
     }

@@ -75,12 +75,24 @@ impl Registry {
         ] {
             variables.insert(k.to_string(), v.to_string());
         }
-        let (config, _) = self.pipeline_config(repo)?;
-        for (k, v) in &config.variables {
-            variables.entry(k.clone()).or_insert_with(|| v.clone());
+        // A pipeline file that cannot be used does not lose the push: the pipeline records why
+        // and fails (keeping a gated version hidden) until the file is fixed and it is retried.
+        let config = match self.pipeline_config(repo) {
+            Ok((config, _)) => Ok(config),
+            Err(AppError::BadRequest(msg)) => Err(msg),
+            Err(AppError::Internal(e)) => Err(format!("{e:#}")),
+            Err(other) => return Err(other),
+        };
+        if let Ok(config) = &config {
+            for (k, v) in &config.variables {
+                variables.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         let mut jobs = vec![metadata_job(repo, push, &extraction, &trigger, &variables)];
-        jobs.extend(runner_jobs(&config, &trigger, &variables));
+        match &config {
+            Ok(config) => jobs.extend(runner_jobs(config, &trigger, &variables)),
+            Err(problem) => jobs.push(pipeline_file_job(problem, &variables)),
+        }
         Ok(NewPipeline {
             source: trigger.event.clone(),
             extraction: serde_json::to_value(&extraction).expect("records serialise"),
@@ -232,6 +244,25 @@ fn metadata_job(repo: &Repository, push: &PushFacts, extraction: &wit::Extractio
         timeout_seconds: 0,
         status: "success",
         log,
+    }
+}
+
+/// The failed job that stands for a pipeline file that could not be used.
+fn pipeline_file_job(problem: &str, vars: &BTreeMap<String, String>) -> NewJob {
+    NewJob {
+        name: "pipeline-file".into(),
+        stage: HOST_STAGE.into(),
+        stage_index: 0,
+        kind: "config",
+        script: Vec::new(),
+        variables: vars.clone(),
+        allow_failure: false,
+        timeout_seconds: 0,
+        status: "failed",
+        log: format!(
+            "The repository's pipeline file could not be used, so no runner job ran:\n{problem}\n\
+             Fix the file (or replace it with PUT /api/v1/repositories/{{repo}}/pipeline), then retry this pipeline.\n"
+        ),
     }
 }
 

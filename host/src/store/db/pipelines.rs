@@ -14,7 +14,8 @@ pub struct NewJob {
     pub name: String,
     pub stage: String,
     pub stage_index: usize,
-    /// `host` (run by the server itself, already finished) or `runner`.
+    /// `host` (run by the server itself, already finished), `config` (stands for a pipeline file
+    /// that could not be used; replaced on retry) or `runner`.
     pub kind: &'static str,
     pub script: Vec<String>,
     pub variables: BTreeMap<String, String>,
@@ -429,7 +430,7 @@ impl Db {
             if !is_finished(&p.status) {
                 return Err(DbError::Conflict(format!("pipeline {id} is still {}; a retry", p.status)));
             }
-            tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind = 'runner'", [id])?;
+            tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind IN ('runner', 'config')", [id])?;
             insert_jobs(tx, id, p.push_id, jobs)?;
             tx.execute("UPDATE pipelines SET status = 'created', finished_at = NULL WHERE id = ?1", [id])?;
             Ok(PipelineRow { status: "created".into(), finished_at: None, ..p })

@@ -19,7 +19,7 @@ CREATE TABLE jobs (
     name            TEXT NOT NULL,
     stage           TEXT NOT NULL,
     stage_index     INTEGER NOT NULL,
-    kind            TEXT NOT NULL,        -- host | runner
+    kind            TEXT NOT NULL,        -- host | config | runner
     script          TEXT NOT NULL,        -- JSON array of lines
     variables       TEXT NOT NULL,        -- JSON object
     allow_failure   INTEGER NOT NULL DEFAULT 0,
