@@ -56,6 +56,7 @@ fn main() {
         to_start.push(Duration::from_millis((started - t0).max(0) as u64));
     }
     let _ = runner.kill();
+    let _ = runner.wait();
     to_start.sort();
     publish.sort();
     let p50 = common::percentile(&to_start, 50.0);

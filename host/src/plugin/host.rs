@@ -53,10 +53,13 @@ impl BlobHandle {
     }
 }
 
+/// Reads one file of a tree by path.
+pub type TreeReader = Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
+
 /// A commit's tree offered to a git-tag plugin, read through the host's git access.
 pub struct TreeHandle {
     pub entries: Vec<wit::TreeEntry>,
-    pub reader: Box<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>,
+    pub reader: TreeReader,
 }
 
 /// The repository as plugins see it during a protocol call (gate applied by the implementor).

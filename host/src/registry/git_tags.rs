@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::error::AppError;
-use crate::git_source::GitSource;
+use crate::git_source::{GitSource, GitTag};
+use crate::store::db::git_tags::NewGitTag;
 use crate::plugin::{wit, TreeHandle};
 use crate::registry::{NewPush, Registry, Repository};
 
@@ -59,7 +60,7 @@ impl Registry {
         self.config.data.join("git").join(repo.name()).join(id)
     }
 
-    fn offer_tag(&self, repo: &Repository, source: &GitSource, url: &str, tag: crate::git_source::GitTag, actor: &str, report: &mut SyncReport) -> Result<(), AppError> {
+    fn offer_tag(&self, repo: &Repository, source: &GitSource, url: &str, tag: GitTag, actor: &str, report: &mut SyncReport) -> Result<(), AppError> {
         let outcome = |detail: String| TagOutcome { source: url.to_string(), tag: tag.name.clone(), commit: tag.commit.clone(), detail };
         if let Some(seen) = self.db.git_tag(repo.name(), url, &tag.name)? {
             if seen.commit_sha != tag.commit && seen.status == "published" && seen.moved_to.as_deref() != Some(tag.commit.as_str()) {
@@ -83,7 +84,7 @@ impl Registry {
         let file = match repo.plugin.from_tag(&info, tree) {
             Ok(Ok(Some(file))) => file,
             Ok(Ok(None)) => {
-                self.db.record_git_tag(repo.name(), url, &tag.name, &tag.commit, "ignored", None, None)?;
+                self.record(repo, url, &tag, "ignored", None, None)?;
                 report.ignored.push(tag.name.clone());
                 return Ok(());
             }
@@ -109,7 +110,7 @@ impl Registry {
         };
         match self.publish_file(repo, pending, &push) {
             Ok(push_id) => {
-                self.db.record_git_tag(repo.name(), url, &tag.name, &tag.commit, "published", None, Some(push_id))?;
+                self.record(repo, url, &tag, "published", None, Some(push_id))?;
                 report.published.push(outcome(format!("push {push_id}: {}", file.file_name)));
             }
             Err(e) => self.reject(repo, url, &tag, &e.message, report),
@@ -117,12 +118,24 @@ impl Registry {
         Ok(())
     }
 
-    fn reject(&self, repo: &Repository, url: &str, tag: &crate::git_source::GitTag, reason: &str, report: &mut SyncReport) {
+    fn reject(&self, repo: &Repository, url: &str, tag: &GitTag, reason: &str, report: &mut SyncReport) {
         tracing::warn!(repository = repo.name(), source = url, tag = %tag.name, reason, "tag not served");
-        if let Err(e) = self.db.record_git_tag(repo.name(), url, &tag.name, &tag.commit, "rejected", Some(reason), None) {
+        if let Err(e) = self.record(repo, url, tag, "rejected", Some(reason), None) {
             tracing::error!(error = %e, "could not record a rejected tag");
         }
         report.rejected.push(TagOutcome { source: url.to_string(), tag: tag.name.clone(), commit: tag.commit.clone(), detail: reason.to_string() });
+    }
+
+    fn record(&self, repo: &Repository, url: &str, tag: &GitTag, status: &str, reason: Option<&str>, push_id: Option<i64>) -> Result<(), crate::store::DbError> {
+        self.db.record_git_tag(&NewGitTag {
+            repository: repo.name(),
+            source: url,
+            tag: &tag.name,
+            commit: &tag.commit,
+            status,
+            reason,
+            push_id,
+        })
     }
 
     /// Polls the git sources of every git-tag repository that asks for it.

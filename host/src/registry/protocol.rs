@@ -105,7 +105,7 @@ impl Registry {
             base_url: req.base_url.clone(),
             principal: req.principal.as_ref().map(|p| p.name.clone()),
         };
-        let view = RepositoryView::new(self.db.clone(), repo);
+        let view = RepositoryView::shared(self.db.clone(), repo);
         let outcome = repo.plugin.handle(&wit_req, body, view).map_err(call_failed)??;
 
         if !outcome.effects.is_empty() {

@@ -15,7 +15,7 @@ pub(super) struct RepositoryView {
 }
 
 impl RepositoryView {
-    pub fn new(db: Db, repo: &super::Repository) -> Arc<dyn RegistryView> {
+    pub fn shared(db: Db, repo: &super::Repository) -> Arc<dyn RegistryView> {
         Arc::new(RepositoryView {
             db,
             repository: repo.name().to_string(),

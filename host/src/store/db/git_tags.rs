@@ -32,6 +32,18 @@ fn git_tag_row(r: &rusqlite::Row) -> rusqlite::Result<GitTagRow> {
     })
 }
 
+/// What became of a tag the first time it was seen.
+pub struct NewGitTag<'a> {
+    pub repository: &'a str,
+    pub source: &'a str,
+    pub tag: &'a str,
+    pub commit: &'a str,
+    /// `published`, `rejected` or `ignored`.
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub push_id: Option<i64>,
+}
+
 const COLUMNS: &str = "repository, source, tag, commit_sha, status, reason, push_id, moved_to, seen_at";
 
 impl Db {
@@ -46,10 +58,10 @@ impl Db {
             .optional()?)
     }
 
-    pub fn record_git_tag(&self, repository: &str, source: &str, tag: &str, commit: &str, status: &str, reason: Option<&str>, push_id: Option<i64>) -> Result<()> {
+    pub fn record_git_tag(&self, t: &NewGitTag) -> Result<()> {
         self.conn()?.execute(
             &format!("INSERT INTO git_tags ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)"),
-            params![repository, source, tag, commit, status, reason, push_id, now_ms()],
+            params![t.repository, t.source, t.tag, t.commit, t.status, t.reason, t.push_id, now_ms()],
         )?;
         Ok(())
     }
