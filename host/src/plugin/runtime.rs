@@ -92,6 +92,11 @@ impl PluginRuntime {
         pool.total_memories(512);
         pool.total_tables(512);
         pool.max_memory_size(limits.memory_bytes);
+        // Reset the first MiBs of a returned memory (and its tables) by overwriting them rather than
+        // handing them back to the kernel: a fresh instance per call would otherwise page-fault its
+        // heap back in every time, and the unmapping costs a TLB shootdown on every core.
+        pool.linear_memory_keep_resident(4 << 20);
+        pool.table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(wasm_err)?;
         start_epoch_ticker(&engine);

@@ -298,13 +298,8 @@ impl Db {
     // ---- packages -----------------------------------------------------------------------------
 
     fn package_by_key(conn: &Connection, repository: &str, key: &str) -> Result<Option<PackageRow>> {
-        Ok(conn
-            .query_row(
-                &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"),
-                [repository, key],
-                package_row,
-            )
-            .optional()?)
+        let mut stmt = conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"))?;
+        Ok(stmt.query_row([repository, key], package_row).optional()?)
     }
 
     fn files_of(conn: &Connection, package_id: i64, vis: Visibility) -> Result<Vec<FileRow>> {
