@@ -92,14 +92,15 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Headers that carry credentials; the host removes them before a plugin sees the request.
-pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-nuget-apikey", "cookie", "proxy-authorization"];
+/// Headers that carry credentials for every client; the host removes them (and the headers a
+/// format declares in `credential-headers`) before a plugin sees the request.
+pub const CREDENTIAL_HEADERS: &[&str] = &["authorization", "cookie", "proxy-authorization"];
 
-/// The credential a request carries, wherever its client put it: `X-NuGet-ApiKey`,
-/// `Authorization: Bearer T`, `Authorization: Basic` (the password, or the user name when the
-/// password is empty), or a raw `Authorization: T` (RubyGems).
-pub fn credential(headers: &HeaderMap) -> Option<String> {
-    if let Some(key) = headers.get("x-nuget-apikey").and_then(|v| v.to_str().ok()) {
+/// The credential a request carries, wherever its client put it: one of the `extra` headers a
+/// format declares (its token alone), `Authorization: Bearer T`, `Authorization: Basic` (the
+/// password, or the user name when the password is empty), or a raw `Authorization: T`.
+pub fn credential(headers: &HeaderMap, extra: &[String]) -> Option<String> {
+    if let Some(key) = extra.iter().find_map(|h| headers.get(h.as_str())).and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_string());
     }
     let auth = headers.get("authorization")?.to_str().ok()?.trim();
@@ -131,12 +132,14 @@ mod tests {
 
     #[test]
     fn reads_every_client_style() {
+        let credential = |h: &HeaderMap| super::credential(h, &["x-api-key".to_string()]);
         assert_eq!(credential(&headers(&[("authorization", "Bearer abc")])).as_deref(), Some("abc"));
         assert_eq!(credential(&headers(&[("authorization", "abc")])).as_deref(), Some("abc"));
         // user:token and token: (empty password)
         assert_eq!(credential(&headers(&[("authorization", "Basic dXNlcjphYmM=")])).as_deref(), Some("abc"));
         assert_eq!(credential(&headers(&[("authorization", "Basic YWJjOg==")])).as_deref(), Some("abc"));
-        assert_eq!(credential(&headers(&[("x-nuget-apikey", "abc")])).as_deref(), Some("abc"));
+        assert_eq!(credential(&headers(&[("x-api-key", "abc")])).as_deref(), Some("abc"));
+        assert_eq!(super::credential(&headers(&[("x-api-key", "abc")]), &[]), None, "only declared headers count");
         assert_eq!(credential(&headers(&[])), None);
     }
 

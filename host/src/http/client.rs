@@ -31,12 +31,12 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     if repo_name.is_empty() {
         return Ok((StatusCode::OK, "Sluice package registry. Repositories are served under /{repository}/; the API is under /api/v1/.\n").into_response());
     }
-    registry.repository(&repo_name)?;
+    let extra_credentials = registry.repository(&repo_name)?.plugin.info.credential_headers.clone();
     let base_url = format!("{}/{repo_name}", super::external_url(&registry, &parts.headers));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter(|(k, _)| !CREDENTIAL_HEADERS.contains(&k.as_str()))
+        .filter(|(k, _)| !CREDENTIAL_HEADERS.contains(&k.as_str()) && !extra_credentials.iter().any(|h| h == k.as_str()))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -64,7 +64,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     let headers_map = parts.headers.clone();
     let reply = super::blocking(move || {
         let repo = reg.repository(&repo_name)?;
-        let (principal, bad_credential) = match super::principal(&reg, &headers_map) {
+        let (principal, bad_credential) = match super::principal_from(&reg, &headers_map, &extra_credentials) {
             Ok(p) => (p, false),
             Err(AppError::Unauthorized(_)) => (None, true),
             Err(e) => return Err(e),

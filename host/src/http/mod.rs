@@ -49,9 +49,13 @@ pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
 }
 
 /// The request's token, if it carries a credential: `Ok(None)` without one, an error for a
-/// credential that is no valid token.
+/// credential that is no valid token. `extra` are a format's own credential headers.
 pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
-    let Some(secret) = auth::credential(headers) else { return Ok(None) };
+    principal_from(registry, headers, &[])
+}
+
+pub fn principal_from(registry: &Registry, headers: &HeaderMap, extra: &[String]) -> Result<Option<Principal>, AppError> {
+    let Some(secret) = auth::credential(headers, extra) else { return Ok(None) };
     match registry.db.token_by_hash(&auth::hash_token(&secret))? {
         Some(row) => Ok(Some(Principal::from_row(row))),
         None => Err(AppError::Unauthorized("the token is not valid".into())),

@@ -45,7 +45,7 @@ fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: &str) 
 
 /// The running job a job token belongs to, and its push's sha256.
 fn job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, String), AppError> {
-    let secret = auth::credential(headers).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
+    let secret = auth::credential(headers, &[]).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
     reg.db.job_by_token(&auth::hash_token(&secret))?.ok_or_else(|| AppError::Unauthorized("not a token of a running job".into()))
 }
 

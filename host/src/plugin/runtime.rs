@@ -123,6 +123,7 @@ impl PluginRuntime {
                 display_name: String::new(),
                 case_insensitive_names: false,
                 publish: wit::PublishMode::Upload,
+                credential_headers: Vec::new(),
                 install_hint: String::new(),
             },
             sha256,

@@ -31,6 +31,7 @@ pub fn info() -> FormatInfo {
         case_insensitive_names: false,
         publish: PublishMode::GitTag,
         // GONOSUMDB: a private module is not in the public checksum database.
+        credential_headers: Vec::new(),
         install_hint: "GOPROXY={url} GONOSUMDB={name} go get {name}@{version}".into(),
     }
 }

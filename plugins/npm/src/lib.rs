@@ -21,6 +21,7 @@ pub fn info() -> FormatInfo {
         display_name: "npm".into(),
         case_insensitive_names: false,
         publish: PublishMode::Upload,
+        credential_headers: Vec::new(),
         install_hint: "npm install --registry {url}/ {name}@{version}".into(),
     }
 }

@@ -24,6 +24,7 @@ pub fn info() -> FormatInfo {
         display_name: "NuGet".into(),
         case_insensitive_names: true,
         publish: PublishMode::Upload,
+        credential_headers: vec!["x-nuget-apikey".into()],
         install_hint: "nuget install {name} -Version {version} -Source {url}/v3/index.json".into(),
     }
 }

@@ -23,6 +23,7 @@ pub fn info() -> FormatInfo {
         display_name: "RubyGems".into(),
         case_insensitive_names: false,
         publish: PublishMode::Upload,
+        credential_headers: Vec::new(),
         install_hint: "gem install {name} -v {version} --source {url}".into(),
     }
 }

@@ -14,6 +14,7 @@ impl Format for Fault {
             display_name: "Fault injection".into(),
             case_insensitive_names: false,
             publish: PublishMode::Upload,
+            credential_headers: Vec::new(),
             install_hint: String::new(),
         }
     }
