@@ -145,13 +145,13 @@ mod tests {
 
     #[test]
     fn scopes_imply_and_limit() {
-        let p = Principal { token_id: 1, name: "ci".into(), scopes: vec![Scope::Publish], repository: Some("npm".into()), kind: "personal".into() };
-        assert!(p.allows(Scope::Read, Some("npm")));
-        assert!(p.allows(Scope::Publish, Some("npm")));
-        assert!(!p.allows(Scope::Publish, Some("nuget")));
-        assert!(!p.allows(Scope::Admin, Some("npm")));
+        let p = Principal { token_id: 1, name: "ci".into(), scopes: vec![Scope::Publish], repository: Some("libs".into()), kind: "personal".into() };
+        assert!(p.allows(Scope::Read, Some("libs")));
+        assert!(p.allows(Scope::Publish, Some("libs")));
+        assert!(!p.allows(Scope::Publish, Some("tools")));
+        assert!(!p.allows(Scope::Admin, Some("libs")));
         let r = Principal { scopes: vec![Scope::Runner], repository: None, ..p };
-        assert!(!r.allows(Scope::Publish, Some("npm")));
+        assert!(!r.allows(Scope::Publish, Some("libs")));
         assert!(Scope::parse_list("read,bogus").is_err());
         assert!(generate_token().starts_with("sluice_"));
     }

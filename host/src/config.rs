@@ -259,7 +259,7 @@ mod tests {
         let path = dir.path().join("sluice.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\n[[repository]]\nname = \"npm-internal\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
+            "listen = \"0.0.0.0:9000\"\n[[repository]]\nname = \"web-internal\"\nformat = \"web\"\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
         )
         .unwrap();
         let mut c = Config::load(Some(&path)).unwrap();
@@ -273,10 +273,10 @@ mod tests {
 
     #[test]
     fn rejects_reserved_and_duplicate_names() {
-        let bad: Config = toml::from_str("[[repository]]\nname = \"api\"\nformat = \"npm\"\n").unwrap();
+        let bad: Config = toml::from_str("[[repository]]\nname = \"api\"\nformat = \"web\"\n").unwrap();
         assert!(bad.validate().is_err());
         let dup: Config =
-            toml::from_str("[[repository]]\nname = \"a\"\nformat = \"npm\"\n[[repository]]\nname = \"a\"\nformat = \"npm\"\n").unwrap();
+            toml::from_str("[[repository]]\nname = \"a\"\nformat = \"web\"\n[[repository]]\nname = \"a\"\nformat = \"web\"\n").unwrap();
         assert!(dup.validate().is_err());
     }
 }

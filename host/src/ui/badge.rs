@@ -107,10 +107,10 @@ mod tests {
 
     #[test]
     fn badge_paths() {
-        assert_eq!(package_badge_path("/api/v1/repositories/npm/packages/@s/n/badge.svg"), Some(("npm".into(), "@s/n".into())));
-        assert_eq!(package_badge_path("/api/v1/repositories/npm/packages/%40s%2Fn/badge.svg"), Some(("npm".into(), "@s/n".into())));
-        assert_eq!(package_badge_path("/api/v1/repositories/npm/packages/x"), None);
-        assert_eq!(package_badge_path("/api/v1/repositories/npm/packages//badge.svg"), None);
+        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/@s/n/badge.svg"), Some(("libs".into(), "@s/n".into())));
+        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/%40s%2Fn/badge.svg"), Some(("libs".into(), "@s/n".into())));
+        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/x"), None);
+        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages//badge.svg"), None);
         assert!(svg("pipeline", "success").contains("#2e7d32"));
         assert!(svg("a", "<b>").contains("&lt;b&gt;"));
     }
