@@ -266,6 +266,18 @@ fn npm_malformed_tarballs_are_refused() {
         let error = body["error"].as_str().unwrap_or_else(|| panic!("{what}: no error field in {body}"));
         assert!(error.contains(message), "{what}: {error}");
     }
+    // A tarball of another scope's package, published under this scope's name: the file name
+    // matches (`bad-1.0.0.tgz` either way), the package inside does not.
+    let response = server
+        .http()
+        .put(format!("{}/@mine%2fbad", server.repo_url("npm")))
+        .bearer_auth(&token)
+        .json(&publish_body("@mine/bad", "1.0.0", &tgz(&[("package/package.json", br#"{"name":"@theirs/bad","version":"1.0.0"}"#)])))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let error: Value = response.json().unwrap();
+    assert!(error["error"].as_str().unwrap().contains("published as `@mine/bad`"), "{error}");
     // A scoped name spelled both ways reaches the same checks.
     for path in ["@scope%2fbad", "@scope/bad"] {
         let status = server

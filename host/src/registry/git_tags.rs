@@ -107,6 +107,7 @@ impl Registry {
             user_agent: Some("sluice git sync"),
             commit_sha: Some(&tag.commit),
             tags: &[],
+            package: None,
         };
         match self.publish_file(repo, pending, &push) {
             Ok(push_id) => {

@@ -40,6 +40,8 @@ pub struct NewPush<'a> {
     pub commit_sha: Option<&'a str>,
     /// Tags to point at the new version.
     pub tags: &'a [String],
+    /// The package the client published to, when its protocol names one; the file must be it.
+    pub package: Option<&'a str>,
 }
 
 /// What the HTTP layer sends back.
@@ -184,6 +186,7 @@ impl Registry {
             user_agent: req.user_agent.as_deref(),
             commit_sha: None,
             tags: &upload.tags,
+            package: upload.package.as_deref(),
         };
         self.publish_file(repo, pending, &push).map(|_| ())
     }
@@ -198,8 +201,11 @@ impl Registry {
             .plugin
             .parse(push.file_name, handle)
             .map_err(|e| error(Invalid, format!("the package could not be read: {e}")))??;
-        let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
         let key = repo.key(&meta.name);
+        if let Some(expected) = push.package.filter(|p| repo.key(p) != key) {
+            return Err(error(Invalid, format!("the file holds package `{}`, but it was published as `{expected}`", meta.name)));
+        }
+        let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
         let digests = pending.digests.clone();
         let facts = PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.commit_sha };
         let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {

@@ -214,6 +214,7 @@ fn push(registry: &impl Registry, req: &Request, body: &impl ReadAt) -> Result<O
     let publish = Effect::Publish(Upload {
         file_name: format!("{}.{}.nupkg", meta.name.to_lowercase(), version.lower()),
         source: UploadSource::BodyRange((offset, len)),
+        package: Some(meta.name.clone()),
         tags: Vec::new(),
     });
     Ok(Outcome::with_effects(vec![publish], http::text(201, format!("Created {} {}", meta.name, meta.version))))
