@@ -47,6 +47,24 @@ impl Error {
     }
 }
 
+impl ErrorKind {
+    /// The HTTP status the contract gives this kind (the host uses the same table when a plugin
+    /// cannot render an error); formats override it where their clients expect another.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorKind::Invalid => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Gone => 410,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::Conflict => 409,
+            ErrorKind::TooLarge => 413,
+            ErrorKind::Unsupported => 405,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
 impl From<std::io::Error> for Error {
     /// Reading a package file only fails on a malformed file (a truncated gzip stream, a tar
     /// header that lies about its size): the package is invalid.

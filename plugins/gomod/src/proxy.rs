@@ -96,17 +96,7 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
 
 /// Errors as plain text: the go command prints the body after the status line.
 pub fn render_error(err: &Error) -> sluice_plugin_sdk::Response {
-    let status = match err.kind {
-        ErrorKind::Invalid => 400,
-        ErrorKind::NotFound => 404,
-        ErrorKind::Gone => 410,
-        ErrorKind::Unauthorized => 401,
-        ErrorKind::Forbidden => 403,
-        ErrorKind::Conflict => 409,
-        ErrorKind::TooLarge => 413,
-        ErrorKind::Unsupported => 405,
-        ErrorKind::Internal => 500,
-    };
+    let status = err.kind.status();
     let body = if err.kind == ErrorKind::Internal { "internal server error".to_string() } else { err.message.clone() };
     let response = text(status, format!("{body}\n"));
     if err.kind == ErrorKind::Unauthorized {

@@ -11,16 +11,8 @@ use sluice_plugin_sdk::{http, Error, ErrorKind, Response};
 /// "Unable to authenticate, need: ..."; without it, npm prints the status and this message.
 pub fn render(err: Error) -> Response {
     let (status, message) = match err.kind {
-        ErrorKind::Invalid => (400, err.message),
-        ErrorKind::NotFound => (404, err.message),
-        ErrorKind::Gone => (410, err.message),
-        ErrorKind::Unauthorized => (401, err.message),
-        ErrorKind::Forbidden => (403, err.message),
-        ErrorKind::Conflict if err.message.starts_with(STALE_REV) => (409, err.message),
-        ErrorKind::Conflict => (403, republish_message(err.message)),
-        ErrorKind::TooLarge => (413, err.message),
-        ErrorKind::Unsupported => (405, err.message),
-        ErrorKind::Internal => (500, err.message),
+        ErrorKind::Conflict if !err.message.starts_with(STALE_REV) => (403, republish_message(err.message)),
+        kind => (kind.status(), err.message),
     };
     http::json(status, &json!({ "error": message }))
 }

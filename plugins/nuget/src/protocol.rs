@@ -253,18 +253,10 @@ fn set_listed(
 
 /// nuget.exe shows the status line and the plain-text body of a failed request.
 pub fn render_error(err: &Error) -> Response {
-    let status = match err.kind {
-        ErrorKind::Invalid => 400,
-        ErrorKind::NotFound => 404,
-        ErrorKind::Gone => 410,
-        ErrorKind::Unauthorized => 401,
-        ErrorKind::Forbidden => 403,
-        ErrorKind::Conflict => 409,
-        ErrorKind::TooLarge => 413,
-        ErrorKind::Unsupported => 405,
-        ErrorKind::Internal => return http::text(500, "internal server error"),
-    };
-    http::text(status, err.message.clone())
+    if err.kind == ErrorKind::Internal {
+        return http::text(500, "internal server error");
+    }
+    http::text(err.kind.status(), err.message.clone())
 }
 
 #[cfg(test)]

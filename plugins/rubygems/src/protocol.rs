@@ -63,19 +63,14 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
 
 /// Renders an error as plain text with its status; `gem` prints the body as it is.
 pub fn render_error(err: &Error) -> Response {
-    let (status, message) = match err.kind {
-        ErrorKind::Invalid => (400, err.message.clone()),
-        ErrorKind::NotFound => (404, err.message.clone()),
-        ErrorKind::Gone => (410, err.message.clone()),
-        ErrorKind::Unauthorized => (401, format!("Access Denied. {}", err.message)),
-        ErrorKind::Forbidden => (403, format!("Access Denied. {}", err.message)),
+    let message = match err.kind {
+        ErrorKind::Unauthorized | ErrorKind::Forbidden => format!("Access Denied. {}", err.message),
         // The host refuses a second file with the same name, version and platform.
-        ErrorKind::Conflict => (409, format!("Repushing of gem versions is not allowed.\n{}", err.message)),
-        ErrorKind::TooLarge => (413, err.message.clone()),
-        ErrorKind::Unsupported => (405, err.message.clone()),
-        ErrorKind::Internal => (500, "Internal server error".to_string()),
+        ErrorKind::Conflict => format!("Repushing of gem versions is not allowed.\n{}", err.message),
+        ErrorKind::Internal => "Internal server error".to_string(),
+        _ => err.message.clone(),
     };
-    http::text(status, format!("{}\n", message.trim_end()))
+    http::text(err.kind.status(), format!("{}\n", message.trim_end()))
 }
 
 /// `gem push`: the body is the gem. Its spec names the stored file before the host stores it.
