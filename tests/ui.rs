@@ -223,7 +223,7 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
 /// quickly because lists are paginated and the queries use indexes.
 #[test]
 fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
-    use sluice::store::db::{NewFile, Visibility};
+    use sluice::store::db::{NewFile, Pusher, Visibility};
     use sluice::store::{Db, Digests};
 
     let server = Server::start_with_config("[[repository]]\nname = \"npm\"\nformat = \"npm\"\n");
@@ -246,12 +246,14 @@ fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
             file_name: &file_name,
             digests: &d,
             metadata_json: &meta,
-            actor: "seed",
-            token_id: None,
-            token_name: Some("seed"),
-            client_addr: Some("127.0.0.1"),
-            user_agent: None,
-            commit_sha: None,
+            pusher: &Pusher {
+                actor: "seed",
+                token_id: None,
+                token_name: Some("seed"),
+                client_addr: Some("127.0.0.1"),
+                user_agent: None,
+                commit_sha: None,
+            },
             released: true,
             tags: &["latest".to_string()],
             pipeline: None,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::AppError;
 use crate::git_source::{GitSource, GitTag};
 use crate::store::db::git_tags::NewGitTag;
+use crate::store::db::Pusher;
 use crate::plugin::{wit, TreeHandle};
 use crate::registry::{NewPush, Registry, Repository};
 
@@ -100,12 +101,14 @@ impl Registry {
         let pending = self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20).map_err(|e| AppError::BadRequest(e.message))?;
         let push = NewPush {
             file_name: &file.file_name,
-            actor,
-            token_id: None,
-            token_name: None,
-            client_addr: None,
-            user_agent: Some("sluice git sync"),
-            commit_sha: Some(&tag.commit),
+            pusher: Pusher {
+                actor,
+                token_id: None,
+                token_name: None,
+                client_addr: None,
+                user_agent: Some("sluice git sync"),
+                commit_sha: Some(&tag.commit),
+            },
             tags: &[],
             package: None,
         };

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::auth::{Principal, Scope};
 use crate::pipeline::PushFacts;
 use crate::plugin::{wit, BlobHandle, CallError};
-use crate::store::db::{DbError, NewFile};
+use crate::store::db::{DbError, NewFile, Pusher};
 use crate::store::PendingBlob;
 
 use super::view::RepositoryView;
@@ -29,15 +29,10 @@ pub struct ClientRequest {
     pub body: Option<PendingBlob>,
 }
 
-/// Who pushed a file and how, for the audit log.
+/// A file being pushed: its name, who pushed it, and what the push asks for.
 pub struct NewPush<'a> {
     pub file_name: &'a str,
-    pub actor: &'a str,
-    pub token_id: Option<i64>,
-    pub token_name: Option<&'a str>,
-    pub client_addr: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub commit_sha: Option<&'a str>,
+    pub pusher: Pusher<'a>,
     /// Tags to point at the new version.
     pub tags: &'a [String],
     /// The package the client published to, when its protocol names one; the file must be it.
@@ -179,12 +174,14 @@ impl Registry {
         let principal = req.principal.as_ref().expect("authorised before effects");
         let push = NewPush {
             file_name: &file_name,
-            actor: &principal.name,
-            token_id: Some(principal.token_id),
-            token_name: Some(&principal.name),
-            client_addr: req.client_addr.as_deref(),
-            user_agent: req.user_agent.as_deref(),
-            commit_sha: None,
+            pusher: Pusher {
+                actor: &principal.name,
+                token_id: Some(principal.token_id),
+                token_name: Some(&principal.name),
+                client_addr: req.client_addr.as_deref(),
+                user_agent: req.user_agent.as_deref(),
+                commit_sha: None,
+            },
             tags: &upload.tags,
             package: upload.package.as_deref(),
         };
@@ -207,7 +204,7 @@ impl Registry {
         }
         let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
         let digests = pending.digests.clone();
-        let facts = PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.commit_sha };
+        let facts = PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
         let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {
             crate::error::AppError::BadRequest(msg) => error(Invalid, format!("the repository's pipeline file is invalid: {msg}")),
             other => error(Internal, other.to_string()),
@@ -221,12 +218,7 @@ impl Registry {
             file_name: push.file_name,
             digests: &digests,
             metadata_json: &metadata_json,
-            actor: push.actor,
-            token_id: push.token_id,
-            token_name: push.token_name,
-            client_addr: push.client_addr,
-            user_agent: push.user_agent,
-            commit_sha: push.commit_sha,
+            pusher: &push.pusher,
             released: !repo.gated(),
             tags: push.tags,
             pipeline: Some(&pipeline),
@@ -237,7 +229,7 @@ impl Registry {
             .map_err(db_error)?;
         tracing::info!(
             repository = repo.name(), package = %meta.name, version = %meta.version, push_id,
-            sha256 = %digests.sha256, size = digests.size, actor = push.actor, "published"
+            sha256 = %digests.sha256, size = digests.size, actor = push.pusher.actor, "published"
         );
         match self.db.pipeline_of_push(push_id) {
             Ok(Some(p)) => self.advance_pipeline(p.id),

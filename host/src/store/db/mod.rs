@@ -137,6 +137,18 @@ impl Visibility {
     }
 }
 
+/// Who pushed a file, from where and how, for the audit log.
+pub struct Pusher<'a> {
+    /// A token's name, a webhook's sender, `poller`.
+    pub actor: &'a str,
+    pub token_id: Option<i64>,
+    pub token_name: Option<&'a str>,
+    pub client_addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// Git-tag formats: the tagged commit.
+    pub commit_sha: Option<&'a str>,
+}
+
 /// What a publish stores: the file row and its push.
 pub struct NewFile<'a> {
     pub repository: &'a str,
@@ -147,12 +159,7 @@ pub struct NewFile<'a> {
     pub file_name: &'a str,
     pub digests: &'a super::Digests,
     pub metadata_json: &'a str,
-    pub actor: &'a str,
-    pub token_id: Option<i64>,
-    pub token_name: Option<&'a str>,
-    pub client_addr: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub commit_sha: Option<&'a str>,
+    pub pusher: &'a Pusher<'a>,
     pub released: bool,
     pub tags: &'a [String],
     /// The push's pipeline, created in the same transaction.
@@ -407,8 +414,8 @@ impl Db {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     new.repository, new.name, new.version, new.qualifier, new.file_name, new.digests.sha256,
-                    new.digests.size as i64, new.token_id, new.token_name, new.actor, new.client_addr,
-                    new.user_agent, new.commit_sha, now
+                    new.digests.size as i64, new.pusher.token_id, new.pusher.token_name, new.pusher.actor,
+                    new.pusher.client_addr, new.pusher.user_agent, new.pusher.commit_sha, now
                 ],
             )?;
             let push_id = tx.last_insert_rowid();
@@ -577,6 +584,9 @@ mod tests {
         NewFile { released: true, ..unreleased(version, file_name, d, tags) }
     }
 
+    const ALICE: Pusher<'static> =
+        Pusher { actor: "alice", token_id: None, token_name: Some("alice"), client_addr: None, user_agent: None, commit_sha: None };
+
     /// A file of a gated repository, before its pipeline passed.
     fn unreleased<'a>(version: &'a str, file_name: &'a str, d: &'a Digests, tags: &'a [String]) -> NewFile<'a> {
         NewFile {
@@ -588,12 +598,7 @@ mod tests {
             file_name,
             digests: d,
             metadata_json: "{}",
-            actor: "alice",
-            token_id: None,
-            token_name: Some("alice"),
-            client_addr: None,
-            user_agent: None,
-            commit_sha: None,
+            pusher: &ALICE,
             released: false,
             tags,
             pipeline: None,
