@@ -189,8 +189,11 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
     assert!(svg.starts_with("<svg") && svg.contains("pipeline"));
     let (s, _, _) = get("/api/v1/repositories/npm/packages/%40acme%2Fopen-thing/badge.svg", None);
     assert_eq!(s, 200, "an encoded name works too");
+    // A private package's badge answers as a missing one does, so it does not tell that it exists.
     let (s, _, svg) = get("/api/v1/repositories/secret/packages/hidden-thing/badge.svg", None);
-    assert_eq!(s, 401);
+    let (missing_status, _, missing_svg) = get("/api/v1/repositories/secret/packages/no-such-thing/badge.svg", None);
+    assert_eq!((s, svg.as_str()), (missing_status, missing_svg.as_str()));
+    assert_eq!(s, 404);
     assert!(!svg.contains("success"));
     let r = http.get(format!("{}/api/v1/repositories/secret/packages/hidden-thing/badge.svg", server.url)).bearer_auth(&reader).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);

@@ -88,6 +88,52 @@ pub fn generate_token() -> String {
     format!("sluice_{body}")
 }
 
+/// Parses a token lifetime such as `90d`, `12h` or `2w` into milliseconds.
+pub fn parse_lifetime(s: &str) -> Result<i64, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a lifetime such as 90d or 12h: {e}"))?;
+    if d.is_zero() {
+        return Err("a token lifetime must be longer than zero".into());
+    }
+    i64::try_from(d.as_millis()).map_err(|_| format!("`{s}` is too long a lifetime"))
+}
+
+/// A token just made: its id and the secret, shown this once.
+pub struct IssuedToken {
+    pub id: i64,
+    pub secret: String,
+    pub expires_at: Option<i64>,
+}
+
+/// Makes and stores a new token. The one way tokens are made (CLI and API): scopes and lifetime
+/// are checked here, the secret is stored only as its hash.
+pub fn issue_token(
+    db: &crate::store::Db,
+    name: &str,
+    scopes: &str,
+    repository: Option<&str>,
+    lifetime: Option<&str>,
+) -> Result<IssuedToken, IssueError> {
+    if name.trim().is_empty() {
+        return Err(IssueError::Invalid("a token needs a name".into()));
+    }
+    let parsed = Scope::parse_list(scopes).map_err(IssueError::Invalid)?;
+    if parsed.is_empty() {
+        return Err(IssueError::Invalid("a token needs at least one scope (read, publish, admin, runner)".into()));
+    }
+    let expires_at = lifetime.map(parse_lifetime).transpose().map_err(IssueError::Invalid)?.map(|ms| crate::store::db::now_ms() + ms);
+    let secret = generate_token();
+    let id = db.insert_token(name, &hash_token(&secret), scopes, repository, "personal", expires_at).map_err(IssueError::Store)?;
+    Ok(IssuedToken { id, secret, expires_at })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(crate::store::DbError),
+}
+
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -154,5 +200,9 @@ mod tests {
         assert!(!r.allows(Scope::Publish, Some("libs")));
         assert!(Scope::parse_list("read,bogus").is_err());
         assert!(generate_token().starts_with("sluice_"));
+        assert_eq!(parse_lifetime("90d"), Ok(90 * 24 * 3600 * 1000));
+        assert_eq!(parse_lifetime("12h"), Ok(12 * 3600 * 1000));
+        assert!(parse_lifetime("0s").is_err());
+        assert!(parse_lifetime("soon").is_err());
     }
 }

@@ -39,6 +39,47 @@ pub struct Config {
     /// Repositories. With none configured, every loaded format gets one named after it.
     #[serde(default, rename = "repository")]
     pub repositories: Vec<RepositoryConfig>,
+    /// Who may read `/metrics`: anyone (private repositories' series then need a token that
+    /// may read them), or only callers with a token.
+    #[serde(default)]
+    pub metrics: MetricsAccess,
+    /// Deliver webhooks to loopback, private and link-local addresses too (refused by default,
+    /// so that a webhook cannot reach services inside the network).
+    #[serde(default)]
+    pub allow_local_webhooks: bool,
+    /// Seconds a client has to send a request's headers.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may go without a byte before the upload is dropped.
+    #[serde(default = "default_body_idle_timeout_secs")]
+    pub body_idle_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[serde(default = "default_keepalive_idle_secs")]
+    pub keepalive_idle_secs: u64,
+    /// Connections served at once; more wait to be accepted. Kept below the open-file limit.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// Largest body a request without a publishing credential may send, in KiB (such clients
+    /// send small searches and audits; a large anonymous body is refused before it is read).
+    #[serde(default = "default_anonymous_body_kb")]
+    pub anonymous_body_kb: u64,
+    /// Seconds an unreferenced blob or a temp upload file is left alone before clean-up removes
+    /// it, so that a publish in flight is never touched.
+    #[serde(default = "default_blob_grace_secs")]
+    pub blob_grace_secs: u64,
+    /// Seconds between clean-up passes over the blob store (one also runs at start).
+    #[serde(default = "default_cleanup_interval_secs")]
+    pub cleanup_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    /// Anyone may scrape; private repositories' series need a token that may read them.
+    #[default]
+    Anonymous,
+    /// Scraping needs a token.
+    Token,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -123,6 +164,27 @@ fn default_parse_timeout_ms() -> u64 {
 }
 fn default_poll_seconds() -> u64 {
     300
+}
+fn default_header_timeout_secs() -> u64 {
+    30
+}
+fn default_body_idle_timeout_secs() -> u64 {
+    60
+}
+fn default_keepalive_idle_secs() -> u64 {
+    75
+}
+fn default_max_connections() -> u64 {
+    4096
+}
+fn default_anonymous_body_kb() -> u64 {
+    1024
+}
+fn default_blob_grace_secs() -> u64 {
+    3600
+}
+fn default_cleanup_interval_secs() -> u64 {
+    3600
 }
 
 impl Default for Config {
@@ -214,10 +276,27 @@ impl Config {
             ("SLUICE_PLUGIN_MEMORY_MB", &mut self.plugin_memory_mb),
             ("SLUICE_PLUGIN_TIMEOUT_MS", &mut self.plugin_timeout_ms),
             ("SLUICE_PARSE_TIMEOUT_MS", &mut self.parse_timeout_ms),
+            ("SLUICE_HEADER_TIMEOUT_SECS", &mut self.header_timeout_secs),
+            ("SLUICE_BODY_IDLE_TIMEOUT_SECS", &mut self.body_idle_timeout_secs),
+            ("SLUICE_KEEPALIVE_IDLE_SECS", &mut self.keepalive_idle_secs),
+            ("SLUICE_MAX_CONNECTIONS", &mut self.max_connections),
+            ("SLUICE_ANONYMOUS_BODY_KB", &mut self.anonymous_body_kb),
+            ("SLUICE_BLOB_GRACE_SECS", &mut self.blob_grace_secs),
+            ("SLUICE_CLEANUP_INTERVAL_SECS", &mut self.cleanup_interval_secs),
         ] {
             if let Some(v) = get(name) {
                 *field = num(name, v)?;
             }
+        }
+        if let Some(v) = get("SLUICE_ALLOW_LOCAL_WEBHOOKS") {
+            self.allow_local_webhooks = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = get("SLUICE_METRICS") {
+            self.metrics = match v.as_str() {
+                "anonymous" => MetricsAccess::Anonymous,
+                "token" => MetricsAccess::Token,
+                other => return Err(ConfigError::Env { name: "SLUICE_METRICS".into(), message: format!("`{other}` is not anonymous or token") }),
+            };
         }
         if let Some(v) = get("SLUICE_PLUGINS") {
             self.plugins.extend(v.split(':').filter(|p| !p.is_empty()).map(|p| PluginConfig { path: p.into() }));
@@ -239,6 +318,17 @@ impl Config {
             }
             if !seen.insert(&r.name) {
                 return Err(ConfigError::Invalid(format!("repository `{}` is configured twice", r.name)));
+            }
+            for hook in &r.webhooks {
+                crate::outbound::check_url(&hook.url, self.allow_local_webhooks)
+                    .map_err(|e| ConfigError::Invalid(format!("repository `{}`: webhook {}: {e}", r.name, hook.url)))?;
+            }
+        }
+        for (name, value) in [("header_timeout_secs", self.header_timeout_secs), ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("keepalive_idle_secs", self.keepalive_idle_secs), ("max_connections", self.max_connections)]
+        {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("`{name}` must be more than 0")));
             }
         }
         Ok(())

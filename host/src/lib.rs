@@ -7,12 +7,14 @@
 //! - [`http`]: the axum server.
 //! - [`runner`]: `sluice runner`, which takes pipeline jobs and runs them.
 //! - [`ui`]: the web UI (server-rendered pages and status badges).
+//! - [`outbound`]: requests to other hosts, behind the outbound-address guard.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod git_source;
 pub mod http;
+pub mod outbound;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;

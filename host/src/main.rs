@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use sluice::auth::{self, Scope};
+use sluice::auth;
 use sluice::config::Config;
 use sluice::plugin::{wit, Limits, PluginRuntime};
 use sluice::registry::Registry;
@@ -73,6 +73,23 @@ enum TokenCommand {
         /// Limit the token to one repository.
         #[arg(long)]
         repository: Option<String>,
+        /// Lifetime, such as `90d` or `12h`; refused after it. Default: never expires.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets) with scopes, expiry and last use.
+    List {
+        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
+        data: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (from `token list`); refused at once by every server on this data.
+    Revoke {
+        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
+        data: PathBuf,
+        id: i64,
     },
 }
 
@@ -80,6 +97,14 @@ enum TokenCommand {
 enum PluginCommand {
     /// Print what a plugin declares: its format, and the extraction and trigger for a sample package.
     Inspect { file: PathBuf },
+}
+
+/// A time in ms since the epoch as RFC 3339 (UTC, seconds).
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -112,13 +137,47 @@ fn main() -> anyhow::Result<()> {
             };
             tokio::runtime::Runtime::new()?.block_on(sluice::runner::run(options))
         }
-        Command::Token { command: TokenCommand::Create { data, name, scopes, repository } } => {
-            Scope::parse_list(&scopes).map_err(anyhow::Error::msg)?;
+        Command::Token { command: TokenCommand::Create { data, name, scopes, repository, expires } } => {
             std::fs::create_dir_all(&data)?;
             let db = Db::open(&data.join("sluice.db"))?;
-            let secret = auth::generate_token();
-            db.insert_token(&name, &auth::hash_token(&secret), &scopes, repository.as_deref(), "personal")?;
-            println!("{secret}");
+            let issued = auth::issue_token(&db, &name, &scopes, repository.as_deref(), expires.as_deref())?;
+            println!("{}", issued.secret);
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::List { data, json } } => {
+            let db = Db::open(&data.join("sluice.db"))?;
+            let tokens = db.tokens()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                return Ok(());
+            }
+            let when = |ms: Option<i64>| ms.map(format_ms).unwrap_or_else(|| "-".into());
+            println!("{:<6} {:<20} {:<22} {:<12} {:<8} {:<20} {:<20}", "ID", "NAME", "SCOPES", "REPOSITORY", "STATE", "EXPIRES", "LAST USED");
+            for t in tokens {
+                let state = if t.revoked {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= sluice::store::db::now_ms()) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<6} {:<20} {:<22} {:<12} {:<8} {:<20} {:<20}",
+                    t.id,
+                    t.name,
+                    t.scopes,
+                    t.repository.as_deref().unwrap_or("*"),
+                    state,
+                    when(t.expires_at),
+                    when(t.last_used_at)
+                );
+            }
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Revoke { data, id } } => {
+            let db = Db::open(&data.join("sluice.db"))?;
+            db.revoke_token(id)?;
+            eprintln!("token {id} revoked");
             Ok(())
         }
         Command::Plugin { command: PluginCommand::Inspect { file } } => {

@@ -32,6 +32,7 @@ pub struct Server {
     pub data: PathBuf,
     /// A scratch folder the test may use for clients' files (also removed on drop).
     pub work: PathBuf,
+    config: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -61,14 +62,58 @@ impl Server {
     }
 
     fn launch_in(dir: tempfile::TempDir, config: Option<&str>) -> Server {
+        let config = config.map(|toml| {
+            let path = dir.path().join("sluice.toml");
+            std::fs::write(&path, toml).unwrap();
+            path
+        });
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let mut cmd = Command::new(sluice_bin());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data").arg(&data);
-        if let Some(toml) = config {
-            let path = dir.path().join("sluice.toml");
-            std::fs::write(&path, toml).unwrap();
+        let (child, url) = Self::spawn(&data, config.as_deref(), &[]);
+        Server { child, url, data, work, config, _dir: dir }
+    }
+
+    /// Like [`Server::start_with_config`], with the server started through `launcher` (a command
+    /// and its arguments that run the rest, such as `prlimit --nofile=1024:`).
+    pub fn start_through(launcher: &[&str], toml: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(&path, toml).unwrap();
+        let data = dir.path().join("data");
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let (child, url) = Self::spawn(&data, Some(&path), launcher);
+        Server { child, url, data, work, config: Some(path), _dir: dir }
+    }
+
+    /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder
+    /// and config. The address changes.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[]);
+        self.child = child;
+        self.url = url;
+    }
+
+    /// Kills the server as a crash would, leaving its data folder for the test to inspect.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(data: &Path, config: Option<&Path>, launcher: &[&str]) -> (Child, String) {
+        let mut cmd = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(sluice_bin());
+                c
+            }
+            None => Command::new(sluice_bin()),
+        };
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data").arg(data);
+        if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
@@ -93,7 +138,7 @@ impl Server {
             }
         });
         let url = rx.recv_timeout(Duration::from_secs(60)).expect("sluice printed its address within 60 s");
-        Server { child, url, data, work, _dir: dir }
+        (child, url)
     }
 
     /// A server with one gated repository (`gate = "pipeline"`) named `repo` of `format`, whose
@@ -137,8 +182,13 @@ impl Server {
 
     /// Creates a token with `sluice token create` and returns it.
     pub fn token(&self, name: &str, scopes: &str, repository: Option<&str>) -> String {
+        self.token_with(name, scopes, repository, &[])
+    }
+
+    /// Like [`Server::token`], with more `token create` arguments (`--expires 90d`).
+    pub fn token_with(&self, name: &str, scopes: &str, repository: Option<&str>, more: &[&str]) -> String {
         let mut cmd = Command::new(sluice_bin());
-        cmd.args(["token", "create", "--data"]).arg(&self.data).args(["--name", name, "--scopes", scopes]);
+        cmd.args(["token", "create", "--data"]).arg(&self.data).args(["--name", name, "--scopes", scopes]).args(more);
         if let Some(r) = repository {
             cmd.args(["--repository", r]);
         }

@@ -3,15 +3,16 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, principal};
-use crate::auth::{self, Principal, Scope};
+use super::access::{caller, require, require_or_hide};
+use super::blocking;
+use crate::auth::{self, Scope};
 use crate::error::AppError;
-use crate::registry::{artifact_of, Registry};
+use crate::registry::artifact_of;
 use crate::store::db::Visibility;
 
 pub fn router() -> Router<super::State> {
@@ -25,22 +26,8 @@ pub fn router() -> Router<super::State> {
         .route("/repositories/{repo}/webhook", post(git_webhook))
         .route("/repositories/{repo}/git-tags", get(list_git_tags))
         .route("/plugins", get(list_plugins))
-        .route("/tokens", post(create_token))
-}
-
-/// The caller's token, which must exist.
-fn caller(registry: &Registry, headers: &HeaderMap) -> Result<Principal, AppError> {
-    principal(registry, headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))
-}
-
-/// The caller's token, which must grant `scope` on `repository` (every repository if `None`).
-fn require(registry: &Registry, headers: &HeaderMap, scope: Scope, repository: Option<&str>) -> Result<Principal, AppError> {
-    let p = caller(registry, headers)?;
-    let ok = match repository {
-        Some(r) => p.allows(scope, Some(r)),
-        None => p.repository.is_none() && p.allows(scope, None),
-    };
-    if ok { Ok(p) } else { Err(AppError::Forbidden(format!("token `{}` lacks the `{scope:?}` scope here", p.name).to_lowercase())) }
+        .route("/tokens", get(list_tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
 }
 
 #[derive(Deserialize)]
@@ -70,8 +57,9 @@ async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(
 
 async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(format!("push {id}")))?;
-        require(&reg, &headers, Scope::Read, Some(&push.repository))?;
+        let missing = || format!("push {id}");
+        let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        require_or_hide(&reg, &headers, Scope::Read, &push.repository, missing)?;
         Ok(Json(json!(push)))
     })
     .await
@@ -181,18 +169,38 @@ struct NewToken {
     name: String,
     scopes: String,
     repository: Option<String>,
+    /// A lifetime such as `90d`; none: the token never expires.
+    expires: Option<String>,
 }
 
 async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(t): Json<NewToken>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Admin, None)?;
-        Scope::parse_list(&t.scopes).map_err(AppError::BadRequest)?;
         if let Some(r) = &t.repository {
             reg.repository(r)?;
         }
-        let secret = auth::generate_token();
-        let id = reg.db.insert_token(&t.name, &auth::hash_token(&secret), &t.scopes, t.repository.as_deref(), "personal")?;
-        Ok(Json(json!({ "id": id, "name": t.name, "token": secret })))
+        let issued = auth::issue_token(&reg.db, &t.name, &t.scopes, t.repository.as_deref(), t.expires.as_deref())?;
+        Ok(Json(json!({ "id": issued.id, "name": t.name, "token": issued.secret, "expires_at": issued.expires_at })))
+    })
+    .await
+}
+
+/// Every token (never their secrets), with its last use, for admins.
+async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        require(&reg, &headers, Scope::Admin, None)?;
+        Ok(Json(json!({ "tokens": reg.db.tokens()? })))
+    })
+    .await
+}
+
+/// Revokes a token; it is refused from the next request on, on every replica.
+async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let admin = require(&reg, &headers, Scope::Admin, None)?;
+        reg.db.revoke_token(id)?;
+        tracing::info!(token = id, by = %admin.name, "token revoked");
+        Ok(Json(json!({ "id": id, "revoked": true })))
     })
     .await
 }
@@ -217,6 +225,13 @@ async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(r
             crate::git_source::WebhookError::InvalidPayload(_) => AppError::BadRequest(e.to_string()),
             other => AppError::Unauthorized(other.to_string()),
         })?;
+        // A verified delivery is acted on once: a replay of the same signed body is ignored.
+        if let Some(id) = delivery_id(&headers) {
+            if !reg.db.record_webhook_receipt(&repo, &id)? {
+                tracing::warn!(repository = %repo, delivery = %id, "replayed git webhook delivery ignored");
+                return Ok(Json(json!({ "synced": false, "reason": "this delivery was already received" })));
+            }
+        }
         if !event.is_tag_push {
             return Ok(Json(json!({ "synced": false, "reason": "not a tag push" })));
         }
@@ -225,6 +240,16 @@ async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(r
         Ok(Json(json!({ "synced": true, "actor": actor, "report": report })))
     })
     .await
+}
+
+/// The id a git host gives each webhook delivery (GitHub, Gitea, Forgejo, GitLab).
+fn delivery_id(headers: &HeaderMap) -> Option<String> {
+    ["x-github-delivery", "x-gitea-delivery", "x-forgejo-delivery", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid"]
+        .iter()
+        .find_map(|h| headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
 }
 
 /// The git tags a git-tag repository has seen, with what became of each.

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use crate::auth::CREDENTIAL_HEADERS;
+use crate::auth::{Scope, CREDENTIAL_HEADERS};
 use crate::error::AppError;
 use crate::plugin::wit;
 use crate::registry::{ClientRequest, Reply};
@@ -40,18 +40,42 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
-        || parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
+
+    // Who is asking is settled before the body is read, so that a body nobody may send is
+    // refused without storing it.
+    let (reg, headers_map, extra) = (registry.clone(), parts.headers.clone(), extra_credentials.clone());
+    let (principal, bad_credential) = super::blocking(move || match super::principal_from(&reg, &headers_map, &extra) {
+        Ok(p) => Ok((p, false)),
+        Err(AppError::Unauthorized(_)) => Ok((None, true)),
+        Err(e) => Err(e),
+    })
+    .await?;
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING) || declared.is_some_and(|n| n > 0);
     let spooled = if has_body {
-        match spool(&registry, body).await {
+        let max_upload = registry.config.max_upload_mb << 20;
+        let anonymous_limit = registry.config.anonymous_body_kb << 10;
+        let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(&repo_name)));
+        let writes = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
+        let refusal = if bad_credential {
+            Some((wit::ErrorKind::Unauthorized, "the token is not valid (it may have been revoked or expired)".to_string()))
+        } else if declared.is_some_and(|n| n > max_upload) {
+            Some((wit::ErrorKind::TooLarge, format!("the request body is larger than the limit of {} MiB", registry.config.max_upload_mb)))
+        } else if !may_publish && (writes || declared.is_some_and(|n| n > anonymous_limit)) {
+            Some(match &principal {
+                None => (wit::ErrorKind::Unauthorized, "authentication required: this needs a token with the `publish` scope".to_string()),
+                Some(p) => (wit::ErrorKind::Forbidden, format!("token `{}` may not publish to repository `{repo_name}`", p.name)),
+            })
+        } else {
+            None
+        };
+        if let Some((kind, message)) = refusal {
+            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %message, "request body refused before reading");
+            return render(&registry, &repo_name, wit::Error { kind, message }).await;
+        }
+        match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
-            Err(AppError::TooLarge(msg)) => {
-                let err = wit::Error { kind: wit::ErrorKind::TooLarge, message: msg };
-                let reg = registry.clone();
-                let name = repo_name.clone();
-                let r = super::blocking(move || Ok(reg.render_error(reg.repository(&name)?, err))).await?;
-                return Ok(response_of(r));
-            }
+            Err(AppError::TooLarge(msg)) => return render(&registry, &repo_name, wit::Error { kind: wit::ErrorKind::TooLarge, message: msg }).await,
             Err(e) => return Err(e),
         }
     } else {
@@ -61,14 +85,8 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     let method = parts.method.to_string();
     let query = parts.uri.query().unwrap_or("").to_string();
     let reg = registry.clone();
-    let headers_map = parts.headers.clone();
     let reply = super::blocking(move || {
         let repo = reg.repository(&repo_name)?;
-        let (principal, bad_credential) = match super::principal_from(&reg, &headers_map, &extra_credentials) {
-            Ok(p) => (p, false),
-            Err(AppError::Unauthorized(_)) => (None, true),
-            Err(e) => return Err(e),
-        };
         let req = ClientRequest {
             method,
             path: rest,
@@ -101,10 +119,18 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     }
 }
 
-/// Streams the body to a pending blob. A client that disconnects leaves only a temp file that
-/// is removed when the pending blob drops.
-async fn spool(registry: &super::State, body: Body) -> Result<PendingBlob, AppError> {
-    let mut writer = registry.blobs.writer(registry.config.max_upload_mb << 20)?;
+/// An error in the way the repository's clients show errors.
+async fn render(registry: &super::State, repo_name: &str, err: wit::Error) -> Result<Response, AppError> {
+    let (reg, name) = (registry.clone(), repo_name.to_string());
+    let r = super::blocking(move || Ok(reg.render_error(reg.repository(&name)?, err))).await?;
+    Ok(response_of(r))
+}
+
+/// Streams the body to a pending blob, refusing more than `limit` bytes. A client that
+/// disconnects, or stalls past the body idle timeout, leaves only a temp file that is removed
+/// when the pending blob drops.
+async fn spool(registry: &super::State, body: Body, limit: u64) -> Result<PendingBlob, AppError> {
+    let mut writer = registry.blobs.writer(limit)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("reading the request body failed: {e}")))?;

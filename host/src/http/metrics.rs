@@ -5,15 +5,31 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 
+use crate::auth::Scope;
+use crate::config::MetricsAccess;
 use crate::error::AppError;
 use crate::registry::Registry;
 use crate::store::db::metrics::Rows;
 
-pub async fn metrics(State(reg): State<super::State>) -> Result<impl IntoResponse, AppError> {
-    let text = super::blocking(move || render(&reg)).await?;
+/// `/metrics`. A private repository's series are shown only to a token that may read it, so
+/// an anonymous scrape does not name private repositories; `metrics = "token"` needs a token
+/// for any of it.
+pub async fn metrics(State(reg): State<super::State>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+    let text = super::blocking(move || {
+        let caller = super::principal(&reg, &headers)?;
+        if reg.config.metrics == MetricsAccess::Token && caller.is_none() {
+            return Err(AppError::Unauthorized("metrics need a token here".into()));
+        }
+        let may_see = |repository: &str| match reg.repositories.get(repository) {
+            Some(r) if r.private() => caller.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repository))),
+            _ => true,
+        };
+        render(&reg, &may_see)
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
@@ -38,7 +54,9 @@ fn gauge(out: &mut String, name: &str, help: &str, label_names: &[&str], rows: R
     }
 }
 
-fn render(reg: &Registry) -> Result<String, AppError> {
+fn render(reg: &Registry, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError> {
+    // Rows whose first label is the repository.
+    let visible = |rows: Rows| -> Rows { rows.into_iter().filter(|(labels, _)| labels.first().is_none_or(|r| may_see(r))).collect() };
     let mut out = String::new();
     family(&mut out, "sluice_plugin_calls_total", "counter", "Calls into each format plugin.");
     for p in reg.plugins.values() {
@@ -55,9 +73,9 @@ fn render(reg: &Registry) -> Result<String, AppError> {
         let seconds = p.stats.micros.load(Ordering::Relaxed) as f64 / 1e6;
         sample(&mut out, "sluice_plugin_call_seconds_total", &[("plugin", p.name())], seconds);
     }
-    gauge(&mut out, "sluice_files", "Stored package files.", &["repository"], reg.db.files_per_repository()?);
-    gauge(&mut out, "sluice_pushes", "Recorded pushes.", &["repository"], reg.db.pushes_per_repository()?);
-    gauge(&mut out, "sluice_pipelines", "Pipelines by status.", &["repository", "status"], reg.db.pipelines_per_status()?);
+    gauge(&mut out, "sluice_files", "Stored package files.", &["repository"], visible(reg.db.files_per_repository()?));
+    gauge(&mut out, "sluice_pushes", "Recorded pushes.", &["repository"], visible(reg.db.pushes_per_repository()?));
+    gauge(&mut out, "sluice_pipelines", "Pipelines by status.", &["repository", "status"], visible(reg.db.pipelines_per_status()?));
     gauge(&mut out, "sluice_jobs", "Runner jobs by status.", &["status"], reg.db.jobs_per_status()?);
     Ok(out)
 }

@@ -1,13 +1,15 @@
 //! The HTTP server: `/{repository}/...` goes to the repository's format plugin, `/api/v1/...` is
 //! the native API, `/` and `/ui/...` are the web UI, `/health` answers load balancers.
 
+pub mod access;
 mod api;
 mod client;
 mod metrics;
 mod pipelines;
+mod server;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::routing::get;
@@ -29,6 +31,8 @@ pub fn router(registry: State) -> Router {
         .merge(crate::ui::router())
         .fallback(client::serve)
         .layer(axum::middleware::from_fn_with_state(registry.clone(), crate::ui::package_badges))
+        // A body that sends nothing for this long is dropped (its spooled temp file with it).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(registry.config.body_idle_timeout_secs)))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(registry)
 }
@@ -43,9 +47,10 @@ pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
     println!("sluice listening on http://{addr}");
     tokio::spawn(registry.clone().run_background());
     tokio::spawn(registry.clone().poll_git());
+    tokio::spawn(registry.clone().clean_periodically());
     tracing::info!(%addr, repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "serving");
-    axum::serve(listener, router(registry).into_make_service_with_connect_info::<SocketAddr>()).await?;
-    Ok(())
+    let app = router(registry.clone());
+    server::run(listener, app, &registry.config).await
 }
 
 /// The request's token, if it carries a credential: `Ok(None)` without one, an error for a

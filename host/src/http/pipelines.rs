@@ -12,11 +12,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, principal};
-use crate::auth::{self, Scope};
+use super::access::{self, job_of_token, running_job_of_token};
+use super::blocking;
+use crate::auth::Scope;
 use crate::error::AppError;
 use crate::registry::Registry;
-use crate::store::db::JobRow;
+use crate::store::db::{JobRow, PipelineRow};
 
 pub fn router() -> Router<super::State> {
     Router::new()
@@ -35,18 +36,7 @@ pub fn router() -> Router<super::State> {
 
 /// Requires a token granting `scope` on `repository`.
 fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: &str) -> Result<(), AppError> {
-    let p = principal(reg, headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
-    if p.allows(scope, Some(repository)) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!("token `{}` lacks the {scope:?} scope on `{repository}`", p.name).to_lowercase()))
-    }
-}
-
-/// The running job a job token belongs to, and its push's sha256.
-fn job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, String), AppError> {
-    let secret = auth::credential(headers, &[]).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
-    reg.db.job_by_token(&auth::hash_token(&secret))?.ok_or_else(|| AppError::Unauthorized("not a token of a running job".into()))
+    access::require(reg, headers, scope, Some(repository)).map(|_| ())
 }
 
 #[derive(Deserialize)]
@@ -57,7 +47,7 @@ struct ListQuery {
 
 async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = principal(&reg, &headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
+        let p = access::caller(&reg, &headers)?;
         let repository = q.repository.or(p.repository.clone());
         if !p.allows(Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pipelines here", p.name)));
@@ -68,9 +58,17 @@ async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Que
     .await
 }
 
+/// A pipeline by id, for a caller with `scope` on its repository; hidden (404) from callers who
+/// may not read it.
+fn pipeline_for(reg: &Registry, headers: &HeaderMap, id: i64, scope: Scope) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
+    let missing = || format!("pipeline {id}");
+    let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+    access::require_or_hide(reg, headers, scope, &found.0.repository, missing)?;
+    Ok(found)
+}
+
 fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, AppError> {
-    let (p, jobs) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
-    require(reg, headers, Scope::Read, &p.repository)?;
+    let (p, jobs) = pipeline_for(reg, headers, id, Scope::Read)?;
     let push = reg.db.push(p.push_id)?;
     Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
 }
@@ -81,8 +79,7 @@ async fn get_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(
 
 async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
-        require(&reg, &headers, Scope::Admin, &p.repository)?;
+        pipeline_for(&reg, &headers, id, Scope::Admin)?;
         reg.retry_pipeline(id)?;
         pipeline_json(&reg, &headers, id).map(Json)
     })
@@ -91,8 +88,7 @@ async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Pat
 
 async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
-        require(&reg, &headers, Scope::Admin, &p.repository)?;
+        pipeline_for(&reg, &headers, id, Scope::Admin)?;
         reg.cancel_pipeline(id)?;
         pipeline_json(&reg, &headers, id).map(Json)
     })
@@ -100,9 +96,10 @@ async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Pa
 }
 
 fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, String), AppError> {
-    let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(format!("job {id}")))?;
-    let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
-    require(reg, headers, Scope::Read, &p.repository)?;
+    let missing = || format!("job {id}");
+    let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+    let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+    access::require_or_hide(reg, headers, Scope::Read, &p.repository, missing)?;
     Ok((job, log))
 }
 
@@ -148,14 +145,7 @@ struct RunnerInfo {
 async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<RequestQuery>, body: Option<Json<RunnerInfo>>) -> Result<Response, AppError> {
     let r = reg.clone();
     let h = headers.clone();
-    blocking(move || {
-        let p = principal(&r, &h)?.ok_or_else(|| AppError::Unauthorized("runners need a token with the runner scope".into()))?;
-        if !p.scopes.contains(&Scope::Runner) {
-            return Err(AppError::Forbidden(format!("token `{}` is not a runner token", p.name)));
-        }
-        Ok(())
-    })
-    .await?;
+    let limited_to = blocking(move || Ok(access::require_runner(&r, &h)?.repository)).await?;
     let runner = body.and_then(|b| b.0.runner).unwrap_or_else(|| "runner".into());
     let base = super::external_url(&reg, &headers);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(30).min(120));
@@ -164,8 +154,8 @@ async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(
         let notified = reg.events.jobs.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (r, runner_name, b) = (reg.clone(), runner.clone(), base.clone());
-        if let Some(job) = blocking(move || r.claim_job(&runner_name, &b)).await? {
+        let (r, runner_name, b, only) = (reg.clone(), runner.clone(), base.clone(), limited_to.clone());
+        if let Some(job) = blocking(move || r.claim_job(&runner_name, only.as_deref(), &b)).await? {
             return Ok((StatusCode::CREATED, Json(job)).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -210,24 +200,27 @@ async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id
     .await
 }
 
-/// A push's file, for the job token of a job of that push (or a reader of its repository).
+/// A push's file: for the job token of a running job of that push, for an admin, and for readers
+/// of a repository whose clients can see the file. A file the gate hides is not served by its
+/// address either.
 async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response, AppError> {
     let r = reg.clone();
     let sha = sha256.clone();
     let path = blocking(move || {
-        let allowed = match job_of_token(&r, &headers) {
+        let missing = || format!("file {sha}");
+        let allowed = match running_job_of_token(&r, &headers) {
             Ok((_, job_sha)) => job_sha == sha,
             Err(_) => {
-                let pushes = r.db.pushes_by_sha(&sha)?;
-                let p = principal(&r, &headers)?.ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
-                pushes.iter().any(|push| p.allows(Scope::Read, Some(&push.repository)))
+                let p = access::caller(&r, &headers)?;
+                r.db.files_by_sha(&sha)?.iter().any(|(repository, released)| {
+                    let Ok(repo) = r.repository(repository) else { return false };
+                    let visible = *released || !repo.gated();
+                    p.allows(Scope::Admin, Some(repository)) || (visible && p.allows(Scope::Read, Some(repository)))
+                })
             }
         };
-        if !allowed {
-            return Err(AppError::Forbidden("this token may not read that file".into()));
-        }
-        if !r.blobs.contains(&sha) {
-            return Err(AppError::NotFound(format!("file {sha}")));
+        if !allowed || !r.blobs.contains(&sha) {
+            return Err(AppError::NotFound(missing()));
         }
         Ok(r.blobs.path(&sha))
     })
@@ -266,7 +259,7 @@ async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
 
 async fn list_deliveries(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = principal(&reg, &headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
+        let p = access::caller(&reg, &headers)?;
         if !p.is_admin() {
             return Err(AppError::Forbidden("webhook deliveries are for admins".into()));
         }

@@ -118,10 +118,11 @@ impl Registry {
         webhooks::enqueue(self, &change);
     }
 
-    /// Gives the oldest pending job to a runner, with a fresh job token.
-    pub fn claim_job(&self, runner: &str, base_url: &str) -> Result<Option<Value>, AppError> {
+    /// Gives the oldest pending job to a runner, with a fresh job token; a runner token limited
+    /// to a repository only gets that repository's jobs.
+    pub fn claim_job(&self, runner: &str, repository: Option<&str>, base_url: &str) -> Result<Option<Value>, AppError> {
         let token = auth::generate_token();
-        let Some(job) = self.db.claim_job(runner, &auth::hash_token(&token))? else { return Ok(None) };
+        let Some(job) = self.db.claim_job(runner, repository, &auth::hash_token(&token))? else { return Ok(None) };
         let (pipeline, _) = self.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
         let push = self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
         self.advance_pipeline(job.pipeline_id);
@@ -178,7 +179,7 @@ impl Registry {
         for id in self.db.unfinished_pipelines().unwrap_or_default() {
             self.advance_pipeline(id);
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+        let http = crate::outbound::client(self.config.allow_local_webhooks, Duration::from_secs(10));
         let mut last_reap = std::time::Instant::now();
         loop {
             webhooks::deliver_due(&self, &http).await;

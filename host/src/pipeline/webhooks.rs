@@ -62,6 +62,13 @@ pub(super) async fn deliver_due(reg: &std::sync::Arc<Registry>, http: &reqwest::
         else {
             continue;
         };
+        // Checked again at each delivery: the config may have changed since it was recorded.
+        if let Err(e) = crate::outbound::check_url(&d.url, reg.config.allow_local_webhooks) {
+            tracing::warn!(url = %d.url, delivery = d.id, error = %e, "webhook target refused");
+            let r = reg.clone();
+            let _ = tokio::task::spawn_blocking(move || r.db.record_attempt(d.id, None, Some(&format!("refused: {e}")), false, i64::MAX / 4)).await;
+            continue;
+        }
         let result = http
             .post(&d.url)
             .header("content-type", "application/json")

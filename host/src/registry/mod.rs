@@ -121,18 +121,53 @@ impl Registry {
         self.repositories.get(name).ok_or_else(|| AppError::NotFound(format!("repository `{name}`")))
     }
 
-    /// Removes blobs that no file row references any more (after deletes).
-    fn collect_blobs(&self, shas: &[String]) {
+    /// Removes blobs that no file row references any more (after deletes), atomically with
+    /// respect to publishes of the same bytes (see [`crate::store::Db::remove_blob_if_unreferenced`]).
+    fn collect_blobs(&self, shas: &[String]) -> usize {
+        let mut removed = 0;
         for sha in shas {
-            match self.db.blob_referenced(sha) {
-                Ok(false) => {
-                    if let Err(e) = self.blobs.remove(sha) {
-                        tracing::warn!(sha256 = %sha, error = %e, "could not remove unreferenced blob");
-                    }
-                }
-                Ok(true) => {}
-                Err(e) => tracing::warn!(sha256 = %sha, error = %e, "could not check blob references"),
+            match self.db.remove_blob_if_unreferenced(sha, || self.blobs.remove(sha).map_err(|e| e.to_string())) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(sha256 = %sha, error = %e, "could not remove an unreferenced blob"),
             }
         }
+        removed
     }
+
+    /// One clean-up pass over the blob store: temp files a crash or a lost upload left, and blobs
+    /// no row references (renamed into place by a publish that never committed, or left by a
+    /// failed removal), each only once older than `blob_grace_secs`.
+    pub fn clean_blob_store(&self) -> CleanReport {
+        let grace = Duration::from_secs(self.config.blob_grace_secs);
+        let mut report = CleanReport::default();
+        for temp in self.blobs.stale_temp_files(grace) {
+            match std::fs::remove_file(&temp) {
+                Ok(()) => report.temp_files += 1,
+                Err(e) => tracing::warn!(path = %temp.display(), error = %e, "could not remove a stale temp file"),
+            }
+        }
+        report.blobs = self.collect_blobs(&self.blobs.blobs_older_than(grace));
+        if report.temp_files + report.blobs > 0 {
+            tracing::info!(temp_files = report.temp_files, blobs = report.blobs, "cleaned the blob store");
+        }
+        report
+    }
+
+    /// Runs [`Registry::clean_blob_store`] now and then every `cleanup_interval_secs`.
+    pub async fn clean_periodically(self: Arc<Self>) {
+        let every = Duration::from_secs(self.config.cleanup_interval_secs.max(1));
+        loop {
+            let reg = self.clone();
+            let _ = tokio::task::spawn_blocking(move || reg.clean_blob_store()).await;
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// What a clean-up pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CleanReport {
+    pub temp_files: usize,
+    pub blobs: usize,
 }

@@ -139,11 +139,11 @@ impl Registry {
             wit::Effect::Yank(y) => self.db.yank(name, &repo.key(&y.package), &y.version, y.qualifier.as_deref(), y.yanked),
             wit::Effect::DeleteVersion(v) => self.db.delete(name, &repo.key(&v.package), Some(&v.version)).map(|shas| {
                 tracing::info!(repository = name, package = %v.package, version = %v.version, "deleted version");
-                self.collect_blobs(&shas)
+                self.collect_blobs(&shas);
             }),
             wit::Effect::DeletePackage(p) => self.db.delete(name, &repo.key(&p), None).map(|shas| {
                 tracing::info!(repository = name, package = %p, "deleted package");
-                self.collect_blobs(&shas)
+                self.collect_blobs(&shas);
             }),
         };
         result.map_err(db_error)

@@ -5,6 +5,11 @@
 //! then is it fsynced and renamed into place ([`PendingBlob::persist`]), before the database
 //! transaction that references it commits. A client that disconnects mid-upload leaves only a
 //! temp file, removed when its handle drops.
+//!
+//! A crash can still leave temp files, and a blob renamed into place whose transaction never
+//! committed. [`BlobStore::stale_temp_files`] and [`BlobStore::blobs_older_than`] find them for
+//! the clean-up pass (`Registry::clean_blob_store`), which leaves anything younger than a grace
+//! period alone so that a publish in flight is never touched.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -69,6 +74,30 @@ impl BlobStore {
         })
     }
 
+    /// Temp files not written to for `grace`: what a crash (or a lost upload) left behind.
+    pub fn stale_temp_files(&self, grace: std::time::Duration) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) else { return Vec::new() };
+        rd.flatten().map(|e| e.path()).filter(|p| older_than(p, grace)).collect()
+    }
+
+    /// The sha256 of every stored blob not modified for `grace`.
+    pub fn blobs_older_than(&self, grace: std::time::Duration) -> Vec<String> {
+        let is_hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut out = Vec::new();
+        let dirs = |p: &Path| std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
+        for first in dirs(&self.root).into_iter().filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_hex(n, 2))) {
+            for second in dirs(&first) {
+                for blob in dirs(&second) {
+                    let Some(name) = blob.file_name().and_then(|n| n.to_str()) else { continue };
+                    if is_hex(name, 64) && older_than(&blob, grace) {
+                        out.push(name.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Removes a blob no row references any more. Missing blobs are fine.
     pub fn remove(&self, sha256: &str) -> Result<(), BlobError> {
         match std::fs::remove_file(self.path(sha256)) {
@@ -76,6 +105,10 @@ impl BlobStore {
             _ => Ok(()),
         }
     }
+}
+
+fn older_than(path: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|e| e >= age))
 }
 
 pub struct BlobWriter {

@@ -24,7 +24,7 @@ pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, 
         let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
         let Some(repository) = reg.repositories.get(&repo) else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
         if !viewer.can_read(repository) {
-            return Ok((StatusCode::UNAUTHORIZED, "private".to_string()));
+            return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
         Ok(match reg.db.ui_latest_pipeline(&repo, &repository.key(&name))? {
             None => (StatusCode::NOT_FOUND, "unknown".to_string()),
@@ -41,7 +41,7 @@ pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap,
         let Some((p, _)) = reg.db.pipeline(id)? else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
         let Some(repository) = reg.repositories.get(&p.repository) else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
         if !viewer.can_read(repository) {
-            return Ok((StatusCode::UNAUTHORIZED, "private".to_string()));
+            return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
         Ok((StatusCode::OK, p.status))
     })

@@ -1,6 +1,10 @@
 //! A plugin whose protocol handler misbehaves on request: `GET /trap` traps, `GET /loop` never
 //! returns, `GET /alloc` allocates without end, `GET /print` writes to stdout and answers.
 //! Anything else answers 200 `ok`, so tests can check the server still serves this plugin.
+//!
+//! Only a wasm build exports anything: the export's post-return symbols do not link for the host
+//! target, and `cargo build` at the workspace root builds every member for the host.
+#![cfg(target_arch = "wasm32")]
 
 use sluice_plugin_sdk::{http, Blob, Error, Extraction, Format, FormatInfo, Metadata, Outcome, PublishMode, Request, Response,
     TagFile, TagInfo, Tree, Trigger};

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/002_pipelines.sql"),
     include_str!("../migrations/003_ui.sql"),
     include_str!("../migrations/004_git_tags.sql"),
+    include_str!("../migrations/005_tokens_receipts.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,30 @@ pub struct TokenRow {
     pub repository: Option<String>,
     pub kind: String,
     pub created_at: i64,
+    /// When the token stops working (ms since the epoch); `None`: never.
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked: bool,
+}
+
+/// How often a token's `last_used_at` is written at most: often enough to tell a leaked token
+/// in use from a forgotten one, rarely enough that reads do not become writes.
+const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
+
+const TOKEN_COLUMNS: &str = "id, name, scopes, repository, kind, created_at, expires_at, last_used_at, revoked";
+
+fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        scopes: r.get(2)?,
+        repository: r.get(3)?,
+        kind: r.get(4)?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        last_used_at: r.get(7)?,
+        revoked: r.get(8)?,
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,38 +293,68 @@ impl Db {
 
     // ---- tokens -------------------------------------------------------------------------------
 
-    pub fn insert_token(&self, name: &str, hash: &str, scopes: &str, repository: Option<&str>, kind: &str) -> Result<i64> {
+    pub fn insert_token(
+        &self,
+        name: &str,
+        hash: &str,
+        scopes: &str,
+        repository: Option<&str>,
+        kind: &str,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
         let conn = self.conn()?;
         conn.execute(
-            "INSERT INTO tokens (name, hash, scopes, repository, kind, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![name, hash, scopes, repository, kind, now_ms()],
+            "INSERT INTO tokens (name, hash, scopes, repository, kind, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![name, hash, scopes, repository, kind, now_ms(), expires_at],
         )?;
         Ok(conn.last_insert_rowid())
     }
 
+    /// The token with this hash, if it is neither revoked nor expired. Records the use. Every
+    /// request looks the token up here, so a revocation takes effect at once on every replica.
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                "SELECT id, name, scopes, repository, kind, created_at FROM tokens WHERE hash = ?1 AND revoked = 0",
-                [hash],
-                |r| {
-                    Ok(TokenRow {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        scopes: r.get(2)?,
-                        repository: r.get(3)?,
-                        kind: r.get(4)?,
-                        created_at: r.get(5)?,
-                    })
-                },
-            )
-            .optional()?)
+        let conn = self.conn()?;
+        let now = now_ms();
+        let row = conn
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > ?2)"
+            ))?
+            .query_row(params![hash, now], token_row)
+            .optional()?;
+        if let Some(t) = &row {
+            if t.last_used_at.is_none_or(|at| at + TOKEN_USE_RESOLUTION_MS < now) {
+                // Best effort: a busy writer must not fail the request that uses the token.
+                if let Err(e) = conn.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", params![t.id, now]) {
+                    tracing::debug!(token = t.id, error = %e, "could not record token use");
+                }
+            }
+        }
+        Ok(row)
     }
 
+    /// Every token, newest first (hashes are never shown).
+    pub fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id DESC"))?;
+        let rows = stmt.query_map([], token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes a token for good. `NotFound` when there is no such token.
     pub fn revoke_token(&self, id: i64) -> Result<()> {
-        self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])?;
-        Ok(())
+        match self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? {
+            0 => Err(DbError::NotFound(format!("token {id}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a git host's webhook delivery id; false when it was recorded before (a replay).
+    pub fn record_webhook_receipt(&self, repository: &str, delivery_id: &str) -> Result<bool> {
+        let n = self.conn()?.execute(
+            "INSERT INTO webhook_receipts (repository, delivery_id, received_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![repository, delivery_id, now_ms()],
+        )?;
+        Ok(n == 1)
     }
 
     // ---- packages -----------------------------------------------------------------------------
@@ -538,9 +593,35 @@ impl Db {
         })
     }
 
+    /// Every stored file with this content: (repository, released), for deciding who may read it.
+    pub fn files_by_sha(&self, sha256: &str) -> Result<Vec<(String, bool)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.repository, f.released FROM files f JOIN packages p ON p.id = f.package_id WHERE f.sha256 = ?1",
+        )?;
+        let rows = stmt.query_map([sha256], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Whether any file row still references this blob.
     pub fn blob_referenced(&self, sha256: &str) -> Result<bool> {
         Ok(self.conn()?.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+    }
+
+    /// Runs `remove` if no file row references the blob, inside a write transaction: a publish
+    /// makes its blob durable inside its own write transaction ([`Db::publish`]), so the two
+    /// cannot interleave. A publish of the same bytes either commits first (the reference is seen
+    /// and the blob stays) or runs after the removal (finds no blob and writes it again).
+    /// Returns whether the blob was removed.
+    pub fn remove_blob_if_unreferenced(&self, sha256: &str, remove: impl FnOnce() -> std::result::Result<(), String>) -> Result<bool> {
+        self.write(|tx| {
+            let referenced: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?;
+            if referenced {
+                return Ok(false);
+            }
+            remove().map_err(DbError::Aborted)?;
+            Ok(true)
+        })
     }
 
     // ---- pushes -------------------------------------------------------------------------------

@@ -328,18 +328,21 @@ impl Db {
         Ok(())
     }
 
-    /// Hands the oldest pending job to a runner, with the hash of its new job token.
-    pub fn claim_job(&self, runner: &str, token_hash: &str) -> Result<Option<JobRow>> {
+    /// Hands the oldest pending job (of `repository`, if given) to a runner, with the hash of its
+    /// new job token.
+    pub fn claim_job(&self, runner: &str, repository: Option<&str>, token_hash: &str) -> Result<Option<JobRow>> {
         self.write(|tx| {
             let now = now_ms();
             let claimed = tx
                 .query_row(
                     &format!(
                         "UPDATE jobs SET status = 'running', runner = ?1, token_hash = ?2, started_at = ?3, touched_at = ?3 \
-                         WHERE id = (SELECT id FROM jobs WHERE status = 'pending' AND kind = 'runner' ORDER BY id LIMIT 1) \
+                         WHERE id = (SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id \
+                           WHERE j.status = 'pending' AND j.kind = 'runner' AND (?4 IS NULL OR p.repository = ?4) \
+                           ORDER BY j.id LIMIT 1) \
                          RETURNING {JOB_COLUMNS}"
                     ),
-                    params![runner, token_hash, now],
+                    params![runner, token_hash, now, repository],
                     job_row,
                 )
                 .optional()?;
@@ -347,7 +350,8 @@ impl Db {
         })
     }
 
-    /// The job a job token belongs to, while that job runs, and its push's sha256.
+    /// The job a job token belongs to (running, or canceled and not yet finished by its runner),
+    /// and its push's sha256. Tokens are cleared when a job finishes or is reaped.
     pub fn job_by_token(&self, token_hash: &str) -> Result<Option<(JobRow, String)>> {
         Ok(self
             .conn()?
@@ -378,14 +382,18 @@ impl Db {
         })
     }
 
-    /// Records a runner job's result. False when the job was no longer running (canceled).
+    /// Records a runner job's result. False when the job was no longer running (canceled); its
+    /// token ends either way, so a finished or canceled job's token reads nothing more.
     pub fn finish_job(&self, job_id: i64, status: &str, exit_code: Option<i64>, reason: Option<&str>) -> Result<bool> {
-        let n = self.conn()?.execute(
-            "UPDATE jobs SET status = ?2, exit_code = ?3, failure_reason = ?4, finished_at = ?5, token_hash = NULL \
-             WHERE id = ?1 AND status = 'running'",
-            params![job_id, status, exit_code, reason, now_ms()],
-        )?;
-        Ok(n == 1)
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE jobs SET status = ?2, exit_code = ?3, failure_reason = ?4, finished_at = ?5, token_hash = NULL \
+                 WHERE id = ?1 AND status = 'running'",
+                params![job_id, status, exit_code, reason, now_ms()],
+            )?;
+            tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = ?1", [job_id])?;
+            Ok(n == 1)
+        })
     }
 
     /// Fails running jobs whose runner has not been heard of for `silence_ms` past their timeout.
