@@ -239,7 +239,7 @@ fn npm_malformed_tarballs_are_refused() {
     let huge = format!(r#"{{"name":"bad-pkg","version":"1.0.0","filler":"{}"}}"#, "x".repeat(2 << 20));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not gzip", b"this is not a tarball".to_vec(), "not a gzip"),
-        ("no package.json", tgz(&[("package/index.js", b"1")]), "no package/package.json"),
+        ("no package.json", tgz(&[("package/index.js", b"1")]), "no package.json in its top folder"),
         (
             "a ../ entry",
             tgz(&[("package/package.json", manifest), ("package/../../evil.js", b"1")]),
