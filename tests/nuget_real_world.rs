@@ -28,15 +28,14 @@ fn an_empty_dependency_group_is_what_a_framework_install_picks() {
     let (ok, out) = nuget.push(&package, &token);
     assert!(ok, "{out}");
 
-    let index = get_json(&server, "/nuget/v3/registration/humanizer.core/index.json");
-    let groups = &index["items"][0]["items"][0]["catalogEntry"]["dependencyGroups"];
-    assert_eq!(groups[1], json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []}));
-
     let out_dir = server.work.join("net6");
     let output = out_dir.to_str().unwrap();
     let source = nuget.source.clone();
     nuget.ok(&["install", "Humanizer.Core", "-Version", "2.14.1", "-Framework", "net6.0", "-Source", &source, "-OutputDirectory", output]);
     assert!(out_dir.join("Humanizer.Core.2.14.1/lib/netstandard2.0/Humanizer.dll").is_file());
+    let index = get_json(&server, "/nuget/v3/registration/humanizer.core/index.json");
+    let groups = &index["items"][0]["items"][0]["catalogEntry"]["dependencyGroups"];
+    assert_eq!(groups[1], json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []}));
 
     // The other group is kept too: for netstandard1.0 nuget needs NETStandard.Library.
     let old = server.work.join("ns10");
