@@ -272,7 +272,11 @@ fn npm_malformed_tarballs_are_refused() {
         .http()
         .put(format!("{}/@mine%2fbad", server.repo_url("npm")))
         .bearer_auth(&token)
-        .json(&publish_body("@mine/bad", "1.0.0", &tgz(&[("package/package.json", br#"{"name":"@theirs/bad","version":"1.0.0"}"#)])))
+        .json(&publish_body(
+            "@mine/bad",
+            "1.0.0",
+            &tgz(&[("package/package.json", br#"{"name":"@theirs/bad","version":"1.0.0"}"#)]),
+        ))
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);

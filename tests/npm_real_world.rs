@@ -24,8 +24,9 @@ fn tarballs_with_any_top_folder_publish_install_and_unpack_on_runners() {
     let admin = server.token("admin", "admin", None);
 
     let types = types_package("node", "20.11.5").write(&work.join("fixtures"), "types-node-20.11.5.tgz");
-    let busboy = git_archive_package("busboy", "1.6.0", "mscdex-busboy-9aadb7a", "9aadb7afc4c8d7ddd45e4f6df96d5bd1c2c5b5a2")
-        .write(&work.join("fixtures"), "busboy-1.6.0.tgz");
+    let busboy =
+        git_archive_package("busboy", "1.6.0", "mscdex-busboy-9aadb7a", "9aadb7afc4c8d7ddd45e4f6df96d5bd1c2c5b5a2")
+            .write(&work.join("fixtures"), "busboy-1.6.0.tgz");
     for (tarball, name) in [(&types, "@types/node"), (&busboy, "busboy")] {
         let out = npm.ok(&work, &["publish", tarball.to_str().unwrap()]);
         assert!(out.contains(&format!("+ {name}@")), "{out}");
@@ -82,7 +83,8 @@ fn a_dependency_shrinkwrap_is_honoured() {
 
     // `pinned-dep` depends on `pinned-sub@^1.0.0`, and its shrinkwrap pins 1.0.0.
     let dep = make_package(&work, "pinned-dep", "1.0.0");
-    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(dep.join("package.json")).unwrap()).unwrap();
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(dep.join("package.json")).unwrap()).unwrap();
     manifest["dependencies"] = json!({"pinned-sub": "^1.0.0"});
     std::fs::write(dep.join("package.json"), manifest.to_string()).unwrap();
     npm.ok(&dep, &["install"]);

@@ -187,7 +187,16 @@ fn gated_packages_restore_only_after_their_pipeline_passes() {
     let (ok, out) = nuget.push(&nupkg, &key);
     assert!(ok, "{out}");
     let out_dir = server.work.join("restored");
-    let (ok, out) = nuget.run(&["install", "Gated.Lib", "-Version", "1.0.0", "-Source", &nuget.source, "-OutputDirectory", out_dir.to_str().unwrap()]);
+    let (ok, out) = nuget.run(&[
+        "install",
+        "Gated.Lib",
+        "-Version",
+        "1.0.0",
+        "-Source",
+        &nuget.source,
+        "-OutputDirectory",
+        out_dir.to_str().unwrap(),
+    ]);
     assert!(!ok, "a pending package must not restore: {out}");
 
     server.run_one_job(&runner);

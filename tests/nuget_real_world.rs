@@ -31,17 +31,39 @@ fn an_empty_dependency_group_is_what_a_framework_install_picks() {
     let out_dir = server.work.join("net6");
     let output = out_dir.to_str().unwrap();
     let source = nuget.source.clone();
-    nuget.ok(&["install", "Humanizer.Core", "-Version", "2.14.1", "-Framework", "net6.0", "-Source", &source, "-OutputDirectory", output]);
+    nuget.ok(&[
+        "install",
+        "Humanizer.Core",
+        "-Version",
+        "2.14.1",
+        "-Framework",
+        "net6.0",
+        "-Source",
+        &source,
+        "-OutputDirectory",
+        output,
+    ]);
     assert!(out_dir.join("Humanizer.Core.2.14.1/lib/netstandard2.0/Humanizer.dll").is_file());
     let index = get_json(&server, "/nuget/v3/registration/humanizer.core/index.json");
     let groups = &index["items"][0]["items"][0]["catalogEntry"]["dependencyGroups"];
-    assert_eq!(groups[1], json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []}));
+    assert_eq!(
+        groups[1],
+        json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []})
+    );
 
     // The other group is kept too: for netstandard1.0 nuget needs NETStandard.Library.
     let old = server.work.join("ns10");
     let (ok, out) = nuget.run(&[
-        "install", "Humanizer.Core", "-Version", "2.14.1", "-Framework", "netstandard1.0", "-Source", &source,
-        "-OutputDirectory", old.to_str().unwrap(),
+        "install",
+        "Humanizer.Core",
+        "-Version",
+        "2.14.1",
+        "-Framework",
+        "netstandard1.0",
+        "-Source",
+        &source,
+        "-OutputDirectory",
+        old.to_str().unwrap(),
     ]);
     assert!(!ok && out.contains("NETStandard.Library"), "{out}");
 }
@@ -91,7 +113,10 @@ fn license_files_and_icons_are_served_from_the_package() {
     assert_eq!(icon.bytes().unwrap().as_ref(), PNG_1X1);
 
     let found = get_json(&server, "/nuget/v3/search?q=Sluice.Embedded");
-    assert_eq!((&found["data"][0]["licenseUrl"], &found["data"][0]["iconUrl"]), (&json!(license_url), &json!(icon_url)));
+    assert_eq!(
+        (&found["data"][0]["licenseUrl"], &found["data"][0]["iconUrl"]),
+        (&json!(license_url), &json!(icon_url))
+    );
 
     // The served nuspec is still the package's own, and nuget.exe installs the package.
     let (status, served) = server.get("/nuget/v3-flatcontainer/sluice.embedded/1.2.0/sluice.embedded.nuspec");
@@ -126,7 +151,14 @@ fn build_metadata_shows_in_registration_and_search() {
     let out_dir = server.work.join("installed");
     let source = nuget.source.clone();
     nuget.ok(&[
-        "install", "Sluice.Built", "-Version", "5.0.0-beta.1", "-Prerelease", "-Source", &source, "-OutputDirectory",
+        "install",
+        "Sluice.Built",
+        "-Version",
+        "5.0.0-beta.1",
+        "-Prerelease",
+        "-Source",
+        &source,
+        "-OutputDirectory",
         out_dir.to_str().unwrap(),
     ]);
     assert!(out_dir.join("Sluice.Built.5.0.0-beta.1/content/Sluice.Built.txt").is_file());

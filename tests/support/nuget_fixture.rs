@@ -191,7 +191,8 @@ pub fn nuspec(id: &str, version: &str, metadata: &str) -> String {
 /// `Humanizer.Core` 2.14.1's shape: a .NETStandard1.0 group that needs `NETStandard.Library`,
 /// and an empty .NETStandard2.0 group ("this framework needs nothing"), with a library for each.
 pub fn humanizer_core_like(id: &str, version: &str) -> Vec<u8> {
-    let metadata = "<license type=\"expression\">MIT</license>\n    <licenseUrl>https://licenses.nuget.org/MIT</licenseUrl>\n    \
+    let metadata =
+        "<license type=\"expression\">MIT</license>\n    <licenseUrl>https://licenses.nuget.org/MIT</licenseUrl>\n    \
         <dependencies>\n      <group targetFramework=\".NETStandard1.0\">\n        \
         <dependency id=\"NETStandard.Library\" version=\"1.6.1\" exclude=\"Build,Analyzers\" />\n      </group>\n      \
         <group targetFramework=\".NETStandard2.0\" />\n    </dependencies>";

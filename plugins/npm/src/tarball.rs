@@ -116,9 +116,11 @@ fn place_entry<R: Read>(layout: &mut Layout, raw: &str, entry: &tar::Entry<R>) -
     };
     let Some(rest) = rest else {
         return match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::Directory | EntryType::Symlink | EntryType::Link => {
-                Ok(None)
-            }
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link => Ok(None),
             other => Err(unsupported(raw, other)),
         };
     };
@@ -345,7 +347,9 @@ pub(crate) mod tests {
         builder
             .append(&header("pax_global_header", EntryType::XGlobalHeader, comment.len() as u64, None), &comment[..])
             .unwrap();
-        for (path, data) in [("mscdex-busboy-9aadb7a/", &b""[..]), ("mscdex-busboy-9aadb7a/package.json", pj.as_bytes())] {
+        for (path, data) in
+            [("mscdex-busboy-9aadb7a/", &b""[..]), ("mscdex-busboy-9aadb7a/package.json", pj.as_bytes())]
+        {
             let kind = if path.ends_with('/') { EntryType::Directory } else { EntryType::Regular };
             builder.append(&header(path, kind, data.len() as u64, None), data).unwrap();
         }
@@ -356,7 +360,10 @@ pub(crate) mod tests {
         let e = parse("demo-1.0.0.tgz", tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]));
         assert!(e.unwrap_err().message.contains("no package.json in its top folder"));
         let e = parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]));
-        assert!(e.unwrap_err().message.contains("no package.json in its top folder"), "a file beside the folder is skipped");
+        assert!(
+            e.unwrap_err().message.contains("no package.json in its top folder"),
+            "a file beside the folder is skipped"
+        );
     }
 
     #[test]

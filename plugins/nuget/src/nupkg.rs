@@ -164,7 +164,8 @@ fn embedded<R: Read + Seek>(
         EmbeddedRole::License => "the license file",
         EmbeddedRole::Icon => "the icon file",
     };
-    let index = index.ok_or_else(|| Error::invalid(format!("the nuspec names {what} `{path}`, which is not in the package")))?;
+    let index = index
+        .ok_or_else(|| Error::invalid(format!("the nuspec names {what} `{path}`, which is not in the package")))?;
     let data = read_entry(archive, index, MAX_EMBEDDED_BYTES, what).map_err(|e| {
         if e.message.contains("over its size limit") {
             Error::too_large(format!("{what} `{path}` is larger than {} MiB", MAX_EMBEDDED_BYTES >> 20))
@@ -383,9 +384,16 @@ pub fn details(manifest: &str) -> Option<Details> {
         groups.push(Group { target_framework: String::new(), dependencies: pairs(deps.dependency) });
     }
     for g in deps.group {
-        groups.push(Group { target_framework: g.target_framework.trim().to_string(), dependencies: pairs(g.dependency) });
+        groups
+            .push(Group { target_framework: g.target_framework.trim().to_string(), dependencies: pairs(g.dependency) });
     }
-    Some(Details { version, groups, license, icon: non_empty(m.icon).map(|p| zip_path(&p)), icon_url: non_empty(m.icon_url) })
+    Some(Details {
+        version,
+        groups,
+        license,
+        icon: non_empty(m.icon).map(|p| zip_path(&p)),
+        icon_url: non_empty(m.icon_url),
+    })
 }
 
 /// Reads a nuspec's metadata; the manifest is kept verbatim as the package's manifest.
@@ -597,8 +605,10 @@ pub(crate) mod tests {
 
     #[test]
     fn keeps_embedded_license_and_icon_files() {
-        let nuspec = DEMO_NUSPEC
-            .replace("<license type=\"expression\">MIT</license>", "<license type=\"file\">docs\\LICENSE.txt</license><icon>images\\icon.png</icon>");
+        let nuspec = DEMO_NUSPEC.replace(
+            "<license type=\"expression\">MIT</license>",
+            "<license type=\"file\">docs\\LICENSE.txt</license><icon>images\\icon.png</icon>",
+        );
         let pkg = zip_of(&[
             ("Sluice.Demo.nuspec", nuspec.as_bytes()),
             ("docs/LICENSE.txt", b"Licensed to you"),
@@ -614,9 +624,11 @@ pub(crate) mod tests {
         assert_eq!(details.icon.as_deref(), Some("images/icon.png"));
 
         let missing = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes()), ("docs/LICENSE.txt", b"x")]);
-        assert!(message(parse(missing).unwrap_err()).contains("the icon file `images/icon.png`, which is not in the package"));
+        assert!(message(parse(missing).unwrap_err())
+            .contains("the icon file `images/icon.png`, which is not in the package"));
         let gif = nuspec.replace("icon.png", "icon.gif");
-        let pkg = zip_of(&[("Sluice.Demo.nuspec", gif.as_bytes()), ("docs/LICENSE.txt", b"x"), ("images/icon.gif", b"x")]);
+        let pkg =
+            zip_of(&[("Sluice.Demo.nuspec", gif.as_bytes()), ("docs/LICENSE.txt", b"x"), ("images/icon.gif", b"x")]);
         assert!(message(parse(pkg).unwrap_err()).contains("not a PNG or JPEG"));
         // A manifest stored without embedded files is the nuspec itself.
         assert_eq!(StoredManifest::read(DEMO_NUSPEC).nuspec, DEMO_NUSPEC);

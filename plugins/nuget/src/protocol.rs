@@ -1,8 +1,8 @@
 //! The NuGet server protocol: the V3 service index and its resources, the push/delete endpoints
 //! (`PackagePublish/2.0.0`), and the V2 `Search()` feed that `nuget list` uses.
 
-use crate::version::{same_version, NuGetVersion};
 use crate::nupkg::{EmbeddedRole, StoredManifest};
+use crate::version::{same_version, NuGetVersion};
 use crate::{multipart, nupkg, registration, search, v2feed};
 use serde_json::json;
 use sluice_plugin_sdk::http::{self, json};
@@ -180,9 +180,9 @@ fn flat_file(registry: &impl Registry, id: &str, version: &str, file: &str) -> R
         Ok(Outcome::respond(http::bytes(200, "application/xml", body)))
     } else if let Some(role) = embedded_role(&file) {
         let stored = StoredManifest::read(&artifact.metadata.manifest);
-        let embedded = stored.file(role).ok_or_else(|| {
-            Error::not_found(format!("package '{}' {canonical} embeds no {file} file", package.name))
-        })?;
+        let embedded = stored
+            .file(role)
+            .ok_or_else(|| Error::not_found(format!("package '{}' {canonical} embeds no {file} file", package.name)))?;
         let content_type = match role {
             EmbeddedRole::Icon => nupkg::icon_type(&embedded.path).unwrap_or("application/octet-stream"),
             EmbeddedRole::License => "text/plain; charset=utf-8",

@@ -5,8 +5,8 @@
 //! A package with at most [`PAGE_SIZE`] versions has one page inlined in its index; a larger one
 //! has pages of [`PAGE_SIZE`] versions, each a separate document the client fetches as needed.
 
-use crate::protocol::{versions, Urls, Versioned};
 use crate::nupkg::{self, Group, License};
+use crate::protocol::{versions, Urls, Versioned};
 use crate::version::NuGetVersion;
 use serde_json::{json, Value};
 use sluice_plugin_sdk::http::{json, rfc3339_ms};
@@ -107,7 +107,8 @@ fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
     let details = nupkg::details(&meta.manifest);
     let published = if v.listed() { rfc3339_ms(v.artifact.published_ms) } else { UNLISTED_PUBLISHED.to_string() };
     // The stored version is normalised without build metadata; nuget.org shows the full string.
-    let version = details.as_ref().filter(|d| d.version == v.version).map_or(v.version.to_string(), |d| d.version.full());
+    let version =
+        details.as_ref().filter(|d| d.version == v.version).map_or(v.version.to_string(), |d| d.version.full());
     let mut entry = json!({
         "@id": urls.registration_leaf(&package.name, &v.version),
         "@type": "PackageDetails",
@@ -304,10 +305,16 @@ mod tests {
         let index = get(&reg, "/v3/registration/real.world/index.json");
         let entry = &index["items"][0]["items"][0]["catalogEntry"];
         assert_eq!(entry["version"], "5.0.0-beta.1+build.5");
-        assert_eq!(index["items"][0]["items"][0]["@id"], "http://reg.test/nuget/v3/registration/real.world/5.0.0-beta.1.json");
+        assert_eq!(
+            index["items"][0]["items"][0]["@id"],
+            "http://reg.test/nuget/v3/registration/real.world/5.0.0-beta.1.json"
+        );
         let groups = entry["dependencyGroups"].as_array().unwrap();
         assert_eq!(groups.len(), 2, "{groups:?}");
-        assert_eq!(groups[1], json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []}));
+        assert_eq!(
+            groups[1],
+            json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []})
+        );
         let license_url = "http://reg.test/nuget/v3-flatcontainer/real.world/5.0.0-beta.1/license";
         assert_eq!(entry["licenseUrl"], license_url);
         assert!(entry.get("licenseExpression").is_none(), "{entry}");
@@ -318,8 +325,14 @@ mod tests {
             sluice_plugin_sdk::Reply::Respond(r) => (r.headers[0].1.clone(), r.body),
             sluice_plugin_sdk::Reply::ServeFile(_) => panic!("expected the embedded file"),
         };
-        assert_eq!(served("/v3-flatcontainer/real.world/5.0.0-beta.1/license"), ("text/plain; charset=utf-8".into(), b"the license".to_vec()));
-        assert_eq!(served("/v3-flatcontainer/real.world/5.0.0-beta.1/icon"), ("image/png".into(), b"png bytes".to_vec()));
+        assert_eq!(
+            served("/v3-flatcontainer/real.world/5.0.0-beta.1/license"),
+            ("text/plain; charset=utf-8".into(), b"the license".to_vec())
+        );
+        assert_eq!(
+            served("/v3-flatcontainer/real.world/5.0.0-beta.1/icon"),
+            ("image/png".into(), b"png bytes".to_vec())
+        );
         let (_, nuspec_served) = served("/v3-flatcontainer/real.world/5.0.0-beta.1/real.world.nuspec");
         assert_eq!(nuspec_served, nuspec.as_bytes());
 
@@ -329,12 +342,18 @@ mod tests {
         assert_eq!(found["data"][0]["iconUrl"], icon_url);
 
         // An expression stays an expression; a package without an icon has no iconUrl.
-        let expression = nuspec.replace("type=\"file\">LICENSE.txt", "type=\"expression\">MIT").replace("<icon>icon.png</icon>", "");
+        let expression =
+            nuspec.replace("type=\"file\">LICENSE.txt", "type=\"expression\">MIT").replace("<icon>icon.png</icon>", "");
         let reg = registry_of(&expression, &[]);
         let entry = &get(&reg, "/v3/registration/real.world/index.json")["items"][0]["items"][0]["catalogEntry"];
         assert_eq!(entry["licenseExpression"], "MIT");
         assert!(entry.get("licenseUrl").is_none() && entry.get("iconUrl").is_none(), "{entry}");
-        assert_eq!(handle(&reg, &request("GET", "/v3-flatcontainer/real.world/5.0.0-beta.1/icon"), &Vec::new()).unwrap_err().kind, sluice_plugin_sdk::ErrorKind::NotFound);
+        assert_eq!(
+            handle(&reg, &request("GET", "/v3-flatcontainer/real.world/5.0.0-beta.1/icon"), &Vec::new())
+                .unwrap_err()
+                .kind,
+            sluice_plugin_sdk::ErrorKind::NotFound
+        );
     }
 
     #[test]

@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(norm(" 2.0-rc1 "), "2.0.0-rc1");
         assert_eq!(NuGetVersion::parse("1.0.0-Beta").unwrap().lower(), "1.0.0-beta");
         let semver2 = NuGetVersion::parse("05.0-beta.1+build.5").unwrap();
-        assert_eq!((semver2.to_string(), semver2.full()), ("5.0.0-beta.1".to_string(), "5.0.0-beta.1+build.5".to_string()));
+        assert_eq!(
+            (semver2.to_string(), semver2.full()),
+            ("5.0.0-beta.1".to_string(), "5.0.0-beta.1+build.5".to_string())
+        );
         assert_eq!(semver2, NuGetVersion::parse("5.0.0-beta.1").unwrap(), "metadata is not identity");
         assert_eq!(NuGetVersion::parse("1.0").unwrap().full(), "1.0.0");
     }
