@@ -147,30 +147,28 @@ fn unsupported(raw: &str, kind: EntryType) -> Error {
 
 /// The 400 for an entry that would land outside the package folder once unpacked.
 fn refused(shown: &str, why: Refusal, target: Option<&str>) -> Error {
-    let what = match target {
-        Some(target) => format!("the link \"{shown}\" points outside the package (to \"{target}\")"),
-        None => format!("the tarball entry \"{shown}\" points outside the package"),
+    let entry = match target {
+        Some(target) => format!("the link \"{shown}\" (to \"{target}\")"),
+        None => format!("the tarball entry \"{shown}\""),
     };
-    match why {
-        Refusal::Outside => Error::invalid(what),
-        Refusal::Loop => Error::invalid(format!("{what}: following its links never ends")),
+    match (why, target) {
+        (Refusal::Outside, Some(target)) => {
+            Error::invalid(format!("the link \"{shown}\" points outside the package (to \"{target}\")"))
+        }
+        (Refusal::Outside, None) => Error::invalid(format!("{entry} points outside the package")),
+        (Refusal::Loop, _) => Error::invalid(format!("{entry} goes through symbolic links that loop")),
     }
 }
 
 /// The metadata of a `package.json` text; the text itself is kept as the manifest.
 pub fn metadata_from_manifest(text: &str) -> Result<Metadata, Error> {
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid(format!("package/package.json is not valid JSON: {e}")))?;
-    let pkg = json.as_object().ok_or_else(|| Error::invalid("package/package.json is not a JSON object"))?;
-    let name = pkg
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("package/package.json has no \"name\""))?;
+    let json: Value =
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("package.json is not valid JSON: {e}")))?;
+    let pkg = json.as_object().ok_or_else(|| Error::invalid("package.json is not a JSON object"))?;
+    let name = pkg.get("name").and_then(Value::as_str).ok_or_else(|| Error::invalid("package.json has no \"name\""))?;
     name::validate(name)?;
-    let raw_version = pkg
-        .get("version")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("package/package.json has no \"version\""))?;
+    let raw_version =
+        pkg.get("version").and_then(Value::as_str).ok_or_else(|| Error::invalid("package.json has no \"version\""))?;
     let version = normalize_version(raw_version)?;
 
     let mut meta = Metadata::new(name, version);

@@ -243,6 +243,22 @@ impl<'a> StoredManifest<'a> {
     pub fn file(&self, role: EmbeddedRole) -> Option<&EmbeddedFile> {
         self.files.iter().find(|f| f.role == role)
     }
+
+    /// Only the nuspec of a stored manifest: registrations and search read it for every
+    /// version, and skipping the embedded files' base64 keeps that cheap.
+    pub fn nuspec_of(manifest: &'a str) -> Cow<'a, str> {
+        #[derive(Deserialize)]
+        struct NuspecOnly<'a> {
+            #[serde(borrow)]
+            nuspec: Cow<'a, str>,
+        }
+        if manifest.starts_with('{') {
+            if let Ok(only) = serde_json::from_str::<NuspecOnly>(manifest) {
+                return only.nuspec;
+            }
+        }
+        Cow::Borrowed(manifest)
+    }
 }
 
 /// Refuses entry names that would land outside the folder a runner unzips into.
@@ -367,8 +383,7 @@ fn read_nuspec(xml: &str) -> Result<NuspecMetadata, Error> {
 
 /// The details of a stored manifest (see [`StoredManifest`]); `None` if its nuspec does not parse.
 pub fn details(manifest: &str) -> Option<Details> {
-    let stored = StoredManifest::read(manifest);
-    let m = read_nuspec(&stored.nuspec).ok()?;
+    let m = read_nuspec(&StoredManifest::nuspec_of(manifest)).ok()?;
     let version = NuGetVersion::parse(&m.version).ok()?;
     let license = match m.license.filter(|l| !l.value.trim().is_empty()) {
         Some(l) if l.kind.trim() == "file" => License::File(l.value.trim().to_string()),

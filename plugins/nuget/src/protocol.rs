@@ -176,7 +176,7 @@ fn flat_file(registry: &impl Registry, id: &str, version: &str, file: &str) -> R
     if file == format!("{lower_id}.{canonical}.nupkg") {
         Ok(Outcome::serve_file(package.name.clone(), artifact.file_name.clone(), "application/octet-stream"))
     } else if file == format!("{lower_id}.nuspec") {
-        let body = StoredManifest::read(&artifact.metadata.manifest).nuspec.into_owned().into_bytes();
+        let body = StoredManifest::nuspec_of(&artifact.metadata.manifest).into_owned().into_bytes();
         Ok(Outcome::respond(http::bytes(200, "application/xml", body)))
     } else if let Some(role) = embedded_role(&file) {
         let stored = StoredManifest::read(&artifact.metadata.manifest);
