@@ -239,7 +239,7 @@ fn npm_malformed_tarballs_are_refused() {
     let huge = format!(r#"{{"name":"bad-pkg","version":"1.0.0","filler":"{}"}}"#, "x".repeat(2 << 20));
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not gzip", b"this is not a tarball".to_vec(), "not a gzip"),
-        ("no package.json", tgz(&[("package/index.js", b"1")]), "no package/package.json"),
+        ("no package.json", tgz(&[("package/index.js", b"1")]), "no package.json in its top folder"),
         (
             "a ../ entry",
             tgz(&[("package/package.json", manifest), ("package/../../evil.js", b"1")]),
@@ -272,7 +272,11 @@ fn npm_malformed_tarballs_are_refused() {
         .http()
         .put(format!("{}/@mine%2fbad", server.repo_url("npm")))
         .bearer_auth(&token)
-        .json(&publish_body("@mine/bad", "1.0.0", &tgz(&[("package/package.json", br#"{"name":"@theirs/bad","version":"1.0.0"}"#)])))
+        .json(&publish_body(
+            "@mine/bad",
+            "1.0.0",
+            &tgz(&[("package/package.json", br#"{"name":"@theirs/bad","version":"1.0.0"}"#)]),
+        ))
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);

@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 pub mod npm;
+pub mod npm_fixture;
+pub mod nuget;
+pub mod nuget_fixture;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

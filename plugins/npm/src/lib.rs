@@ -1,10 +1,11 @@
-//! The npm format of Sluice: `.tgz` packages with a `package/package.json`, served over the npm
-//! registry protocol that npm 11 speaks.
+//! The npm format of Sluice: `.tgz` packages with a `package.json` in their one top folder
+//! (`package/` as npm packs them), served over the npm registry protocol that npm 11 speaks.
 //!
 //! The format logic is plain Rust that unit-tests natively; `component` exports it as the
 //! `format` interface when built for `wasm32`.
 
 pub mod error;
+pub mod layout;
 pub mod name;
 pub mod packument;
 pub mod protocol;
@@ -26,7 +27,8 @@ pub fn info() -> FormatInfo {
     }
 }
 
-/// Runners unpack the tarball's `package/` folder straight into their destination.
+/// Runners unpack the tarball's top folder, whatever it is called, straight into their destination,
+/// as npm does: `parse` checked every entry where this puts it.
 pub fn extraction_for(_meta: &Metadata) -> Extraction {
     Extraction {
         media_type: "application/gzip".into(),

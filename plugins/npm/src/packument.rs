@@ -1,6 +1,7 @@
 //! Packuments: the JSON documents npm reads about a package, rendered from the repository's view.
 
 use crate::name;
+use crate::tarball::HAS_SHRINKWRAP;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use sluice_plugin_sdk::http::{encode_segment, rfc3339_ms};
@@ -93,7 +94,10 @@ pub fn version_manifest(view: &PackageView, artifact: &Artifact, base_url: &str)
         _ => Map::new(),
     };
     // A package.json may carry fields the registry owns (`_id`, `dist`, `deprecated`): ours win.
+    // `_hasShrinkwrap` is the registry's own, set by `parse` from the tarball's contents.
+    let has_shrinkwrap = manifest.get(HAS_SHRINKWRAP).and_then(Value::as_bool).unwrap_or(false);
     manifest.retain(|k, _| !k.starts_with('_') && k != "dist" && k != "deprecated");
+    manifest.insert(HAS_SHRINKWRAP.into(), json!(has_shrinkwrap));
     manifest.insert("name".into(), json!(view.name));
     manifest.insert("version".into(), json!(artifact.version));
     manifest.insert("_id".into(), json!(format!("{}@{}", view.name, artifact.version)));
@@ -245,6 +249,7 @@ pub(crate) mod tests {
         assert_eq!(
             keys,
             [
+                "_hasShrinkwrap",
                 "bin",
                 "dependencies",
                 "devDependencies",

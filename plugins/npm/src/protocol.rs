@@ -241,13 +241,12 @@ pub fn publish(registry: &impl Registry, name: &str, mut doc: Document) -> Resul
     }
     let tags =
         doc.dist_tags.iter().filter(|(_, v)| v.as_str() == Some(version.as_str())).map(|(t, _)| t.clone()).collect();
-    let upload =
-        Upload {
-            file_name: name::tarball_file_name(name, &version),
-            source: UploadSource::Bytes(bytes),
-            package: Some(name.to_string()),
-            tags,
-        };
+    let upload = Upload {
+        file_name: name::tarball_file_name(name, &version),
+        source: UploadSource::Bytes(bytes),
+        package: Some(name.to_string()),
+        tags,
+    };
     Ok(Outcome::with_effects(vec![Effect::Publish(upload)], ok()))
 }
 

@@ -1,22 +1,34 @@
-//! Reading an npm package tarball: a gzip-compressed tar whose `package/package.json` is the
-//! manifest. Every entry is checked, because runners unpack the whole archive.
+//! Reading an npm package tarball: a gzip-compressed tar with one top folder (`package/` as npm
+//! packs it; `node/` in `@types/node`, a git archive's `name-commit/` in others) whose
+//! `package.json` is the manifest. npm unpacks it by dropping the first path component whatever
+//! it is called, and so do runners (`tar --strip-components=1`); every entry is checked where it
+//! lands that way ([`crate::layout`]), because runners unpack the whole archive.
 
+use crate::layout::{self, Layout, Location, Refusal};
 use crate::name;
 use flate2::read::GzDecoder;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
 use sluice_plugin_sdk::{Dependency, Error, Metadata};
 use std::io::Read;
-use std::path::{Component, Path};
 use tar::EntryType;
 
-/// The most `package/package.json` may hold.
+/// The most `package.json` may hold.
 pub const MAX_MANIFEST: u64 = 1024 * 1024;
 /// The most the whole archive may unpack to: a few kilobytes of gzip can otherwise expand to
 /// gigabytes (a decompression bomb).
 pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
 
-const MANIFEST_PATH: &str = "package/package.json";
+/// The registry's own field in a version manifest: whether the tarball has an
+/// `npm-shrinkwrap.json` at its top, which npm only honours in a dependency when this says so.
+pub const HAS_SHRINKWRAP: &str = "_hasShrinkwrap";
+
+/// What unpacking found at the top of the package folder.
+#[derive(Default)]
+struct Top {
+    manifest: Option<String>,
+    shrinkwrap: bool,
+}
 
 /// Reads a `.tgz` and returns the package's metadata, or why it is not a valid npm package.
 /// `file_name` is the name the upload gave the file (`name-1.0.0.tgz`), which is how a tarball
@@ -30,102 +42,133 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
     let mut archive = tar::Archive::new(unpacked);
     let broken = |e: std::io::Error| Error::invalid(format!("the package tarball is damaged: {e}"));
 
-    let mut manifest = None;
+    let mut layout = Layout::default();
+    let mut top = Top::default();
     for entry in archive.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
-        let path = entry.path().map_err(broken)?.into_owned();
-        check_entry(&path, &entry)?;
-        if entry.header().entry_type().is_file() && path == Path::new(MANIFEST_PATH) {
-            if entry.size() > MAX_MANIFEST {
-                return Err(Error::too_large("package/package.json is larger than 1 MiB"));
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let Some(at) = place_entry(&mut layout, &raw, &entry)? else { continue };
+        let kind = entry.header().entry_type();
+        match at.as_slice() {
+            [file] if file == "package.json" => {
+                if !kind.is_file() {
+                    // A link or folder in its place: what an extractor leaves is not a manifest.
+                    top.manifest = None;
+                    continue;
+                }
+                if entry.size() > MAX_MANIFEST {
+                    return Err(Error::too_large("package.json is larger than 1 MiB"));
+                }
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(broken)?;
+                let text = String::from_utf8(bytes).map_err(|_| Error::invalid("package.json is not UTF-8 text"))?;
+                top.manifest = Some(text);
             }
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).map_err(broken)?;
-            let text =
-                String::from_utf8(bytes).map_err(|_| Error::invalid("package/package.json is not UTF-8 text"))?;
-            manifest = Some(text);
+            [file] if file == "npm-shrinkwrap.json" => top.shrinkwrap = kind.is_file(),
+            _ => {}
         }
+    }
+    if let Some((at, target, why)) = layout.escaping_link() {
+        return Err(refused(&at.join("/"), why, Some(&target)));
     }
     // Reading to the end makes the decoder check the gzip checksum, which catches a damaged upload.
     std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(broken)?;
-    let manifest = manifest.ok_or_else(|| Error::invalid("the package has no package/package.json"))?;
-    let meta = metadata_from_manifest(&manifest)?;
+    let manifest = top
+        .manifest
+        .ok_or_else(|| Error::invalid("the package has no package.json in its top folder (package/package.json)"))?;
+    let mut meta = metadata_from_manifest(&manifest)?;
     if name::tarball_file_name(&meta.name, &meta.version) != file_name {
         return Err(Error::invalid(format!(
             "the tarball holds {}@{}, which does not match the package it was published as ({file_name})",
             meta.name, meta.version
         )));
     }
+    meta.manifest = with_shrinkwrap_flag(&manifest, top.shrinkwrap);
     Ok(meta)
 }
 
-/// Rejects entries that would escape the folder a runner unpacks into (with
-/// `--strip-components=1`), and entry types that have no place in a package.
-fn check_entry<R: Read>(path: &Path, entry: &tar::Entry<R>) -> Result<(), Error> {
-    let shown = path.display();
-    if !is_contained(path) {
-        return Err(Error::invalid(format!("the tarball entry \"{shown}\" points outside the package")));
-    }
-    match entry.header().entry_type() {
-        EntryType::Regular | EntryType::Continuous | EntryType::Directory | EntryType::XGlobalHeader => Ok(()),
-        EntryType::Symlink | EntryType::Link => {
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .ok_or_else(|| Error::invalid(format!("the link \"{shown}\" has no target")))?;
-            // A symbolic link resolves from its own folder; a hard link names an archive path.
-            let resolved = if entry.header().entry_type() == EntryType::Symlink {
-                path.parent().unwrap_or(Path::new("")).join(&target)
-            } else {
-                target.to_path_buf()
-            };
-            if target.is_absolute() || !is_contained(&resolved) {
-                return Err(Error::invalid(format!(
-                    "the link \"{shown}\" points outside the package (to \"{}\")",
-                    target.display()
-                )));
-            }
-            Ok(())
+/// The manifest as the registry keeps it: the package.json with `_hasShrinkwrap` set from the
+/// tarball (whatever the package.json itself claimed).
+fn with_shrinkwrap_flag(manifest: &str, shrinkwrap: bool) -> String {
+    match serde_json::from_str::<Value>(manifest) {
+        Ok(Value::Object(mut pkg)) => {
+            pkg.insert(HAS_SHRINKWRAP.into(), Value::Bool(shrinkwrap));
+            Value::Object(pkg).to_string()
         }
-        other => Err(Error::invalid(format!("the tarball entry \"{shown}\" has an unsupported type ({other:?})"))),
+        _ => manifest.to_string(),
     }
 }
 
-/// Whether a relative archive path stays inside the package folder once its first component
-/// (`package/`) is stripped.
-fn is_contained(path: &Path) -> bool {
-    let mut depth: i64 = -1;
-    for component in path.components() {
-        match component {
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
+/// Checks one entry where it lands once unpacked, and records its links; `None` for entries
+/// extractors skip (the top folder itself, a pax global header).
+fn place_entry<R: Read>(layout: &mut Layout, raw: &str, entry: &tar::Entry<R>) -> Result<Option<Location>, Error> {
+    let kind = entry.header().entry_type();
+    if kind == EntryType::XGlobalHeader {
+        // `git archive` writes one (the commit id) first; it is not a file.
+        return Ok(None);
     }
-    true
+    let rest = layout::strip(raw).map_err(|why| refused(raw, why, None))?;
+    let link = || {
+        entry
+            .link_name_bytes()
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
+            .ok_or_else(|| Error::invalid(format!("the link \"{raw}\" has no target")))
+    };
+    let Some(rest) = rest else {
+        return match kind {
+            EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::Directory
+            | EntryType::Symlink
+            | EntryType::Link => Ok(None),
+            other => Err(unsupported(raw, other)),
+        };
+    };
+    let placed = match kind {
+        EntryType::Regular | EntryType::Continuous | EntryType::Directory => {
+            layout.add_plain(&rest).map_err(|why| refused(raw, why, None))?
+        }
+        EntryType::Symlink => {
+            let target = link()?;
+            layout.add_symlink(&rest, &target).map_err(|why| refused(raw, why, Some(&target)))?
+        }
+        EntryType::Link => {
+            let target = link()?;
+            layout.add_hard_link(&rest, &target).map_err(|why| refused(raw, why, Some(&target)))?
+        }
+        other => return Err(unsupported(raw, other)),
+    };
+    Ok(Some(placed))
+}
+
+fn unsupported(raw: &str, kind: EntryType) -> Error {
+    Error::invalid(format!("the tarball entry \"{raw}\" has an unsupported type ({kind:?})"))
+}
+
+/// The 400 for an entry that would land outside the package folder once unpacked.
+fn refused(shown: &str, why: Refusal, target: Option<&str>) -> Error {
+    let entry = match target {
+        Some(target) => format!("the link \"{shown}\" (to \"{target}\")"),
+        None => format!("the tarball entry \"{shown}\""),
+    };
+    match (why, target) {
+        (Refusal::Outside, Some(target)) => {
+            Error::invalid(format!("the link \"{shown}\" points outside the package (to \"{target}\")"))
+        }
+        (Refusal::Outside, None) => Error::invalid(format!("{entry} points outside the package")),
+        (Refusal::Loop, _) => Error::invalid(format!("{entry} goes through symbolic links that loop")),
+    }
 }
 
 /// The metadata of a `package.json` text; the text itself is kept as the manifest.
 pub fn metadata_from_manifest(text: &str) -> Result<Metadata, Error> {
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| Error::invalid(format!("package/package.json is not valid JSON: {e}")))?;
-    let pkg = json.as_object().ok_or_else(|| Error::invalid("package/package.json is not a JSON object"))?;
-    let name = pkg
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("package/package.json has no \"name\""))?;
+    let json: Value =
+        serde_json::from_str(text).map_err(|e| Error::invalid(format!("package.json is not valid JSON: {e}")))?;
+    let pkg = json.as_object().ok_or_else(|| Error::invalid("package.json is not a JSON object"))?;
+    let name = pkg.get("name").and_then(Value::as_str).ok_or_else(|| Error::invalid("package.json has no \"name\""))?;
     name::validate(name)?;
-    let raw_version = pkg
-        .get("version")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::invalid("package/package.json has no \"version\""))?;
+    let raw_version =
+        pkg.get("version").and_then(Value::as_str).ok_or_else(|| Error::invalid("package.json has no \"version\""))?;
     let version = normalize_version(raw_version)?;
 
     let mut meta = Metadata::new(name, version);
@@ -162,11 +205,16 @@ pub fn metadata_from_manifest(text: &str) -> Result<Metadata, Error> {
     Ok(meta)
 }
 
-/// A version as npm cleans it (`v1.2.3` -> `1.2.3`), which must be a semantic version.
+/// A version as npm cleans it (`semver.clean`: `v1.2.3` -> `1.2.3`, `1.0.0+build.7` -> `1.0.0`),
+/// which must be a semantic version. npm publishes and the registry stores the cleaned version:
+/// build metadata is not part of a version's identity, so `1.0.0+a` and `1.0.0+b` are one version.
 pub fn normalize_version(raw: &str) -> Result<String, Error> {
     let trimmed = raw.trim().trim_start_matches(['=', 'v']);
     semver::Version::parse(trimmed)
-        .map(|v| v.to_string())
+        .map(|mut v| {
+            v.build = semver::BuildMetadata::EMPTY;
+            v.to_string()
+        })
         .map_err(|e| Error::invalid(format!("\"{raw}\" is not a valid semantic version: {e}")))
 }
 
@@ -281,7 +329,63 @@ pub(crate) mod tests {
             kinds,
             [("left-pad", "runtime"), ("mocha", "development"), ("react", "peer"), ("fsevents", "optional")]
         );
-        assert_eq!(meta.manifest, package_json("@scope/demo", "v1.2.3"));
+        let mut stored: Value = serde_json::from_str(&package_json("@scope/demo", "v1.2.3")).unwrap();
+        stored["_hasShrinkwrap"] = Value::Bool(false);
+        assert_eq!(serde_json::from_str::<Value>(&meta.manifest).unwrap(), stored);
+    }
+
+    #[test]
+    fn any_single_top_folder_holds_the_manifest() {
+        // `@types/node` packs into `node/`, a git archive into `name-commit/` after a pax header.
+        let pj = package_json("@types/node", "20.1.0");
+        assert!(parse("node-20.1.0.tgz", tgz(&[("node/package.json", pj.as_bytes())])).is_ok());
+        let pj = package_json("busboy", "1.6.0");
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let comment = b"52 comment=9aadb7afc4c8d7ddd45e4f6df96d5bd1c2c5b5a2\n";
+        builder
+            .append(&header("pax_global_header", EntryType::XGlobalHeader, comment.len() as u64, None), &comment[..])
+            .unwrap();
+        for (path, data) in
+            [("mscdex-busboy-9aadb7a/", &b""[..]), ("mscdex-busboy-9aadb7a/package.json", pj.as_bytes())]
+        {
+            let kind = if path.ends_with('/') { EntryType::Directory } else { EntryType::Regular };
+            builder.append(&header(path, kind, data.len() as u64, None), data).unwrap();
+        }
+        let meta = parse("busboy-1.6.0.tgz", builder.into_inner().unwrap().finish().unwrap()).unwrap();
+        assert_eq!(meta.name, "busboy");
+
+        // Where an extractor leaves it: `./package/package.json` lands in `package/`, not at the top.
+        let e = parse("demo-1.0.0.tgz", tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]));
+        assert!(e.unwrap_err().message.contains("no package.json in its top folder"));
+        let e = parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]));
+        assert!(
+            e.unwrap_err().message.contains("no package.json in its top folder"),
+            "a file beside the folder is skipped"
+        );
+    }
+
+    #[test]
+    fn build_metadata_is_cleaned_as_npm_does() {
+        assert_eq!(normalize_version("1.0.0+build.7").unwrap(), "1.0.0");
+        assert_eq!(normalize_version("v2.0.0-rc.1+sha.5").unwrap(), "2.0.0-rc.1");
+        let meta = parse("demo-1.0.0.tgz", good_tgz("demo", "1.0.0+build.7")).unwrap();
+        assert_eq!(meta.version, "1.0.0");
+    }
+
+    #[test]
+    fn records_a_top_level_shrinkwrap() {
+        let pj = package_json("demo", "1.0.0");
+        let flag = |entries: &[(&str, &[u8])]| {
+            let meta = parse("demo-1.0.0.tgz", tgz(entries)).unwrap();
+            serde_json::from_str::<Value>(&meta.manifest).unwrap()["_hasShrinkwrap"].clone()
+        };
+        let with = [("package/package.json", pj.as_bytes()), ("package/npm-shrinkwrap.json", b"{}")];
+        assert_eq!(flag(&with), Value::Bool(true));
+        let nested = [("package/package.json", pj.as_bytes()), ("package/lib/npm-shrinkwrap.json", b"{}")];
+        assert_eq!(flag(&nested), Value::Bool(false));
+        // A package.json claiming it does not make it so.
+        let claims = package_json("demo", "1.0.0").replacen('{', "{\"_hasShrinkwrap\":true,", 1);
+        assert_eq!(flag(&[("package/package.json", claims.as_bytes())]), Value::Bool(false));
     }
 
     #[test]
@@ -290,7 +394,7 @@ pub(crate) mod tests {
         assert!(e.message.contains("not a gzip"), "{}", e.message);
 
         let e = err(tgz(&[("package/index.js", b"1")]));
-        assert!(e.message.contains("no package/package.json"), "{}", e.message);
+        assert!(e.message.contains("no package.json in its top folder"), "{}", e.message);
 
         let pj = package_json("demo", "1.0.0");
         let e = err(tgz(&[("package/package.json", pj.as_bytes()), ("package/../../etc/passwd", b"x")]));
@@ -351,6 +455,19 @@ pub(crate) mod tests {
             let e = err(with_link(kind, path, target));
             assert!(e.message.contains("points outside"), "{target}: {}", e.message);
         }
+        // The chain: `x -> .` and `y -> x/..` each look harmless as written.
+        let pj = package_json("demo", "1.0.0");
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        builder
+            .append(&header("package/package.json", EntryType::Regular, pj.len() as u64, None), pj.as_bytes())
+            .unwrap();
+        builder.append(&header("package/x", EntryType::Symlink, 0, Some(".")), &b""[..]).unwrap();
+        builder.append(&header("package/y", EntryType::Symlink, 0, Some("x/..")), &b""[..]).unwrap();
+        builder.append(&header("package/y/escaped.txt", EntryType::Regular, 1, None), &b"x"[..]).unwrap();
+        let e = err(builder.into_inner().unwrap().finish().unwrap());
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(e.message.contains("\"package/y\" points outside the package (to \"x/..\")"), "{}", e.message);
+
         let e = err(with_link(EntryType::Char, "package/tty", ""));
         assert!(e.message.contains("unsupported type"), "{}", e.message);
     }

@@ -1,24 +1,41 @@
 //! Reading a `.nupkg`: a zip whose root holds exactly one `.nuspec` manifest.
 //!
-//! Only the zip's central directory, the local headers and the nuspec entry are read, so a large
-//! package is never copied whole into the plugin.
+//! Only the zip's central directory, the local headers, the nuspec and the files the nuspec
+//! embeds (a license file, an icon) are read, so a large package is never copied whole into the
+//! plugin. The central directory is checked as an unzipping runner or client meets it: no two
+//! entries of one name (the zip crate keeps only one of them, unzip extracts both), no entries
+//! whose data overlap, and no more than [`MAX_UNPACKED`] bytes unpacked in all.
 
 use crate::version::NuGetVersion;
-use serde::Deserialize;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
 use sluice_plugin_sdk::{Dependency, Error, Metadata};
-use std::io::Read;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::{Read, Seek};
 
 /// Largest nuspec accepted (nuget.org's own limit is far smaller in practice).
 const MAX_NUSPEC_BYTES: u64 = 1024 * 1024;
 /// NuGet's own limit on an id's length.
 const MAX_ID_LENGTH: usize = 100;
+/// The most a package may unpack to, as its entries' sizes claim: a 1 MB zip can otherwise
+/// hold a 1 GB entry (a decompression bomb), and runners unzip every entry.
+pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+/// nuget.org's limit on an embedded icon and on an embedded license file.
+pub const MAX_EMBEDDED_BYTES: u64 = 1024 * 1024;
+
+/// The signature of a zip central directory record.
+const CENTRAL_HEADER: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
 
 /// Reads a package file's identity and metadata, or says why it is not a valid `.nupkg`.
 pub fn parse<R: ReadAt>(source: R) -> Result<Metadata, Error> {
-    let mut archive = zip::ZipArchive::new(BlobReader::new(source))
+    let mut archive = zip::ZipArchive::new(BlobReader::new(&source))
         .map_err(|e| Error::invalid(format!("the package is not a valid .nupkg (zip) file: {e}")))?;
+    check_unique_names(&BlobReader::new(&source), archive.central_directory_start(), archive.len())?;
     let mut nuspecs = Vec::new();
+    let mut unpacked: u64 = 0;
+    let mut spans = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive
             .by_index_raw(index)
@@ -28,10 +45,19 @@ pub fn parse<R: ReadAt>(source: R) -> Result<Metadata, Error> {
         if entry.is_symlink() {
             return Err(Error::invalid(format!("the package contains a symbolic link `{name}`, which is not allowed")));
         }
+        unpacked = unpacked.saturating_add(entry.size());
+        if unpacked > MAX_UNPACKED {
+            return Err(Error::too_large(format!(
+                "the package's entries claim to unpack to more than {} MiB (the limit); a small zip can hide a huge file",
+                MAX_UNPACKED >> 20
+            )));
+        }
+        spans.push((entry.header_start(), entry.data_start().saturating_add(entry.compressed_size()), name.clone()));
         if !name.contains('/') && name.to_ascii_lowercase().ends_with(".nuspec") {
             nuspecs.push((index, name));
         }
     }
+    check_no_overlap(spans)?;
     let index = match nuspecs.as_slice() {
         [] => return Err(Error::invalid("the package has no .nuspec manifest at the root of the zip")),
         [(index, _)] => *index,
@@ -44,12 +70,195 @@ pub fn parse<R: ReadAt>(source: R) -> Result<Metadata, Error> {
             )));
         }
     };
-    let entry =
-        archive.by_index(index).map_err(|e| Error::invalid(format!("the package's .nuspec cannot be read: {e}")))?;
+    let manifest = read_entry(&mut archive, index, MAX_NUSPEC_BYTES, "the .nuspec manifest")?;
+    let manifest = String::from_utf8(manifest).map_err(|_| Error::invalid("the .nuspec manifest is not UTF-8 text"))?;
+    let mut meta = parse_nuspec(manifest)?;
+    let details = details(&meta.manifest).ok_or_else(|| Error::invalid("the .nuspec manifest is not valid"))?;
+    let mut files = Vec::new();
+    if let License::File(path) = &details.license {
+        files.push(embedded(&mut archive, EmbeddedRole::License, path)?);
+    }
+    if let Some(path) = &details.icon {
+        if icon_type(path).is_none() {
+            return Err(Error::invalid(format!("the icon `{path}` is not a PNG or JPEG file, the types NuGet shows")));
+        }
+        files.push(embedded(&mut archive, EmbeddedRole::Icon, path)?);
+    }
+    if !files.is_empty() {
+        let stored = StoredManifest { nuspec: Cow::Borrowed(&meta.manifest), files };
+        meta.manifest = serde_json::to_string(&stored).expect("JSON serialises");
+    }
+    Ok(meta)
+}
+
+/// The zip crate indexes entries by name and silently keeps one of two that share a name (say
+/// two root `.nuspec` files), while unzip on a runner extracts both, the last one winning: the
+/// central directory's records are counted here, each name once.
+fn check_unique_names<R: ReadAt>(raw: &BlobReader<R>, start: u64, entries: usize) -> Result<(), Error> {
+    let directory = raw
+        .read_range(start, raw.size().saturating_sub(start))
+        .map_err(|e| Error::invalid(format!("the package's zip central directory is unreadable: {e}")))?;
+    let field = |at: usize| directory.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let mut names = HashSet::new();
+    let mut at = 0usize;
+    while directory.get(at..at + 4) == Some(&CENTRAL_HEADER[..]) {
+        let (Some(name_len), Some(extra_len), Some(comment_len)) = (field(at + 28), field(at + 30), field(at + 32))
+        else {
+            break;
+        };
+        let Some(name) = directory.get(at + 46..at + 46 + name_len) else { break };
+        if !names.insert(name) {
+            return Err(Error::invalid(format!(
+                "the package has two zip entries named `{}`; a .nupkg names each file once",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    if names.len() != entries {
+        return Err(Error::invalid("the package's zip central directory does not match its entries"));
+    }
+    Ok(())
+}
+
+/// Entries whose bytes overlap (1,000 names sharing one compressed stream) unpack to far more
+/// than the file holds; no packer writes them.
+fn check_no_overlap(mut spans: Vec<(u64, u64, String)>) -> Result<(), Error> {
+    spans.sort();
+    for pair in spans.windows(2) {
+        let ((_, end, first), (start, _, second)) = (&pair[0], &pair[1]);
+        if start < end {
+            return Err(Error::invalid(format!(
+                "the package's zip entries `{first}` and `{second}` share their data, as zip bombs do"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn read_entry<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    index: usize,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, Error> {
+    let entry = archive.by_index(index).map_err(|e| Error::invalid(format!("{what} cannot be read: {e}")))?;
     let mut bytes = Vec::new();
-    LimitedReader::new(entry, MAX_NUSPEC_BYTES, "the .nuspec manifest").read_to_end(&mut bytes)?;
-    let manifest = String::from_utf8(bytes).map_err(|_| Error::invalid("the .nuspec manifest is not UTF-8 text"))?;
-    parse_nuspec(manifest)
+    LimitedReader::new(entry, limit, what).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A file the nuspec names (`<license type="file">`, `<icon>`), which the registry serves.
+fn embedded<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    role: EmbeddedRole,
+    path: &str,
+) -> Result<EmbeddedFile, Error> {
+    let wanted = zip_path(path);
+    let index = archive.index_for_name(&wanted).or_else(|| {
+        // Packers on Windows differ in case; NuGet finds the file case-insensitively.
+        let name = archive.file_names().find(|n| n.eq_ignore_ascii_case(&wanted))?.to_string();
+        archive.index_for_name(&name)
+    });
+    let what = match role {
+        EmbeddedRole::License => "the license file",
+        EmbeddedRole::Icon => "the icon file",
+    };
+    let index = index
+        .ok_or_else(|| Error::invalid(format!("the nuspec names {what} `{path}`, which is not in the package")))?;
+    let data = read_entry(archive, index, MAX_EMBEDDED_BYTES, what).map_err(|e| {
+        if e.message.contains("over its size limit") {
+            Error::too_large(format!("{what} `{path}` is larger than {} MiB", MAX_EMBEDDED_BYTES >> 20))
+        } else {
+            e
+        }
+    })?;
+    Ok(EmbeddedFile { role, path: wanted, data: base64::engine::general_purpose::STANDARD.encode(data) })
+}
+
+/// A nuspec path (`images\icon.png`, `./LICENSE.txt`) as the zip entry name it packs to.
+fn zip_path(path: &str) -> String {
+    let path = path.trim().replace('\\', "/");
+    path.trim_start_matches("./").trim_start_matches('/').to_string()
+}
+
+/// The media type of an icon by its extension: nuget.org accepts PNG and JPEG icons only.
+pub fn icon_type(path: &str) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    if lower.ends_with(".png") {
+        Some("image/png")
+    } else if lower.ends_with(".jpg") || lower.ends_with(".jpeg") {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// Which embedded file an [`EmbeddedFile`] is.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddedRole {
+    License,
+    Icon,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct EmbeddedFile {
+    pub role: EmbeddedRole,
+    /// The zip entry it came from.
+    pub path: String,
+    /// Base64 of its bytes.
+    pub data: String,
+}
+
+impl EmbeddedFile {
+    pub fn bytes(&self) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD.decode(&self.data).unwrap_or_default()
+    }
+}
+
+/// What the registry keeps as a version's manifest: the nuspec verbatim, alone when the package
+/// embeds nothing; with the files it embeds as JSON around it otherwise. The plugin can only
+/// serve what the manifest holds, not read the stored package, so embedded files are kept here.
+#[derive(Serialize, Deserialize)]
+pub struct StoredManifest<'a> {
+    #[serde(borrow)]
+    pub nuspec: Cow<'a, str>,
+    #[serde(default)]
+    pub files: Vec<EmbeddedFile>,
+}
+
+impl<'a> StoredManifest<'a> {
+    /// Reads a stored manifest: JSON with the nuspec inside, or (no embedded files, or stored by
+    /// an older Sluice) the nuspec itself.
+    pub fn read(manifest: &'a str) -> StoredManifest<'a> {
+        if manifest.starts_with('{') {
+            if let Ok(stored) = serde_json::from_str::<StoredManifest>(manifest) {
+                return stored;
+            }
+        }
+        StoredManifest { nuspec: Cow::Borrowed(manifest), files: Vec::new() }
+    }
+
+    pub fn file(&self, role: EmbeddedRole) -> Option<&EmbeddedFile> {
+        self.files.iter().find(|f| f.role == role)
+    }
+
+    /// Only the nuspec of a stored manifest: registrations and search read it for every
+    /// version, and skipping the embedded files' base64 keeps that cheap.
+    pub fn nuspec_of(manifest: &'a str) -> Cow<'a, str> {
+        #[derive(Deserialize)]
+        struct NuspecOnly<'a> {
+            #[serde(borrow)]
+            nuspec: Cow<'a, str>,
+        }
+        if manifest.starts_with('{') {
+            if let Ok(only) = serde_json::from_str::<NuspecOnly>(manifest) {
+                return only.nuspec;
+            }
+        }
+        Cow::Borrowed(manifest)
+    }
 }
 
 /// Refuses entry names that would land outside the folder a runner unzips into.
@@ -80,8 +289,10 @@ struct NuspecMetadata {
     authors: Option<String>,
     description: Option<String>,
     summary: Option<String>,
-    license: Option<License>,
+    license: Option<NuspecLicense>,
     license_url: Option<String>,
+    icon: Option<String>,
+    icon_url: Option<String>,
     project_url: Option<String>,
     tags: Option<String>,
     repository: Option<Repository>,
@@ -89,7 +300,7 @@ struct NuspecMetadata {
 }
 
 #[derive(Deserialize)]
-struct License {
+struct NuspecLicense {
     #[serde(rename = "@type", default)]
     kind: String,
     #[serde(rename = "$text", default)]
@@ -125,16 +336,87 @@ struct NuspecDependency {
     version: String,
 }
 
-/// Reads a nuspec's metadata; the manifest is kept verbatim as the package's manifest.
-pub fn parse_nuspec(manifest: String) -> Result<Metadata, Error> {
-    let xml = manifest.strip_prefix('\u{feff}').unwrap_or(&manifest);
+/// How a package states its license.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum License {
+    None,
+    /// `<license type="expression">`: an SPDX expression.
+    Expression(String),
+    /// `<license type="file">`: a file in the package.
+    File(String),
+    /// Only the deprecated `<licenseUrl>`.
+    Url(String),
+}
+
+/// A dependency group of the nuspec, kept even when empty: an empty group says "this framework
+/// needs nothing", and without it a client picks another framework's group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Empty for dependencies outside any group.
+    pub target_framework: String,
+    /// `(id, range)` in nuspec order.
+    pub dependencies: Vec<(String, String)>,
+}
+
+/// What registrations and search render from a version's nuspec, beyond the metadata record.
+#[derive(Debug, Clone)]
+pub struct Details {
+    pub version: NuGetVersion,
+    pub groups: Vec<Group>,
+    pub license: License,
+    /// The embedded icon's path.
+    pub icon: Option<String>,
+    /// The deprecated `<iconUrl>`.
+    pub icon_url: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn read_nuspec(xml: &str) -> Result<NuspecMetadata, Error> {
+    let xml = xml.strip_prefix('\u{feff}').unwrap_or(xml);
     let nuspec: Nuspec =
         quick_xml::de::from_str(xml).map_err(|e| Error::invalid(format!("the .nuspec manifest is not valid: {e}")))?;
-    let m = nuspec.metadata;
+    Ok(nuspec.metadata)
+}
+
+/// The details of a stored manifest (see [`StoredManifest`]); `None` if its nuspec does not parse.
+pub fn details(manifest: &str) -> Option<Details> {
+    let m = read_nuspec(&StoredManifest::nuspec_of(manifest)).ok()?;
+    let version = NuGetVersion::parse(&m.version).ok()?;
+    let license = match m.license.filter(|l| !l.value.trim().is_empty()) {
+        Some(l) if l.kind.trim() == "file" => License::File(l.value.trim().to_string()),
+        Some(l) => License::Expression(l.value.trim().to_string()),
+        None => non_empty(m.license_url).map_or(License::None, License::Url),
+    };
+    let deps = m.dependencies.unwrap_or_default();
+    let mut groups = Vec::new();
+    let pairs = |list: Vec<NuspecDependency>| -> Vec<(String, String)> {
+        list.into_iter().map(|d| (d.id.trim().to_string(), d.version.trim().to_string())).collect()
+    };
+    if !deps.dependency.is_empty() {
+        groups.push(Group { target_framework: String::new(), dependencies: pairs(deps.dependency) });
+    }
+    for g in deps.group {
+        groups
+            .push(Group { target_framework: g.target_framework.trim().to_string(), dependencies: pairs(g.dependency) });
+    }
+    Some(Details {
+        version,
+        groups,
+        license,
+        icon: non_empty(m.icon).map(|p| zip_path(&p)),
+        icon_url: non_empty(m.icon_url),
+    })
+}
+
+/// Reads a nuspec's metadata; the manifest is kept verbatim as the package's manifest.
+pub fn parse_nuspec(manifest: String) -> Result<Metadata, Error> {
+    let m = read_nuspec(&manifest)?;
     let id = m.id.trim();
     check_id(id)?;
     let version = NuGetVersion::parse(&m.version).map_err(Error::invalid)?;
-    let non_empty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
 
     let mut meta = Metadata::new(id, version.to_string());
     meta.summary = non_empty(m.summary).or_else(|| non_empty(m.title));
@@ -167,14 +449,21 @@ pub fn parse_nuspec(manifest: String) -> Result<Metadata, Error> {
     Ok(meta)
 }
 
-/// NuGet ids are word characters separated by single dots or dashes, at most 100 long.
+/// NuGet ids are ASCII word characters separated by single dots or dashes, at most 100 long.
+/// nuget.org refuses other letters: `Nеwtonsoft.Json` with a Cyrillic `е` would pass for
+/// `Newtonsoft.Json` in a list of dependencies.
 fn check_id(id: &str) -> Result<(), Error> {
     if id.is_empty() {
         return Err(Error::invalid("the .nuspec manifest has no <id>"));
     }
-    let word = |c: char| c.is_alphanumeric() || c == '_';
+    if !id.is_ascii() {
+        return Err(Error::invalid(format!(
+            "`{id}` is not a valid NuGet package id: it has non-ASCII characters, which nuget.org refuses (they can pass for other ids)"
+        )));
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let well_formed = id.split(['.', '-']).all(|part| !part.is_empty() && part.chars().all(word));
-    if !well_formed || id.chars().count() > MAX_ID_LENGTH {
+    if !well_formed || id.len() > MAX_ID_LENGTH {
         return Err(Error::invalid(format!(
             "`{id}` is not a valid NuGet package id (letters, digits and `_`, separated by `.` or `-`, at most {MAX_ID_LENGTH} characters)"
         )));
@@ -285,6 +574,97 @@ pub(crate) mod tests {
         out.add_symlink("content/link", "/etc/passwd", SimpleFileOptions::default()).unwrap();
         let pkg = out.finish().unwrap().into_inner();
         assert!(message(parse(pkg).unwrap_err()).contains("symbolic link"));
+    }
+
+    #[test]
+    fn refuses_duplicate_names_overlapping_entries_and_bombs() {
+        // Two root nuspecs of one name: the zip crate sees one, the central directory has two.
+        let mut two = zip_of(&[("A.nuspec", DEMO_NUSPEC.as_bytes()), ("B.nuspec", DEMO_NUSPEC.as_bytes())]);
+        for at in memchr::memmem::find_iter(&two.clone(), b"B.nuspec").collect::<Vec<_>>() {
+            two[at] = b'A';
+        }
+        assert_eq!(zip::ZipArchive::new(std::io::Cursor::new(two.clone())).unwrap().len(), 1);
+        let msg = message(parse(two).unwrap_err());
+        assert!(msg.contains("two zip entries named `A.nuspec`"), "{msg}");
+
+        // Entries that all point at one stream of data.
+        let names: Vec<String> = (0..20).map(|i| format!("content/{i:03}.bin")).collect();
+        let mut entries: Vec<(&str, &[u8])> = vec![("Demo.nuspec", DEMO_NUSPEC.as_bytes())];
+        entries.extend(names.iter().map(|n| (n.as_str(), &b"shared bytes"[..])));
+        let mut shared = zip_of(&entries);
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(shared.clone())).unwrap();
+        let first = archive.by_name("content/000.bin").unwrap().header_start() as u32;
+        let centrals: Vec<u64> = names.iter().map(|n| archive.by_name(n).unwrap().central_header_start()).collect();
+        for at in centrals {
+            shared[at as usize + 42..at as usize + 46].copy_from_slice(&first.to_le_bytes());
+        }
+        let msg = message(parse(shared).unwrap_err());
+        assert!(msg.contains("share their data"), "{msg}");
+
+        // An entry that claims more than the limit, as a 1 MB zip of a 1 GB file would.
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        out.start_file("Demo.nuspec", SimpleFileOptions::default()).unwrap();
+        out.write_all(DEMO_NUSPEC.as_bytes()).unwrap();
+        let deflated = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        out.start_file("content/zeros.bin", deflated).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..(MAX_UNPACKED >> 20) + 1 {
+            out.write_all(&chunk).unwrap();
+        }
+        let bomb = out.finish().unwrap().into_inner();
+        assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+        let err = parse(bomb).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::TooLarge);
+        assert!(err.message.contains("more than 512 MiB"), "{}", err.message);
+    }
+
+    #[test]
+    fn keeps_embedded_license_and_icon_files() {
+        let nuspec = DEMO_NUSPEC.replace(
+            "<license type=\"expression\">MIT</license>",
+            "<license type=\"file\">docs\\LICENSE.txt</license><icon>images\\icon.png</icon>",
+        );
+        let pkg = zip_of(&[
+            ("Sluice.Demo.nuspec", nuspec.as_bytes()),
+            ("docs/LICENSE.txt", b"Licensed to you"),
+            ("images/icon.png", b"\x89PNG fake"),
+        ]);
+        let meta = parse(pkg).unwrap();
+        let stored = StoredManifest::read(&meta.manifest);
+        assert_eq!(stored.nuspec, nuspec);
+        assert_eq!(stored.file(EmbeddedRole::License).unwrap().bytes(), b"Licensed to you");
+        assert_eq!(stored.file(EmbeddedRole::Icon).unwrap().bytes(), b"\x89PNG fake");
+        let details = details(&meta.manifest).unwrap();
+        assert_eq!(details.license, License::File("docs\\LICENSE.txt".into()));
+        assert_eq!(details.icon.as_deref(), Some("images/icon.png"));
+
+        let missing = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes()), ("docs/LICENSE.txt", b"x")]);
+        assert!(message(parse(missing).unwrap_err())
+            .contains("the icon file `images/icon.png`, which is not in the package"));
+        let gif = nuspec.replace("icon.png", "icon.gif");
+        let pkg =
+            zip_of(&[("Sluice.Demo.nuspec", gif.as_bytes()), ("docs/LICENSE.txt", b"x"), ("images/icon.gif", b"x")]);
+        assert!(message(parse(pkg).unwrap_err()).contains("not a PNG or JPEG"));
+        // A manifest stored without embedded files is the nuspec itself.
+        assert_eq!(StoredManifest::read(DEMO_NUSPEC).nuspec, DEMO_NUSPEC);
+    }
+
+    #[test]
+    fn keeps_empty_dependency_groups_and_full_versions() {
+        let d = details(DEMO_NUSPEC).unwrap();
+        let frameworks: Vec<(&str, usize)> =
+            d.groups.iter().map(|g| (g.target_framework.as_str(), g.dependencies.len())).collect();
+        assert_eq!(frameworks, [(".NETStandard2.0", 2), ("net472", 0), ("", 1)]);
+        assert_eq!(d.version.full(), "1.0.0+build.7");
+        assert_eq!(d.license, License::Expression("MIT".into()));
+    }
+
+    #[test]
+    fn refuses_non_ascii_ids() {
+        let cyrillic = DEMO_NUSPEC.replace("<id>Sluice.Demo</id>", "<id>N\u{0435}wtonsoft.Json</id>");
+        let msg = message(parse_nuspec(cyrillic).unwrap_err());
+        assert!(msg.contains("non-ASCII"), "{msg}");
+        assert!(parse_nuspec(DEMO_NUSPEC.replace("Sluice.Demo", "Newtonsoft.Json_2-x")).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The NuGet server protocol: the V3 service index and its resources, the push/delete endpoints
 //! (`PackagePublish/2.0.0`), and the V2 `Search()` feed that `nuget list` uses.
 
+use crate::nupkg::{EmbeddedRole, StoredManifest};
 use crate::version::{same_version, NuGetVersion};
 use crate::{multipart, nupkg, registration, search, v2feed};
 use serde_json::json;
@@ -40,6 +41,14 @@ impl<'a> Urls<'a> {
     pub fn package_content(&self, id: &str, version: &NuGetVersion) -> String {
         let (id, version) = (id.to_lowercase(), version.lower());
         format!("{}/v3-flatcontainer/{id}/{version}/{id}.{version}.nupkg", self.base)
+    }
+    /// An embedded icon, where nuget.org serves it too.
+    pub fn icon(&self, id: &str, version: &NuGetVersion) -> String {
+        format!("{}/v3-flatcontainer/{}/{}/icon", self.base, id.to_lowercase(), version.lower())
+    }
+    /// An embedded license file (`<license type="file">`), beside the package's icon.
+    pub fn license(&self, id: &str, version: &NuGetVersion) -> String {
+        format!("{}/v3-flatcontainer/{}/{}/license", self.base, id.to_lowercase(), version.lower())
     }
     pub fn registration_index(&self, id: &str) -> String {
         format!("{}/v3/registration/{}/index.json", self.base, id.to_lowercase())
@@ -167,10 +176,28 @@ fn flat_file(registry: &impl Registry, id: &str, version: &str, file: &str) -> R
     if file == format!("{lower_id}.{canonical}.nupkg") {
         Ok(Outcome::serve_file(package.name.clone(), artifact.file_name.clone(), "application/octet-stream"))
     } else if file == format!("{lower_id}.nuspec") {
-        let body = artifact.metadata.manifest.clone().into_bytes();
+        let body = StoredManifest::nuspec_of(&artifact.metadata.manifest).into_owned().into_bytes();
         Ok(Outcome::respond(http::bytes(200, "application/xml", body)))
+    } else if let Some(role) = embedded_role(&file) {
+        let stored = StoredManifest::read(&artifact.metadata.manifest);
+        let embedded = stored
+            .file(role)
+            .ok_or_else(|| Error::not_found(format!("package '{}' {canonical} embeds no {file} file", package.name)))?;
+        let content_type = match role {
+            EmbeddedRole::Icon => nupkg::icon_type(&embedded.path).unwrap_or("application/octet-stream"),
+            EmbeddedRole::License => "text/plain; charset=utf-8",
+        };
+        Ok(Outcome::respond(http::bytes(200, content_type, embedded.bytes())))
     } else {
         Err(Error::not_found(format!("no file '{file}' in package '{}' {canonical}", package.name)))
+    }
+}
+
+fn embedded_role(file: &str) -> Option<EmbeddedRole> {
+    match file {
+        "icon" => Some(EmbeddedRole::Icon),
+        "license" => Some(EmbeddedRole::License),
+        _ => None,
     }
 }
 
@@ -288,8 +315,11 @@ pub(crate) mod tests {
             kind: "runtime".into(),
             group: "net6.0".into(),
         }];
-        metadata.manifest =
-            format!("<package><metadata><id>{id}</id><version>{version}</version></metadata></package>");
+        metadata.manifest = format!(
+            "<package><metadata><id>{id}</id><version>{version}</version><dependencies>\
+             <group targetFramework=\"net6.0\"><dependency id=\"Dep.One\" version=\"1.0\" /></group>\
+             </dependencies></metadata></package>"
+        );
         Artifact {
             version: version.into(),
             qualifier: String::new(),

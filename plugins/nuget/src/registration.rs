@@ -5,6 +5,7 @@
 //! A package with at most [`PAGE_SIZE`] versions has one page inlined in its index; a larger one
 //! has pages of [`PAGE_SIZE`] versions, each a separate document the client fetches as needed.
 
+use crate::nupkg::{self, Group, License};
 use crate::protocol::{versions, Urls, Versioned};
 use crate::version::NuGetVersion;
 use serde_json::{json, Value};
@@ -103,12 +104,16 @@ fn leaf_item(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
 
 fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
     let meta = &v.artifact.metadata;
+    let details = nupkg::details(&meta.manifest);
     let published = if v.listed() { rfc3339_ms(v.artifact.published_ms) } else { UNLISTED_PUBLISHED.to_string() };
+    // The stored version is normalised without build metadata; nuget.org shows the full string.
+    let version =
+        details.as_ref().filter(|d| d.version == v.version).map_or(v.version.to_string(), |d| d.version.full());
     let mut entry = json!({
         "@id": urls.registration_leaf(&package.name, &v.version),
         "@type": "PackageDetails",
         "id": package.name,
-        "version": v.version.to_string(),
+        "version": version,
         "authors": meta.authors.join(", "),
         "description": meta.description.clone().unwrap_or_default(),
         "summary": meta.summary.clone().unwrap_or_default(),
@@ -118,11 +123,20 @@ fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
         "published": published,
         "requireLicenseAcceptance": false,
         "packageContent": urls.package_content(&package.name, &v.version),
-        "dependencyGroups": dependency_groups(urls, meta),
+        "dependencyGroups": match &details {
+            Some(d) => dependency_groups(urls, &d.groups),
+            None => dependency_groups(urls, &flat_groups(meta)),
+        },
     });
-    if let Some(license) = &meta.license {
-        let key = if license.contains("://") { "licenseUrl" } else { "licenseExpression" };
-        entry[key] = json!(license);
+    let links = Links::of(urls, &package.name, &v.version, details.as_ref(), meta);
+    if let Some(url) = links.license_url {
+        entry["licenseUrl"] = json!(url);
+    }
+    if let Some(expression) = links.license_expression {
+        entry["licenseExpression"] = json!(expression);
+    }
+    if let Some(url) = links.icon_url {
+        entry["iconUrl"] = json!(url);
     }
     if let Some(message) = &v.artifact.deprecated {
         entry["deprecation"] = json!({ "reasons": ["Other"], "message": message });
@@ -130,28 +144,82 @@ fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
     entry
 }
 
-/// Dependencies grouped by target framework, in the order the nuspec lists them.
-pub fn dependency_groups(urls: &Urls, meta: &sluice_plugin_sdk::Metadata) -> Vec<Value> {
-    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+/// The license and icon URLs of a version, as nuget.org renders them: a license file and an
+/// embedded icon are served from the package; `licenseExpression` only for an SPDX expression.
+pub struct Links {
+    pub license_url: Option<String>,
+    pub license_expression: Option<String>,
+    pub icon_url: Option<String>,
+}
+
+impl Links {
+    pub fn of(
+        urls: &Urls,
+        id: &str,
+        version: &NuGetVersion,
+        details: Option<&nupkg::Details>,
+        meta: &sluice_plugin_sdk::Metadata,
+    ) -> Links {
+        let Some(details) = details else {
+            // A manifest this plugin cannot read again: what the metadata record says.
+            let license = meta.license.clone();
+            let is_url = license.as_deref().is_some_and(|l| l.contains("://"));
+            return Links {
+                license_url: license.clone().filter(|_| is_url),
+                license_expression: license.filter(|_| !is_url),
+                icon_url: None,
+            };
+        };
+        let (license_url, license_expression) = match &details.license {
+            License::Expression(expression) => (None, Some(expression.clone())),
+            License::File(_) => (Some(urls.license(id, version)), None),
+            License::Url(url) => (Some(url.clone()), None),
+            License::None => (None, None),
+        };
+        let icon_url = match &details.icon {
+            Some(_) => Some(urls.icon(id, version)),
+            None => details.icon_url.clone(),
+        };
+        Links { license_url, license_expression, icon_url }
+    }
+}
+
+/// Groups from the flat dependency list of the metadata record, for a manifest that no longer
+/// parses (an empty group cannot be told from it).
+fn flat_groups(meta: &sluice_plugin_sdk::Metadata) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
     for dep in &meta.dependencies {
-        let range = if dep.requirement.is_empty() { "(, )".to_string() } else { dep.requirement.clone() };
-        let item = json!({
-            "@type": "PackageDependency",
-            "id": dep.name,
-            "range": range,
-            "registration": urls.registration_index(&dep.name),
-        });
-        match groups.iter_mut().find(|(g, _)| *g == dep.group) {
-            Some((_, items)) => items.push(item),
-            None => groups.push((dep.group.clone(), vec![item])),
+        let pair = (dep.name.clone(), dep.requirement.clone());
+        match groups.iter_mut().find(|g| g.target_framework == dep.group) {
+            Some(group) => group.dependencies.push(pair),
+            None => groups.push(Group { target_framework: dep.group.clone(), dependencies: vec![pair] }),
         }
     }
     groups
-        .into_iter()
-        .map(|(framework, dependencies)| {
+}
+
+/// Dependencies grouped by target framework, in the order the nuspec lists them, empty groups
+/// included.
+pub fn dependency_groups(urls: &Urls, groups: &[Group]) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|g| {
+            let dependencies: Vec<Value> = g
+                .dependencies
+                .iter()
+                .map(|(id, requirement)| {
+                    let range = if requirement.is_empty() { "(, )".to_string() } else { requirement.clone() };
+                    json!({
+                        "@type": "PackageDependency",
+                        "id": id,
+                        "range": range,
+                        "registration": urls.registration_index(id),
+                    })
+                })
+                .collect();
             let mut group = json!({ "@type": "PackageDependencyGroup", "dependencies": dependencies });
-            if !framework.is_empty() {
-                group["targetFramework"] = json!(framework);
+            if !g.target_framework.is_empty() {
+                group["targetFramework"] = json!(g.target_framework);
             }
             group
         })
@@ -211,6 +279,81 @@ mod tests {
         );
         assert_eq!(items[1]["catalogEntry"]["listed"], false);
         assert_eq!(items[1]["catalogEntry"]["published"], UNLISTED_PUBLISHED);
+    }
+
+    /// A registry holding one version whose manifest is this nuspec (embedding `files`).
+    fn registry_of(nuspec: &str, files: &[(&str, &[u8])]) -> sluice_plugin_sdk::MemoryRegistry {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, body) in [("Real.World.nuspec", nuspec.as_bytes())].into_iter().chain(files.iter().copied()) {
+            zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut zip, body).unwrap();
+        }
+        let meta = crate::nupkg::parse(zip.finish().unwrap().into_inner()).unwrap();
+        let mut reg = registry_with("Real.World", &[(meta.version.as_str(), false)]);
+        reg.packages[0].artifacts[0].metadata = meta;
+        reg
+    }
+
+    #[test]
+    fn empty_groups_license_files_icons_and_full_versions() {
+        let nuspec = "<package><metadata><id>Real.World</id><version>5.0.0-beta.1+build.5</version>\
+            <license type=\"file\">LICENSE.txt</license><licenseUrl>https://aka.ms/deprecateLicenseUrl</licenseUrl>\
+            <icon>icon.png</icon><dependencies>\
+            <group targetFramework=\".NETStandard1.0\"><dependency id=\"NETStandard.Library\" version=\"1.6.1\" /></group>\
+            <group targetFramework=\".NETStandard2.0\" /></dependencies></metadata></package>";
+        let reg = registry_of(nuspec, &[("LICENSE.txt", b"the license"), ("icon.png", b"png bytes")]);
+        let index = get(&reg, "/v3/registration/real.world/index.json");
+        let entry = &index["items"][0]["items"][0]["catalogEntry"];
+        assert_eq!(entry["version"], "5.0.0-beta.1+build.5");
+        assert_eq!(
+            index["items"][0]["items"][0]["@id"],
+            "http://reg.test/nuget/v3/registration/real.world/5.0.0-beta.1.json"
+        );
+        let groups = entry["dependencyGroups"].as_array().unwrap();
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(
+            groups[1],
+            json!({"@type": "PackageDependencyGroup", "targetFramework": ".NETStandard2.0", "dependencies": []})
+        );
+        let license_url = "http://reg.test/nuget/v3-flatcontainer/real.world/5.0.0-beta.1/license";
+        assert_eq!(entry["licenseUrl"], license_url);
+        assert!(entry.get("licenseExpression").is_none(), "{entry}");
+        let icon_url = "http://reg.test/nuget/v3-flatcontainer/real.world/5.0.0-beta.1/icon";
+        assert_eq!(entry["iconUrl"], icon_url);
+
+        let served = |path: &str| match handle(&reg, &request("GET", path), &Vec::new()).unwrap().reply {
+            sluice_plugin_sdk::Reply::Respond(r) => (r.headers[0].1.clone(), r.body),
+            sluice_plugin_sdk::Reply::ServeFile(_) => panic!("expected the embedded file"),
+        };
+        assert_eq!(
+            served("/v3-flatcontainer/real.world/5.0.0-beta.1/license"),
+            ("text/plain; charset=utf-8".into(), b"the license".to_vec())
+        );
+        assert_eq!(
+            served("/v3-flatcontainer/real.world/5.0.0-beta.1/icon"),
+            ("image/png".into(), b"png bytes".to_vec())
+        );
+        let (_, nuspec_served) = served("/v3-flatcontainer/real.world/5.0.0-beta.1/real.world.nuspec");
+        assert_eq!(nuspec_served, nuspec.as_bytes());
+
+        let found = get(&reg, "/v3/search?q=real&prerelease=true&semVerLevel=2.0.0");
+        assert_eq!(found["data"][0]["version"], "5.0.0-beta.1+build.5");
+        assert_eq!(found["data"][0]["licenseUrl"], license_url);
+        assert_eq!(found["data"][0]["iconUrl"], icon_url);
+
+        // An expression stays an expression; a package without an icon has no iconUrl.
+        let expression =
+            nuspec.replace("type=\"file\">LICENSE.txt", "type=\"expression\">MIT").replace("<icon>icon.png</icon>", "");
+        let reg = registry_of(&expression, &[]);
+        let entry = &get(&reg, "/v3/registration/real.world/index.json")["items"][0]["items"][0]["catalogEntry"];
+        assert_eq!(entry["licenseExpression"], "MIT");
+        assert!(entry.get("licenseUrl").is_none() && entry.get("iconUrl").is_none(), "{entry}");
+        assert_eq!(
+            handle(&reg, &request("GET", "/v3-flatcontainer/real.world/5.0.0-beta.1/icon"), &Vec::new())
+                .unwrap_err()
+                .kind,
+            sluice_plugin_sdk::ErrorKind::NotFound
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Search (`SearchQueryService`) and autocomplete: listed versions only, prerelease and SemVer 2
 //! versions only when the client asks for them.
 
+use crate::nupkg;
 use crate::protocol::{versions, Urls, Versioned};
+use crate::registration::Links;
 use serde_json::json;
 use sluice_plugin_sdk::http::json;
 use sluice_plugin_sdk::{Error, Outcome, PackageView, Registry, Request};
@@ -68,24 +70,27 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
             let visible: Vec<Versioned> = versions(package).into_iter().filter(|v| filter.admits(v)).collect();
             let latest = visible.last().expect("matching() keeps packages with a visible version");
             let meta = &latest.artifact.metadata;
+            let details = nupkg::details(&meta.manifest);
+            let links = Links::of(urls, &package.name, &latest.version, details.as_ref(), meta);
             json!({
                 "@id": urls.registration_index(&package.name),
                 "@type": "Package",
                 "registration": urls.registration_index(&package.name),
                 "id": package.name,
-                "version": latest.version.to_string(),
+                "version": full_version(latest, details.as_ref()),
                 "description": meta.description.clone().unwrap_or_default(),
                 "summary": meta.summary.clone().unwrap_or_default(),
                 "title": package.name,
                 "projectUrl": meta.homepage.clone().unwrap_or_default(),
-                "licenseUrl": meta.license.clone().filter(|l| l.contains("://")).unwrap_or_default(),
+                "licenseUrl": links.license_url.unwrap_or_default(),
+                "iconUrl": links.icon_url.unwrap_or_default(),
                 "tags": meta.keywords,
                 "authors": meta.authors,
                 "totalDownloads": 0,
                 "verified": false,
                 "packageTypes": [{ "name": "Dependency" }],
                 "versions": visible.iter().map(|v| json!({
-                    "version": v.version.to_string(),
+                    "version": full_version(v, nupkg::details(&v.artifact.metadata.manifest).as_ref()),
                     "downloads": 0,
                     "@id": urls.registration_leaf(&package.name, &v.version),
                 })).collect::<Vec<_>>(),
@@ -93,6 +98,11 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
         })
         .collect();
     Ok(Outcome::respond(json(200, &json!({ "totalHits": packages.len(), "data": data }))))
+}
+
+/// The version with its build metadata, as nuget.org's search shows SemVer 2 versions.
+fn full_version(v: &Versioned, details: Option<&nupkg::Details>) -> String {
+    details.filter(|d| d.version == v.version).map_or(v.version.to_string(), |d| d.version.full())
 }
 
 /// Package ids matching `q`, or with `id`, the visible versions of that package.

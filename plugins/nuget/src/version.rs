@@ -8,14 +8,24 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct NuGetVersion {
     numbers: [u32; 4],
     /// Prerelease labels as written (`beta`, `1`); empty for a release.
     labels: Vec<String>,
-    /// Whether the version was written with `+metadata` (which makes it a SemVer 2 version).
-    had_metadata: bool,
+    /// The build metadata after `+`, which makes it a SemVer 2 version. It is not part of the
+    /// version's identity (`1.0.0+a` is `1.0.0`), but registrations and search show it.
+    metadata: Option<String>,
 }
+
+/// Versions are equal when their numbers and labels are: build metadata does not count.
+impl PartialEq for NuGetVersion {
+    fn eq(&self, other: &Self) -> bool {
+        self.numbers == other.numbers && self.labels == other.labels
+    }
+}
+
+impl Eq for NuGetVersion {}
 
 impl NuGetVersion {
     /// Parses a version as NuGet accepts it, or explains why it is not one.
@@ -51,7 +61,7 @@ impl NuGetVersion {
             Some(p) => p.split('.').map(str::to_string).collect(),
             None => Vec::new(),
         };
-        Ok(NuGetVersion { numbers, labels, had_metadata: metadata.is_some() })
+        Ok(NuGetVersion { numbers, labels, metadata: metadata.map(str::to_string) })
     }
 
     pub fn is_prerelease(&self) -> bool {
@@ -61,7 +71,16 @@ impl NuGetVersion {
     /// A SemVer 2 version (dotted prerelease or build metadata) is hidden from clients that do not
     /// send `semVerLevel=2.0.0`.
     pub fn is_semver2(&self) -> bool {
-        self.labels.len() > 1 || self.had_metadata
+        self.labels.len() > 1 || self.metadata.is_some()
+    }
+
+    /// The normalised form with the build metadata, as nuget.org shows a SemVer 2 version in
+    /// registrations and search (`5.0.0-beta.1+build.5`).
+    pub fn full(&self) -> String {
+        match &self.metadata {
+            Some(metadata) => format!("{self}+{metadata}"),
+            None => self.to_string(),
+        }
     }
 
     /// The lower-case normalised form, used in flat-container and registration URLs.
@@ -151,6 +170,13 @@ mod tests {
         assert_eq!(norm("1.0.0-Beta.2+sha.abc"), "1.0.0-Beta.2");
         assert_eq!(norm(" 2.0-rc1 "), "2.0.0-rc1");
         assert_eq!(NuGetVersion::parse("1.0.0-Beta").unwrap().lower(), "1.0.0-beta");
+        let semver2 = NuGetVersion::parse("05.0-beta.1+build.5").unwrap();
+        assert_eq!(
+            (semver2.to_string(), semver2.full()),
+            ("5.0.0-beta.1".to_string(), "5.0.0-beta.1+build.5".to_string())
+        );
+        assert_eq!(semver2, NuGetVersion::parse("5.0.0-beta.1").unwrap(), "metadata is not identity");
+        assert_eq!(NuGetVersion::parse("1.0").unwrap().full(), "1.0.0");
     }
 
     #[test]
