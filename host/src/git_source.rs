@@ -452,7 +452,7 @@ mod tests {
         let expected = |name: &str| GitTag { name: name.into(), commit: commit.clone(), time: 1_700_000_000 };
         assert_eq!(tags, vec![expected("nested"), expected("sub/v0.1.0"), expected("v1.0.0")]);
 
-        let mut tree = source.tree(&commit).unwrap();
+        let mut tree = source.tree(&commit).unwrap().entries;
         tree.sort_by(|a, b| a.path.cmp(&b.path));
         let entry = |path: &str, kind: &str, size: u64| GitTreeEntry { path: path.into(), kind: kind.into(), size };
         assert_eq!(
@@ -472,6 +472,54 @@ mod tests {
         assert!(source.read(&commit, "./go.mod").is_err());
         assert!(source.tree("HEAD").is_err());
         assert!(source.tree("--output=/tmp/x").is_err());
+    }
+
+    #[test]
+    fn trees_are_read_as_git_archive_exports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join(".gitattributes"), "*.txt eol=crlf\n*.c ident\nskip.md export-ignore\nsubst.md export-subst\n").unwrap();
+        std::fs::write(p.join("a.txt"), "one\ntwo\n").unwrap();
+        std::fs::write(p.join("id.c"), "/* $Id$ */\n").unwrap();
+        std::fs::write(p.join("skip.md"), "kept\n").unwrap();
+        std::fs::write(p.join("subst.md"), "$Format:%H$\n").unwrap();
+        git(p, &["-c", "core.autocrlf=false", "add", "."]);
+        git(p, &["commit", "-q", "-m", "attributes"]);
+        let commit = git(p, &["rev-parse", "HEAD"]);
+        let data = tempfile::tempdir().unwrap();
+        let source = GitSource::new(p.to_str().unwrap(), data.path().join("m.git"));
+        source.sync().unwrap();
+        let tree = source.tree(&commit).unwrap();
+        assert_eq!(tree.read("a.txt").unwrap(), b"one\r\ntwo\r\n");
+        let size = tree.entries.iter().find(|e| e.path == "a.txt").unwrap().size;
+        assert_eq!(size, 10, "sizes are the exported files'");
+        let id = String::from_utf8(tree.read("id.c").unwrap()).unwrap();
+        assert!(id.starts_with("/* $Id: ") && id.len() > 50, "{id}");
+        // Archive-only attributes are off, as the go command turns them off.
+        assert_eq!(tree.read("skip.md").unwrap(), b"kept\n");
+        assert_eq!(tree.read("subst.md").unwrap(), b"$Format:%H$\n");
+    }
+
+    #[test]
+    fn non_utf8_file_names_make_a_tree_unusable() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join(OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
+        git(p, &["add", "."]);
+        git(p, &["commit", "-q", "-m", "latin-1"]);
+        let commit = git(p, &["rev-parse", "HEAD"]);
+        let data = tempfile::tempdir().unwrap();
+        let source = GitSource::new(p.to_str().unwrap(), data.path().join("m.git"));
+        source.sync().unwrap();
+        match source.tree(&commit) {
+            Err(TreeError::Unusable(reason)) => assert!(reason.contains("not UTF-8") && reason.contains("caf"), "{reason}"),
+            Err(other) => panic!("expected an unusable tree, got {other}"),
+            Ok(_) => panic!("expected an unusable tree"),
+        }
+        assert!(matches!(source.tree(&"0".repeat(40)), Err(TreeError::Failed(_))));
     }
 
     #[test]

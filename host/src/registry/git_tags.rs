@@ -355,7 +355,9 @@ impl Registry {
                 loop {
                     interval.tick().await;
                     let (r, n) = (reg.clone(), name.clone());
-                    let result = tokio::task::spawn_blocking(move || r.repository(&n).and_then(|repo| r.sync_git(repo, "poller"))).await;
+                    // A background job like any other sync, so a poll's progress is visible too;
+                    // a poll while a sync of this repository runs joins it.
+                    let result = tokio::task::spawn_blocking(move || r.repository(&n).and_then(|repo| r.start_sync(repo, "poller"))).await;
                     if let Ok(Err(e)) = result {
                         tracing::error!(repository = %name, error = %e, "git poll failed");
                     }
