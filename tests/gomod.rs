@@ -420,6 +420,23 @@ fn sources_publish_only_their_own_module_paths() {
     assert_eq!(rejected.len(), 1, "{job}");
     assert_eq!(rejected[0]["tag"], "v1.5.0");
     assert!(rejected[0]["detail"].as_str().unwrap().contains("not under this source's module path example.com/beta"), "{job}");
+
+    // Local folders imply no module path; still, a module one source published takes no
+    // versions from another.
+    let first = tempfile::tempdir().unwrap();
+    git(first.path(), &["init", "-q"]);
+    write(first.path(), "go.mod", "module example.com/shared\n");
+    commit_and_tag(first.path(), "first", &["v1.0.0"]);
+    let second = tempfile::tempdir().unwrap();
+    git(second.path(), &["init", "-q"]);
+    write(second.path(), "go.mod", "module example.com/shared\n");
+    commit_and_tag(second.path(), "second", &["v1.1.0"]);
+    let server = start_with_sources(&[(first.path(), None), (second.path(), None)]);
+    let job = sync(&server);
+    assert_eq!(server.get("/go/example.com/shared/@v/list"), (200, "v1.0.0\n".to_string()));
+    let rejected = job["report"]["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 1, "{job}");
+    assert!(rejected[0]["detail"].as_str().unwrap().contains("published from another git source"), "{job}");
 }
 
 /// A sync answers 202 at once with a job; the job shows its progress and, when done, its report.

@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::git_source::{GitSource, GitTag, TreeError};
 use crate::store::db::git_tags::NewGitTag;
 use crate::store::db::{now_ms, Pusher};
-use crate::plugin::{wit, TreeHandle};
+use crate::plugin::{wit, BlobHandle, TreeHandle};
 use crate::registry::{NewPush, Registry, Repository};
 
 /// What one sync did, per tag.
@@ -290,6 +290,19 @@ impl Registry {
                 return Ok(());
             }
         };
+        // A package belongs to the git source that first published it: another source of the
+        // repository (one that the plugin let claim any name, such as a local path) cannot add
+        // versions to it.
+        if let Ok(Ok(meta)) = repo.plugin.parse(&file.file_name, BlobHandle::Memory(file.bytes.clone())) {
+            if let Some(owner) = self.db.git_source_of_package(repo.name(), &meta.name, url)? {
+                let reason = format!(
+                    "tag {}: package {} is published from another git source ({owner}); a source adds versions only to its own packages",
+                    tag.name, meta.name
+                );
+                self.reject(repo, url, &tag, &reason, report);
+                return Ok(());
+            }
+        }
         let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
             Ok(pending) => pending,
             Err(e) => {
