@@ -296,12 +296,12 @@ mod tests {
 
     #[test]
     fn git_sources_are_strings_or_tables() {
-        let toml = "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = [\"https://example.com/a.git\", { url = \"https://example.com/b.git\", module = \"example.com/b\" }, { url = \"/srv/c\" }]\n";
+        let toml = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [\"https://example.com/a.git\", { url = \"https://example.com/b.git\", module = \"example.com/b\" }, { url = \"/srv/c\" }]\n";
         let config: Config = toml::from_str(toml).unwrap();
         let git = &config.repositories[0].git;
         assert_eq!(git.iter().map(GitSourceConfig::url).collect::<Vec<_>>(), ["https://example.com/a.git", "https://example.com/b.git", "/srv/c"]);
         assert_eq!(git.iter().map(GitSourceConfig::name).collect::<Vec<_>>(), [None, Some("example.com/b"), None]);
-        let typo = "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = [{ url = \"x\", modul = \"y\" }]\n";
+        let typo = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [{ url = \"x\", modul = \"y\" }]\n";
         assert!(toml::from_str::<Config>(typo).is_err(), "an unknown key in a git source is an error");
     }
 
