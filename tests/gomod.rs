@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use support::gomod_fixture::{
     commit_and_tag, commit_and_tag_at, direct_home, download_sums, git, go_with_proxy, start_server as start_with_sources, sync,
-    wait_for_sync, write,
+    wait_for_sync, write, write_bytes,
 };
 use support::{require_tool, run, Server};
 
@@ -325,8 +325,11 @@ fn gitattributes_conversions_give_the_sums_go_computes() {
     write(
         dir,
         ".gitattributes",
-        "*.txt text eol=crlf\n*.go ident\n*.bat eol=crlf\nraw.bin -text\nignored.md export-ignore\nsubst.md export-subst\n",
+        "*.txt text eol=crlf\n*.go ident\n*.bat eol=crlf\nraw.bin -text\nignored.md export-ignore\nsubst.md export-subst\n*.ps1 text working-tree-encoding=UTF-16LE eol=crlf\n",
     );
+    // Stored as UTF-8 in git; whatever git archive makes of it, Sluice must make the same.
+    let utf16: Vec<u8> = "Write-Host hi\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    write_bytes(dir, "script.ps1", &utf16);
     write(dir, "notes.txt", "line one\nline two\n");
     write(dir, "attrs.go", "package attrs\n\n// $Id$\nconst Name = \"attrs\"\n");
     write(dir, "run.bat", "@echo off\necho hi\n");

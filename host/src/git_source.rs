@@ -118,11 +118,11 @@ impl GitSource {
     }
 
     /// Every file, symlink and submodule of a commit's tree, recursively, with the contents
-    /// `git archive` exports: checkout conversions (`eol`/`text`, `ident`,
-    /// `working-tree-encoding`) applied with LF line endings whatever this machine's git config
-    /// says, and `export-ignore`/`export-subst` not applied. That is how tools that package a
-    /// commit read it (the go command builds module zips this way), so a plugin that rebuilds
-    /// their package from these files gets their bytes, not the raw blobs'.
+    /// `git archive` exports: checkout conversions (`eol`/`text`, `ident`) applied with LF line
+    /// endings whatever this machine's git config says, and `export-ignore`/`export-subst` not
+    /// applied. That is how tools that package a commit read it (the go command builds module
+    /// zips this way), so a plugin that rebuilds their package from these files gets their bytes,
+    /// not the raw blobs'.
     ///
     /// A tree holding a path that is not UTF-8 is [`TreeError::Unusable`]: no plugin can be shown
     /// it, and the tag is rejected rather than the sync failed.
