@@ -358,7 +358,8 @@ fn gitattributes_conversions_give_the_sums_go_computes() {
 }
 
 /// A tag whose tree holds a file name that is not UTF-8 (git allows it; Go does not) is rejected
-/// and recorded with its reason; the later tag and the other source are published.
+/// and recorded with its reason; the later tag and the other sources are published, past one
+/// that cannot be reached at all.
 #[test]
 fn one_bad_tag_does_not_stop_the_sync() {
     use std::os::unix::ffi::OsStrExt;
@@ -377,8 +378,13 @@ fn one_bad_tag_does_not_stop_the_sync() {
     write(good.path(), "go.mod", "module example.com/fine\n");
     commit_and_tag(good.path(), "fine", &["v0.1.0"]);
 
-    let mut server = start_with_sources(&[(dir, None), (good.path(), None)]);
+    let missing = good.path().join("no-such-repository");
+    let mut server = start_with_sources(&[(dir, None), (&missing, None), (good.path(), None)]);
     let job = sync(&server);
+    // An unreachable source is reported, and the next one is still read.
+    let errors = job["report"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{job}");
+    assert!(errors[0]["source"].as_str().unwrap().ends_with("no-such-repository"), "{job}");
     assert_eq!(server.get("/go/example.com/bytes/@v/list"), (200, "v1.1.0\n".to_string()));
     assert_eq!(server.get("/go/example.com/fine/@v/list"), (200, "v0.1.0\n".to_string()));
     let rejected = job["report"]["rejected"].as_array().unwrap();
