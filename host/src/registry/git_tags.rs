@@ -135,7 +135,11 @@ impl Registry {
         std::thread::Builder::new()
             .name(format!("sync-{name}"))
             .spawn(move || {
-                let result = registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job));
+                // A panic must not leave the job "running" for whoever polls it.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job))
+                }))
+                .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)"))));
                 let mut j = job.lock().unwrap_or_else(|p| p.into_inner());
                 j.finished_ms = Some(now_ms());
                 match result {
