@@ -154,7 +154,10 @@ impl Registry {
                     }
                 }
             })
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("starting a sync thread: {e}")))?;
+            .map_err(|e| {
+                self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&snapshot.id);
+                AppError::Internal(anyhow::anyhow!("starting a sync thread: {e}"))
+            })?;
         Ok(snapshot)
     }
 
@@ -163,23 +166,6 @@ impl Registry {
         let jobs = self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
         let job = jobs.get(&id)?.lock().unwrap_or_else(|p| p.into_inner()).clone();
         (job.repository == repository).then_some(job)
-    }
-
-    /// Fetches every git source of a git-tag repository and publishes its new tags, in the
-    /// calling thread.
-    pub fn sync_git(&self, repo: &Repository, actor: &str) -> Result<SyncReport, AppError> {
-        let job = Mutex::new(SyncJob {
-            id: 0,
-            repository: repo.name().to_string(),
-            actor: actor.to_string(),
-            status: SyncStatus::Running,
-            started_ms: now_ms(),
-            finished_ms: None,
-            progress: SyncProgress::default(),
-            report: SyncReport::default(),
-            error: None,
-        });
-        self.sync_git_with(repo, actor, &job)
     }
 
     /// The sync itself, recording progress and outcomes in `job` as it goes.
