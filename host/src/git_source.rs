@@ -484,6 +484,10 @@ mod tests {
         std::fs::write(p.join("id.c"), "/* $Id$ */\n").unwrap();
         std::fs::write(p.join("skip.md"), "kept\n").unwrap();
         std::fs::write(p.join("subst.md"), "$Format:%H$\n").unwrap();
+        // Longer than a tar header's name field: git writes it in a pax header.
+        let long = format!("{}/{}.txt", "deep-folder-name".repeat(8), "a-long-file-name".repeat(6));
+        std::fs::create_dir_all(p.join(&long).parent().unwrap()).unwrap();
+        std::fs::write(p.join(&long), "far down\n").unwrap();
         git(p, &["-c", "core.autocrlf=false", "add", "."]);
         git(p, &["commit", "-q", "-m", "attributes"]);
         let commit = git(p, &["rev-parse", "HEAD"]);
@@ -499,6 +503,8 @@ mod tests {
         // Archive-only attributes are off, as the go command turns them off.
         assert_eq!(tree.read("skip.md").unwrap(), b"kept\n");
         assert_eq!(tree.read("subst.md").unwrap(), b"$Format:%H$\n");
+        assert_eq!(tree.read(&long).unwrap(), b"far down\r\n");
+        assert!(tree.entries.iter().any(|e| e.path == long && e.size == 10));
     }
 
     #[test]
