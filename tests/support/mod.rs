@@ -2,6 +2,7 @@
 //! folder (a real SQLite file and real blobs), and helpers to drive it.
 #![allow(dead_code)]
 
+pub mod cargo_fixture;
 pub mod npm;
 
 use std::io::{BufRead, BufReader};
