@@ -400,7 +400,44 @@ pub fn check(runtime: &PluginRuntime, limits: Limits, path: &Path) -> Report {
         Err(e) => failed(&mut report, "trigger-for", e),
     }
     check_handle(&mut report, &plugin, limits);
+    if report.problems().is_empty() {
+        report.ok(call_costs(&plugin));
+    }
     report
+}
+
+/// What a call costs the host, instance included: the median of a few rounds of a trivial call
+/// and of a protocol request (printed for authors comparing toolchains, never judged).
+fn call_costs(plugin: &Plugin) -> String {
+    const ROUNDS: usize = 25;
+    let median = |f: &dyn Fn()| {
+        let mut samples: Vec<Duration> = (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed()
+            })
+            .collect();
+        samples.sort();
+        samples[ROUNDS / 2]
+    };
+    let err = wit::Error { kind: wit::ErrorKind::NotFound, message: "timing".into() };
+    let trivial = median(&|| drop(plugin.render_error(&err)));
+    let view: Arc<dyn RegistryView> = Arc::new(EmptyView);
+    let req = wit::Request {
+        method: "GET".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: Vec::new(),
+        base_url: "http://127.0.0.1:1/check".into(),
+        principal: None,
+    };
+    let request = median(&|| drop(plugin.handle(&req, BlobHandle::Memory(Vec::new()), view.clone())));
+    format!(
+        "cost per call, fresh instance included (median of {ROUNDS}): render-error {} µs, handle(GET /) {} µs",
+        trivial.as_micros(),
+        request.as_micros()
+    )
 }
 
 fn check_info(report: &mut Report, info: &wit::FormatInfo) {
