@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -182,6 +183,17 @@ fn publish_resolve_build_yank_search_and_owners() {
         serde_json::json!({"turbo": ["dep:sluice-extra"]})
     );
     assert_eq!(app["v"], 2);
+    // Index files carry ETags; cargo revalidates with If-None-Match and gets a 304.
+    let index_file = format!("{}/{REPO}/index/sl/ui/sluice-core", server.url);
+    let first = server.http().get(&index_file).send().unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let again = server
+        .http()
+        .get(&index_file)
+        .header("if-none-match", &etag)
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
     let (status, config) = server.get("/cargo/index/config.json");
     assert_eq!(status, 200);
     let config: Value = serde_json::from_str(&config).unwrap();
@@ -406,11 +418,22 @@ fn a_private_registry_requires_auth() {
         "an unknown token is refused: {err}"
     );
 
-    let reader = Cargo::new(
-        &server.work,
-        "reader",
-        &index_url(&server, REPO),
-        Some(&server.token("reader", "read", Some(REPO))),
+    // `cargo login` keeps the token in CARGO_HOME/credentials.toml, read by `cargo:token`.
+    let reader = Cargo::new(&server.work, "reader", &index_url(&server, REPO), None);
+    let mut login = reader.cmd(&server.work, &["login", "--registry", REGISTRY]);
+    let mut child = login
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read_token = server.token("reader", "read", Some(REPO));
+    writeln!(child.stdin.take().unwrap(), "{read_token}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "cargo login: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let project = consumer(&server.work, "reader-app", deps, main);
     let out = reader.ok(&project, &["run", "--quiet"]);
