@@ -127,7 +127,7 @@ fn raw_publish(server: &Server, token: &str, json: &[u8], krate: &[u8]) -> (u16,
 
 #[test]
 fn publish_resolve_build_yank_search_and_owners() {
-    let server = Server::start();
+    let mut server = Server::start();
     let token = server.token("crate-publisher", "publish", Some(REPO));
     let cargo = Cargo::new(
         &server.work,
@@ -361,6 +361,7 @@ fn publish_resolve_build_yank_search_and_owners() {
         blobs,
         "refused publishes store nothing"
     );
+    assert!(server.is_alive(), "bad input does not take the server down");
     // Without a token cargo is told to log in.
     let anonymous = Cargo::new(&server.work, "anonymous", &index_url(&server, REPO), None);
     let (ok, _, err) = anonymous.run(
