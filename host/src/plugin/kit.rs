@@ -421,7 +421,10 @@ fn call_costs(plugin: &Plugin) -> String {
         samples.sort();
         samples[ROUNDS / 2]
     };
-    let err = wit::Error { kind: wit::ErrorKind::NotFound, message: "timing".into() };
+    let err = wit::Error {
+        kind: wit::ErrorKind::NotFound,
+        message: "timing".into(),
+    };
     let trivial = median(&|| drop(plugin.render_error(&err)));
     let view: Arc<dyn RegistryView> = Arc::new(EmptyView);
     let req = wit::Request {
@@ -432,7 +435,8 @@ fn call_costs(plugin: &Plugin) -> String {
         base_url: "http://127.0.0.1:1/check".into(),
         principal: None,
     };
-    let request = median(&|| drop(plugin.handle(&req, BlobHandle::Memory(Vec::new()), view.clone())));
+    let request =
+        median(&|| drop(plugin.handle(&req, BlobHandle::Memory(Vec::new()), view.clone())));
     format!(
         "cost per call, fresh instance included (median of {ROUNDS}): render-error {} µs, handle(GET /) {} µs",
         trivial.as_micros(),
