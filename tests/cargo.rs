@@ -257,6 +257,24 @@ fn publish_resolve_build_yank_search_and_owners() {
         &["owner", "--registry", REGISTRY, "--list", "sluice-core"],
     );
     assert!(out.contains("crate-publisher"), "{out}");
+    let (ok, _, err) = cargo.run(
+        &project,
+        &[
+            "owner",
+            "--registry",
+            REGISTRY,
+            "--add",
+            "someone",
+            "sluice-core",
+        ],
+    );
+    assert!(
+        !ok && err.contains("owners are the tokens that published the crate"),
+        "{err}"
+    );
+    // `cargo info` reads the index line and the .crate.
+    let out = user.ok(&project, &["info", "--registry", REGISTRY, "sluice-app"]);
+    assert!(out.contains("0.2.0") && out.contains("turbo"), "{out}");
 
     // Yank 0.1.1: a new resolution takes 0.1.0, the locked project still builds (in another fresh
     // CARGO_HOME, so the yanked .crate is downloaded again), and --undo brings it back.
