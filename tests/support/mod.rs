@@ -4,6 +4,7 @@
 
 pub mod gem_fixture;
 pub mod gomod_fixture;
+pub mod cargo_fixture;
 pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;
