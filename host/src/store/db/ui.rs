@@ -4,7 +4,10 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{file_row, package_row, push_row, Db, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS, PACKAGE_COLUMNS, PUSH_COLUMNS};
+use super::{
+    file_row, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS, PACKAGE_COLUMNS,
+    PUSH_COLUMNS,
+};
 
 /// A row of a repository's package list.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +36,30 @@ pub struct UiPush {
     pub push: PushRow,
     pub pipeline_id: Option<i64>,
     pub status: Option<String>,
+}
+
+/// A package found by the search across repositories.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiFound {
+    pub repository: String,
+    #[serde(flatten)]
+    pub package: UiPackage,
+}
+
+/// Who released a push past its gate, and when (ms since the epoch).
+#[derive(Debug, Clone, Serialize)]
+pub struct UiRelease {
+    pub released_by: String,
+    pub released_at: i64,
+}
+
+/// What an admin's release did.
+#[derive(Debug, Clone)]
+pub enum ReleaseOutcome {
+    /// The push's files are now visible to clients (this many of them).
+    Released { files: usize, release: UiRelease },
+    /// Nothing was held: released before, by the pipeline passing or by someone (if recorded).
+    AlreadyReleased(Option<UiRelease>),
 }
 
 /// `%query%` for LIKE with `\` as the escape character.
@@ -163,5 +190,133 @@ impl Db {
             .query_map(values.as_slice(), |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// One page of the packages of `repositories` whose name contains `query`, by name then
+    /// repository, with the total: the top bar's search across the repositories a viewer reads.
+    pub fn ui_search(&self, repositories: &[String], query: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiFound>)> {
+        if repositories.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let conn = self.conn()?;
+        // ?1 is the pattern, ?2.. the repositories, then the page's limit and offset.
+        let n = repositories.len();
+        let marks = (0..n).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+        let filter = format!(
+            "FROM packages p WHERE p.repository IN ({marks}) AND lower(p.name) LIKE ?1 ESCAPE '\\' \
+             AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)"
+        );
+        let pattern = like_pattern(query);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&pattern];
+        for r in repositories {
+            values.push(r);
+        }
+        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), values.as_slice(), |r| r.get(0))?;
+        values.push(&limit);
+        values.push(&offset);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT p.repository, p.name, p.modified_at, \
+               (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
+               (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
+               (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
+                   (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
+             {filter} ORDER BY p.key, p.repository LIMIT ?{} OFFSET ?{}",
+            n + 2,
+            n + 3
+        ))?;
+        let rows = stmt
+            .query_map(values.as_slice(), |r| {
+                Ok(UiFound {
+                    repository: r.get(0)?,
+                    package: UiPackage { name: r.get(1)?, modified_at: r.get(2)?, versions: r.get(3)?, latest: r.get(4)?, status: r.get(5)? },
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, rows))
+    }
+
+    /// One page of what the gate holds in a repository: pushes whose file clients cannot see yet
+    /// (pipeline pending, running, failed, canceled or waiting for approval), newest first, with
+    /// their pipelines, and the total. Reads the partial index of unreleased files.
+    pub fn ui_held(&self, repository: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiPush>)> {
+        let conn = self.conn()?;
+        let total: i64 = conn.query_row(
+            "SELECT count(*) FROM files f JOIN pushes pu ON pu.id = f.push_id WHERE f.released = 0 AND pu.repository = ?1",
+            [repository],
+            |r| r.get(0),
+        )?;
+        let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, pl.id, pl.status FROM files f JOIN pushes pu ON pu.id = f.push_id \
+             LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+             WHERE f.released = 0 AND pu.repository = ?1 ORDER BY pu.id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = stmt
+            .query_map(params![repository, limit, offset], |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, rows))
+    }
+
+    /// The last `max_lines` lines of a job's log (read from its last 16 KiB only).
+    pub fn ui_log_tail(&self, job_id: i64, max_lines: usize) -> Result<String> {
+        let conn = self.conn()?;
+        let tail: Option<String> = conn
+            .query_row("SELECT substr(log, -16384) FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+            .optional()?;
+        let tail = tail.unwrap_or_default();
+        let lines: Vec<&str> = tail.trim_end().lines().collect();
+        Ok(lines[lines.len().saturating_sub(max_lines)..].join("\n"))
+    }
+
+    /// Who released a pipeline's push past its gate, if an admin did.
+    pub fn ui_release_of(&self, pipeline_id: i64) -> Result<Option<UiRelease>> {
+        let conn = self.conn()?;
+        let row: Option<(Option<String>, Option<i64>)> = conn
+            .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
+            _ => None,
+        })
+    }
+
+    /// An admin's release: lets clients see a held push's files whatever its pipeline says, points
+    /// the tags they were published with at them (as a passing pipeline would), and records who
+    /// released them and when on the pipeline. The pipeline itself is left as it is.
+    pub fn ui_release(&self, pipeline_id: i64, by: &str) -> Result<ReleaseOutcome> {
+        self.write(|tx| {
+            let push_id: i64 = tx
+                .query_row("SELECT push_id FROM pipelines WHERE id = ?1", [pipeline_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| DbError::NotFound(format!("pipeline {pipeline_id}")))?;
+            let pending: Vec<(i64, String, String)> = {
+                let mut stmt = tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
+                let rows = stmt.query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows
+            };
+            if pending.is_empty() {
+                let before: Option<(Option<String>, Option<i64>)> = tx
+                    .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let before = match before {
+                    Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
+                    _ => None,
+                };
+                return Ok(ReleaseOutcome::AlreadyReleased(before));
+            }
+            for (package_id, version, tags) in &pending {
+                for tag in serde_json::from_str::<Vec<String>>(tags).unwrap_or_default() {
+                    Self::put_tag(tx, *package_id, &tag, version)?;
+                }
+                Self::touch(tx, *package_id)?;
+            }
+            tx.execute("UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0", [push_id])?;
+            let release = UiRelease { released_by: by.to_string(), released_at: now_ms() };
+            tx.execute(
+                "UPDATE pipelines SET released_by = ?2, released_at = ?3 WHERE id = ?1",
+                params![pipeline_id, release.released_by, release.released_at],
+            )?;
+            Ok(ReleaseOutcome::Released { files: pending.len(), release })
+        })
     }
 }
