@@ -217,6 +217,7 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "pipeline": p,
                 "push": push,
                 "jobs": jobs,
+                "release": reg.db.ui_release_of(id)?,
                 "refresh": !is_final(&p.status),
             }),
         )

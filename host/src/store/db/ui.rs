@@ -38,6 +38,9 @@ pub struct UiPush {
     pub status: Option<String>,
 }
 
+/// A package's newest push: its pipeline's id and status (if it has one) and its version.
+pub type LatestPipeline = (Option<i64>, Option<String>, String);
+
 /// A package found by the search across repositories.
 #[derive(Debug, Clone, Serialize)]
 pub struct UiFound {
@@ -157,7 +160,7 @@ impl Db {
     }
 
     /// The pipeline (id, status) and version of a package's newest push.
-    pub fn ui_latest_pipeline(&self, repository: &str, key: &str) -> Result<Option<(Option<i64>, Option<String>, String)>> {
+    pub fn ui_latest_pipeline(&self, repository: &str, key: &str) -> Result<Option<LatestPipeline>> {
         let conn = self.conn()?;
         Ok(conn
             .query_row(
@@ -318,5 +321,78 @@ impl Db {
             )?;
             Ok(ReleaseOutcome::Released { files: pending.len(), release })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::{NewFile, NewPipeline, Pusher, Visibility};
+    use crate::store::Digests;
+
+    fn push(db: &Db, repository: &str, name: &str, n: u8, released: bool) {
+        let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 };
+        let pusher = Pusher { actor: "alice", token_id: None, token_name: None, client_addr: None, user_agent: None, commit_sha: None };
+        let pipeline = NewPipeline { source: "package_push".into(), extraction: serde_json::json!({}), variables: Default::default(), jobs: Vec::new() };
+        let file_name = format!("{name}-{n}.tgz");
+        let version = format!("1.0.{n}");
+        db.publish(
+            &NewFile {
+                repository,
+                key: name,
+                name,
+                version: &version,
+                qualifier: "",
+                file_name: &file_name,
+                digests: &d,
+                metadata_json: "{}",
+                pusher: &pusher,
+                released,
+                tags: &["latest".to_string()],
+                pipeline: Some(&pipeline),
+            },
+            || Ok(()),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn release_lets_clients_have_a_held_push_once_and_records_who() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        push(&db, "r", "pkg", 1, false);
+        push(&db, "r", "other", 2, true);
+        let (total, held) = db.ui_held("r", 0, 10).unwrap();
+        assert_eq!((total, held.len()), (1, 1));
+        assert_eq!(held[0].push.package, "pkg");
+        let pipeline = held[0].pipeline_id.unwrap();
+        assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
+
+        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else { panic!("released") };
+        assert_eq!((files, release.released_by.as_str()), (1, "root"));
+        let seen = db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().expect("clients see it");
+        assert_eq!(seen.tags, vec![("latest".to_string(), "1.0.1".to_string())], "the push's tags point at it now");
+        assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 0);
+        assert_eq!(db.ui_release_of(pipeline).unwrap().unwrap().released_by, "root");
+        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else").unwrap() else { panic!("once") };
+        assert_eq!(before.released_by, "root", "a second release keeps the first one's record");
+        assert!(matches!(db.ui_release(999, "root"), Err(DbError::NotFound(_))));
+    }
+
+    #[test]
+    fn search_covers_only_the_given_repositories_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        for (i, repo) in ["a", "b", "hidden"].iter().enumerate() {
+            push(&db, repo, "my_thing", i as u8 + 1, true);
+        }
+        push(&db, "a", "my-thing-2", 9, true);
+        let readable = vec!["a".to_string(), "b".to_string()];
+        let (total, page) = db.ui_search(&readable, "my_", 0, 10).unwrap();
+        assert_eq!(total, 2, "`_` is literal, not a wildcard, and `hidden` is not searched");
+        assert_eq!(page.iter().map(|f| f.repository.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let (total, page) = db.ui_search(&readable, "THING", 1, 1).unwrap();
+        assert_eq!((total, page.len()), (3, 1));
+        assert_eq!(db.ui_search(&[], "thing", 0, 10).unwrap().0, 0);
     }
 }
