@@ -317,6 +317,9 @@ fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
     timed("/ui/npm/packages/big?page=100", "1.0.0");
     timed("/ui/npm/packages/big?version=1.17.0", "big-1.17.0.tgz");
     timed("/ui/pushes", "big");
+    let found = timed("/ui/search?q=pkg-0999", "pkg-09999");
+    assert!(found.contains("10 packages"), "the search across repositories finds pkg-09990..pkg-09999");
+    timed("/ui/search?q=pkg&page=150", "pkg-07450");
     let (status, _) = server.get("/api/v1/repositories/npm/packages/big/badge.svg");
     assert_eq!(status, 200);
 }

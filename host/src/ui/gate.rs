@@ -25,7 +25,7 @@ use crate::store::DbError;
 /// Rows per page of the held list and the search results.
 const PAGE: u32 = 50;
 /// How much of a failed job's log the version page shows.
-const LOG_TAIL_LINES: usize = 20;
+const LOG_TAIL_LINES: usize = 12;
 
 // ---- what the gate holds -------------------------------------------------------------------------
 
