@@ -128,9 +128,8 @@ fn held_versions_are_listed_explained_retried_canceled_and_released() {
 
     // The API's release: admins only; a second release of the same push is a conflict.
     let http = server.http();
-    let release = |id: i64, token: &str| {
-        http.post(format!("{}/api/v1/pipelines/{id}/release", server.url)).bearer_auth(token).send().unwrap()
-    };
+    let release =
+        |id: i64, token: &str| http.post(format!("{}/api/v1/pipelines/{id}/release", server.url)).bearer_auth(token).send().unwrap();
     assert_eq!(release(other_pipeline, &publisher).status().as_u16(), 403);
     // Without a token the pipeline is hidden, as every pipeline route of the API hides it.
     assert_eq!(http.post(format!("{}/api/v1/pipelines/{other_pipeline}/release", server.url)).send().unwrap().status().as_u16(), 404);

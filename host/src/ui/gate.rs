@@ -119,7 +119,12 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
             token_name: push.token_name,
             pushed_at: push.created_at,
             finished: found.as_ref().is_some_and(|(p, _)| is_final(&p.status)),
-            pipeline: found.as_ref().map(|(p, _)| HeldPipeline { id: p.id, status: p.status.clone(), created_at: p.created_at, finished_at: p.finished_at }),
+            pipeline: found.as_ref().map(|(p, _)| HeldPipeline {
+                id: p.id,
+                status: p.status.clone(),
+                created_at: p.created_at,
+                finished_at: p.finished_at,
+            }),
             why: why.to_string(),
             jobs,
         });
@@ -162,9 +167,10 @@ pub fn release(reg: &Registry, pipeline: &PipelineRow, by: &str) -> Result<UiRel
             r.released_by,
             super::filters::datetime(Some(r.released_at))
         ))),
-        ReleaseOutcome::AlreadyReleased(None) => {
-            Err(AppError::Conflict(format!("pipeline {}'s push is not held: its pipeline passed, or its repository has no gate", pipeline.id)))
-        }
+        ReleaseOutcome::AlreadyReleased(None) => Err(AppError::Conflict(format!(
+            "pipeline {}'s push is not held: its pipeline passed, or its repository has no gate",
+            pipeline.id
+        ))),
     }
 }
 
@@ -177,7 +183,13 @@ pub struct HeldQuery {
 }
 
 /// `/ui/{repo}/held`: what the gate holds, with the admin's actions.
-pub async fn held_page(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri, Path(repo): Path<String>, Query(q): Query<HeldQuery>) -> Response {
+pub async fn held_page(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(repo): Path<String>,
+    Query(q): Query<HeldQuery>,
+) -> Response {
     page(reg, headers, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
         let page_no = q.page.unwrap_or(1).max(1);
@@ -214,7 +226,12 @@ pub struct ActionForm {
 }
 
 /// `POST /ui/pipelines/{id}/{retry|cancel|release}` from the held view's buttons.
-pub async fn pipeline_action(State(reg): State<AppState>, headers: HeaderMap, Path((id, action)): Path<(i64, String)>, Form(f): Form<ActionForm>) -> Response {
+pub async fn pipeline_action(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(i64, String)>,
+    Form(f): Form<ActionForm>,
+) -> Response {
     let request_headers = headers.clone();
     page(reg, headers, move |reg, viewer| {
         viewer.check_form(reg, &request_headers, f.csrf.as_deref())?;
@@ -226,7 +243,10 @@ pub async fn pipeline_action(State(reg): State<AppState>, headers: HeaderMap, Pa
         }
         let who = viewer.name().unwrap_or_default().to_string();
         if !viewer.may(Scope::Admin, &p.repository) {
-            return Err(UiError::Forbidden(format!("token `{who}` lacks the admin scope on `{}`: it may not {action} pipelines", p.repository)));
+            return Err(UiError::Forbidden(format!(
+                "token `{who}` lacks the admin scope on `{}`: it may not {action} pipelines",
+                p.repository
+            )));
         }
         let done = match action.as_str() {
             "retry" => {
