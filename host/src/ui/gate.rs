@@ -416,3 +416,50 @@ pub async fn search(State(reg): State<AppState>, headers: HeaderMap, Query(q): Q
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: i64, status: &str, allow_failure: bool) -> JobRow {
+        JobRow {
+            id,
+            pipeline_id: 1,
+            name: format!("job-{id}"),
+            stage: "test".into(),
+            stage_index: 1,
+            kind: "runner".into(),
+            script: Vec::new(),
+            variables: Default::default(),
+            allow_failure,
+            timeout_seconds: 60,
+            status: status.into(),
+            runner: None,
+            exit_code: None,
+            failure_reason: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    fn named(status: Option<&str>, jobs: &[JobRow]) -> (&'static str, Vec<i64>) {
+        let (why, named) = reason(status, jobs);
+        (why, named.iter().map(|j| j.id).collect())
+    }
+
+    #[test]
+    fn the_reason_names_the_jobs_a_version_waits_for() {
+        let failed = [job(1, "success", false), job(2, "failed", true), job(3, "failed", false), job(4, "skipped", false)];
+        assert_eq!(named(Some("failed"), &failed), ("failed", vec![3]), "a job allowed to fail does not hold the version");
+        // Approval jobs (another change adds the `manual` status) come first, whatever the rest does.
+        let manual = [job(1, "success", false), job(2, "manual", false), job(3, "created", false)];
+        assert_eq!(named(Some("running"), &manual), ("waiting for approval", vec![2]));
+        assert_eq!(named(Some("manual"), &[]), ("waiting for approval", vec![]));
+        let pending = [job(1, "success", false), job(2, "pending", false)];
+        assert_eq!(named(Some("pending"), &pending), ("waiting for a runner", vec![2]));
+        assert_eq!(named(Some("running"), &[job(5, "running", false)]), ("running", vec![5]));
+        assert_eq!(named(Some("canceled"), &[job(6, "canceled", false)]), ("canceled", vec![]));
+        assert_eq!(named(None, &[]), ("no pipeline", vec![]));
+    }
+}
