@@ -159,6 +159,15 @@ async function heldScenario() {
   await row("broken-thing").locator("form.action-retry button").click();
   await page.waitForURL(/\/ui\/npm\/held\?done=retried/);
   check((await row("broken-thing").locator(".badge").first().innerText()) === "pending", "retry queues broken-thing's pipeline again");
+
+  // The pipeline's own page has the same actions: cancel the retried pipeline there.
+  await row("broken-thing").locator("td a[href^='/ui/pipelines/']").click();
+  await page.waitForURL(/\/ui\/pipelines\/\d+$/);
+  check(await page.locator("div.actions form.action-release button").count() === 1, "the held pipeline's page offers release");
+  await page.click("div.actions form.action-cancel button");
+  await page.waitForURL(/\/ui\/pipelines\/\d+\?done=canceled/);
+  check((await text("h1 .badge")) === "canceled", "cancel on the pipeline page stops it");
+  check(await page.locator("div.actions form.action-retry button").count() === 1, "and offers retry again");
 }
 
 async function tokensScenario() {

@@ -218,6 +218,11 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "push": push,
                 "jobs": jobs,
                 "release": reg.db.ui_release_of(id)?,
+                // The held view's actions, here too, for the same admins.
+                "held": repository.gated() && reg.db.ui_push_held(p.push_id)?,
+                "may_act": viewer.may(crate::auth::Scope::Admin, &p.repository),
+                "final": is_final(&p.status),
+                "here": format!("/ui/pipelines/{id}"),
                 "refresh": !is_final(&p.status),
             }),
         )

@@ -260,6 +260,12 @@ impl Db {
         Ok((total, rows))
     }
 
+    /// Whether a push has a file clients cannot have yet (its gate holds it).
+    pub fn ui_push_held(&self, push_id: i64) -> Result<bool> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE push_id = ?1 AND released = 0)", [push_id], |r| r.get(0))?)
+    }
+
     /// The last `max_lines` lines of a job's log (read from its last 16 KiB only).
     pub fn ui_log_tail(&self, job_id: i64, max_lines: usize) -> Result<String> {
         let conn = self.conn()?;
