@@ -26,6 +26,8 @@ pub fn router() -> Router<super::State> {
         .route("/repositories/{repo}/sync/{id}", get(get_sync_job))
         .route("/repositories/{repo}/webhook", post(git_webhook))
         .route("/repositories/{repo}/git-tags", get(list_git_tags))
+        .route("/repositories/{repo}/held", get(list_held))
+        .route("/pipelines/{id}/release", post(release_pipeline))
         .route("/plugins", get(list_plugins))
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
@@ -148,6 +150,33 @@ async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((
             "tags": p.tags.iter().map(|(t, v)| (t.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "files": files,
         })))
+    })
+    .await
+}
+
+/// What a gated repository holds back from clients (the web UI's held view, as JSON).
+async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let repository = reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let (total, held) = crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
+        Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
+    })
+    .await
+}
+
+/// An admin lets clients have a held version now, whatever its pipeline says; recorded on the
+/// pipeline (who, when) and in the log.
+async fn release_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let missing = || format!("pipeline {id}");
+        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let admin = require_or_hide(&reg, &headers, Scope::Admin, &p.repository, missing)?;
+        let release = crate::ui::gate::release(&reg, &p, &admin.name)?;
+        Ok(Json(json!({ "pipeline": {
+            "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
+            "released_by": release.released_by, "released_at": release.released_at,
+        } })))
     })
     .await
 }

@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_ui.sql"),
     include_str!("../migrations/004_git_tags.sql"),
     include_str!("../migrations/005_tokens_receipts.sql"),
+    // 006 is another change's; the gate's release audit is 007 (kept in file-name order here).
+    include_str!("../migrations/007_release_audit.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
