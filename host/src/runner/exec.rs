@@ -691,12 +691,12 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
-    use crate::runner::job::{Extraction, Step};
+    use crate::runner::protocol::{Extraction, Step};
 
     fn job(id: u64, script: &[&str], steps: Vec<Step>) -> Job {
         Job {
             id,
-            pipeline_id: Some(1),
+            pipeline_id: 1,
             name: "check".into(),
             stage: "test".into(),
             token: "JOBTOKEN".into(),

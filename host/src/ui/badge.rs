@@ -43,7 +43,7 @@ pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap,
         if !viewer.can_read(repository) {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
-        Ok((StatusCode::OK, p.status))
+        Ok((StatusCode::OK, p.status.to_string()))
     })
     .await;
     respond(answer)
@@ -80,6 +80,7 @@ pub fn colour(status: &str) -> &'static str {
         "running" => "#1565c0",
         "pending" => "#b26a00",
         "canceled" => "#5f6368",
+        "manual" => "#6a1b9a",
         _ => "#757575",
     }
 }

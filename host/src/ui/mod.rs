@@ -311,7 +311,8 @@ mod filters {
     }
 }
 
-/// Pipeline and job states that will not change any more.
+/// Whether a status (as a word: the UI's queries read it as text) will not change any more; an
+/// unknown word counts as final, so no page reloads forever.
 pub fn is_final(status: &str) -> bool {
-    matches!(status, "success" | "failed" | "canceled" | "skipped")
+    !matches!(status.parse::<crate::pipeline::Status>(), Ok(s) if !s.is_final())
 }

@@ -196,7 +196,7 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "pipeline": p,
                 "push": push,
                 "jobs": jobs,
-                "refresh": !is_final(&p.status),
+                "refresh": !p.status.is_final(),
             }),
         )
     })
@@ -219,7 +219,7 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
                 "push": push,
                 "log": log,
                 "log_bytes": log.len(),
-                "final": is_final(&job.status),
+                "final": job.status.is_final(),
             }),
         )
     })
@@ -250,7 +250,7 @@ pub async fn job_log(State(reg): State<AppState>, headers: HeaderMap, Path(id): 
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
                 (header::CACHE_CONTROL, "no-store".to_string()),
-                (header::HeaderName::from_static("x-job-status"), job.status),
+                (header::HeaderName::from_static("x-job-status"), job.status.to_string()),
             ],
             log[from..].to_string(),
         )
