@@ -46,6 +46,7 @@ pub fn router() -> Router<crate::http::State> {
         .route("/ui/pipelines/{id}", get(pages::pipeline))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/log", get(pages::job_log))
+        .route("/ui/jobs/{id}/play", post(pages::play_job))
         .route("/ui/{repo}", get(pages::packages))
         .route("/ui/{repo}/packages/{*name}", get(pages::package))
         .route("/api/v1/pipelines/{id}/badge.svg", get(badge::pipeline))
@@ -111,6 +112,12 @@ impl Viewer {
 
     pub fn login_needed(&self, next: &str) -> UiError {
         UiError::Login { next: next.to_string(), signed_in: self.principal.is_some() }
+    }
+
+    /// Whether the viewer may play this repository's manual jobs (an admin, or the `approve`
+    /// scope on it).
+    pub fn can_approve(&self, repo: &str) -> bool {
+        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Approve, Some(repo)))
     }
 
     pub fn name(&self) -> Option<&str> {

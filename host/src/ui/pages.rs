@@ -196,6 +196,7 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "pipeline": p,
                 "push": push,
                 "jobs": jobs,
+                "can_approve": viewer.can_approve(&p.repository),
                 "refresh": !p.status.is_final(),
             }),
         )
@@ -220,8 +221,30 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
                 "log": log,
                 "log_bytes": log.len(),
                 "final": job.status.is_final(),
+                "finals": crate::pipeline::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
             }),
         )
+    })
+    .await
+}
+
+/// The pipeline page's "play" button: plays a manual job for an approver, then shows the
+/// pipeline again. The form posts with the UI's cookie, which is SameSite=Strict, so another site
+/// cannot make a signed-in approver's browser send it.
+pub async fn play_job(State(reg): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    page(reg, headers, move |reg, viewer| {
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let back = format!("/ui/pipelines/{}", p.id);
+        viewer.repository(reg, &p.repository, &back)?;
+        let Some(approver) = viewer.principal.as_ref().filter(|_| viewer.can_approve(&p.repository)) else {
+            return Err(viewer.login_needed(&back));
+        };
+        reg.play_job(&job, &p.repository, approver).map_err(|e| match e {
+            crate::error::AppError::Conflict(m) => UiError::BadRequest(m),
+            other => other.into(),
+        })?;
+        Ok(Redirect::to(&back).into_response())
     })
     .await
 }
