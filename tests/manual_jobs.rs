@@ -74,7 +74,7 @@ fn a_version_waiting_for_approval_stays_hidden_until_played_then_installs() {
     // Only approvers play it: a publisher may not; nobody without a token either.
     assert_eq!(play(&server, job, &publisher).0, 403, "a publish token cannot approve");
     let anonymous = server.http().post(format!("{}/api/v1/jobs/{job}/play", server.url)).send().unwrap();
-    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(anonymous.status().as_u16(), 404, "a caller who may not read the job learns nothing of it");
     assert_eq!(play(&server, 999_999, &approver).0, 404);
 
     let (status, body) = play(&server, job, &approver);
@@ -92,7 +92,7 @@ fn a_version_waiting_for_approval_stays_hidden_until_played_then_installs() {
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(p["pipeline"]["status"], "success", "{p}");
     let log = server.api_json(&format!("/api/v1/jobs/{job}"), &admin)["log"].as_str().unwrap().to_string();
-    assert!(log.contains("approved by `release-manager`") && log.contains("released-by-approval"), "{log}");
+    assert!(log.contains("Played (approved) by `release-manager`") && log.contains("released-by-approval"), "{log}");
     assert_eq!(versions(&npm, &server.work, "approved-lib"), Some(vec!["1.0.0".to_string()]));
     npm.ok(&consumer, &["install", "approved-lib@1.0.0"]);
     assert!(consumer.join("node_modules/approved-lib/index.js").is_file());
