@@ -16,8 +16,8 @@
 //! A pipeline waiting at a `when: manual` job (that may not fail) is not a success, so its
 //! version stays hidden until someone allowed to approve plays the job and it passes.
 
-use crate::config::Gate;
 use super::state::Status;
+use crate::config::Gate;
 
 /// Whether clients may see a file of a repository with this gate, given its `released` flag.
 pub fn visible(gate: Gate, released: bool) -> bool {
