@@ -745,7 +745,7 @@ mod tests {
         );
         // Its success then releases the version like any other.
         let jobs = [job(1, 0, Success), manual(job(2, 1, Running))];
-        assert_eq!(
+        assert!(
             run(
                 Running,
                 &jobs,
@@ -754,8 +754,7 @@ mod tests {
                     success: true
                 }
             )
-            .release,
-            true
+            .release
         );
     }
 
