@@ -318,8 +318,14 @@ mod filters {
     }
 }
 
-/// Whether a status (as a word: the UI's queries read it as text) will not change any more; an
-/// unknown word counts as final, so no page reloads forever.
-pub fn is_final(status: &str) -> bool {
-    !matches!(status.parse::<crate::pipeline::Status>(), Ok(s) if !s.is_final())
+/// Whether a page showing this status should reload to follow it: the status will change without
+/// anyone's action (not final, and not waiting for someone to play a manual job).
+pub fn moving(status: crate::pipeline::Status) -> bool {
+    !status.is_final() && status != crate::pipeline::Status::Manual
+}
+
+/// [`moving`] for a status the UI's queries read as text; an unknown word does not move, so no
+/// page reloads forever.
+pub fn moving_word(status: &str) -> bool {
+    status.parse().is_ok_and(moving)
 }

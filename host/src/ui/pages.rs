@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{html_response, is_final, render, UiError, Viewer};
+use super::{html_response, moving, moving_word, render, UiError, Viewer};
 use crate::auth;
 use crate::http::State as AppState;
 use crate::plugin::wit;
@@ -165,7 +165,7 @@ pub async fn package(
                 "pages": pages(total, PAGE),
                 "badge_path": badge_path,
                 "badge_url": format!("{base}{badge_path}"),
-                "refresh": selected.iter().any(|f| f.status.as_deref().is_some_and(|s| !is_final(s))),
+                "refresh": selected.iter().any(|f| f.status.as_deref().is_some_and(moving_word)),
             }),
         )
     })
@@ -197,7 +197,7 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "push": push,
                 "jobs": jobs,
                 "can_approve": viewer.can_approve(&p.repository),
-                "refresh": !p.status.is_final(),
+                "refresh": moving(p.status),
             }),
         )
     })
