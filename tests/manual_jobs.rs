@@ -279,3 +279,40 @@ fn an_optional_manual_job_holds_nothing_up() {
         "{p}"
     );
 }
+
+/// The play button in a real browser (Debian's headless Chromium through playwright-core, as in
+/// tests/ui.rs; `.ci/install/ui.sh` installs both): tests/ui/play-test.mjs signs in as an
+/// approver and presses it.
+#[test]
+fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
+    support::require_tool("node");
+    let ui_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    assert!(Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium is missing; run .ci/install/ui.sh");
+    assert!(ui_dir.join("node_modules/playwright-core/package.json").exists(), "playwright-core is missing; run .ci/install/ui.sh");
+    let server = Server::gated("npm", "npm", WITH_APPROVAL, "");
+    let admin = server.token("admin", "admin", None);
+    let publisher = server.token("publisher", "publish", Some("npm"));
+    let approver = server.token("release-manager", "approve", Some("npm"));
+    let runner = server.token("runner-1", "runner", None);
+    let npm = Npm::new(&server, "publisher", Some(&publisher));
+    npm.ok(&make_package(&server.work, "browser-lib", "1.0.0"), &["publish"]);
+    server.run_one_job(&runner);
+    let p = server.latest_pipeline("npm", &admin);
+    assert_eq!(p["pipeline"]["status"], "manual", "{p}");
+
+    let (ok, out, err) = support::run(
+        std::process::Command::new("node")
+            .current_dir(&ui_dir)
+            .arg("play-test.mjs")
+            .env("SLUICE_URL", &server.url)
+            .env("SLUICE_APPROVE_TOKEN", &approver)
+            .env("UI_PIPELINE", p["pipeline"]["id"].to_string())
+            .env("UI_APPROVER", "release-manager"),
+    );
+    println!("{out}");
+    assert!(ok, "the browser checks failed: {out}\n{err}");
+    let release = job_named(&server.latest_pipeline("npm", &admin), "release").clone();
+    assert_eq!((release["status"].as_str(), release["approved_by"].as_str()), (Some("pending"), Some("release-manager")));
+    server.run_one_job(&runner);
+    assert_eq!(versions(&npm, &server.work, "browser-lib"), Some(vec!["1.0.0".to_string()]));
+}
