@@ -287,15 +287,26 @@ fn an_optional_manual_job_holds_nothing_up() {
 fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
     support::require_tool("node");
     let ui_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
-    assert!(Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium is missing; run .ci/install/ui.sh");
-    assert!(ui_dir.join("node_modules/playwright-core/package.json").exists(), "playwright-core is missing; run .ci/install/ui.sh");
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing; run .ci/install/ui.sh"
+    );
+    assert!(
+        ui_dir
+            .join("node_modules/playwright-core/package.json")
+            .exists(),
+        "playwright-core is missing; run .ci/install/ui.sh"
+    );
     let server = Server::gated("npm", "npm", WITH_APPROVAL, "");
     let admin = server.token("admin", "admin", None);
     let publisher = server.token("publisher", "publish", Some("npm"));
     let approver = server.token("release-manager", "approve", Some("npm"));
     let runner = server.token("runner-1", "runner", None);
     let npm = Npm::new(&server, "publisher", Some(&publisher));
-    npm.ok(&make_package(&server.work, "browser-lib", "1.0.0"), &["publish"]);
+    npm.ok(
+        &make_package(&server.work, "browser-lib", "1.0.0"),
+        &["publish"],
+    );
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(p["pipeline"]["status"], "manual", "{p}");
@@ -312,7 +323,13 @@ fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
     println!("{out}");
     assert!(ok, "the browser checks failed: {out}\n{err}");
     let release = job_named(&server.latest_pipeline("npm", &admin), "release").clone();
-    assert_eq!((release["status"].as_str(), release["approved_by"].as_str()), (Some("pending"), Some("release-manager")));
+    assert_eq!(
+        (release["status"].as_str(), release["approved_by"].as_str()),
+        (Some("pending"), Some("release-manager"))
+    );
     server.run_one_job(&runner);
-    assert_eq!(versions(&npm, &server.work, "browser-lib"), Some(vec!["1.0.0".to_string()]));
+    assert_eq!(
+        versions(&npm, &server.work, "browser-lib"),
+        Some(vec!["1.0.0".to_string()])
+    );
 }
