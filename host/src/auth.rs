@@ -15,6 +15,8 @@ pub enum Scope {
     Publish,
     Admin,
     Runner,
+    /// Plays manual pipeline jobs (approves a gated version); implies nothing else but `read`.
+    Approve,
 }
 
 impl Scope {
@@ -24,6 +26,7 @@ impl Scope {
             "publish" => Some(Scope::Publish),
             "admin" => Some(Scope::Admin),
             "runner" => Some(Scope::Runner),
+            "approve" => Some(Scope::Approve),
             _ => None,
         }
     }
@@ -32,7 +35,7 @@ impl Scope {
     pub fn parse_list(s: &str) -> Result<Vec<Scope>, String> {
         s.split(',')
             .filter(|p| !p.trim().is_empty())
-            .map(|p| Scope::parse(p).ok_or_else(|| format!("unknown scope `{}` (read, publish, admin, runner)", p.trim())))
+            .map(|p| Scope::parse(p).ok_or_else(|| format!("unknown scope `{}` (read, publish, admin, runner, approve)", p.trim())))
             .collect()
     }
 }
@@ -60,7 +63,8 @@ impl Principal {
     }
 
     /// Whether this token grants `scope` on `repository`. `admin` implies `read` and `publish`;
-    /// `publish` implies `read`; `runner` implies nothing else.
+    /// `publish` implies `read`; `approve` implies `read` (an approver looks at what it approves);
+    /// `runner` implies nothing else.
     pub fn allows(&self, scope: Scope, repository: Option<&str>) -> bool {
         if let (Some(mine), Some(theirs)) = (&self.repository, repository) {
             if mine != theirs {
@@ -69,8 +73,8 @@ impl Principal {
         }
         self.scopes.iter().any(|s| match (s, scope) {
             (a, b) if *a == b => true,
-            (Scope::Admin, Scope::Read | Scope::Publish) => true,
-            (Scope::Publish, Scope::Read) => true,
+            (Scope::Admin, Scope::Read | Scope::Publish | Scope::Approve) => true,
+            (Scope::Publish | Scope::Approve, Scope::Read) => true,
             _ => false,
         })
     }
@@ -118,7 +122,7 @@ pub fn issue_token(
     }
     let parsed = Scope::parse_list(scopes).map_err(IssueError::Invalid)?;
     if parsed.is_empty() {
-        return Err(IssueError::Invalid("a token needs at least one scope (read, publish, admin, runner)".into()));
+        return Err(IssueError::Invalid("a token needs at least one scope (read, publish, admin, runner, approve)".into()));
     }
     let expires_at = lifetime.map(parse_lifetime).transpose().map_err(IssueError::Invalid)?.map(|ms| crate::store::db::now_ms() + ms);
     let secret = generate_token();
@@ -199,6 +203,12 @@ mod tests {
         let r = Principal { scopes: vec![Scope::Runner], repository: None, ..p };
         assert!(!r.allows(Scope::Publish, Some("libs")));
         assert!(Scope::parse_list("read,bogus").is_err());
+        let a = Principal { scopes: Scope::parse_list("approve").unwrap(), repository: Some("libs".into()), ..r.clone() };
+        assert!(a.allows(Scope::Approve, Some("libs")) && a.allows(Scope::Read, Some("libs")));
+        assert!(!a.allows(Scope::Approve, Some("tools")), "an approver limited to a repository approves there only");
+        assert!(!a.allows(Scope::Publish, Some("libs")) && !a.allows(Scope::Admin, Some("libs")));
+        let admin = Principal { scopes: vec![Scope::Admin], repository: None, ..r };
+        assert!(admin.allows(Scope::Approve, Some("libs")));
         assert!(generate_token().starts_with("sluice_"));
         assert_eq!(parse_lifetime("90d"), Ok(90 * 24 * 3600 * 1000));
         assert_eq!(parse_lifetime("12h"), Ok(12 * 3600 * 1000));

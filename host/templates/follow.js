@@ -9,7 +9,8 @@
   var note = document.getElementById("follow-note");
   var status = document.getElementById("job-status");
   var encoder = new TextEncoder();
-  var finals = ["success", "failed", "canceled", "skipped"];
+  // The final statuses, from the server's state machine (pipeline/state.rs).
+  var finals = (log.dataset.finals || "success,failed,canceled,skipped").split(",");
   var failures = 0;
 
   function setStatus(s) {

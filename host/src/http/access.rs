@@ -12,6 +12,7 @@ use axum::http::HeaderMap;
 use super::principal;
 use crate::auth::{self, Principal, Scope};
 use crate::error::AppError;
+use crate::pipeline::Status;
 use crate::registry::Registry;
 use crate::store::db::JobRow;
 
@@ -80,7 +81,7 @@ pub fn job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, Stri
 /// The running job a job token belongs to: what may read the push's file.
 pub fn running_job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, String), AppError> {
     let (job, sha) = job_of_token(reg, headers)?;
-    if job.status != "running" {
+    if job.status != Status::Running {
         return Err(AppError::Unauthorized(format!("the job token's job is {}, no longer running", job.status)));
     }
     Ok((job, sha))

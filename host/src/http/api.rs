@@ -12,6 +12,7 @@ use super::access::{caller, require, require_or_hide};
 use super::blocking;
 use crate::auth::{self, Scope};
 use crate::error::AppError;
+use crate::pipeline::gate;
 use crate::registry::artifact_of;
 use crate::store::db::Visibility;
 
@@ -135,7 +136,7 @@ async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((
                     "sha256": f.sha256,
                     "push_id": f.push_id,
                     "created_at": f.created_at,
-                    "released": f.released || !repository.gated(),
+                    "released": gate::visible(repository.config.gate, f.released),
                     "deprecated": f.deprecated,
                     "yanked": f.yanked,
                     "metadata": a.metadata,

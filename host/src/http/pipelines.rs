@@ -1,5 +1,6 @@
 //! The pipeline part of the native API: pipelines and jobs for people, the job queue for
-//! runners, the push file for job tokens, and the repositories' pipeline files for admins.
+//! runners (its wire types are `runner::protocol`'s), manual jobs' play for approvers, the push
+//! file for job tokens, and the repositories' pipeline files for admins.
 
 use std::time::Duration;
 
@@ -16,7 +17,9 @@ use super::access::{self, job_of_token, running_job_of_token};
 use super::blocking;
 use crate::auth::Scope;
 use crate::error::AppError;
+use crate::pipeline::gate;
 use crate::registry::Registry;
+use crate::runner::protocol::{Finish, LogAnswer};
 use crate::store::db::{JobRow, PipelineRow};
 
 pub fn router() -> Router<super::State> {
@@ -29,6 +32,7 @@ pub fn router() -> Router<super::State> {
         .route("/jobs/{id}", get(get_job))
         .route("/jobs/{id}/log", get(get_job_log).post(append_log))
         .route("/jobs/{id}/finish", post(finish_job))
+        .route("/jobs/{id}/play", post(play_job))
         .route("/pushes/{sha256}/file", get(push_file))
         .route("/repositories/{repo}/pipeline", get(get_pipeline_file).put(put_pipeline_file))
         .route("/webhooks/deliveries", get(list_deliveries))
@@ -123,7 +127,7 @@ async fn get_job_log(State(reg): State<super::State>, headers: HeaderMap, Path(i
         let from = q.offset.unwrap_or(0).min(log.len());
         let from = (from..=log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
         Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::HeaderName::from_static("x-job-status"), job.status)],
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::HeaderName::from_static("x-job-status"), job.status.to_string())],
             log[from..].to_string(),
         )
             .into_response())
@@ -164,38 +168,44 @@ async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(
     }
 }
 
-async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Result<Json<Value>, AppError> {
+async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Result<Json<LogAnswer>, AppError> {
     blocking(move || {
         let (job, _) = job_of_token(&reg, &headers)?;
         if job.id != id {
             return Err(AppError::Forbidden("the job token belongs to another job".into()));
         }
         let status = reg.db.append_log(id, &body)?;
-        Ok(Json(json!({ "status": status })))
+        Ok(Json(LogAnswer { status }))
     })
     .await
 }
 
-#[derive(Deserialize)]
-struct Finish {
-    status: String,
-    exit_code: Option<i64>,
-    failure_reason: Option<String>,
-}
-
-async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, Json(f): Json<Finish>) -> Result<Json<Value>, AppError> {
+async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: axum::body::Bytes) -> Result<Json<LogAnswer>, AppError> {
+    // Read by hand so that a bad body is a 400 that says what is wrong.
+    let f: Finish = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("a finish is {{\"status\": \"success\" | \"failed\", \"exit_code\", \"failure_reason\"}}: {e}")))?;
     blocking(move || {
         let (job, _) = job_of_token(&reg, &headers)?;
         if job.id != id {
             return Err(AppError::Forbidden("the job token belongs to another job".into()));
         }
-        let success = match f.status.as_str() {
-            "success" => true,
-            "failed" => false,
-            other => return Err(AppError::BadRequest(format!("status must be success or failed, not `{other}`"))),
-        };
-        reg.finish_job(&job, success, f.exit_code, f.failure_reason.as_deref())?;
-        Ok(Json(json!({ "status": if success { "success" } else { "failed" } })))
+        let status = reg.finish_job(&job, &f)?;
+        Ok(Json(LogAnswer { status }))
+    })
+    .await
+}
+
+/// Plays a manual job: for admins and tokens with the `approve` scope on the job's repository.
+/// Who played it is recorded with the job; a job not waiting in `manual` is a 409.
+async fn play_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let missing = || format!("job {id}");
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let approver = access::require_or_hide(&reg, &headers, Scope::Approve, &p.repository, missing)?;
+        reg.play_job(&job, &p.repository, &approver)?;
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        Ok(Json(json!({ "job": job })))
     })
     .await
 }
@@ -214,7 +224,7 @@ async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha
                 let p = access::caller(&r, &headers)?;
                 r.db.files_by_sha(&sha)?.iter().any(|(repository, released)| {
                     let Ok(repo) = r.repository(repository) else { return false };
-                    let visible = *released || !repo.gated();
+                    let visible = gate::visible(repo.config.gate, *released);
                     p.allows(Scope::Admin, Some(repository)) || (visible && p.allows(Scope::Read, Some(repository)))
                 })
             }

@@ -8,13 +8,20 @@
 //!   script:
 //!     - test -f pkg/package.json
 //!   variables: { STRICT: "1" }
-//!   allow_failure: false
+//!   allow_failure: false          # default false, for manual jobs too (see below)
 //!   timeout: 10m                  # `90s`, `10m`, `1h 30m` or seconds; default 1h
 //!   rules:                        # first match decides; no match: the job is left out
 //!     - if: '$SLUICE_PACKAGE_NAME =~ /^@acme\// && $SLUICE_PACKAGE_VERSION !~ /-/'
 //!     - if: '$SLUICE_PACKAGE_NAME == "left-pad"'
 //!       when: never
 //! ```
+//!
+//! `when: manual` (on the job, or on the rule that includes it) makes a job wait, in status
+//! `manual`, until an admin or a token with the `approve` scope plays it (`POST
+//! /api/v1/jobs/{id}/play`, or the pipeline page's button). Unlike GitLab, a manual job's
+//! `allow_failure` defaults to `false` here too: the pipeline waits at it, so a gated version stays
+//! hidden until someone approves it. With `allow_failure: true` it is optional and holds nothing
+//! up. `when: on_success` (the default) and `always` run the job normally.
 //!
 //! `if:` expressions compare variables with `==`, `!=` (strings) and `=~`, `!~` (regexes), test a
 //! bare `$VAR` for being non-empty, and combine with `&&`, `||` and parentheses, as GitLab does.
@@ -51,13 +58,42 @@ pub struct JobConfig {
     pub variables: BTreeMap<String, String>,
     pub allow_failure: bool,
     pub timeout_seconds: u32,
+    /// The job's own `when:` (`on_success` or `manual`); a matching rule's `when:` wins.
+    pub when: When,
     pub rules: Vec<Rule>,
+}
+
+/// When a job runs once its stage comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// As soon as its stage starts (`on_success`, `always`, or no `when:`).
+    OnSuccess,
+    /// When someone plays it.
+    Manual,
+    /// Not at all (only in rules).
+    Never,
+}
+
+impl When {
+    fn parse(s: Option<&str>, job: &str, in_rule: bool) -> Result<Option<When>, ConfigError> {
+        Ok(match s {
+            None => None,
+            Some("on_success" | "always") => Some(When::OnSuccess),
+            Some("manual") => Some(When::Manual),
+            Some("never") if in_rule => Some(When::Never),
+            Some(other) => {
+                let allowed = if in_rule { "on_success, always, manual, never" } else { "on_success, always, manual" };
+                return Err(err(format!("job `{job}`: `when: {other}` is not supported ({allowed})")));
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub condition: Option<Expr>,
-    pub never: bool,
+    /// The rule's `when:`, if it has one.
+    pub when: Option<When>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +124,7 @@ struct RawJob {
     #[serde(default)]
     allow_failure: bool,
     timeout: Option<Scalar>,
+    when: Option<String>,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -169,16 +206,14 @@ impl JobConfig {
             .rules
             .into_iter()
             .map(|r| {
-                let never = match r.when.as_deref() {
-                    None | Some("on_success") | Some("always") => false,
-                    Some("never") => true,
-                    Some(other) => return Err(err(format!("job `{name}`: rule `when: {other}` is not supported (on_success, always, never)"))),
-                };
+                let when = When::parse(r.when.as_deref(), &name, true)?;
                 let condition = r.condition.map(|c| Expr::parse(&c).map_err(|e| err(format!("job `{name}`: if `{c}`: {e}")))).transpose()?;
-                Ok(Rule { condition, never })
+                Ok(Rule { condition, when })
             })
             .collect::<Result<_, _>>()?;
+        let when = When::parse(raw.when.as_deref(), &name, false)?.unwrap_or(When::OnSuccess);
         Ok(JobConfig {
+            when,
             name,
             stage: raw.stage.unwrap_or_else(|| DEFAULT_STAGE.into()),
             script,
@@ -192,13 +227,20 @@ impl JobConfig {
     /// Whether this job runs for a pipeline with these variables: no rules, or the first rule
     /// whose condition holds is not `when: never`.
     pub fn included(&self, vars: &BTreeMap<String, String>) -> bool {
+        self.when_for(vars) != When::Never
+    }
+
+    /// When this job runs for a pipeline with these variables: the job's own `when:` without
+    /// rules; else the first rule whose condition holds decides (its `when:`, or the job's), and
+    /// no matching rule leaves the job out.
+    pub fn when_for(&self, vars: &BTreeMap<String, String>) -> When {
         if self.rules.is_empty() {
-            return true;
+            return self.when;
         }
-        self.rules
-            .iter()
-            .find(|r| r.condition.as_ref().is_none_or(|c| c.eval(vars)))
-            .is_some_and(|r| !r.never)
+        match self.rules.iter().find(|r| r.condition.as_ref().is_none_or(|c| c.eval(vars))) {
+            Some(rule) => rule.when.unwrap_or(self.when),
+            None => When::Never,
+        }
     }
 }
 
@@ -497,6 +539,26 @@ mod tests {
         assert!(job("not-left-pad").included(&vars("right-pad", "1.0.0")));
         assert!(job("either").included(&vars("b", "2.0.0")));
         assert!(!job("either").included(&vars("c", "2.0.0")));
+    }
+
+    #[test]
+    fn manual_jobs_wait_and_may_not_fail_unless_told() {
+        let c = PipelineConfig::parse(
+            "approve:\n  script: x\n  when: manual\n\
+             optional:\n  script: x\n  when: manual\n  allow_failure: true\n\
+             prod-only:\n  script: x\n  rules:\n    - if: $SLUICE_PACKAGE_VERSION =~ /-/\n      when: never\n    - when: manual\n\
+             plain:\n  script: x\n",
+        )
+        .unwrap();
+        let job = |n: &str| c.jobs.iter().find(|j| j.name == n).unwrap().clone();
+        assert_eq!(job("approve").when_for(&vars("a", "1.0.0")), When::Manual);
+        assert!(!job("approve").allow_failure, "a manual job may not fail unless it says so");
+        assert!(job("optional").allow_failure);
+        assert_eq!(job("prod-only").when_for(&vars("a", "1.0.0")), When::Manual);
+        assert_eq!(job("prod-only").when_for(&vars("a", "1.0.0-rc.1")), When::Never);
+        assert_eq!(job("plain").when_for(&vars("a", "1.0.0")), When::OnSuccess);
+        assert!(PipelineConfig::parse("j:\n  script: x\n  when: never\n").unwrap_err().0.contains("when: never"));
+        assert!(PipelineConfig::parse("j:\n  script: x\n  when: delayed\n").unwrap_err().0.contains("not supported"));
     }
 
     #[test]

@@ -2,20 +2,23 @@
 //! them, and who hears about it. The SQL is in `store::db::pipelines`; this is the behaviour.
 
 pub mod config;
+pub mod gate;
+pub mod state;
 mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 pub use config::PipelineConfig;
+pub use state::Status;
 
-use crate::auth;
+use crate::auth::{self, Principal};
 use crate::error::AppError;
 use crate::plugin::wit;
 use crate::registry::{Registry, Repository};
+use crate::runner::protocol;
 use crate::store::db::{JobRow, NewJob, NewPipeline, StatusChange};
 use crate::store::Digests;
 
@@ -120,37 +123,64 @@ impl Registry {
 
     /// Gives the oldest pending job to a runner, with a fresh job token; a runner token limited
     /// to a repository only gets that repository's jobs.
-    pub fn claim_job(&self, runner: &str, repository: Option<&str>, base_url: &str) -> Result<Option<Value>, AppError> {
+    pub fn claim_job(&self, runner: &str, repository: Option<&str>, base_url: &str) -> Result<Option<protocol::Job>, AppError> {
         let token = auth::generate_token();
         let Some(job) = self.db.claim_job(runner, repository, &auth::hash_token(&token))? else { return Ok(None) };
         let (pipeline, _) = self.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
         let push = self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
         self.advance_pipeline(job.pipeline_id);
         tracing::info!(repository = %pipeline.repository, pipeline = pipeline.id, job = job.id, push_id = push.id, runner, "job started");
-        Ok(Some(json!({
-            "id": job.id,
-            "pipeline_id": job.pipeline_id,
-            "name": job.name,
-            "stage": job.stage,
-            "token": token,
-            "script": job.script,
-            "variables": job.variables,
-            "timeout_seconds": job.timeout_seconds,
-            "sha256": push.sha256,
-            "file_name": push.file_name,
-            "file_url": format!("{base_url}/api/v1/pushes/{}/file", push.sha256),
-            "commit_sha": push.commit_sha,
-            "extraction": pipeline.extraction,
-        })))
+        // The plugin's extraction record was stored as JSON; an empty one (no steps) is "nothing".
+        let extraction = match serde_json::from_value::<protocol::Extraction>(pipeline.extraction.clone()) {
+            Ok(e) => Some(e),
+            Err(e) if pipeline.extraction.is_null() => {
+                tracing::debug!(pipeline = pipeline.id, error = %e, "no extraction");
+                None
+            }
+            Err(e) => return Err(AppError::Internal(anyhow::anyhow!("pipeline {}: stored extraction unreadable: {e}", pipeline.id))),
+        };
+        Ok(Some(protocol::Job {
+            id: job.id as u64,
+            pipeline_id: job.pipeline_id as u64,
+            name: job.name,
+            stage: job.stage,
+            token,
+            script: job.script,
+            variables: job.variables,
+            timeout_seconds: job.timeout_seconds.max(0) as u64,
+            file_url: format!("{base_url}/api/v1/pushes/{}/file", push.sha256),
+            sha256: push.sha256,
+            file_name: push.file_name,
+            commit_sha: push.commit_sha,
+            extraction,
+        }))
     }
 
-    /// A runner's result for its job.
-    pub fn finish_job(&self, job: &JobRow, success: bool, exit_code: Option<i64>, reason: Option<&str>) -> Result<(), AppError> {
-        let status = if success { "success" } else { "failed" };
-        if self.db.finish_job(job.id, status, exit_code, reason)? {
-            tracing::info!(pipeline = job.pipeline_id, job = job.id, status, exit_code, "job finished");
-            self.advance_pipeline(job.pipeline_id);
+    /// A runner's result for its job; the job's status after it (unchanged when the job was no
+    /// longer running: canceled, or given up on).
+    pub fn finish_job(&self, job: &JobRow, finish: &protocol::Finish) -> Result<Status, AppError> {
+        let reason = finish.failure_reason.map(protocol::FailureReason::as_str);
+        let success = finish.status == protocol::JobResult::Success;
+        match self.db.finish_job(job, success, finish.exit_code, reason)? {
+            Some(stepped) => {
+                let status = finish.status.status();
+                tracing::info!(pipeline = job.pipeline_id, job = job.id, %status, exit_code = finish.exit_code, "job finished");
+                self.announce(stepped.change);
+                Ok(status)
+            }
+            None => Ok(self.db.job(job.id)?.map(|(j, _)| j.status).unwrap_or(job.status)),
         }
+    }
+
+    /// Plays a manual job for `by`, who must be allowed to approve on its repository (checked by
+    /// the caller, `http/access.rs`): the job is queued for runners and who played it recorded.
+    pub fn play_job(&self, job: &JobRow, repository: &str, by: &Principal) -> Result<(), AppError> {
+        let stepped = self.db.play_job(job, &by.name)?.map_err(|refused| AppError::Conflict(refused.to_string()))?;
+        tracing::info!(
+            repository, pipeline = job.pipeline_id, job = job.id, name = %job.name, approved_by = %by.name,
+            token_id = by.token_id, "manual job played"
+        );
+        self.announce(stepped.change);
         Ok(())
     }
 
@@ -188,9 +218,9 @@ impl Registry {
                 let reg = self.clone();
                 let lost = tokio::task::spawn_blocking(move || reg.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
                 if let Ok(Ok(pipelines)) = lost {
-                    for id in pipelines {
+                    for (id, change) in pipelines {
                         tracing::warn!(pipeline = id, "a runner went silent; its job failed");
-                        self.advance_pipeline(id);
+                        self.announce(change);
                     }
                 }
             }
@@ -242,8 +272,9 @@ fn metadata_job(repo: &Repository, push: &PushFacts, extraction: &wit::Extractio
         script: Vec::new(),
         variables: vars.clone(),
         allow_failure: false,
+        manual: false,
         timeout_seconds: 0,
-        status: "success",
+        status: Status::Success,
         log,
     }
 }
@@ -258,8 +289,9 @@ fn pipeline_file_job(problem: &str, vars: &BTreeMap<String, String>) -> NewJob {
         script: Vec::new(),
         variables: vars.clone(),
         allow_failure: false,
+        manual: false,
         timeout_seconds: 0,
-        status: "failed",
+        status: Status::Failed,
         log: format!(
             "The repository's pipeline file could not be used, so no runner job ran:\n{problem}\n\
              Fix the file (or replace it with PUT /api/v1/repositories/{{repo}}/pipeline), then retry this pipeline.\n"
@@ -281,10 +313,15 @@ fn runner_jobs(config: &PipelineConfig, trigger: &wit::Trigger, vars: &BTreeMap<
         }
     }
     let index = |stage: &str| 1 + stages.iter().position(|s| s == stage).expect("every stage is listed");
-    let from_config = config.jobs.iter().filter(|j| j.included(vars)).map(|j| {
+    let from_config = config.jobs.iter().filter_map(|j| {
+        let manual = match j.when_for(vars) {
+            config::When::Never => return None,
+            config::When::Manual => true,
+            config::When::OnSuccess => false,
+        };
         let mut variables = vars.clone();
         variables.extend(j.variables.clone());
-        NewJob {
+        Some(NewJob {
             name: j.name.clone(),
             stage: j.stage.clone(),
             stage_index: index(&j.stage),
@@ -292,10 +329,11 @@ fn runner_jobs(config: &PipelineConfig, trigger: &wit::Trigger, vars: &BTreeMap<
             script: j.script.clone(),
             variables,
             allow_failure: j.allow_failure,
+            manual,
             timeout_seconds: j.timeout_seconds,
-            status: "created",
+            status: Status::Created,
             log: String::new(),
-        }
+        })
     });
     let from_trigger = trigger.jobs.iter().map(|t| NewJob {
         name: t.name.clone(),
@@ -305,8 +343,9 @@ fn runner_jobs(config: &PipelineConfig, trigger: &wit::Trigger, vars: &BTreeMap<
         script: t.script.clone(),
         variables: vars.clone(),
         allow_failure: t.allow_failure,
+        manual: false,
         timeout_seconds: t.timeout_seconds.unwrap_or(config::DEFAULT_TIMEOUT_SECONDS),
-        status: "created",
+        status: Status::Created,
         log: String::new(),
     });
     let mut jobs: Vec<NewJob> = from_config.chain(from_trigger).collect();

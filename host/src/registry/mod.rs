@@ -41,7 +41,7 @@ impl Repository {
 
     /// What clients of this repository may see.
     pub fn client_visibility(&self) -> Visibility {
-        Visibility::Clients { gated: self.gated() }
+        Visibility::Clients(self.config.gate)
     }
 
     /// The key a package name is stored and compared under.

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use crate::auth::{Principal, Scope};
-use crate::pipeline::PushFacts;
+use crate::pipeline::{gate, PushFacts};
 use crate::plugin::{wit, BlobHandle, CallError};
 use crate::store::db::{DbError, NewFile, Pusher};
 use crate::store::PendingBlob;
@@ -219,7 +219,7 @@ impl Registry {
             digests: &digests,
             metadata_json: &metadata_json,
             pusher: &push.pusher,
-            released: !repo.gated(),
+            released: gate::released_at_publish(repo.config.gate),
             tags: push.tags,
             pipeline: Some(&pipeline),
         };
@@ -259,7 +259,7 @@ impl Registry {
     fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, wit::Error> {
         let not_found = || error(wit::ErrorKind::NotFound, format!("{} has no file {}", f.package, f.file_name));
         let (_, file) = self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name).map_err(db_error)?.ok_or_else(not_found)?;
-        if repo.gated() && !file.released {
+        if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
         }
         Ok(Reply::File { path: self.blobs.path(&file.sha256), size: file.size as u64, content_type: f.content_type.clone() })

@@ -7,7 +7,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::exec::{self, Run};
-use super::job::{FailureReason, Finish, Outcome};
+use super::job::{FailureReason, Finish, JobResult, Outcome};
+use super::protocol::LogAnswer;
+use crate::pipeline::state::Status;
 
 pub(crate) enum RequestError {
     /// Ask again later (connection refused, server error, ...).
@@ -218,11 +220,9 @@ impl Api {
         }
         // `running` goes on; `canceled`, or any other state the server has put the job in (a
         // finished job, one it gave up on), stops it.
-        let answer: serde_json::Value = response.json().await.unwrap_or_default();
-        Ok(answer
-            .get("status")
-            .and_then(|s| s.as_str())
-            .is_some_and(|s| s != "running"))
+        // An answer this runner cannot read says nothing: the job goes on.
+        let answer: Option<LogAnswer> = response.json().await.ok();
+        Ok(answer.is_some_and(|a| a.status != Status::Running))
     }
 
     /// Ships log chunks as they come, batched, with an empty heartbeat when there is no output; on
@@ -358,7 +358,7 @@ impl Api {
             id,
             token,
             &Finish {
-                status: "failed",
+                status: JobResult::Failed,
                 exit_code: None,
                 failure_reason: None,
             },

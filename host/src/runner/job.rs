@@ -1,70 +1,8 @@
-//! What the server hands a runner, and what the runner reports back.
+//! How a job ended on this runner, and the report it makes of it. The wire types themselves
+//! (the job the server sends, the finish the runner posts) are shared with the server in
+//! [`super::protocol`].
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
-/// A job as `POST /api/v1/jobs/request` returns it.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Job {
-    pub id: u64,
-    #[serde(default)]
-    pub pipeline_id: Option<u64>,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub stage: String,
-    /// Job token: reads this job's push file, appends to its log, finishes it. Nothing else.
-    pub token: String,
-    #[serde(default)]
-    pub script: Vec<String>,
-    #[serde(default)]
-    pub variables: BTreeMap<String, String>,
-    #[serde(default = "default_timeout")]
-    pub timeout_seconds: u64,
-    pub sha256: String,
-    pub file_name: String,
-    pub file_url: String,
-    #[serde(default)]
-    pub commit_sha: Option<String>,
-    #[serde(default)]
-    pub extraction: Option<Extraction>,
-}
-
-fn default_timeout() -> u64 {
-    3600
-}
-
-/// The format plugin's description of how to unpack the file.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct Extraction {
-    #[serde(default)]
-    pub media_type: String,
-    #[serde(default)]
-    pub steps: Vec<Step>,
-    /// A container image the plugin suggests; this runner runs on the host and ignores it.
-    #[serde(default)]
-    pub image: Option<String>,
-}
-
-/// One command: `tool` is looked up on PATH; `{archive}`, `{dest}` and `{scratch}` in `argv` become
-/// absolute paths.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Step {
-    pub tool: String,
-    #[serde(default)]
-    pub argv: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum FailureReason {
-    ScriptFailure,
-    JobTimeout,
-    ExtractionFailure,
-    DownloadFailure,
-    MissingTool,
-}
+pub(crate) use super::protocol::{FailureReason, Finish, Job, JobResult};
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,28 +23,19 @@ impl Outcome {
             exit_code: None,
         }
     }
-}
 
-/// Body of `POST /api/v1/jobs/{id}/finish`.
-#[derive(Debug, Serialize)]
-pub(crate) struct Finish {
-    pub status: &'static str,
-    pub exit_code: Option<i32>,
-    pub failure_reason: Option<FailureReason>,
-}
-
-impl Finish {
-    /// `None` for a canceled job: the server already knows.
-    pub(crate) fn from_outcome(outcome: &Outcome) -> Option<Finish> {
-        match outcome {
+    /// The body of `POST /api/v1/jobs/{id}/finish`; `None` for a canceled job: the server
+    /// already knows.
+    pub(crate) fn finish(&self) -> Option<Finish> {
+        match self {
             Outcome::Success => Some(Finish {
-                status: "success",
+                status: JobResult::Success,
                 exit_code: Some(0),
                 failure_reason: None,
             }),
             Outcome::Failed { reason, exit_code } => Some(Finish {
-                status: "failed",
-                exit_code: *exit_code,
+                status: JobResult::Failed,
+                exit_code: exit_code.map(i64::from),
                 failure_reason: *reason,
             }),
             Outcome::Canceled => None,
@@ -137,14 +66,15 @@ mod tests {
 
     #[test]
     fn finish_bodies() {
-        let f = Finish::from_outcome(&Outcome::Failed {
+        let f = Outcome::Failed {
             reason: Some(FailureReason::JobTimeout),
             exit_code: None,
-        });
+        }
+        .finish();
         assert_eq!(
             serde_json::to_value(f.unwrap()).unwrap(),
             serde_json::json!({"status": "failed", "exit_code": null, "failure_reason": "job_timeout"})
         );
-        assert!(Finish::from_outcome(&Outcome::Canceled).is_none());
+        assert!(Outcome::Canceled.finish().is_none());
     }
 }

@@ -9,6 +9,7 @@
 mod api;
 mod exec;
 mod job;
+pub mod protocol;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -192,7 +193,7 @@ fn shutdown_signals() -> watch::Receiver<u32> {
 
 /// One job, from the folder's creation to its report.
 async fn run_job(api: &Api, exec: &Exec, job: Job) {
-    tracing::info!(job = job.id, pipeline = job.pipeline_id.unwrap_or_default(), name = %job.name, "job started");
+    tracing::info!(job = job.id, pipeline = job.pipeline_id, name = %job.name, "job started");
     let deadline = Instant::now() + Duration::from_secs(job.timeout_seconds);
     let (log, chunks) = Log::channel(64);
     let (cancel_tx, cancel) = watch::channel(false);
@@ -215,9 +216,7 @@ async fn run_job(api: &Api, exec: &Exec, job: Job) {
             job.id,
             job.name,
             job.stage,
-            job.pipeline_id
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "?".into()),
+            job.pipeline_id,
             api.runner_name()
         ))
         .await;
@@ -252,7 +251,7 @@ async fn run_job(api: &Api, exec: &Exec, job: Job) {
         return;
     }
     tracing::info!(job = job.id, outcome = ?outcome, "job done");
-    if let Some(finish) = job::Finish::from_outcome(&outcome) {
+    if let Some(finish) = outcome.finish() {
         api.finish(job.id, &job.token, &finish).await;
     }
 }

@@ -43,7 +43,7 @@ pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap,
         if !viewer.can_read(repository) {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
-        Ok((StatusCode::OK, p.status))
+        Ok((StatusCode::OK, p.status.to_string()))
     })
     .await;
     respond(answer)
@@ -72,15 +72,18 @@ fn respond(answer: Result<(StatusCode, String), crate::error::AppError>) -> Resp
         .into_response()
 }
 
-/// The colour of a status, shared with the CSS of the HTML badges.
+/// The colour of a status (the badge's text: a pipeline status, or `none`/`unknown`), shared
+/// with the CSS of the HTML badges.
 pub fn colour(status: &str) -> &'static str {
-    match status {
-        "success" => "#2e7d32",
-        "failed" => "#c62828",
-        "running" => "#1565c0",
-        "pending" => "#b26a00",
-        "canceled" => "#5f6368",
-        _ => "#757575",
+    use crate::pipeline::Status;
+    match status.parse::<Status>() {
+        Ok(Status::Success) => "#2e7d32",
+        Ok(Status::Failed) => "#c62828",
+        Ok(Status::Running) => "#1565c0",
+        Ok(Status::Pending) => "#b26a00",
+        Ok(Status::Canceled) => "#5f6368",
+        Ok(Status::Manual) => "#6a1b9a",
+        Ok(Status::Created | Status::Skipped) | Err(_) => "#757575",
     }
 }
 

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::pages::{here, ok, ok_with, page, pages, safe_next};
-use super::{is_final, UiError, Viewer};
+use super::{UiError, Viewer};
+use crate::pipeline::Status;
 use crate::auth::{self, Scope};
 use crate::error::AppError;
 use crate::http::State as AppState;
@@ -68,26 +69,26 @@ pub struct Held {
 
 /// Why a pipeline holds its push, and the jobs that reason names. Jobs waiting for someone's
 /// approval (status `manual`) come first: that is what the version waits for.
-pub fn reason<'j>(status: Option<&str>, jobs: &'j [JobRow]) -> (&'static str, Vec<&'j JobRow>) {
-    let with = |s: &str| jobs.iter().filter(|j| j.status == s).collect::<Vec<_>>();
-    let manual = with("manual");
+pub fn reason<'j>(status: Option<Status>, jobs: &'j [JobRow]) -> (&'static str, Vec<&'j JobRow>) {
+    let with = |s: Status| jobs.iter().filter(|j| j.status == s).collect::<Vec<_>>();
+    let manual = with(Status::Manual);
     if !manual.is_empty() {
         return ("waiting for approval", manual);
     }
     match status {
         None => ("no pipeline", Vec::new()),
-        Some("failed") => ("failed", jobs.iter().filter(|j| j.status == "failed" && !j.allow_failure).collect()),
-        Some("canceled") => ("canceled", Vec::new()),
-        Some("running") => ("running", with("running")),
-        Some("pending" | "created") => ("waiting for a runner", with("pending")),
-        Some("manual") => ("waiting for approval", Vec::new()),
-        Some("success") => ("passed, not released yet", Vec::new()),
-        Some(_) => ("in progress", Vec::new()),
+        Some(Status::Failed) => ("failed", jobs.iter().filter(|j| j.status == Status::Failed && !j.allow_failure).collect()),
+        Some(Status::Canceled) => ("canceled", Vec::new()),
+        Some(Status::Running) => ("running", with(Status::Running)),
+        Some(Status::Pending | Status::Created) => ("waiting for a runner", with(Status::Pending)),
+        Some(Status::Manual) => ("waiting for approval", Vec::new()),
+        Some(Status::Success) => ("passed, not released yet", Vec::new()),
+        Some(Status::Skipped) => ("in progress", Vec::new()),
     }
 }
 
 fn held_job(j: &JobRow) -> HeldJob {
-    HeldJob { id: j.id, name: j.name.clone(), status: j.status.clone(), exit_code: j.exit_code, failure_reason: j.failure_reason.clone() }
+    HeldJob { id: j.id, name: j.name.clone(), status: j.status.to_string(), exit_code: j.exit_code, failure_reason: j.failure_reason.clone() }
 }
 
 /// One page of what a repository's gate holds, newest push first, with the total. A repository
@@ -104,7 +105,7 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
             None => None,
         };
         let (why, jobs) = match &found {
-            Some((p, jobs)) => reason(Some(&p.status), jobs),
+            Some((p, jobs)) => reason(Some(p.status), jobs),
             None => reason(None, &[]),
         };
         let jobs = jobs.into_iter().map(held_job).collect();
@@ -118,10 +119,10 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
             pushed_by: push.actor,
             token_name: push.token_name,
             pushed_at: push.created_at,
-            finished: found.as_ref().is_some_and(|(p, _)| is_final(&p.status)),
+            finished: found.as_ref().is_some_and(|(p, _)| p.status.is_final()),
             pipeline: found.as_ref().map(|(p, _)| HeldPipeline {
                 id: p.id,
-                status: p.status.clone(),
+                status: p.status.to_string(),
                 created_at: p.created_at,
                 finished_at: p.finished_at,
             }),
@@ -136,10 +137,10 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
 /// of the failed ones' logs.
 pub(super) fn why_held(reg: &Registry, pipeline_id: i64) -> Result<Option<Value>, UiError> {
     let Some((p, jobs)) = reg.db.pipeline(pipeline_id)? else { return Ok(None) };
-    let (why, named) = reason(Some(&p.status), &jobs);
+    let (why, named) = reason(Some(p.status), &jobs);
     let mut listed = Vec::new();
     for j in named {
-        let tail = if j.status == "failed" { Some(reg.db.ui_log_tail(j.id, LOG_TAIL_LINES)?) } else { None };
+        let tail = if j.status == Status::Failed { Some(reg.db.ui_log_tail(j.id, LOG_TAIL_LINES)?) } else { None };
         listed.push(json!({ "job": held_job(j), "tail": tail }));
     }
     Ok(Some(json!({ "why": why, "status": p.status, "pipeline_id": p.id, "jobs": listed })))
@@ -433,7 +434,10 @@ mod tests {
             variables: Default::default(),
             allow_failure,
             timeout_seconds: 60,
-            status: status.into(),
+            status: status.parse().expect("a status"),
+            manual: status == "manual",
+            approved_by: None,
+            approved_at: None,
             runner: None,
             exit_code: None,
             failure_reason: None,
@@ -444,7 +448,7 @@ mod tests {
     }
 
     fn named(status: Option<&str>, jobs: &[JobRow]) -> (&'static str, Vec<i64>) {
-        let (why, named) = reason(status, jobs);
+        let (why, named) = reason(status.map(|s| s.parse().expect("a status")), jobs);
         (why, named.iter().map(|j| j.id).collect())
     }
 

@@ -52,6 +52,7 @@ pub fn router() -> Router<crate::http::State> {
         .route("/ui/tokens", get(gate::tokens).post(gate::create_token))
         .route("/ui/tokens/{id}/revoke", post(gate::revoke_token))
         .route("/ui/pipelines/{id}/{action}", post(gate::pipeline_action))
+        .route("/ui/jobs/{id}/play", post(pages::play_job))
         .route("/ui/{repo}", get(pages::packages))
         .route("/ui/{repo}/held", get(gate::held_page))
         .route("/ui/{repo}/packages/{*name}", get(pages::package))
@@ -148,6 +149,12 @@ impl Viewer {
 
     pub fn login_needed(&self, next: &str) -> UiError {
         UiError::Login { next: next.to_string(), signed_in: self.principal.is_some() }
+    }
+
+    /// Whether the viewer may play this repository's manual jobs (an admin, or the `approve`
+    /// scope on it).
+    pub fn can_approve(&self, repo: &str) -> bool {
+        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Approve, Some(repo)))
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -393,7 +400,14 @@ mod filters {
     }
 }
 
-/// Pipeline and job states that will not change any more.
-pub fn is_final(status: &str) -> bool {
-    matches!(status, "success" | "failed" | "canceled" | "skipped")
+/// Whether a page showing this status should reload to follow it: the status will change without
+/// anyone's action (not final, and not waiting for someone to play a manual job).
+pub fn moving(status: crate::pipeline::Status) -> bool {
+    !status.is_final() && status != crate::pipeline::Status::Manual
+}
+
+/// [`moving`] for a status the UI's queries read as text; an unknown word does not move, so no
+/// page reloads forever.
+pub fn moving_word(status: &str) -> bool {
+    status.parse().is_ok_and(moving)
 }

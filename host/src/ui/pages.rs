@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{html_response, is_final, render, UiError, Viewer};
+use super::{html_response, moving, moving_word, render, UiError, Viewer};
 use crate::auth;
 use crate::http::State as AppState;
 use crate::plugin::wit;
@@ -186,7 +186,7 @@ pub async fn package(
                 "pages": pages(total, PAGE),
                 "badge_path": badge_path,
                 "badge_url": format!("{base}{badge_path}"),
-                "refresh": selected.iter().any(|f| f.status.as_deref().is_some_and(|s| !is_final(s))),
+                "refresh": selected.iter().any(|f| f.status.as_deref().is_some_and(moving_word)),
             }),
         )
     })
@@ -221,9 +221,10 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 // The held view's actions, here too, for the same admins.
                 "held": repository.gated() && reg.db.ui_push_held(p.push_id)?,
                 "may_act": viewer.may(crate::auth::Scope::Admin, &p.repository),
-                "final": is_final(&p.status),
+                "final": p.status.is_final(),
                 "here": format!("/ui/pipelines/{id}"),
-                "refresh": !is_final(&p.status),
+                "can_approve": viewer.can_approve(&p.repository),
+                "refresh": moving(p.status),
             }),
         )
     })
@@ -246,9 +247,31 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
                 "push": push,
                 "log": log,
                 "log_bytes": log.len(),
-                "final": is_final(&job.status),
+                "final": job.status.is_final(),
+                "finals": crate::pipeline::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
             }),
         )
+    })
+    .await
+}
+
+/// The pipeline page's "play" button: plays a manual job for an approver, then shows the
+/// pipeline again. The form posts with the UI's cookie, which is SameSite=Strict, so another site
+/// cannot make a signed-in approver's browser send it.
+pub async fn play_job(State(reg): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+    page(reg, headers, move |reg, viewer| {
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let back = format!("/ui/pipelines/{}", p.id);
+        viewer.repository(reg, &p.repository, &back)?;
+        let Some(approver) = viewer.principal.as_ref().filter(|_| viewer.can_approve(&p.repository)) else {
+            return Err(viewer.login_needed(&back));
+        };
+        reg.play_job(&job, &p.repository, approver).map_err(|e| match e {
+            crate::error::AppError::Conflict(m) => UiError::BadRequest(m),
+            other => other.into(),
+        })?;
+        Ok(Redirect::to(&back).into_response())
     })
     .await
 }
@@ -277,7 +300,7 @@ pub async fn job_log(State(reg): State<AppState>, headers: HeaderMap, Path(id): 
             [
                 (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
                 (header::CACHE_CONTROL, "no-store".to_string()),
-                (header::HeaderName::from_static("x-job-status"), job.status),
+                (header::HeaderName::from_static("x-job-status"), job.status.to_string()),
             ],
             log[from..].to_string(),
         )

@@ -25,7 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_ui.sql"),
     include_str!("../migrations/004_git_tags.sql"),
     include_str!("../migrations/005_tokens_receipts.sql"),
-    // 006 is another change's; the gate's release audit is 007 (kept in file-name order here).
+    include_str!("../migrations/006_manual_jobs.sql"),
     include_str!("../migrations/007_release_audit.sql"),
 ];
 
@@ -148,8 +148,8 @@ pub struct PackageWithFiles {
 /// Which files a query returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
-    /// Only files clients may see: released ones, or all in an ungated repository.
-    Clients { gated: bool },
+    /// Only files clients of a repository with this gate may see (the gate decides which).
+    Clients(crate::config::Gate),
     /// Every file, pending and failed too (the native API, the UI).
     All,
 }
@@ -158,7 +158,7 @@ impl Visibility {
     /// SQL condition on `f.released`.
     fn condition(self) -> &'static str {
         match self {
-            Visibility::Clients { gated: true } => "f.released = 1",
+            Visibility::Clients(gate) if crate::pipeline::gate::only_released(gate) => "f.released = 1",
             _ => "1 = 1",
         }
     }
@@ -711,8 +711,8 @@ mod tests {
         assert_eq!(all.files.len(), 1);
         assert!(all.tags.is_empty(), "an unreleased version's tags wait for its release");
         // Gated: nothing released yet, so clients see no package.
-        assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
-        assert!(db.package("r", "pkg", Visibility::Clients { gated: false }).unwrap().is_some());
+        assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
+        assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::None)).unwrap().is_some());
     }
 
     #[test]

@@ -1,14 +1,29 @@
-//! The SQL of pipelines, jobs, pipeline files and webhook deliveries.
+//! The SQL of pipelines, jobs, pipeline files and webhook deliveries. What a status becomes is
+//! decided by `pipeline::state`; this file loads what it needs and persists its answer.
 
 use std::collections::BTreeMap;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{now_ms, Db, DbError, Result};
+use crate::pipeline::state::{self, Event, JobState, Refused, Status, Transition};
 
 /// Most log kept per job; the rest is cut with a notice.
 const MAX_LOG_BYTES: i64 = 4 << 20;
+
+impl ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Status {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        value.as_str()?.parse().map_err(|e: state::UnknownStatus| FromSqlError::Other(Box::new(e)))
+    }
+}
 
 pub struct NewJob {
     pub name: String,
@@ -20,8 +35,10 @@ pub struct NewJob {
     pub script: Vec<String>,
     pub variables: BTreeMap<String, String>,
     pub allow_failure: bool,
+    /// `when: manual`: waits in `manual` until played.
+    pub manual: bool,
     pub timeout_seconds: u32,
-    pub status: &'static str,
+    pub status: Status,
     pub log: String,
 }
 
@@ -39,7 +56,7 @@ pub struct PipelineRow {
     pub repository: String,
     pub push_id: i64,
     pub source: String,
-    pub status: String,
+    pub status: Status,
     pub variables: serde_json::Value,
     pub created_at: i64,
     pub finished_at: Option<i64>,
@@ -58,20 +75,39 @@ pub struct JobRow {
     pub variables: BTreeMap<String, String>,
     pub allow_failure: bool,
     pub timeout_seconds: i64,
-    pub status: String,
+    pub status: Status,
     pub runner: Option<String>,
     pub exit_code: Option<i64>,
     pub failure_reason: Option<String>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// A `when: manual` job.
+    pub manual: bool,
+    /// Who played it (a token's name), and when.
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
+}
+
+impl JobRow {
+    fn state(&self) -> JobState {
+        JobState { id: self.id, stage_index: self.stage_index, status: self.status, allow_failure: self.allow_failure, manual: self.manual }
+    }
 }
 
 /// A pipeline whose status changed.
 #[derive(Debug, Clone)]
 pub struct StatusChange {
     pub pipeline: PipelineRow,
-    pub previous: String,
+    pub previous: Status,
+}
+
+/// What an event did to a pipeline: the state machine's answer, and the pipeline's status change
+/// if there was one (for the announcements).
+#[derive(Debug, Clone)]
+pub struct Stepped {
+    pub transition: Transition,
+    pub change: Option<StatusChange>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +127,9 @@ pub struct DeliveryRow {
 
 const PIPELINE_COLUMNS: &str = "id, repository, push_id, source, status, variables, created_at, finished_at, extraction";
 const JOB_COLUMNS: &str = "id, pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
-     status, runner, exit_code, failure_reason, created_at, started_at, finished_at";
+     status, runner, exit_code, failure_reason, created_at, started_at, finished_at, manual, approved_by, approved_at";
+/// How many columns `JOB_COLUMNS` names: the index of the first column a query adds after them.
+const JOB_COLUMN_COUNT: usize = 20;
 const DELIVERY_COLUMNS: &str =
     "id, repository, url, pipeline_id, payload, attempts, status_code, error, delivered, next_attempt_at, created_at";
 
@@ -133,6 +171,9 @@ fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
         created_at: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
+        manual: r.get(17)?,
+        approved_by: r.get(18)?,
+        approved_at: r.get(19)?,
     })
 }
 
@@ -152,10 +193,6 @@ fn delivery_row(r: &rusqlite::Row) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-fn is_finished(status: &str) -> bool {
-    matches!(status, "success" | "failed" | "canceled" | "skipped")
-}
-
 fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob]) -> Result<()> {
     let now = now_ms();
     for job in jobs {
@@ -163,15 +200,16 @@ fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob])
         vars.insert("SLUICE_PIPELINE_ID".into(), pipeline_id.to_string());
         vars.insert("SLUICE_PUSH_ID".into(), push_id.to_string());
         vars.insert("SLUICE_JOB_NAME".into(), job.name.clone());
-        let finished = is_finished(job.status).then_some(now);
+        let finished = job.status.is_final().then_some(now);
         tx.execute(
             "INSERT INTO jobs (pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
-             status, log, created_at, started_at, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)",
+             status, log, created_at, started_at, finished_at, manual) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
             params![
                 pipeline_id, job.name, job.stage, job.stage_index as i64, job.kind,
                 serde_json::to_string(&job.script).expect("strings serialise"),
                 serde_json::to_string(&vars).expect("strings serialise"),
-                job.allow_failure, job.timeout_seconds, job.status, job.log, now, finished
+                job.allow_failure, job.timeout_seconds, job.status, job.log, now, finished, job.manual
             ],
         )?;
     }
@@ -184,8 +222,11 @@ pub(super) fn insert_pipeline(tx: &Connection, repository: &str, push_id: i64, p
     vars.insert("SLUICE_PUSH_ID".into(), push_id.to_string());
     tx.execute(
         "INSERT INTO pipelines (repository, push_id, source, status, variables, extraction, created_at) \
-         VALUES (?1, ?2, ?3, 'created', ?4, ?5, ?6)",
-        params![repository, push_id, p.source, serde_json::to_string(&vars).expect("strings serialise"), p.extraction.to_string(), now_ms()],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            repository, push_id, p.source, Status::Created,
+            serde_json::to_string(&vars).expect("strings serialise"), p.extraction.to_string(), now_ms()
+        ],
     )?;
     let id = tx.last_insert_rowid();
     tx.execute(
@@ -243,72 +284,46 @@ impl Db {
     pub fn job(&self, id: i64) -> Result<Option<(JobRow, String)>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| Ok((job_row(r)?, r.get(17)?)))
+            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?)))
             .optional()?)
     }
 
-    /// Moves a pipeline forward: the first unfinished stage's jobs become pending once every
-    /// earlier stage finished; after a failure (not allowed to fail) later jobs are skipped; the
-    /// pipeline's status follows its jobs. On success the push's files are released to clients.
+    /// Applies `event` to pipeline `id` inside a write: loads its jobs, asks the state machine,
+    /// and persists the answer (job statuses, the pipeline's status, the release of its push's
+    /// files). A refused event changes nothing.
+    fn step(tx: &Connection, id: i64, event: Event) -> Result<std::result::Result<Stepped, Refused>> {
+        let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+        let states: Vec<JobState> = Self::jobs_of(tx, id)?.iter().map(JobRow::state).collect();
+        let t = match state::transition(p.status, &states, event) {
+            Ok(t) => t,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let now = now_ms();
+        for (job, status) in &t.jobs {
+            tx.execute(
+                "UPDATE jobs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                params![job, status, status.is_final().then_some(now)],
+            )?;
+        }
+        let mut change = None;
+        if t.status != p.status {
+            let finished = t.status.is_final().then_some(now);
+            tx.execute("UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1", params![id, t.status, finished])?;
+            let previous = p.status;
+            change = Some(StatusChange { pipeline: PipelineRow { status: t.status, finished_at: finished, ..p.clone() }, previous });
+        }
+        if t.release {
+            Self::release_push(tx, p.push_id)?;
+        }
+        Ok(Ok(Stepped { transition: t, change }))
+    }
+
+    /// Moves a pipeline forward (see `pipeline::state`); on success the push's files are
+    /// released to clients.
     pub fn advance_pipeline(&self, id: i64) -> Result<Option<StatusChange>> {
         self.write(|tx| {
-            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
-            if p.status == "canceled" {
-                return Ok(None);
-            }
-            let jobs = Self::jobs_of(tx, id)?;
-            let mut stages: Vec<i64> = jobs.iter().map(|j| j.stage_index).collect();
-            stages.dedup();
-            let mut blocked = false;
-            let set = |job: &JobRow, status: &str| -> Result<()> {
-                tx.execute(
-                    "UPDATE jobs SET status = ?2, finished_at = CASE WHEN ?2 = 'skipped' THEN ?3 ELSE finished_at END WHERE id = ?1",
-                    params![job.id, status, now_ms()],
-                )?;
-                Ok(())
-            };
-            for stage in stages {
-                let in_stage: Vec<&JobRow> = jobs.iter().filter(|j| j.stage_index == stage).collect();
-                if blocked {
-                    for j in in_stage.iter().filter(|j| matches!(j.status.as_str(), "created" | "pending")) {
-                        set(j, "skipped")?;
-                    }
-                    continue;
-                }
-                for j in in_stage.iter().filter(|j| j.status == "created") {
-                    set(j, "pending")?;
-                }
-                if in_stage.iter().any(|j| !is_finished(&j.status)) {
-                    break;
-                }
-                if in_stage.iter().any(|j| j.status == "failed" && !j.allow_failure) {
-                    blocked = true;
-                }
-            }
-            let jobs = Self::jobs_of(tx, id)?;
-            let status = if jobs.iter().all(|j| is_finished(&j.status)) {
-                if jobs.iter().any(|j| j.status == "failed" && !j.allow_failure) {
-                    "failed"
-                } else if jobs.iter().any(|j| j.status == "canceled") {
-                    "canceled"
-                } else {
-                    "success"
-                }
-            } else if jobs.iter().any(|j| j.status == "running") {
-                "running"
-            } else {
-                "pending"
-            };
-            if status == p.status {
-                return Ok(None);
-            }
-            let finished = is_finished(status).then(now_ms);
-            tx.execute("UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1", params![id, status, finished])?;
-            if status == "success" {
-                Self::release_push(tx, p.push_id)?;
-            }
-            let previous = p.status.clone();
-            Ok(Some(StatusChange { pipeline: PipelineRow { status: status.into(), finished_at: finished, ..p }, previous }))
+            let stepped = Self::step(tx, id, Event::Advance)?.map_err(|e| DbError::Aborted(e.to_string()))?;
+            Ok(stepped.change)
         })
     }
 
@@ -329,20 +344,21 @@ impl Db {
     }
 
     /// Hands the oldest pending job (of `repository`, if given) to a runner, with the hash of its
-    /// new job token.
+    /// new job token. The queue's own move (`pending` to `running`, across pipelines, atomic);
+    /// the pipeline then follows with an [`Event::Advance`].
     pub fn claim_job(&self, runner: &str, repository: Option<&str>, token_hash: &str) -> Result<Option<JobRow>> {
         self.write(|tx| {
             let now = now_ms();
             let claimed = tx
                 .query_row(
                     &format!(
-                        "UPDATE jobs SET status = 'running', runner = ?1, token_hash = ?2, started_at = ?3, touched_at = ?3 \
+                        "UPDATE jobs SET status = ?5, runner = ?1, token_hash = ?2, started_at = ?3, touched_at = ?3 \
                          WHERE id = (SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id \
-                           WHERE j.status = 'pending' AND j.kind = 'runner' AND (?4 IS NULL OR p.repository = ?4) \
+                           WHERE j.status = ?6 AND j.kind = 'runner' AND (?4 IS NULL OR p.repository = ?4) \
                            ORDER BY j.id LIMIT 1) \
                          RETURNING {JOB_COLUMNS}"
                     ),
-                    params![runner, token_hash, now, repository],
+                    params![runner, token_hash, now, repository, Status::Running, Status::Pending],
                     job_row,
                 )
                 .optional()?;
@@ -362,71 +378,90 @@ impl Db {
                     JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
                 ),
                 [token_hash],
-                |r| Ok((job_row(r)?, r.get(17)?)),
+                |r| Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?)),
             )
             .optional()?)
     }
 
     /// Appends to a running job's log; returns the job's status (the runner stops on `canceled`).
-    pub fn append_log(&self, job_id: i64, chunk: &str) -> Result<String> {
+    pub fn append_log(&self, job_id: i64, chunk: &str) -> Result<Status> {
         self.write(|tx| {
             tx.execute(
                 "UPDATE jobs SET touched_at = ?3, log = CASE \
                    WHEN length(log) + length(?2) <= ?4 THEN log || ?2 \
                    WHEN log LIKE '%[log truncated]%' THEN log \
                    ELSE log || char(10) || '[log truncated]' || char(10) END \
-                 WHERE id = ?1 AND status = 'running'",
-                params![job_id, chunk, now_ms(), MAX_LOG_BYTES],
+                 WHERE id = ?1 AND status = ?5",
+                params![job_id, chunk, now_ms(), MAX_LOG_BYTES, Status::Running],
             )?;
             Ok(tx.query_row("SELECT status FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?)
         })
     }
 
-    /// Records a runner job's result. False when the job was no longer running (canceled); its
-    /// token ends either way, so a finished or canceled job's token reads nothing more.
-    pub fn finish_job(&self, job_id: i64, status: &str, exit_code: Option<i64>, reason: Option<&str>) -> Result<bool> {
+    /// Records a runner job's result and moves its pipeline on. `None` when the job was no
+    /// longer running (canceled, reaped); its token ends either way, so a finished or canceled
+    /// job's token reads nothing more.
+    pub fn finish_job(&self, job: &JobRow, success: bool, exit_code: Option<i64>, reason: Option<&str>) -> Result<Option<Stepped>> {
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE jobs SET status = ?2, exit_code = ?3, failure_reason = ?4, finished_at = ?5, token_hash = NULL \
-                 WHERE id = ?1 AND status = 'running'",
-                params![job_id, status, exit_code, reason, now_ms()],
-            )?;
-            tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = ?1", [job_id])?;
-            Ok(n == 1)
+            tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = ?1", [job.id])?;
+            let stepped = match Self::step(tx, job.pipeline_id, Event::Finish { job: job.id, success })? {
+                Ok(s) if s.transition.job(job.id).is_some() => s,
+                Ok(_) => return Ok(None),
+                Err(refused) => return Err(DbError::NotFound(refused.to_string())),
+            };
+            tx.execute("UPDATE jobs SET exit_code = ?2, failure_reason = ?3 WHERE id = ?1", params![job.id, exit_code, reason])?;
+            Ok(Some(stepped))
         })
     }
 
-    /// Fails running jobs whose runner has not been heard of for `silence_ms` past their timeout.
-    pub fn fail_lost_jobs(&self, silence_ms: i64) -> Result<Vec<i64>> {
+    /// Fails running jobs whose runner has not been heard of for `silence_ms` past their timeout,
+    /// through the state machine as a failed finish; returns their pipelines' status changes.
+    pub fn fail_lost_jobs(&self, silence_ms: i64) -> Result<Vec<(i64, Option<StatusChange>)>> {
         self.write(|tx| {
             let now = now_ms();
-            let mut stmt = tx.prepare(
-                "UPDATE jobs SET status = 'failed', failure_reason = 'runner_lost', finished_at = ?1, token_hash = NULL, \
-                 log = log || char(10) || 'The runner stopped reporting; the job is marked failed.' || char(10) \
-                 WHERE status = 'running' AND kind = 'runner' AND \
-                   (touched_at < ?1 - ?2 OR started_at + timeout_seconds * 1000 + ?2 < ?1) RETURNING pipeline_id",
-            )?;
-            let ids = stmt.query_map(params![now, silence_ms], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(ids)
+            let lost: Vec<(i64, i64)> = {
+                let mut stmt = tx.prepare(
+                    "SELECT id, pipeline_id FROM jobs WHERE status = ?3 AND kind = 'runner' AND \
+                       (touched_at < ?1 - ?2 OR started_at + timeout_seconds * 1000 + ?2 < ?1)",
+                )?;
+                let rows = stmt.query_map(params![now, silence_ms, Status::Running], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            let mut out = Vec::new();
+            for (job, pipeline) in lost {
+                tx.execute(
+                    "UPDATE jobs SET failure_reason = 'runner_lost', token_hash = NULL, \
+                     log = log || char(10) || 'The runner stopped reporting; the job is marked failed.' || char(10) WHERE id = ?1",
+                    [job],
+                )?;
+                let stepped = Self::step(tx, pipeline, Event::Finish { job, success: false })?.map_err(|e| DbError::Aborted(e.to_string()))?;
+                out.push((pipeline, stepped.change));
+            }
+            Ok(out)
         })
     }
 
     /// Cancels every unfinished job of a pipeline, and the pipeline.
     pub fn cancel_pipeline(&self, id: i64) -> Result<Option<StatusChange>> {
+        // Running jobs keep their token, so that their runner learns of the cancel.
+        self.write(|tx| Ok(Self::step(tx, id, Event::Cancel)?.map_err(|e| DbError::Aborted(e.to_string()))?.change))
+    }
+
+    /// Plays a manual job on behalf of `by` (a token's name): it is queued for a runner, and
+    /// who played it and when is kept with the job and in its log. `Err(Refused)` when the job
+    /// is not waiting in `manual`.
+    pub fn play_job(&self, job: &JobRow, by: &str) -> Result<std::result::Result<Stepped, Refused>> {
         self.write(|tx| {
-            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
-            if is_finished(&p.status) {
-                return Ok(None);
-            }
+            let stepped = match Self::step(tx, job.pipeline_id, Event::Play { job: job.id })? {
+                Ok(s) => s,
+                Err(refused) => return Ok(Err(refused)),
+            };
             let now = now_ms();
-            // Running jobs keep their token, so that their runner learns of the cancel.
             tx.execute(
-                "UPDATE jobs SET status = 'canceled', finished_at = ?2 \
-                 WHERE pipeline_id = ?1 AND status IN ('created', 'pending', 'running')",
-                params![id, now],
+                "UPDATE jobs SET approved_by = ?2, approved_at = ?3, log = log || ?4 WHERE id = ?1",
+                params![job.id, by, now, format!("Played (approved) by `{by}`.\n")],
             )?;
-            tx.execute("UPDATE pipelines SET status = 'canceled', finished_at = ?2 WHERE id = ?1", params![id, now])?;
-            Ok(Some(StatusChange { pipeline: PipelineRow { status: "canceled".into(), finished_at: Some(now), ..p.clone() }, previous: p.status }))
+            Ok(Ok(stepped))
         })
     }
 
@@ -434,14 +469,14 @@ impl Db {
     /// changed runs the new jobs); host jobs keep their result.
     pub fn reset_pipeline(&self, id: i64, jobs: &[NewJob]) -> Result<PipelineRow> {
         self.write(|tx| {
-            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1", ), [id], pipeline_row)?;
-            if !is_finished(&p.status) {
+            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+            if !p.status.is_final() {
                 return Err(DbError::Conflict(format!("pipeline {id} is still {}; a retry", p.status)));
             }
             tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind IN ('runner', 'config')", [id])?;
             insert_jobs(tx, id, p.push_id, jobs)?;
-            tx.execute("UPDATE pipelines SET status = 'created', finished_at = NULL WHERE id = ?1", [id])?;
-            Ok(PipelineRow { status: "created".into(), finished_at: None, ..p })
+            tx.execute("UPDATE pipelines SET status = ?2, finished_at = NULL WHERE id = ?1", params![id, Status::Created])?;
+            Ok(PipelineRow { status: Status::Created, finished_at: None, ..p })
         })
     }
 

@@ -372,11 +372,11 @@ mod tests {
         assert_eq!((total, held.len()), (1, 1));
         assert_eq!(held[0].push.package, "pkg");
         let pipeline = held[0].pipeline_id.unwrap();
-        assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
+        assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
 
         let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else { panic!("released") };
         assert_eq!((files, release.released_by.as_str()), (1, "root"));
-        let seen = db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().expect("clients see it");
+        let seen = db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().expect("clients see it");
         assert_eq!(seen.tags, vec![("latest".to_string(), "1.0.1".to_string())], "the push's tags point at it now");
         assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 0);
         assert_eq!(db.ui_release_of(pipeline).unwrap().unwrap().released_by, "root");

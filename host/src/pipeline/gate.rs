@@ -1,0 +1,70 @@
+//! The gate: the one place that decides whether a version is visible to clients.
+//!
+//! A repository is either open (`gate = "none"`, the default: a version is served as soon as it
+//! is stored) or gated (`gate = "pipeline"`: a version is served once its push's pipeline
+//! succeeded). A stored file carries `released`, set at publish for an open repository and by
+//! the pipeline's success for a gated one. Everyone who shows or serves a file to clients asks
+//! here:
+//!
+//! - publish (`registry/protocol.rs`): [`released_at_publish`];
+//! - the store's client queries (`store/db/mod.rs`, `Visibility`): [`only_released`];
+//! - downloads by name and by address (`registry/protocol.rs` `serve_file`,
+//!   `http/pipelines.rs` `push_file`) and the API's package view (`http/api.rs`): [`visible`];
+//! - the pipeline state machine (`pipeline/state.rs`): [`releases`], persisted by the store's
+//!   `release_push`.
+//!
+//! A pipeline waiting at a `when: manual` job (that may not fail) is not a success, so its
+//! version stays hidden until someone allowed to approve plays the job and it passes.
+
+use super::state::Status;
+use crate::config::Gate;
+
+/// Whether clients may see a file of a repository with this gate, given its `released` flag.
+pub fn visible(gate: Gate, released: bool) -> bool {
+    match gate {
+        Gate::None => true,
+        Gate::Pipeline => released,
+    }
+}
+
+/// Whether a file is released as it is stored, before any pipeline ran.
+pub fn released_at_publish(gate: Gate) -> bool {
+    visible(gate, false)
+}
+
+/// Whether client-facing queries must leave out files not released yet.
+pub fn only_released(gate: Gate) -> bool {
+    !visible(gate, false)
+}
+
+/// Whether a pipeline reaching this status releases its push's files (and their pending tags).
+pub fn releases(pipeline: Status) -> bool {
+    pipeline == Status::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_repository_shows_everything_at_once() {
+        assert!(released_at_publish(Gate::None));
+        assert!(visible(Gate::None, false));
+        assert!(!only_released(Gate::None));
+    }
+
+    #[test]
+    fn a_gated_repository_shows_released_files_only() {
+        assert!(!released_at_publish(Gate::Pipeline));
+        assert!(!visible(Gate::Pipeline, false));
+        assert!(visible(Gate::Pipeline, true));
+        assert!(only_released(Gate::Pipeline));
+    }
+
+    #[test]
+    fn only_success_releases() {
+        for s in Status::ALL {
+            assert_eq!(releases(s), s == Status::Success, "{s}");
+        }
+    }
+}
