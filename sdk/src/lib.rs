@@ -115,7 +115,11 @@ impl Outcome {
         Outcome { effects, reply: Reply::Respond(response) }
     }
     /// Stream a stored file.
-    pub fn serve_file(package: impl Into<String>, file_name: impl Into<String>, content_type: impl Into<String>) -> Self {
+    pub fn serve_file(
+        package: impl Into<String>,
+        file_name: impl Into<String>,
+        content_type: impl Into<String>,
+    ) -> Self {
         Outcome {
             effects: Vec::new(),
             reply: Reply::ServeFile(FileRef {

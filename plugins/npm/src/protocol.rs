@@ -319,12 +319,8 @@ pub fn publish(
     }
     let tags =
         doc.dist_tags.iter().filter(|(_, v)| v.as_str() == Some(version.as_str())).map(|(t, _)| t.clone()).collect();
-    let upload = Upload {
-        file_name: name::tarball_file_name(name, &version),
-        source,
-        package: Some(name.to_string()),
-        tags,
-    };
+    let upload =
+        Upload { file_name: name::tarball_file_name(name, &version), source, package: Some(name.to_string()), tags };
     Ok(Outcome::with_effects(vec![Effect::Publish(upload)], ok()))
 }
 

@@ -68,7 +68,9 @@ pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Meta
                 top.manifest = Some(text);
             }
             [file] if file == "npm-shrinkwrap.json" => top.shrinkwrap = kind.is_file(),
-            [file] if kind.is_file() && is_readme(file) && top.readme.as_ref().is_none_or(|(n, _)| !prefer(n, file)) => {
+            [file]
+                if kind.is_file() && is_readme(file) && top.readme.as_ref().is_none_or(|(n, _)| !prefer(n, file)) =>
+            {
                 let mut bytes = Vec::new();
                 (&mut entry).take(MAX_README).read_to_end(&mut bytes).map_err(broken)?;
                 top.readme = Some((file.clone(), String::from_utf8_lossy(&bytes).into_owned()));
@@ -112,7 +114,8 @@ fn prefer(have: &str, other: &str) -> bool {
 fn manifest_readme(manifest: &str) -> Option<String> {
     let pkg: Value = serde_json::from_str(manifest).ok()?;
     let text = pkg.get("readme")?.as_str()?.trim();
-    (!text.is_empty() && text != "ERROR: No README data found!").then(|| text.chars().take(MAX_README as usize).collect())
+    (!text.is_empty() && text != "ERROR: No README data found!")
+        .then(|| text.chars().take(MAX_README as usize).collect())
 }
 
 /// The manifest as the registry keeps it: the package.json with `_hasShrinkwrap` set from the
@@ -383,9 +386,14 @@ pub(crate) mod tests {
         assert_eq!(meta.name, "busboy");
 
         // Where an extractor leaves it: `./package/package.json` lands in `package/`, not at the top.
-        let e = parse("demo-1.0.0.tgz", tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]), &Limits::TEST);
+        let e = parse(
+            "demo-1.0.0.tgz",
+            tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]),
+            &Limits::TEST,
+        );
         assert!(e.unwrap_err().message.contains("no package.json in its top folder"));
-        let e = parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]), &Limits::TEST);
+        let e =
+            parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]), &Limits::TEST);
         assert!(
             e.unwrap_err().message.contains("no package.json in its top folder"),
             "a file beside the folder is skipped"
@@ -472,8 +480,14 @@ pub(crate) mod tests {
 
     #[test]
     fn links_must_stay_inside() {
-        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Symlink, "package/lib/a.js", "../index.js"), &Limits::TEST).is_ok());
-        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Link, "package/b.js", "package/index.js"), &Limits::TEST).is_ok());
+        assert!(parse(
+            "demo-1.0.0.tgz",
+            with_link(EntryType::Symlink, "package/lib/a.js", "../index.js"),
+            &Limits::TEST
+        )
+        .is_ok());
+        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Link, "package/b.js", "package/index.js"), &Limits::TEST)
+            .is_ok());
         for (kind, path, target) in [
             (EntryType::Symlink, "package/a.js", "../../outside"),
             (EntryType::Symlink, "package/a.js", "/etc/passwd"),
@@ -529,7 +543,8 @@ pub(crate) mod tests {
         let base = ("package/package.json", pj.as_bytes());
         assert_eq!(readme(&[base]), None);
         assert_eq!(readme(&[base, ("package/readme.txt", b"plain")]).as_deref(), Some("plain"));
-        let both = [base, ("package/Readme", b"other"), ("package/README.md", b"# Demo"), ("package/lib/README.md", b"no")];
+        let both =
+            [base, ("package/Readme", b"other"), ("package/README.md", b"# Demo"), ("package/lib/README.md", b"no")];
         assert_eq!(readme(&both).as_deref(), Some("# Demo"));
         let with_field = package_json("demo", "1.0.0").replacen('{', "{\"readme\":\"from package.json\",", 1);
         let entries = [("package/package.json", with_field.as_bytes()), ("package/README.md", b"# file")];

@@ -8,7 +8,8 @@ use serde_json::json;
 use sluice_plugin_sdk::http::{self, json};
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Artifact, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource, Yank,
+    Artifact, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, Response, Upload,
+    UploadSource, Yank,
 };
 
 /// The URLs of one repository's NuGet resources.
@@ -447,23 +448,33 @@ pub(crate) mod tests {
         assert!(err.message.contains(".nupkg"));
         let mut plain = request("PUT", "/api/v2/package");
         plain.headers.push(("content-type".into(), "application/octet-stream".into()));
-        assert_eq!(handle(&MemoryRegistry::default(), &plain, &nupkg(), &Limits::TEST).unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(
+            handle(&MemoryRegistry::default(), &plain, &nupkg(), &Limits::TEST).unwrap_err().kind,
+            ErrorKind::Invalid
+        );
         let (mut anonymous, body) = push_request(&nupkg());
         anonymous.principal = None;
-        assert_eq!(handle(&MemoryRegistry::default(), &anonymous, &body, &Limits::TEST).unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(
+            handle(&MemoryRegistry::default(), &anonymous, &body, &Limits::TEST).unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
     }
 
     #[test]
     fn delete_unlists_and_post_relists() {
         let reg = registry_with("Sluice.Demo", &[("1.0.0-Beta", false)]);
-        let outcome = handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta"), &Vec::new(), &Limits::TEST).unwrap();
+        let outcome =
+            handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta"), &Vec::new(), &Limits::TEST)
+                .unwrap();
         match &outcome.effects[..] {
             [Effect::Yank(y)] => {
                 assert_eq!((y.package.as_str(), y.version.as_str(), y.yanked), ("Sluice.Demo", "1.0.0-Beta", true))
             }
             other => panic!("unexpected effects {other:?}"),
         }
-        let outcome = handle(&reg, &request("POST", "/api/v2/package/Sluice.Demo/1.0.0-beta"), &Vec::new(), &Limits::TEST).unwrap();
+        let outcome =
+            handle(&reg, &request("POST", "/api/v2/package/Sluice.Demo/1.0.0-beta"), &Vec::new(), &Limits::TEST)
+                .unwrap();
         assert!(matches!(&outcome.effects[..], [Effect::Yank(y)] if !y.yanked));
         let missing = handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/9.0.0"), &Vec::new(), &Limits::TEST);
         assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);

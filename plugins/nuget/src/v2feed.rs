@@ -115,7 +115,15 @@ mod tests {
     use sluice_plugin_sdk::{Registry, Reply};
 
     fn feed(reg: &impl Registry, query: &str) -> String {
-        match handle(reg, &request("GET", &format!("/api/v2/Search()?{query}")), &Vec::new(), &sluice_plugin_sdk::Limits::TEST).unwrap().reply {
+        match handle(
+            reg,
+            &request("GET", &format!("/api/v2/Search()?{query}")),
+            &Vec::new(),
+            &sluice_plugin_sdk::Limits::TEST,
+        )
+        .unwrap()
+        .reply
+        {
             Reply::Respond(r) => String::from_utf8(r.body).unwrap(),
             Reply::ServeFile(_) => panic!("expected a feed"),
         }
