@@ -76,40 +76,56 @@ fn two_npm_repositories(extra: &str) -> String {
 // ---- 1. data loss ------------------------------------------------------------------------------
 
 /// An unpublish in repository `a` racing a publish of the very same tarball in `b`: whatever the
-/// order, `b`'s acknowledged version downloads with its bytes. Run for many rounds (bounded in
-/// time); before blob removal and publish were serialised, about 1 race in 150-1,500 lost the
-/// blob (`b`'s download answered 500).
+/// order, `b`'s acknowledged version downloads with its bytes. Eight lanes race at once, for
+/// hundreds of rounds (bounded in time); before blob removal and publish were serialised, about
+/// one race in 150-1,500 lost the blob (`b`'s download answered 500).
 #[test]
 fn deleting_a_blob_never_loses_a_concurrent_publish_of_the_same_bytes() {
+    const LANES: usize = 8;
     let server = Server::start_with_config(&two_npm_repositories(""));
     let token = server.token("ci", "publish", None);
-    let http = server.http();
     let started = Instant::now();
-    let mut rounds = 0;
-    while rounds < 400 && started.elapsed() < Duration::from_secs(90) {
-        let version = format!("1.0.{rounds}");
-        let tgz = tarball("race", &version, "same bytes in both repositories");
-        assert_eq!(publish(&http, &server.url, "a", &token, "race", &version, &tgz), 200, "round {rounds}: publish to a");
-        let barrier = std::sync::Barrier::new(2);
-        let (deleted, published) = std::thread::scope(|s| {
-            let d = s.spawn(|| {
-                barrier.wait();
-                unpublish(&http, &server.url, "a", &token, "race")
-            });
-            let p = s.spawn(|| {
-                barrier.wait();
-                publish(&http, &server.url, "b", &token, "race", &version, &tgz)
-            });
-            (d.join().unwrap(), p.join().unwrap())
-        });
-        assert_eq!((deleted, published), (200, 200), "round {rounds}");
-        let got = http.get(format!("{}/b/race/-/race-{version}.tgz", server.url)).send().unwrap();
-        assert_eq!(got.status().as_u16(), 200, "round {rounds}: b's acknowledged version must download");
-        assert_eq!(sha256_hex(&got.bytes().unwrap()), sha256_hex(&tgz), "round {rounds}");
-        assert_eq!(unpublish(&http, &server.url, "b", &token, "race"), 200);
-        rounds += 1;
-    }
-    assert!(rounds >= 50, "only {rounds} rounds ran in the time given");
+    let budget = Duration::from_secs(60);
+    let rounds: Vec<usize> = std::thread::scope(|s| {
+        let lanes: Vec<_> = (0..LANES)
+            .map(|lane| {
+                let (server, token) = (&server, &token);
+                s.spawn(move || {
+                    let http = server.http();
+                    let name = format!("race-{lane}");
+                    let mut round = 0;
+                    while round < 250 && started.elapsed() < budget {
+                        let version = format!("1.0.{round}");
+                        let tgz = tarball(&name, &version, "same bytes in both repositories");
+                        assert_eq!(publish(&http, &server.url, "a", token, &name, &version, &tgz), 200, "{name} round {round}: publish to a");
+                        let barrier = std::sync::Barrier::new(2);
+                        let (deleted, published) = std::thread::scope(|s| {
+                            let d = s.spawn(|| {
+                                barrier.wait();
+                                unpublish(&http, &server.url, "a", token, &name)
+                            });
+                            let p = s.spawn(|| {
+                                barrier.wait();
+                                publish(&http, &server.url, "b", token, &name, &version, &tgz)
+                            });
+                            (d.join().unwrap(), p.join().unwrap())
+                        });
+                        assert_eq!((deleted, published), (200, 200), "{name} round {round}");
+                        let got = http.get(format!("{}/b/{name}/-/{name}-{version}.tgz", server.url)).send().unwrap();
+                        assert_eq!(got.status().as_u16(), 200, "{name} round {round}: b's acknowledged version must download");
+                        assert_eq!(sha256_hex(&got.bytes().unwrap()), sha256_hex(&tgz), "{name} round {round}");
+                        assert_eq!(unpublish(&http, &server.url, "b", token, &name), 200);
+                        round += 1;
+                    }
+                    round
+                })
+            })
+            .collect();
+        lanes.into_iter().map(|l| l.join().unwrap()).collect()
+    });
+    let total: usize = rounds.iter().sum();
+    println!("{total} races in {:?} ({rounds:?})", started.elapsed());
+    assert!(total >= 200, "only {total} races ran in the time given");
     // Everything was unpublished at the end of each round: no blob may be left behind.
     assert!(server.wait_for(Duration::from_secs(5), || server.blob_files().iter().all(|p| p.starts_with(server.data.join("blobs/tmp")))));
 }
@@ -561,7 +577,7 @@ fn a_replayed_git_webhook_is_ignored() {
             .body(body)
             .send()
             .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        assert!(matches!(r.status().as_u16(), 200 | 202), "{}", r.status());
         r.json().unwrap()
     };
     assert_eq!(send("72d3162e-cc78-11e3-81ab-4c9367dc0958")["synced"], true);

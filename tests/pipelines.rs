@@ -54,7 +54,14 @@ fn webhook_receiver() -> (String, mpsc::Receiver<(String, String)>) {
 }
 
 fn gated_server(hook_url: &str) -> Server {
-    Server::gated("npm", "npm", PASSING, &format!("[[repository.webhook]]\nurl = {hook_url:?}\nsecret = {SECRET:?}\n"))
+    // The receiver listens on loopback, which webhooks may reach only when the operator allows it.
+    Server::start_with_files(
+        &format!(
+            "allow_local_webhooks = true\n[[repository]]\nname = \"npm\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n\
+             [[repository.webhook]]\nurl = {hook_url:?}\nsecret = {SECRET:?}\n"
+        ),
+        &[("ci.yml", PASSING)],
+    )
 }
 
 /// A gated npm repository with a webhook receiver, and the tokens and npm client the tests use.
@@ -210,7 +217,8 @@ fn job_tokens_and_runner_tokens_are_narrow() {
     let bytes = mine.bytes().unwrap();
     use sha2::Digest;
     assert_eq!(hex::encode(Sha256::digest(&bytes)), own);
-    assert_eq!(get(&other, &token).status().as_u16(), 403, "a job token reads only its own push's file");
+    // Another push's file is not there for this token: the same 404 as a file that does not exist.
+    assert_eq!(get(&other, &token).status().as_u16(), 404, "a job token reads only its own push's file");
     assert_eq!(get(&own, &runner_token).status().as_u16(), 403, "a runner token reads no files");
     // The job token is no API token and no publish token.
     let r = server.http().get(format!("{}/api/v1/pushes", server.url)).bearer_auth(&token).send().unwrap();

@@ -1,8 +1,8 @@
 mod support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::gem_fixture::{self, gzip, tar_of};
 use support::{require_tool, run, Server};
 
 const REPO: &str = "rubygems";
@@ -202,35 +202,7 @@ fn platform_gems_are_separate_files_of_one_version() {
 
 /// Builds a gem with `gem build`, then returns its tar entries so that broken copies can be made.
 fn gem_entries(server: &Server) -> Vec<(String, Vec<u8>)> {
-    let gem = build_gem(&server.work.join("gems"), "sluice-broken", "1.0.0", None, &[]);
-    let mut archive = tar::Archive::new(std::fs::File::open(gem).unwrap());
-    archive
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let mut e = e.unwrap();
-            let mut bytes = Vec::new();
-            e.read_to_end(&mut bytes).unwrap();
-            (e.path().unwrap().to_string_lossy().into_owned(), bytes)
-        })
-        .collect()
-}
-
-fn tar_of(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, bytes) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o444);
-        builder.append_data(&mut header, path, &bytes[..]).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
+    gem_fixture::entries(&build_gem(&server.work.join("gems"), "sluice-broken", "1.0.0", None, &[]))
 }
 
 #[test]
@@ -279,7 +251,7 @@ fn corrupt_gems_are_refused_and_nothing_is_stored() {
     }
     assert!(server.is_alive());
     assert!(server.blob_files().is_empty(), "refused gems left files: {:?}", server.blob_files());
-    assert_eq!(server.get(&format!("/{REPO}/names")).1, "---\n");
+    assert_eq!(server.get(&format!("/{REPO}/names")).1, "---\n\n");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -328,4 +300,122 @@ fn gated_gems_appear_only_after_their_pipeline_passes() {
     assert!(dir.join("gems/gated-gem-1.0.0/lib/gated-gem.rb").is_file());
     let (ok, _, err) = bundle(&app);
     assert!(ok, "bundle install after the pipeline passed: {err}");
+}
+
+/// `Marshal.load` of a quick spec in real Ruby: the platform's class, whether it equals
+/// `Gem::Platform.new(PLATFORM)`, and the description.
+fn load_quick_spec(server: &Server, file: &str, platform: &str) -> String {
+    let url = format!("{}/quick/Marshal.4.8/{file}", server.repo_url(REPO));
+    let body = server.http().get(&url).send().unwrap();
+    assert_eq!(body.status().as_u16(), 200, "{url}");
+    let path = server.work.join(file);
+    std::fs::write(&path, body.bytes().unwrap()).unwrap();
+    let script = "require 'rubygems'; s = Marshal.load(Gem::Util.inflate(File.binread(ARGV[0]))); \
+                  print [s.platform.class, s.platform == Gem::Platform.new(ARGV[1]), s.description.inspect, s.full_name].join(' ')";
+    let (ok, out, err) = run(ruby_cmd("ruby", &server.work).args(["-e", script]).arg(&path).arg(platform));
+    assert!(ok, "ruby could not load the quick spec: {err}");
+    out
+}
+
+#[test]
+fn quick_specs_carry_gem_platform_objects() {
+    require_tool("ruby");
+    require_tool("gem");
+    let server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    let gems = server.work.join("gems");
+    for platform in [None, Some("java"), Some("x86_64-linux"), Some("arm64-darwin-21")] {
+        assert!(push(&server, &build_gem(&gems, "sluice-plat", "1.0.0", platform, &[]), &key).0);
+    }
+    assert_eq!(load_quick_spec(&server, "sluice-plat-1.0.0-java.gemspec.rz", "java"), "Gem::Platform true \"\" sluice-plat-1.0.0-java");
+    assert_eq!(
+        load_quick_spec(&server, "sluice-plat-1.0.0-x86_64-linux.gemspec.rz", "x86_64-linux"),
+        "Gem::Platform true \"\" sluice-plat-1.0.0-x86_64-linux"
+    );
+    assert_eq!(
+        load_quick_spec(&server, "sluice-plat-1.0.0-arm64-darwin-21.gemspec.rz", "arm64-darwin-21"),
+        "Gem::Platform true \"\" sluice-plat-1.0.0-arm64-darwin-21"
+    );
+    // Pure-Ruby gems keep the "ruby" String, as RubyGems writes it.
+    assert_eq!(load_quick_spec(&server, "sluice-plat-1.0.0.gemspec.rz", "ruby"), "String true \"\" sluice-plat-1.0.0");
+}
+
+#[test]
+fn empty_indexes_have_the_compact_index_forms() {
+    let server = Server::start();
+    assert_eq!(server.get(&format!("/{REPO}/names")), (200, "---\n\n".to_string()));
+    let (status, versions) = server.get(&format!("/{REPO}/versions"));
+    assert_eq!(status, 200);
+    assert!(versions.starts_with("created_at: ") && versions.ends_with("Z\n---\n") && versions.lines().count() == 2, "{versions:?}");
+    assert_eq!(server.get(&format!("/{REPO}/info/nothing")).0, 404);
+    // Marshal.dump([]) for every Marshal index, gzipped.
+    for index in ["specs.4.8.gz", "latest_specs.4.8.gz", "prerelease_specs.4.8.gz"] {
+        let body = server.http().get(format!("{}/{index}", server.repo_url(REPO))).send().unwrap().bytes().unwrap();
+        assert_eq!(gem_fixture::gunzip(&body), b"\x04\x08[\x00", "{index}");
+    }
+}
+
+/// A gemspec may hold only the YAML tags RubyGems writes. Any other `!ruby/object:` tag is a
+/// gadget chain aimed at clients that load YAML unsafely: refused, never stored or served.
+#[test]
+fn gems_with_foreign_yaml_objects_are_refused() {
+    require_tool("gem");
+    let mut server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    let gem = build_gem(&server.work.join("gems"), "sluice-gadget", "1.0.0", None, &[]);
+    let cases = [
+        ("an object for a field", "summary: !ruby/object:Gem::Installer\n  i: x\n"),
+        ("a nested object", "summary: Test gem sluice-gadget\nextra: !ruby/hash:ActiveSupport::HashWithIndifferentAccess\n  a: b\n"),
+        (
+            "an object inside a requirement",
+            "summary: Test gem sluice-gadget\nextra: !ruby/object:Gem::Requirement\n  requirements: !ruby/object:Gem::Package::TarReader\n    io: x\n",
+        ),
+    ];
+    for (what, replacement) in cases {
+        let crafted = gem_fixture::with_edited_metadata(&gem, |yaml| {
+            let start = yaml.find("summary:").unwrap();
+            let end = start + yaml[start..].find('\n').unwrap() + 1;
+            format!("{}{replacement}{}", &yaml[..start], &yaml[end..])
+        });
+        // `gem push` itself refuses to load such a gem, so an attacker sends it by hand.
+        let response = server
+            .http()
+            .post(format!("{}/api/v1/gems", server.repo_url(REPO)))
+            .header("Authorization", key.as_str())
+            .header("Content-Type", "application/octet-stream")
+            .body(crafted)
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap();
+        assert!((400..500).contains(&status), "{what}: expected a 4xx, got {status} {text}");
+        assert!(text.contains("YAML tag"), "{what}: {text}");
+    }
+    assert!(server.is_alive());
+    assert!(server.blob_files().is_empty(), "refused gems left files: {:?}", server.blob_files());
+    assert_eq!(server.get(&format!("/{REPO}/info/sluice-gadget")).0, 404);
+    assert_eq!(server.get(&format!("/{REPO}/quick/Marshal.4.8/sluice-gadget-1.0.0.gemspec.rz")).0, 404);
+    // The real gem, RubyGems' own tags only, is fine.
+    assert!(push(&server, &gem, &key).0);
+}
+
+/// `/versions`, `/info/*` and `/names` carry the older `Digest: sha-256=<base64>` header that
+/// clients still read, next to `Repr-Digest`.
+#[test]
+fn compact_index_files_carry_digest_headers() {
+    use base64::Engine;
+    use sha2::Digest;
+    require_tool("gem");
+    let server = Server::start();
+    let key = server.token("ci", "read,publish", None);
+    assert!(push(&server, &build_gem(&server.work.join("gems"), "sluice-digest", "1.0.0", None, &[]), &key).0);
+    for path in ["versions", "info/sluice-digest", "names"] {
+        let response = server.http().get(format!("{}/{path}", server.repo_url(REPO))).send().unwrap();
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let (digest, repr) = (header("digest"), header("repr-digest"));
+        let body = response.bytes().unwrap();
+        let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));
+        assert_eq!(digest, format!("sha-256={sum}"), "{path}");
+        assert_eq!(repr, format!("sha-256=:{sum}:"), "{path}");
+    }
 }

@@ -125,9 +125,10 @@ pub struct RepositoryConfig {
     /// The repository's pipeline file (relative to the config file).
     #[serde(default)]
     pub pipeline: Option<PathBuf>,
-    /// Git repositories (paths or URLs) whose tags are versions, for git-tag formats.
+    /// Git repositories whose tags are versions, for git-tag formats: a URL or path, or
+    /// `{ url = "...", module = "..." }` naming the packages the source publishes.
     #[serde(default)]
-    pub git: Vec<String>,
+    pub git: Vec<GitSourceConfig>,
     /// How often to poll the git repositories for new tags, in seconds (0: never).
     #[serde(default = "default_poll_seconds")]
     pub poll_seconds: u64,
@@ -137,6 +138,46 @@ pub struct RepositoryConfig {
     /// Receivers of pipeline status changes.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One git source: the plain string form (`"https://..."`) or a table with a name.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum GitSourceConfig {
+    Url(String),
+    Named(NamedGitSource),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NamedGitSource {
+    /// What `git clone` accepts: a URL or a local path.
+    pub url: String,
+    /// The package name, or name prefix, this source publishes (a Go module path). The format
+    /// plugin decides what it means; without it, a plugin may derive one from the URL.
+    #[serde(default)]
+    pub module: Option<String>,
+}
+
+impl GitSourceConfig {
+    pub fn url(&self) -> &str {
+        match self {
+            GitSourceConfig::Url(url) | GitSourceConfig::Named(NamedGitSource { url, .. }) => url,
+        }
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            GitSourceConfig::Url(_) => None,
+            GitSourceConfig::Named(named) => named.module.as_deref().filter(|m| !m.is_empty()),
+        }
+    }
+
+    fn url_mut(&mut self) -> &mut String {
+        match self {
+            GitSourceConfig::Url(url) | GitSourceConfig::Named(NamedGitSource { url, .. }) => url,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -251,7 +292,7 @@ impl Config {
             if let Some(p) = &mut r.pipeline {
                 resolve(p);
             }
-            for g in &mut r.git {
+            for g in r.git.iter_mut().map(GitSourceConfig::url_mut) {
                 if !g.contains("://") && !g.starts_with('/') && !g.contains('@') {
                     *g = base.join(&*g).display().to_string();
                 }
@@ -349,6 +390,17 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_sources_are_strings_or_tables() {
+        let toml = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [\"https://example.com/a.git\", { url = \"https://example.com/b.git\", module = \"example.com/b\" }, { url = \"/srv/c\" }]\n";
+        let config: Config = toml::from_str(toml).unwrap();
+        let git = &config.repositories[0].git;
+        assert_eq!(git.iter().map(GitSourceConfig::url).collect::<Vec<_>>(), ["https://example.com/a.git", "https://example.com/b.git", "/srv/c"]);
+        assert_eq!(git.iter().map(GitSourceConfig::name).collect::<Vec<_>>(), [None, Some("example.com/b"), None]);
+        let typo = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [{ url = \"x\", modul = \"y\" }]\n";
+        assert!(toml::from_str::<Config>(typo).is_err(), "an unknown key in a git source is an error");
+    }
 
     #[test]
     fn file_then_environment() {

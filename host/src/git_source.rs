@@ -12,7 +12,9 @@
 use anyhow::{bail, Context};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -115,43 +117,100 @@ impl GitSource {
         Ok(out.trim().split_once(' ').map(|(c, t)| (c.to_string(), t.to_string())))
     }
 
-    /// Every file, symlink and submodule of a commit's tree, recursively.
-    pub fn tree(&self, commit: &str) -> anyhow::Result<Vec<GitTreeEntry>> {
+    /// Every file, symlink and submodule of a commit's tree, recursively, with the contents
+    /// `git archive` exports: checkout conversions (`eol`/`text`, `ident`) applied with LF line
+    /// endings whatever this machine's git config says, and `export-ignore`/`export-subst` not
+    /// applied. That is how tools that package a commit read it (the go command builds module
+    /// zips this way), so a plugin that rebuilds their package from these files gets their bytes,
+    /// not the raw blobs'.
+    ///
+    /// A tree holding a path that is not UTF-8 is [`TreeError::Unusable`]: no plugin can be shown
+    /// it, and the tag is rejected rather than the sync failed.
+    pub fn tree(&self, commit: &str) -> Result<ExportedTree, TreeError> {
         check_sha(commit)?;
+        self.disable_export_attributes()?;
         let mut ls = self.git();
-        ls.args(["ls-tree", "-r", "-l", "-z", "--full-tree", commit]);
-        let out = run(ls).with_context(|| format!("listing the tree of {commit}"))?;
-        let mut entries = Vec::new();
-        for record in out.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            let record = std::str::from_utf8(record).context("git printed a path that is not UTF-8")?;
-            // `<mode> <type> <object> <size>\t<path>`, the size padded with spaces.
-            let (meta, path) = record.split_once('\t').with_context(|| format!("unexpected git ls-tree output: {record:?}"))?;
-            let fields: Vec<&str> = meta.split_whitespace().collect();
-            let [mode, _, _, size] = fields[..] else { bail!("unexpected git ls-tree output: {record:?}") };
-            let kind = match mode {
-                "100644" | "100755" | "100664" => "file",
-                "120000" => "symlink",
-                "160000" => "submodule",
-                other => bail!("unexpected mode {other} for {path}"),
+        ls.args(["ls-tree", "-r", "-z", "--full-tree", commit]);
+        let listing = run(ls).with_context(|| format!("listing the tree of {commit}"))?;
+        let mut submodules = Vec::new();
+        for record in listing.split(|b| *b == 0).filter(|r| !r.is_empty()) {
+            let tab = record.iter().position(|b| *b == b'\t').with_context(|| format!("unexpected git ls-tree output: {record:?}"))?;
+            let (meta, path) = (&record[..tab], &record[tab + 1..]);
+            let Ok(path) = std::str::from_utf8(path) else {
+                return Err(TreeError::Unusable(format!(
+                    "the tree holds a file name that is not UTF-8: {:?}",
+                    String::from_utf8_lossy(path)
+                )));
             };
-            let size = if kind == "submodule" { 0 } else { size.parse().with_context(|| format!("size of {path}: {size:?}"))? };
-            entries.push(GitTreeEntry { path: path.to_string(), kind: kind.to_string(), size });
+            if meta.starts_with(b"160000 ") {
+                submodules.push(GitTreeEntry { path: path.to_string(), kind: "submodule".into(), size: 0 });
+            }
         }
-        Ok(entries)
+
+        // One archive instead of a git process per file; spooled to disk, never held in memory.
+        let mut spool = tempfile::tempfile().context("creating a temporary file for git archive")?;
+        let mut archive = self.git();
+        archive
+            .args(["-c", "core.autocrlf=input", "-c", "core.eol=lf", "archive", "--format=tar", commit])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = archive.spawn().context("running git (is it installed?)")?;
+        let mut stdout = child.stdout.take().context("git archive has no stdout")?;
+        let copied = std::io::copy(&mut stdout, &mut spool);
+        let out = child.wait_with_output().context("waiting for git archive")?;
+        if !out.status.success() {
+            return Err(anyhow::anyhow!("git archive of {commit} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()).into());
+        }
+        copied.context("spooling git archive")?;
+        spool.seek(SeekFrom::Start(0)).context("rewinding the archive")?;
+
+        let mut entries = Vec::new();
+        let mut contents = HashMap::new();
+        let mut tar = tar::Archive::new(&spool);
+        for entry in tar.entries_with_seek().context("reading git archive")? {
+            let entry = entry.context("reading git archive")?;
+            let path_bytes = entry.path_bytes();
+            let Ok(path) = std::str::from_utf8(&path_bytes) else {
+                return Err(TreeError::Unusable(format!(
+                    "the tree holds a file name that is not UTF-8: {:?}",
+                    String::from_utf8_lossy(&path_bytes)
+                )));
+            };
+            let path = path.to_string();
+            let kind = entry.header().entry_type();
+            if kind.is_file() {
+                let size = entry.size();
+                contents.insert(path.clone(), Content::At(entry.raw_file_position(), size));
+                entries.push(GitTreeEntry { path, kind: "file".into(), size });
+            } else if kind.is_symlink() {
+                let target = entry.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+                entries.push(GitTreeEntry { path: path.clone(), kind: "symlink".into(), size: target.len() as u64 });
+                contents.insert(path, Content::Inline(target));
+            }
+            // Folders, and the global header carrying the commit id, are not files.
+        }
+        entries.extend(submodules);
+        Ok(ExportedTree { spool, entries, contents })
     }
 
-    /// The contents of a file (or a symlink's target text) at a commit.
-    pub fn read(&self, commit: &str, path: &str) -> anyhow::Result<Vec<u8>> {
-        check_sha(commit)?;
-        // git reads `rev:./x` and `rev:../x` relative to the working directory; only plain tree
-        // paths are asked for here.
-        let plain = !path.is_empty() && !path.starts_with('/') && path.split('/').all(|e| !e.is_empty() && e != "." && e != "..");
-        if !plain {
-            bail!("{path:?} is not a path inside the tree");
+    /// Go (and every tool that wants a commit's archive to be stable across git versions) turns
+    /// off `export-subst` and `export-ignore`; the mirror's own attributes file does that here.
+    fn disable_export_attributes(&self) -> anyhow::Result<()> {
+        const LINE: &str = "* -export-subst -export-ignore";
+        let info = self.mirror_dir.join("info");
+        let path = info.join("attributes");
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current.lines().any(|l| l.trim() == LINE) {
+            return Ok(());
         }
-        let mut cat = self.git();
-        cat.args(["cat-file", "blob"]).arg(format!("{commit}:{path}"));
-        run(cat).with_context(|| format!("reading {path} at {commit}"))
+        std::fs::create_dir_all(&info).with_context(|| format!("creating {}", info.display()))?;
+        std::fs::write(&path, format!("{current}\n{LINE}\n")).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The contents of a file (or a symlink's target text) at a commit, read from the tree
+    /// [`GitSource::tree`] exported.
+    pub fn read(&self, commit: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+        self.tree(commit).map_err(|e| anyhow::anyhow!("{e}"))?.read(path)
     }
 
     /// `git` working on the mirror.
@@ -159,6 +218,46 @@ impl GitSource {
         let mut cmd = git_command();
         cmd.arg(OsStr::new("--git-dir")).arg(&self.mirror_dir);
         cmd
+    }
+}
+
+/// Why a commit's tree cannot be offered.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    /// Something about the commit itself: rejecting its tag is the answer.
+    #[error("{0}")]
+    Unusable(String),
+    /// git or the disk failed; the tag may be read fine next time.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+enum Content {
+    /// Offset and length in the spooled archive.
+    At(u64, u64),
+    /// A symlink's target.
+    Inline(Vec<u8>),
+}
+
+/// A commit's files as `git archive` exported them, spooled in a temporary file.
+pub struct ExportedTree {
+    spool: std::fs::File,
+    pub entries: Vec<GitTreeEntry>,
+    contents: HashMap<String, Content>,
+}
+
+impl ExportedTree {
+    /// A file's exported contents, or a symlink's target text.
+    pub fn read(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        match self.contents.get(path) {
+            Some(Content::Inline(bytes)) => Ok(bytes.clone()),
+            Some(Content::At(offset, len)) => {
+                let mut bytes = vec![0; usize::try_from(*len)?];
+                std::os::unix::fs::FileExt::read_exact_at(&self.spool, &mut bytes, *offset).context("reading the spooled archive")?;
+                Ok(bytes)
+            }
+            None => bail!("{path:?} is not a file of this tree"),
+        }
     }
 }
 
@@ -353,7 +452,7 @@ mod tests {
         let expected = |name: &str| GitTag { name: name.into(), commit: commit.clone(), time: 1_700_000_000 };
         assert_eq!(tags, vec![expected("nested"), expected("sub/v0.1.0"), expected("v1.0.0")]);
 
-        let mut tree = source.tree(&commit).unwrap();
+        let mut tree = source.tree(&commit).unwrap().entries;
         tree.sort_by(|a, b| a.path.cmp(&b.path));
         let entry = |path: &str, kind: &str, size: u64| GitTreeEntry { path: path.into(), kind: kind.into(), size };
         assert_eq!(
@@ -373,6 +472,60 @@ mod tests {
         assert!(source.read(&commit, "./go.mod").is_err());
         assert!(source.tree("HEAD").is_err());
         assert!(source.tree("--output=/tmp/x").is_err());
+    }
+
+    #[test]
+    fn trees_are_read_as_git_archive_exports_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join(".gitattributes"), "*.txt eol=crlf\n*.c ident\nskip.md export-ignore\nsubst.md export-subst\n").unwrap();
+        std::fs::write(p.join("a.txt"), "one\ntwo\n").unwrap();
+        std::fs::write(p.join("id.c"), "/* $Id$ */\n").unwrap();
+        std::fs::write(p.join("skip.md"), "kept\n").unwrap();
+        std::fs::write(p.join("subst.md"), "$Format:%H$\n").unwrap();
+        // Longer than a tar header's name field: git writes it in a pax header.
+        let long = format!("{}/{}.txt", "deep-folder-name".repeat(8), "a-long-file-name".repeat(6));
+        std::fs::create_dir_all(p.join(&long).parent().unwrap()).unwrap();
+        std::fs::write(p.join(&long), "far down\n").unwrap();
+        git(p, &["-c", "core.autocrlf=false", "add", "."]);
+        git(p, &["commit", "-q", "-m", "attributes"]);
+        let commit = git(p, &["rev-parse", "HEAD"]);
+        let data = tempfile::tempdir().unwrap();
+        let source = GitSource::new(p.to_str().unwrap(), data.path().join("m.git"));
+        source.sync().unwrap();
+        let tree = source.tree(&commit).unwrap();
+        assert_eq!(tree.read("a.txt").unwrap(), b"one\r\ntwo\r\n");
+        let size = tree.entries.iter().find(|e| e.path == "a.txt").unwrap().size;
+        assert_eq!(size, 10, "sizes are the exported files'");
+        let id = String::from_utf8(tree.read("id.c").unwrap()).unwrap();
+        assert!(id.starts_with("/* $Id: ") && id.len() > 50, "{id}");
+        // Archive-only attributes are off, as the go command turns them off.
+        assert_eq!(tree.read("skip.md").unwrap(), b"kept\n");
+        assert_eq!(tree.read("subst.md").unwrap(), b"$Format:%H$\n");
+        assert_eq!(tree.read(&long).unwrap(), b"far down\r\n");
+        assert!(tree.entries.iter().any(|e| e.path == long && e.size == 10));
+    }
+
+    #[test]
+    fn non_utf8_file_names_make_a_tree_unusable() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join(OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
+        git(p, &["add", "."]);
+        git(p, &["commit", "-q", "-m", "latin-1"]);
+        let commit = git(p, &["rev-parse", "HEAD"]);
+        let data = tempfile::tempdir().unwrap();
+        let source = GitSource::new(p.to_str().unwrap(), data.path().join("m.git"));
+        source.sync().unwrap();
+        match source.tree(&commit) {
+            Err(TreeError::Unusable(reason)) => assert!(reason.contains("not UTF-8") && reason.contains("caf"), "{reason}"),
+            Err(other) => panic!("expected an unusable tree, got {other}"),
+            Ok(_) => panic!("expected an unusable tree"),
+        }
+        assert!(matches!(source.tree(&"0".repeat(40)), Err(TreeError::Failed(_))));
     }
 
     #[test]

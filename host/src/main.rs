@@ -1,11 +1,9 @@
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sluice::auth;
 use sluice::config::Config;
-use sluice::plugin::{wit, Limits, PluginRuntime};
-use sluice::registry::Registry;
+use sluice::plugin::{kit, wit, Limits, PluginRuntime};
 use sluice::store::Db;
 
 #[derive(Parser)]
@@ -97,6 +95,19 @@ enum TokenCommand {
 enum PluginCommand {
     /// Print what a plugin declares: its format, and the extraction and trigger for a sample package.
     Inspect { file: PathBuf },
+    /// Write a new plugin crate (`DIR/NAME`) that builds for wasm32-wasip2 and loads as it is.
+    New {
+        /// The format's name (lower-case; also its default repository name).
+        name: String,
+        /// The folder to create the crate in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The SDK crate (Sluice's `sdk/` folder); defaults to the one this binary was built from.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Load a plugin and exercise the contract; exits non-zero with the list of what is wrong.
+    Check { file: PathBuf },
 }
 
 /// A time in ms since the epoch as RFC 3339 (UTC, seconds).
@@ -122,9 +133,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data {
                 config.data = d;
             }
-            let listen = config.listen.clone();
-            let registry = Arc::new(Registry::open(config)?);
-            tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(registry, &listen))
+            tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(config))
         }
         Command::Runner { url, token, once, work_dir, concurrency } => {
             let options = sluice::runner::RunnerOptions {
@@ -178,6 +187,31 @@ fn main() -> anyhow::Result<()> {
             let db = Db::open(&data.join("sluice.db"))?;
             db.revoke_token(id)?;
             eprintln!("token {id} revoked");
+            Ok(())
+        }
+        Command::Plugin { command: PluginCommand::New { name, dir, sdk } } => {
+            let sdk = sdk.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk")));
+            let root = kit::new_plugin(&dir, &name, &sdk)?;
+            println!("{}", root.display());
+            eprintln!("wrote {}; see its README.md to build, check and load it", root.display());
+            Ok(())
+        }
+        Command::Plugin { command: PluginCommand::Check { file } } => {
+            let limits = Limits::default();
+            let runtime = PluginRuntime::new(limits, std::env::temp_dir().join("sluice-plugin-check"))?;
+            let report = kit::check(&runtime, limits, &file);
+            for finding in &report.findings {
+                match finding {
+                    kit::Finding::Ok(what) => println!("ok       {what}"),
+                    kit::Finding::Problem(what) => println!("PROBLEM  {what}"),
+                }
+            }
+            let problems = report.problems().len();
+            if problems > 0 {
+                eprintln!("{}: {problems} problem(s)", file.display());
+                std::process::exit(1);
+            }
+            eprintln!("{}: the plugin passes every check", file.display());
             Ok(())
         }
         Command::Plugin { command: PluginCommand::Inspect { file } } => {

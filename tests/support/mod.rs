@@ -2,6 +2,9 @@
 //! folder (a real SQLite file and real blobs), and helpers to drive it.
 #![allow(dead_code)]
 
+pub mod gem_fixture;
+pub mod gomod_fixture;
+pub mod cargo_fixture;
 pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;

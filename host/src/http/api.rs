@@ -2,7 +2,7 @@
 //! plugins, tokens. Every endpoint needs a token.
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -23,6 +23,7 @@ pub fn router() -> Router<super::State> {
         .route("/repositories/{repo}/packages", get(list_packages))
         .route("/repositories/{repo}/packages/{*name}", get(get_package))
         .route("/repositories/{repo}/sync", post(sync_repository))
+        .route("/repositories/{repo}/sync/{id}", get(get_sync_job))
         .route("/repositories/{repo}/webhook", post(git_webhook))
         .route("/repositories/{repo}/git-tags", get(list_git_tags))
         .route("/plugins", get(list_plugins))
@@ -205,19 +206,35 @@ async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(
     .await
 }
 
-/// Fetches a git-tag repository's sources now and publishes new tags.
-async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
+/// Starts a background sync of a git-tag repository's sources: 202 with the job to poll.
+async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
         let repository = reg.repository(&repo)?;
         let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
-        Ok(Json(json!(reg.sync_git(repository, &p.name)?)))
+        let job = reg.start_sync(repository, &p.name)?;
+        Ok((StatusCode::ACCEPTED, Json(sync_job_json(&job))))
+    })
+    .await
+}
+
+fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
+    json!({ "job": job, "url": format!("/api/v1/repositories/{}/sync/{}", job.repository, job.id) })
+}
+
+/// A sync job's state, progress and (once done) report.
+async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path((repo, id)): Path<(String, u64)>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        reg.repository(&repo)?;
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let job = reg.sync_job(&repo, id).ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
+        Ok(Json(sync_job_json(&job)))
     })
     .await
 }
 
 /// A git host's push webhook (GitHub, GitLab, Gitea/Forgejo), verified with the repository's
-/// `webhook_secret`; a tag push syncs the repository.
-async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: axum::body::Bytes) -> Result<Json<Value>, AppError> {
+/// `webhook_secret`; a tag push starts a background sync (git hosts wait seconds, not minutes).
+async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
         let repository = reg.repository(&repo)?;
         let secret = repository.config.webhook_secret.clone().unwrap_or_default();
@@ -229,15 +246,18 @@ async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(r
         if let Some(id) = delivery_id(&headers) {
             if !reg.db.record_webhook_receipt(&repo, &id)? {
                 tracing::warn!(repository = %repo, delivery = %id, "replayed git webhook delivery ignored");
-                return Ok(Json(json!({ "synced": false, "reason": "this delivery was already received" })));
+                return Ok((StatusCode::OK, Json(json!({ "synced": false, "reason": "this delivery was already received" }))));
             }
         }
         if !event.is_tag_push {
-            return Ok(Json(json!({ "synced": false, "reason": "not a tag push" })));
+            return Ok((StatusCode::OK, Json(json!({ "synced": false, "reason": "not a tag push" }))));
         }
         let actor = format!("{}:{}", event.provider, event.sender);
-        let report = reg.sync_git(repository, &actor)?;
-        Ok(Json(json!({ "synced": true, "actor": actor, "report": report })))
+        let job = reg.start_sync(repository, &actor)?;
+        let mut answer = sync_job_json(&job);
+        answer["synced"] = json!(true);
+        answer["actor"] = json!(actor);
+        Ok((StatusCode::ACCEPTED, Json(answer)))
     })
     .await
 }

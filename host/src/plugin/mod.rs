@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod host;
+pub mod kit;
 mod runtime;
 
 pub use bindings::current as wit;

@@ -2,28 +2,39 @@
 //! the format plugin with the commit's tree, and what the plugin builds is published as a push
 //! like any upload (with the commit sha). Tags the plugin rejects are recorded with the reason and
 //! reported; a tag moved to another commit after it was published keeps serving the first file.
+//!
+//! A sync runs in the background as a [`SyncJob`] that the API answers with at once and that
+//! shows its progress: a large repository's first sync reads hundreds of tags, far longer than a
+//! client or a git host's webhook waits for a response. One bad tag or one unreachable source is
+//! reported and the sync goes on with the rest.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::config::GitSourceConfig;
 use crate::error::AppError;
-use crate::git_source::{GitSource, GitTag};
+use crate::git_source::{GitSource, GitTag, TreeError};
 use crate::store::db::git_tags::NewGitTag;
-use crate::store::db::Pusher;
-use crate::plugin::{wit, TreeHandle};
+use crate::store::db::{now_ms, Pusher};
+use crate::plugin::{wit, BlobHandle, TreeHandle};
 use crate::registry::{NewPush, Registry, Repository};
 
 /// What one sync did, per tag.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct SyncReport {
     pub published: Vec<TagOutcome>,
     pub rejected: Vec<TagOutcome>,
     pub moved: Vec<TagOutcome>,
     pub ignored: Vec<String>,
+    /// Sources or tags that could not be read this time (git or the disk failed); not recorded,
+    /// so the next sync tries them again.
+    pub errors: Vec<TagOutcome>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TagOutcome {
     pub source: String,
     pub tag: String,
@@ -31,26 +42,178 @@ pub struct TagOutcome {
     pub detail: String,
 }
 
+/// How far a sync has got.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SyncProgress {
+    pub sources_total: usize,
+    pub sources_done: usize,
+    /// The source being read now.
+    pub source: Option<String>,
+    /// Tags of the current source, and how many of them were looked at.
+    pub tags_total: usize,
+    pub tags_done: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A background sync, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncJob {
+    pub id: u64,
+    pub repository: String,
+    pub actor: String,
+    pub status: SyncStatus,
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub progress: SyncProgress,
+    /// What the sync did so far (complete once it is done).
+    pub report: SyncReport,
+    /// Why a failed sync stopped.
+    pub error: Option<String>,
+}
+
+/// The registry's sync jobs: syncs run one at a time (git mirrors take locks), and a sync asked
+/// for while one of the same repository is running joins it instead of queueing a second.
+#[derive(Default)]
+pub struct GitSync {
+    one_at_a_time: Mutex<()>,
+    next_id: AtomicU64,
+    jobs: Mutex<HashMap<u64, Arc<Mutex<SyncJob>>>>,
+}
+
+/// Finished jobs kept for polling, per registry.
+const KEPT_JOBS: usize = 100;
+
 impl Registry {
-    /// Fetches every git source of a git-tag repository and publishes its new tags.
-    /// Syncs of one registry run one at a time (git mirrors take locks).
-    pub fn sync_git(&self, repo: &Repository, actor: &str) -> Result<SyncReport, AppError> {
-        if repo.plugin.info.publish != wit::PublishMode::GitTag {
-            return Err(AppError::BadRequest(format!("repository `{}` is not a git-tag repository", repo.name())));
-        }
-        let _one_at_a_time = self.git_sync.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = SyncReport::default();
-        for url in &repo.config.git {
-            let source = GitSource::new(url.clone(), self.mirror_dir(repo, url));
-            source.sync().map_err(|e| AppError::Internal(e.context(format!("sync git source {url}"))))?;
-            let tags = source.tags().map_err(|e| AppError::Internal(e.context(format!("list tags of {url}"))))?;
-            for tag in tags {
-                self.offer_tag(repo, &source, url, tag, actor, &mut report)?;
+    /// Starts a background sync of a git-tag repository (or returns the one running for it).
+    pub fn start_sync(self: &Arc<Self>, repo: &Repository, actor: &str) -> Result<SyncJob, AppError> {
+        check_git_tag(repo)?;
+        let name = repo.name().to_string();
+        let job = {
+            let mut jobs = self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let running = jobs.values().find(|j| {
+                let j = j.lock().unwrap_or_else(|p| p.into_inner());
+                j.repository == name && j.status == SyncStatus::Running
+            });
+            if let Some(job) = running {
+                return Ok(job.lock().unwrap_or_else(|p| p.into_inner()).clone());
             }
+            if jobs.len() >= KEPT_JOBS {
+                let oldest_finished = jobs
+                    .iter()
+                    .filter(|(_, j)| j.lock().unwrap_or_else(|p| p.into_inner()).status != SyncStatus::Running)
+                    .map(|(id, _)| *id)
+                    .min();
+                if let Some(id) = oldest_finished {
+                    jobs.remove(&id);
+                }
+            }
+            let id = self.git_sync.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            let job = Arc::new(Mutex::new(SyncJob {
+                id,
+                repository: name.clone(),
+                actor: actor.to_string(),
+                status: SyncStatus::Running,
+                started_ms: now_ms(),
+                finished_ms: None,
+                progress: SyncProgress::default(),
+                report: SyncReport::default(),
+                error: None,
+            }));
+            jobs.insert(id, job.clone());
+            job
+        };
+        let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let registry = self.clone();
+        let actor = actor.to_string();
+        std::thread::Builder::new()
+            .name(format!("sync-{name}"))
+            .spawn(move || {
+                // A panic must not leave the job "running" for whoever polls it.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job))
+                }))
+                .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)"))));
+                let mut j = job.lock().unwrap_or_else(|p| p.into_inner());
+                j.finished_ms = Some(now_ms());
+                match result {
+                    Ok(report) => {
+                        j.status = SyncStatus::Done;
+                        j.report = report;
+                    }
+                    Err(e) => {
+                        tracing::error!(repository = %name, error = %e, "git sync failed");
+                        j.status = SyncStatus::Failed;
+                        j.error = Some(e.to_string());
+                    }
+                }
+            })
+            .map_err(|e| {
+                self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&snapshot.id);
+                AppError::Internal(anyhow::anyhow!("starting a sync thread: {e}"))
+            })?;
+        Ok(snapshot)
+    }
+
+    /// A sync job of this repository, by id.
+    pub fn sync_job(&self, repository: &str, id: u64) -> Option<SyncJob> {
+        let jobs = self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let job = jobs.get(&id)?.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (job.repository == repository).then_some(job)
+    }
+
+    /// The sync itself, recording progress and outcomes in `job` as it goes.
+    fn sync_git_with(&self, repo: &Repository, actor: &str, job: &Mutex<SyncJob>) -> Result<SyncReport, AppError> {
+        check_git_tag(repo)?;
+        let _one_at_a_time = self.git_sync.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        let update = |f: &mut dyn FnMut(&mut SyncJob)| f(&mut job.lock().unwrap_or_else(|p| p.into_inner()));
+        update(&mut |j| j.progress.sources_total = repo.config.git.len());
+        for configured in &repo.config.git {
+            let url = configured.url();
+            update(&mut |j| {
+                j.progress.source = Some(url.to_string());
+                j.progress.tags_total = 0;
+                j.progress.tags_done = 0;
+            });
+            let source = GitSource::new(url, self.mirror_dir(repo, url));
+            let tags = source.sync().and_then(|()| source.tags());
+            match tags {
+                Err(e) => {
+                    tracing::error!(repository = repo.name(), source = url, error = %format!("{e:#}"), "git source unreadable");
+                    let detail = format!("{e:#}");
+                    update(&mut |j| {
+                        j.report.errors.push(TagOutcome { source: url.to_string(), tag: String::new(), commit: String::new(), detail: detail.clone() })
+                    });
+                }
+                Ok(tags) => {
+                    update(&mut |j| j.progress.tags_total = tags.len());
+                    for tag in tags {
+                        let mut report = SyncReport::default();
+                        self.offer_tag(repo, &source, configured, tag, actor, &mut report)?;
+                        update(&mut |j| {
+                            j.progress.tags_done += 1;
+                            let r = &mut j.report;
+                            r.published.extend(report.published.iter().cloned());
+                            r.rejected.extend(report.rejected.iter().cloned());
+                            r.moved.extend(report.moved.iter().cloned());
+                            r.ignored.extend(report.ignored.iter().cloned());
+                            r.errors.extend(report.errors.iter().cloned());
+                        });
+                    }
+                }
+            }
+            update(&mut |j| j.progress.sources_done += 1);
         }
+        let report = job.lock().unwrap_or_else(|p| p.into_inner()).report.clone();
         tracing::info!(
             repository = repo.name(), actor, published = report.published.len(), rejected = report.rejected.len(),
-            moved = report.moved.len(), "git sync"
+            moved = report.moved.len(), errors = report.errors.len(), "git sync"
         );
         Ok(report)
     }
@@ -61,7 +224,10 @@ impl Registry {
         self.config.data.join("git").join(repo.name()).join(id)
     }
 
-    fn offer_tag(&self, repo: &Repository, source: &GitSource, url: &str, tag: GitTag, actor: &str, report: &mut SyncReport) -> Result<(), AppError> {
+    fn offer_tag(
+        &self, repo: &Repository, source: &GitSource, configured: &GitSourceConfig, tag: GitTag, actor: &str, report: &mut SyncReport,
+    ) -> Result<(), AppError> {
+        let url = configured.url();
         let outcome = |detail: String| TagOutcome { source: url.to_string(), tag: tag.name.clone(), commit: tag.commit.clone(), detail };
         if let Some(seen) = self.db.git_tag(repo.name(), url, &tag.name)? {
             if seen.commit_sha != tag.commit && seen.status == "published" && seen.moved_to.as_deref() != Some(tag.commit.as_str()) {
@@ -74,14 +240,30 @@ impl Registry {
             }
             return Ok(());
         }
-        let entries = source.tree(&tag.commit).map_err(|e| AppError::Internal(e.context(format!("tree of {}", tag.commit))))?;
-        let reader_source = source.clone();
-        let commit = tag.commit.clone();
-        let tree = TreeHandle {
-            entries: entries.into_iter().map(|e| wit::TreeEntry { path: e.path, kind: e.kind, size: e.size }).collect(),
-            reader: Box::new(move |path| reader_source.read(&commit, path).map_err(|e| format!("{e:#}"))),
+        let exported = match source.tree(&tag.commit) {
+            Ok(tree) => Arc::new(tree),
+            Err(TreeError::Unusable(reason)) => {
+                self.reject(repo, url, &tag, &format!("tag {}: {reason}", tag.name), report);
+                return Ok(());
+            }
+            Err(TreeError::Failed(e)) => {
+                tracing::error!(repository = repo.name(), source = url, tag = %tag.name, error = %format!("{e:#}"), "reading a tagged tree failed");
+                report.errors.push(outcome(format!("{e:#}")));
+                return Ok(());
+            }
         };
-        let info = wit::TagInfo { name: tag.name.clone(), commit: tag.commit.clone(), time: tag.time };
+        let reader_tree = exported.clone();
+        let tree = TreeHandle {
+            entries: exported.entries.iter().map(|e| wit::TreeEntry { path: e.path.clone(), kind: e.kind.clone(), size: e.size }).collect(),
+            reader: Box::new(move |path| reader_tree.read(path).map_err(|e| format!("{e:#}"))),
+        };
+        let info = wit::TagInfo {
+            name: tag.name.clone(),
+            commit: tag.commit.clone(),
+            time: tag.time,
+            source: url.to_string(),
+            source_name: configured.name().map(str::to_string),
+        };
         let file = match repo.plugin.from_tag(&info, tree) {
             Ok(Ok(Some(file))) => file,
             Ok(Ok(None)) => {
@@ -98,7 +280,26 @@ impl Registry {
                 return Ok(());
             }
         };
-        let pending = self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20).map_err(|e| AppError::BadRequest(e.message))?;
+        // A package belongs to the git source that first published it: another source of the
+        // repository (one that the plugin let claim any name, such as a local path) cannot add
+        // versions to it.
+        if let Ok(Ok(meta)) = repo.plugin.parse(&file.file_name, BlobHandle::Memory(file.bytes.clone())) {
+            if let Some(owner) = self.db.git_source_of_package(repo.name(), &meta.name, url)? {
+                let reason = format!(
+                    "tag {}: package {} is published from another git source ({owner}); a source adds versions only to its own packages",
+                    tag.name, meta.name
+                );
+                self.reject(repo, url, &tag, &reason, report);
+                return Ok(());
+            }
+        }
+        let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.reject(repo, url, &tag, &e.message, report);
+                return Ok(());
+            }
+        };
         let push = NewPush {
             file_name: &file.file_name,
             pusher: Pusher {
@@ -157,7 +358,9 @@ impl Registry {
                 loop {
                     interval.tick().await;
                     let (r, n) = (reg.clone(), name.clone());
-                    let result = tokio::task::spawn_blocking(move || r.repository(&n).and_then(|repo| r.sync_git(repo, "poller"))).await;
+                    // A background job like any other sync, so a poll's progress is visible too;
+                    // a poll while a sync of this repository runs joins it.
+                    let result = tokio::task::spawn_blocking(move || r.repository(&n).and_then(|repo| r.start_sync(repo, "poller"))).await;
                     if let Ok(Err(e)) = result {
                         tracing::error!(repository = %name, error = %e, "git poll failed");
                     }
@@ -165,4 +368,11 @@ impl Registry {
             });
         }
     }
+}
+
+fn check_git_tag(repo: &Repository) -> Result<(), AppError> {
+    if repo.plugin.info.publish != wit::PublishMode::GitTag {
+        return Err(AppError::BadRequest(format!("repository `{}` is not a git-tag repository", repo.name())));
+    }
+    Ok(())
 }

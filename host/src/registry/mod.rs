@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use git_tags::SyncReport;
+pub use git_tags::{SyncJob, SyncReport};
 pub use protocol::{ClientRequest, NewPush, Reply};
 pub use view::artifact_of;
 
@@ -61,7 +61,7 @@ pub struct Registry {
     /// Wakes runners waiting for jobs and the webhook sender.
     pub events: Events,
     /// Git syncs run one at a time.
-    git_sync: std::sync::Mutex<()>,
+    git_sync: git_tags::GitSync,
 }
 
 impl Registry {

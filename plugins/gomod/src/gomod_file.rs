@@ -165,6 +165,30 @@ pub fn parse(text: &str) -> Result<GoMod, GoModError> {
     Ok(GoMod { module, requires })
 }
 
+/// A go.mod argument as Go writes it (`modfile.AutoQuote`): quoted only when it holds a space,
+/// quote, bracket, comma or comment marker. Valid module paths never need quotes.
+pub fn auto_quote(s: &str) -> String {
+    let must_quote = s.is_empty()
+        || s.contains("//")
+        || s.contains("/*")
+        || s.chars().any(|c| c.is_whitespace() || "\"'`()[]{},".contains(c));
+    if !must_quote {
+        return s.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

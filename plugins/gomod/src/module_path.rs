@@ -184,12 +184,20 @@ pub fn unescape(s: &str) -> Result<String, PathError> {
 /// A module version: a full semantic version with the `v` prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoVersion {
-    /// Canonical form without build metadata (`v1.2.3-rc.1`), as Go serves it.
+    /// Canonical form without build metadata (`v1.2.3-rc.1`), as Go serves it; with
+    /// `+incompatible` for an incompatible version.
     pub canonical: String,
+    /// Without build metadata.
     pub semver: semver::Version,
+    /// A v2+ version of a module without a go.mod, whose path has no `/vN` (`v2.0.0+incompatible`).
+    pub incompatible: bool,
 }
 
 impl GoVersion {
+    /// The same version as Go names it for a v2+ module path without a major suffix.
+    pub fn into_incompatible(self) -> GoVersion {
+        GoVersion { canonical: format!("{}+incompatible", self.canonical), incompatible: true, ..self }
+    }
     pub fn major(&self) -> u64 {
         self.semver.major
     }
@@ -221,7 +229,22 @@ pub fn parse_version(s: &str) -> Result<GoVersion, PathError> {
     if is_pseudo_version(&version) {
         return err(format!("{s:?} looks like a pseudo-version, which Go computes itself; tag a release version instead"));
     }
-    Ok(GoVersion { canonical: format!("v{version}"), semver: version })
+    Ok(GoVersion { canonical: format!("v{version}"), semver: version, incompatible: false })
+}
+
+/// Parses a version as Go serves it: canonical, or a v2+ canonical version with `+incompatible`
+/// (which no tag is named, but which a module without go.mod gets).
+pub fn parse_served_version(s: &str) -> Result<GoVersion, PathError> {
+    match s.strip_suffix("+incompatible") {
+        Some(base) => {
+            let version = parse_version(base)?;
+            if version.major() < 2 || version.canonical != base {
+                return err(format!("{s:?}: only canonical v2 and later versions can be +incompatible"));
+            }
+            Ok(version.into_incompatible())
+        }
+        None => parse_version(s),
+    }
 }
 
 /// Pseudo-versions end in `<yyyymmddhhmmss>-<revision>` (`v0.0.0-20191109021931-daa7c04131f5`).
@@ -238,10 +261,17 @@ fn is_pseudo_version(v: &semver::Version) -> bool {
 /// Checks that a version fits the module path's major suffix (`module.CheckPathMajor`).
 pub fn check_path_major(module: &str, version: &GoVersion) -> Result<(), PathError> {
     let (_, path_major) = split_path_version(module)?;
+    if version.incompatible {
+        return if path_major.is_empty() && version.major() >= 2 {
+            Ok(())
+        } else {
+            err(format!("module {module} cannot have the +incompatible version {}", version.canonical))
+        };
+    }
     match suffix_major(path_major) {
         None if version.major() <= 1 => Ok(()),
         None => err(format!(
-            "module {module} takes only v0 and v1 versions, not {} (a v{major} module's path ends in /v{major}; +incompatible versions are not supported)",
+            "module {module} takes only v0 and v1 versions, not {} (a v{major} module's path ends in /v{major}; only a module without go.mod gets +incompatible versions)",
             version.canonical,
             major = version.major()
         )),
@@ -313,6 +343,13 @@ mod tests {
         assert!(parse_version("v1.2.3.4").is_err());
         assert!(parse_version("v01.2.3").is_err());
         assert!(parse_version("v2.0.0+incompatible").unwrap_err().0.contains("incompatible"));
+        let served = parse_served_version("v2.0.0+incompatible").unwrap();
+        assert_eq!((served.canonical.as_str(), served.incompatible, served.major()), ("v2.0.0+incompatible", true, 2));
+        assert!(parse_served_version("v1.0.0+incompatible").is_err());
+        assert!(parse_served_version("v2.0+incompatible").is_err());
+        assert!(check_path_major("example.com/m", &served).is_ok());
+        assert!(check_path_major("example.com/m/v2", &served).is_err());
+        assert_eq!(parse_served_version("v1.0.0").unwrap().canonical, "v1.0.0");
         assert!(parse_version("v0.0.0-20191109021931-daa7c04131f5").unwrap_err().0.contains("pseudo-version"));
         assert!(parse_version("v1.2.4-0.20191109021931-daa7c04131f5").is_err());
         assert!(looks_like_version("v1.0"));

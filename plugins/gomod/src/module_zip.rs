@@ -178,23 +178,44 @@ fn select_files(entries: &[TreeEntry], subdir: &str) -> Result<Vec<ZipFile>, Err
     Ok(files)
 }
 
-/// Builds the zip of `module@version` from the files under `subdir` of the tree.
-pub fn create(tree: &impl SourceTree, entries: &[TreeEntry], subdir: &str, module: &str, version: &str) -> Result<Vec<u8>, Error> {
+/// The zip extra field "extended timestamp" (`UT`): Unix seconds, exact where the DOS time has
+/// two-second steps and no zone.
+const EXTENDED_TIMESTAMP: u16 = 0x5455;
+
+/// Builds the zip of `module@version` from the files under `subdir` of the tree. Every entry's
+/// modification time is the commit time `time` (as in the `git archive` Go reads), which is how
+/// the version's `.info` time travels with the stored zip.
+pub fn create(
+    tree: &impl SourceTree, entries: &[TreeEntry], subdir: &str, module: &str, version: &str, time: u64,
+) -> Result<Vec<u8>, Error> {
     let files = select_files(entries, subdir)?;
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
+    let zip_error = |e: zip::result::ZipError| Error::new(sluice_plugin_sdk::ErrorKind::Internal, format!("writing the module zip: {e}"));
+    let mut options = zip::write::FullFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default());
-    let zip_error = |e: zip::result::ZipError| Error::new(sluice_plugin_sdk::ErrorKind::Internal, format!("writing the module zip: {e}"));
+    if let Ok(seconds) = u32::try_from(time) {
+        let mut field = vec![1u8];
+        field.extend_from_slice(&seconds.to_le_bytes());
+        options.add_extra_data(EXTENDED_TIMESTAMP, field.into_boxed_slice(), false).map_err(zip_error)?;
+    }
     for file in files {
         let data = tree.read(&file.source).map_err(|e| Error::invalid(format!("reading {}: {e}", file.source)))?;
         if data.len() as u64 != file.size {
             return Err(Error::invalid(format!("{} is {} bytes, but the tree lists {}", file.source, data.len(), file.size)));
         }
-        writer.start_file(format!("{module}@{version}/{}", file.name), options).map_err(zip_error)?;
+        writer.start_file(format!("{module}@{version}/{}", file.name), options.clone()).map_err(zip_error)?;
         writer.write_all(&data).map_err(|e| zip_error(e.into()))?;
     }
     Ok(writer.finish().map_err(zip_error)?.into_inner())
+}
+
+/// The commit time [`create`] wrote into an entry, if it has one.
+pub fn entry_time<R: std::io::Read>(entry: &zip::read::ZipFile<'_, R>) -> Option<u64> {
+    entry.extra_data_fields().find_map(|field| match field {
+        zip::extra_fields::ExtraField::ExtendedTimestamp(t) => t.mod_time().map(u64::from),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -226,7 +247,7 @@ mod tests {
         ])
         .with_symlink("link.go", "m.go")
         .with_submodule("third_party/lib");
-        let zip_bytes = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap();
+        let zip_bytes = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap();
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes.clone())).unwrap();
         let mut gomod = String::new();
         archive.by_name("example.com/m@v1.0.0/go.mod").unwrap().read_to_string(&mut gomod).unwrap();
@@ -247,7 +268,7 @@ mod tests {
     #[test]
     fn subdirectory_module_gets_root_license() {
         let tree = MemoryTree::new(&[("LICENSE", "Apache"), ("sub/go.mod", "module example.com/r/sub\n"), ("sub/s.go", "package s"), ("other.go", "package r")]);
-        let zip_bytes = create(&tree, &tree.entries, "sub", "example.com/r/sub", "v1.2.3").unwrap();
+        let zip_bytes = create(&tree, &tree.entries, "sub", "example.com/r/sub", "v1.2.3", 0).unwrap();
         assert_eq!(
             names(zip_bytes),
             vec!["example.com/r/sub@v1.2.3/go.mod", "example.com/r/sub@v1.2.3/s.go", "example.com/r/sub@v1.2.3/LICENSE"]
@@ -257,34 +278,34 @@ mod tests {
     #[test]
     fn rejects_case_fold_collisions_and_bad_names() {
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("README", "a"), ("readme", "b")]);
-        let e = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err();
+        let e = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err();
         assert_eq!(e.kind, sluice_plugin_sdk::ErrorKind::Invalid);
         assert!(e.message.contains("case-insensitive file name collision"), "{}", e.message);
 
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("Dir/a.go", "a"), ("dir", "b")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err().message.contains("collision"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("collision"));
 
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("a:b.go", "x")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err().message.contains("malformed file path"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("malformed file path"));
 
         let tree = MemoryTree::new(&[("GO.MOD", "module example.com/m\n")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err().message.contains("lowercase"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("lowercase"));
 
         // A symlink still takes part in collision checks before it is left out, as in Go.
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("a.go", "x")]).with_symlink("A.go", "a.go");
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").is_err());
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).is_err());
     }
 
     #[test]
     fn enforces_size_limits() {
         let mut tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("big.bin", "")]);
         tree.entries[1].size = MAX_ZIP_FILE + 1;
-        let e = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err();
+        let e = create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err();
         assert_eq!(e.kind, sluice_plugin_sdk::ErrorKind::TooLarge);
 
         let mut tree = MemoryTree::new(&[("go.mod", "module example.com/m\n")]);
         tree.entries[0].size = MAX_GO_MOD + 1;
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0").unwrap_err().message.contains("go.mod: file too large"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("go.mod: file too large"));
     }
 
     #[test]

@@ -1,11 +1,33 @@
 //! Reading a stored module zip back: module path and version from its `module@version/` prefix,
-//! the go.mod as manifest, dependencies from its `require` directives.
+//! the go.mod (the one Go synthesizes when the zip has none) and commit time as manifest,
+//! dependencies from its `require` directives.
 
 use crate::module_path;
 use crate::module_zip::{MAX_GO_MOD, MAX_ZIP_FILE};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
 use sluice_plugin_sdk::{Dependency, Error, Metadata};
 use std::io::Read;
+
+/// What is stored with a version: the go.mod the proxy serves as `.mod`, and the commit time it
+/// serves as `.info`'s `Time`. Versions stored before this was JSON hold the bare go.mod.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub go_mod: String,
+    /// Commit time, Unix seconds.
+    #[serde(default)]
+    pub time: Option<u64>,
+}
+
+impl Manifest {
+    pub fn read(stored: &str) -> Manifest {
+        if stored.starts_with('{') {
+            if let Ok(manifest) = serde_json::from_str(stored) {
+                return manifest;
+            }
+        }
+        Manifest { go_mod: stored.to_string(), time: None }
+    }
+}
 
 /// `module@version/` from the first entry name.
 fn split_prefix(name: &str) -> Result<(&str, &str), Error> {
@@ -30,7 +52,7 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
     let (module, version) = split_prefix(&first)?;
     let (module, version) = (module.to_string(), version.to_string());
     module_path::check_module_path(&module).map_err(|e| Error::invalid(format!("module path {module:?}: {e}")))?;
-    let parsed = module_path::parse_version(&version).map_err(|e| Error::invalid(e.0))?;
+    let parsed = module_path::parse_served_version(&version).map_err(|e| Error::invalid(e.0))?;
     if parsed.canonical != version {
         return Err(Error::invalid(format!("version {version:?} is not canonical (should be {:?})", parsed.canonical)));
     }
@@ -38,8 +60,10 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
 
     let prefix = format!("{module}@{version}/");
     let mut total: u64 = 0;
+    let mut time = None;
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(|e| Error::invalid(format!("{file_name}: {e}")))?;
+        time = time.or_else(|| crate::module_zip::entry_time(&entry));
         let Some(path) = entry.name().strip_prefix(&prefix) else {
             return Err(Error::invalid(format!("zip entry {:?} is outside {prefix}", entry.name())));
         };
@@ -53,13 +77,22 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
         return Err(Error::too_large(format!("{file_name}: module content is larger than {MAX_ZIP_FILE} bytes")));
     }
 
-    let mut go_mod = String::new();
-    let entry = archive
-        .by_name(&format!("{prefix}go.mod"))
-        .map_err(|_| Error::invalid(format!("{file_name} has no go.mod at {prefix}go.mod")))?;
-    LimitedReader::new(entry, MAX_GO_MOD, "go.mod")
-        .read_to_string(&mut go_mod)
-        .map_err(|e| Error::invalid(format!("reading go.mod: {e}")))?;
+    let go_mod_name = format!("{prefix}go.mod");
+    let has_go_mod = archive.index_for_name(&go_mod_name).is_some();
+    if parsed.incompatible && has_go_mod {
+        return Err(Error::invalid(format!("{version} is an +incompatible version, which only a module without go.mod has")));
+    }
+    let go_mod = if has_go_mod {
+        let mut go_mod = String::new();
+        let entry = archive.by_name(&go_mod_name).map_err(|e| Error::invalid(format!("{file_name}: {e}")))?;
+        LimitedReader::new(entry, MAX_GO_MOD, "go.mod")
+            .read_to_string(&mut go_mod)
+            .map_err(|e| Error::invalid(format!("reading go.mod: {e}")))?;
+        go_mod
+    } else {
+        // A module from before go.mod files: Go serves the go.mod it synthesizes.
+        crate::from_tag::synthesized_go_mod(&module)
+    };
     let parsed_mod = crate::gomod_file::parse(&go_mod).map_err(|e| Error::invalid(e.0))?;
     if parsed_mod.module != module {
         return Err(Error::invalid(format!("go.mod declares module {}, but the zip holds {module}", parsed_mod.module)));
@@ -71,7 +104,7 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
         .into_iter()
         .map(|r| Dependency { name: r.path, requirement: r.version, kind: "runtime".into(), group: String::new() })
         .collect();
-    meta.manifest = go_mod;
+    meta.manifest = serde_json::to_string(&Manifest { go_mod, time }).expect("a manifest serialises");
     Ok(meta)
 }
 
@@ -96,7 +129,7 @@ mod tests {
         let meta = parse("v2.1.0.zip", &bytes).unwrap();
         assert_eq!(meta.name, "example.com/M/v2");
         assert_eq!(meta.version, "v2.1.0");
-        assert_eq!(meta.manifest, go_mod);
+        assert_eq!(Manifest::read(&meta.manifest), Manifest { go_mod: go_mod.into(), time: None });
         let deps: Vec<_> = meta.dependencies.iter().map(|d| (d.name.as_str(), d.requirement.as_str())).collect();
         assert_eq!(deps, vec![("example.com/dep", "v1.4.0"), ("example.com/ind", "v0.1.0")]);
     }
@@ -107,7 +140,7 @@ mod tests {
         assert!(parse("x.zip", b"not a zip".to_vec()).unwrap_err().message.contains("not a readable zip"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("other/x.go", "")]).contains("outside"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("example.com/m@v1.0.0/../x", "")]).contains("invalid path element"));
-        assert!(e(&[("example.com/m@v1.0.0/m.go", "")]).contains("no go.mod"));
+        assert!(e(&[("example.com/m@v2.0.0+incompatible/go.mod", "module example.com/m\n")]).contains("+incompatible"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/other\n")]).contains("declares module example.com/other"));
         assert!(e(&[("example.com/m@v2.0.0/go.mod", "module example.com/m\n")]).contains("takes only v0 and v1"));
         assert!(e(&[("example.com/m@v1.0/go.mod", "module example.com/m\n")]).contains("not a semantic version"));

@@ -5,8 +5,13 @@
 //!
 //! Yanked versions are left out of `list` and `@latest` but still served by exact version, so
 //! builds that already pinned one keep working (as Go's own retractions do).
+//!
+//! `+incompatible` versions are listed the way the go command lists a repository's versions
+//! (`appendIncompatibleVersions`): not at all once the latest v0/v1 version has a go.mod (its
+//! author wants users on that line), and always served by exact version.
 
 use crate::module_path::{self, GoVersion};
+use crate::parse::Manifest;
 use sluice_plugin_sdk::http::{json, text};
 use sluice_plugin_sdk::{Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request};
 
@@ -27,20 +32,29 @@ fn versions(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
     let mut out: Vec<_> = view
         .artifacts
         .iter()
-        .filter_map(|a| module_path::parse_version(&a.version).ok().map(|v| (v, a)))
+        .filter_map(|a| module_path::parse_served_version(&a.version).ok().map(|v| (v, a)))
         .collect();
     out.sort_by(|a, b| a.0.semver.cmp(&b.0.semver));
     out
 }
 
+/// The live versions the go command would list: compatible ones, then `+incompatible` ones
+/// unless the latest compatible version has a real go.mod.
+fn listed(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
+    let live: Vec<_> = versions(view).into_iter().filter(|(_, a)| a.is_live()).collect();
+    let latest_compatible_has_go_mod = live.iter().rev().find(|(v, _)| !v.incompatible).is_some_and(|(_, a)| {
+        Manifest::read(&a.metadata.manifest).go_mod != crate::from_tag::synthesized_go_mod(&view.name)
+    });
+    live.into_iter().filter(|(v, _)| !(v.incompatible && latest_compatible_has_go_mod)).collect()
+}
+
+/// `.info`: the version and its commit time (the publish time for versions stored without one).
 fn info(artifact: &Artifact) -> sluice_plugin_sdk::Response {
-    json(
-        200,
-        &serde_json::json!({
-            "Version": artifact.version,
-            "Time": sluice_plugin_sdk::http::rfc3339_ms(artifact.published_ms),
-        }),
-    )
+    let time_ms = Manifest::read(&artifact.metadata.manifest).time.map_or(artifact.published_ms, |s| s.saturating_mul(1000));
+    let time = sluice_plugin_sdk::http::rfc3339_ms(time_ms);
+    // Go prints whole seconds without a fraction (time.RFC3339Nano drops trailing zeros).
+    let time = time.strip_suffix(".000Z").map_or(time.clone(), |t| format!("{t}Z"));
+    json(200, &serde_json::json!({ "Version": artifact.version, "Time": time }))
 }
 
 /// Serves one GOPROXY request.
@@ -57,7 +71,7 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     if let Some(escaped) = path.strip_suffix("/@latest") {
         let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
         let view = module(registry, &module_path)?;
-        let live: Vec<_> = versions(&view).into_iter().filter(|(_, a)| a.is_live()).collect();
+        let live = listed(&view);
         let latest = live
             .iter()
             .rev()
@@ -72,10 +86,9 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
     if file == "list" {
         let view = module(registry, &module_path)?;
-        let mut listed: Vec<String> =
-            versions(&view).into_iter().filter(|(_, a)| a.is_live()).map(|(v, _)| v.canonical).collect();
-        listed.dedup();
-        let body: String = listed.iter().map(|v| format!("{v}\n")).collect();
+        let mut list: Vec<String> = listed(&view).into_iter().map(|(v, _)| v.canonical).collect();
+        list.dedup();
+        let body: String = list.iter().map(|v| format!("{v}\n")).collect();
         return Ok(Outcome::respond(text(200, body)));
     }
     let (escaped_version, suffix) = file
@@ -89,7 +102,7 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     })?;
     Ok(match suffix {
         "info" => Outcome::respond(info(artifact)),
-        "mod" => Outcome::respond(text(200, artifact.metadata.manifest.clone())),
+        "mod" => Outcome::respond(text(200, Manifest::read(&artifact.metadata.manifest).go_mod)),
         _ => Outcome::serve_file(view.name.clone(), artifact.file_name.clone(), "application/zip"),
     })
 }
@@ -217,5 +230,34 @@ mod tests {
         let r = render_error(&Error::not_found("not found: x"));
         assert_eq!((r.status, String::from_utf8(r.body).unwrap()), (404, "not found: x\n".into()));
         assert_eq!(render_error(&Error::new(ErrorKind::Internal, "db path /secret")).body, b"internal server error\n");
+    }
+
+    fn stored(version: &str, go_mod: &str, time: Option<u64>) -> Artifact {
+        let mut a = artifact(version, 5, false);
+        a.metadata.manifest = serde_json::to_string(&Manifest { go_mod: go_mod.into(), time }).unwrap();
+        a
+    }
+
+    #[test]
+    fn info_time_is_the_commit_time() {
+        let legacy = "module github.com/Azure/m\n";
+        let reg = registry(vec![stored("v1.0.0", legacy, Some(1_600_000_001))]);
+        let (_, info) = body(get(&reg, "/github.com/!azure/m/@v/v1.0.0.info").unwrap());
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&info).unwrap()["Time"], "2020-09-13T12:26:41Z");
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v1.0.0.mod").unwrap()).1, legacy);
+    }
+
+    #[test]
+    fn incompatible_versions_are_listed_as_go_lists_them() {
+        let legacy = "module github.com/Azure/m\n";
+        let real = "module github.com/Azure/m\n\ngo 1.19\n";
+        // Before modules throughout: the v2+ tags are listed as +incompatible.
+        let reg = registry(vec![stored("v1.0.0", legacy, None), stored("v2.0.0+incompatible", legacy, None)]);
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()).1, "v1.0.0\nv2.0.0+incompatible\n");
+        assert!(body(get(&reg, "/github.com/!azure/m/@latest").unwrap()).1.contains("v2.0.0+incompatible"));
+        // Once the latest v1 has a go.mod, the +incompatible line is not offered, but still served.
+        let reg = registry(vec![stored("v2.0.0+incompatible", legacy, None), stored("v1.1.0", real, None)]);
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()).1, "v1.1.0\n");
+        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v2.0.0+incompatible.info").unwrap()).0, 200);
     }
 }

@@ -83,14 +83,12 @@ pub fn versions(packages: &[PackageView]) -> Result<String, Error> {
     Ok(out)
 }
 
-/// `/names`: every gem with an installable file.
+/// `/names`: every gem with an installable file. The compact index writes the names joined by
+/// newlines after `---\n`, then a newline: with no gems that is `---\n\n`.
 pub fn names(packages: &[PackageView]) -> String {
-    let mut out = String::from("---\n");
-    for package in packages.iter().filter(|p| p.artifacts.iter().any(Artifact::is_live)) {
-        out.push_str(&package.name);
-        out.push('\n');
-    }
-    out
+    let names: Vec<&str> =
+        packages.iter().filter(|p| p.artifacts.iter().any(Artifact::is_live)).map(|p| p.name.as_str()).collect();
+    format!("---\n{}\n", names.join("\n"))
 }
 
 /// `2024-01-02T03:04:05Z`, the form of the compact index's `created_at`.
@@ -184,18 +182,21 @@ pub fn gemspec_marshal(spec: &Gemspec) -> Vec<u8> {
         Value::opt_str(spec.summary.as_deref()),
         gem_requirement(&spec.required_ruby_version),
         gem_requirement(&spec.required_rubygems_version),
+        // @original_platform: the platform as the gemspec wrote it.
         Value::str(&spec.platform),
         Value::Array(dependencies),
         // rubyforge_project, long gone
         Value::str(""),
         email,
         strings(&spec.authors),
-        Value::opt_str(spec.description.as_deref()),
+        // Gem::Specification's default description is "", which clients print without a check.
+        Value::str(spec.description.as_deref().unwrap_or("")),
         Value::opt_str(spec.homepage.as_deref()),
         // has_rdoc
         Value::Bool(true),
-        // The platform again: Gem::Specification._load turns it into a Gem::Platform.
-        Value::str(&spec.platform),
+        // @new_platform: "ruby" for pure-Ruby gems, else a Gem::Platform, which `_load` keeps
+        // as the spec's platform (a String here would never equal Gem::Platform.new(...)).
+        platform_value(&spec.platform),
         strings(&spec.licenses),
         Value::Hash(spec.metadata.iter().map(|(k, v)| (Value::str(k), Value::str(v))).collect()),
     ];
@@ -204,6 +205,22 @@ pub fn gemspec_marshal(spec: &Gemspec) -> Vec<u8> {
         bytes: marshal::dump(&Value::Array(fields)),
         ivars: Vec::new(),
     })
+}
+
+/// A spec's platform as RubyGems marshals it: the `"ruby"` string, or a `Gem::Platform` object.
+fn platform_value(platform: &str) -> Value {
+    if platform == crate::spec::RUBY_PLATFORM {
+        return Value::str(platform);
+    }
+    let parsed = crate::platform::Platform::parse(platform);
+    Value::Object {
+        class: "Gem::Platform".into(),
+        ivars: vec![
+            ("@cpu".into(), Value::opt_str(parsed.cpu.as_deref())),
+            ("@os".into(), Value::str(parsed.os)),
+            ("@version".into(), Value::opt_str(parsed.version.as_deref())),
+        ],
+    }
 }
 
 /// The spec's `YYYY-MM-DD` as a UTC Time; the default date when out of Time#_dump's range.
@@ -337,5 +354,30 @@ pub(crate) mod tests {
         let spec = Gemspec { dependencies: Vec::new(), required_ruby_version: Vec::new(), ..hello() };
         let info = info(&package("sluice-hello", vec![artifact(&spec, false, 7)])).unwrap();
         assert_eq!(info, format!("---\n1.2.0 |checksum:{:064x}\n", 7));
+    }
+
+    #[test]
+    fn empty_indexes_have_the_compact_index_forms() {
+        assert_eq!(names(&[]), "---\n\n");
+        assert_eq!(names(&[package("gone", vec![artifact(&hello(), true, 1)])]), "---\n\n");
+        assert_eq!(versions(&[]).unwrap(), "created_at: 1970-01-01T00:00:00Z\n---\n");
+        assert_eq!(info(&package("sluice-hello", vec![artifact(&hello(), true, 1)])).unwrap(), "---\n");
+        // Marshal.dump([])
+        assert_eq!(specs(&[], SpecsIndex::All).unwrap(), b"\x04\x08[\x00");
+    }
+
+    #[test]
+    fn platform_specs_carry_a_platform_object() {
+        let java = Gemspec { description: None, ..with(&hello(), "1.2.0", "java") };
+        let dumped = gemspec_marshal(&java);
+        assert!(dumped.windows(13).any(|w| w == b"Gem::Platform"), "no Gem::Platform in the dump");
+        assert_eq!(
+            platform_value("java"),
+            Value::Object {
+                class: "Gem::Platform".into(),
+                ivars: vec![("@cpu".into(), Value::Nil), ("@os".into(), Value::str("java")), ("@version".into(), Value::Nil)],
+            }
+        );
+        assert_eq!(platform_value("ruby"), Value::str("ruby"));
     }
 }

@@ -7,6 +7,7 @@
 pub mod gem;
 pub mod index;
 pub mod marshal;
+pub mod platform;
 pub mod protocol;
 pub mod spec;
 pub mod version;

@@ -136,15 +136,19 @@ fn find_file(registry: &impl Registry, file_name: &str) -> Result<(String, Artif
 }
 
 /// A compact index file: ETag (quoted MD5 of the whole body, which Bundler checks after
-/// appending a range), `Repr-Digest`, and `Range: bytes=N-` answered with the tail.
+/// appending a range), `Repr-Digest` and `Digest`, and `Range: bytes=N-` answered with the tail.
 fn compact(req: &Request, body: String) -> Response {
     let body = body.into_bytes();
     let etag = format!("\"{}\"", index::md5_hex(&body));
-    let digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body)));
+    let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+    let digest = format!("sha-256=:{sha256}:");
+    // RFC 3230's older form, which Bundler versions before Repr-Digest read.
+    let legacy_digest = format!("sha-256={sha256}");
     let with_headers = |response: Response| {
         response
             .with_header("etag", etag.clone())
             .with_header("repr-digest", digest.clone())
+            .with_header("digest", legacy_digest.clone())
             .with_header("accept-ranges", "bytes")
     };
     let cached = req
@@ -288,6 +292,7 @@ mod tests {
         assert_eq!(header(&full, "accept-ranges"), "bytes");
         let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
         assert_eq!(header(&full, "repr-digest"), format!("sha-256=:{digest}:"));
+        assert_eq!(header(&full, "digest"), format!("sha-256={digest}"));
 
         let tail = get("/info/sluice-hello", &[("range", "bytes=10-")]).unwrap();
         assert_eq!(tail.status, 206);

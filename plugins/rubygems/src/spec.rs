@@ -73,6 +73,8 @@ impl Gemspec {
     pub fn from_yaml(yaml: &[u8]) -> Result<Gemspec, Error> {
         let doc: Value = serde_yaml::from_slice(yaml)
             .map_err(|e| Error::invalid(format!("metadata.gz is not a valid YAML gem specification: {e}")))?;
+        check_tag_text(yaml)?;
+        check_tags(&doc)?;
         let root = untag(&doc);
         if !root.is_mapping() {
             return Err(Error::invalid("metadata.gz does not hold a gem specification (a YAML mapping)"));
@@ -272,6 +274,72 @@ fn requirement_of(value: Option<&Value>) -> Result<Vec<Constraint>, Error> {
     Ok(constraints)
 }
 
+/// The Ruby objects RubyGems writes in a gem specification, the classes `Gem::SafeYAML` loads.
+const RUBYGEMS_TAGS: &[&str] = &[
+    "ruby/object:Gem::Specification",
+    "ruby/object:Gem::Version",
+    "ruby/object:Gem::Requirement",
+    "ruby/object:Gem::Dependency",
+    "ruby/object:Gem::Platform",
+    // Specifications from RubyGems before 1.3 spell requirements this way.
+    "ruby/object:Gem::Version::Requirement",
+    // Symbols (`:runtime`), which safe loading permits.
+    "ruby/sym",
+    "ruby/symbol",
+];
+
+fn foreign_tag(tag: &str) -> Error {
+    Error::invalid(format!(
+        "metadata.gz holds the YAML tag {tag}, which RubyGems never writes in a gem specification \
+         (only Gem::Specification, Gem::Version, Gem::Requirement, Gem::Dependency and Gem::Platform objects)"
+    ))
+}
+
+/// The same check on the text: the YAML parser resolves some tag spellings Psych still honours
+/// (`!!ruby/object:X`, `%TAG` shorthands, verbatim `!<...>` tags) without keeping them, so any
+/// spelling of a Ruby tag other than `!ruby/TYPE` with an allowed type is refused outright.
+fn check_tag_text(yaml: &[u8]) -> Result<(), Error> {
+    let text = String::from_utf8_lossy(yaml);
+    for line in text.lines() {
+        if line.starts_with("%TAG") {
+            return Err(Error::invalid("metadata.gz declares a %TAG shorthand, which RubyGems never writes"));
+        }
+    }
+    for marker in ["!!ruby/", "tag:ruby.yaml.org", "tag:yaml.org,2002:ruby", "!<"] {
+        if let Some(at) = text.find(marker) {
+            let tag: String = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+            return Err(foreign_tag(&tag));
+        }
+    }
+    for (at, _) in text.match_indices("!ruby/") {
+        let tag: String = text[at + 1..].chars().take_while(|c| !c.is_whitespace()).collect();
+        if !RUBYGEMS_TAGS.contains(&tag.as_str()) {
+            return Err(foreign_tag(&format!("!{tag}")));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses any Ruby tag (`!ruby/object:X`, `!ruby/hash:X`, `!ruby/struct:X`, ...) but those
+/// RubyGems writes: Psych instantiates such tags as arbitrary classes, which is how gadget chains
+/// reach clients that load a gem's YAML unsafely. Core YAML tags (`!binary`) are harmless.
+fn check_tags(value: &Value) -> Result<(), Error> {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let bare = tag.trim_start_matches('!');
+            let bare = bare.strip_prefix("tag:yaml.org,2002:").unwrap_or(bare);
+            if bare.starts_with("ruby/") && !RUBYGEMS_TAGS.contains(&bare) {
+                return Err(foreign_tag(&tag));
+            }
+            check_tags(&tagged.value)
+        }
+        Value::Sequence(items) => items.iter().try_for_each(check_tags),
+        Value::Mapping(map) => map.iter().try_for_each(|(k, v)| check_tags(k).and_then(|()| check_tags(v))),
+        _ => Ok(()),
+    }
+}
+
 /// The value under a Ruby tag (`!ruby/object:...`), or the value itself.
 fn untag(value: &Value) -> &Value {
     match value {
@@ -365,5 +433,31 @@ mod tests {
         assert!(is_prerelease("1.0.pre"));
         assert!(is_prerelease("2.0.0.rc1"));
         assert!(!is_prerelease("1.10.3"));
+    }
+
+    #[test]
+    fn refuses_yaml_tags_rubygems_does_not_write() {
+        for (from, to) in [
+            ("summary: Says hello", "summary: !ruby/object:Gem::Installer\n  i: x"),
+            ("summary: Says hello", "summary: !ruby/hash:ActiveSupport::HashWithIndifferentAccess\n  a: b"),
+            ("summary: Says hello", "summary: !ruby/struct:Foo\n  a: b"),
+            ("summary: Says hello", "summary: !!ruby/object:Gem::Installer\n  i: x"),
+            ("summary: Says hello", "summary: !ruby/object:Gem::Requirement\n  requirements: !ruby/object:Gem::Package::TarReader\n    io: x"),
+            ("summary: Says hello", "summary: !<tag:ruby.yaml.org,2002:object:Gem::Installer>\n  i: x"),
+            ("summary: Says hello", "summary: !r!object:Gem::Installer\n  i: x"),
+        ] {
+            let mut yaml = HELLO_YAML.replacen(from, to, 1);
+            if to.contains("!r!") {
+                yaml = format!("%TAG !r! tag:ruby.yaml.org,2002:\n{yaml}");
+            }
+            assert_ne!(yaml, HELLO_YAML);
+            let err = Gemspec::from_yaml(yaml.as_bytes()).unwrap_err();
+            assert_eq!(err.kind, sluice_plugin_sdk::ErrorKind::Invalid, "{to}");
+            assert!(err.message.contains("YAML tag") || err.message.contains("%TAG"), "{to}: {}", err.message);
+        }
+        // RubyGems' own tags, a symbol and a binary string are fine.
+        assert!(HELLO_YAML.contains("!ruby/object:Gem::Requirement"));
+        let yaml = HELLO_YAML.replacen("summary: Says hello", "summary: !binary |-\n  U2F5cyBoZWxsbw==", 1);
+        assert!(Gemspec::from_yaml(yaml.as_bytes()).is_ok());
     }
 }

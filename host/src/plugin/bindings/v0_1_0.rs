@@ -258,7 +258,7 @@ impl From<latest::Request> for Request {
 
 impl From<latest::TagInfo> for TagInfo {
     fn from(v: latest::TagInfo) -> Self {
-        Self { name: v.name, commit: v.commit, time: v.time }
+        Self { name: v.name, commit: v.commit, time: v.time, source: v.source, source_name: v.source_name }
     }
 }
 

@@ -74,6 +74,19 @@ impl Db {
         Ok(())
     }
 
+    /// The git source (other than `except`) that published versions of `package`, if any.
+    pub fn git_source_of_package(&self, repository: &str, package: &str, except: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT g.source FROM git_tags g JOIN pushes p ON p.id = g.push_id
+                 WHERE g.repository = ?1 AND g.status = 'published' AND p.package = ?2 AND g.source != ?3 LIMIT 1",
+                params![repository, package, except],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     pub fn git_tags(&self, repository: &str) -> Result<Vec<GitTagRow>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 ORDER BY seen_at DESC, tag"))?;

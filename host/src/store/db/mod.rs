@@ -265,6 +265,12 @@ impl Db {
         Ok(db)
     }
 
+    /// Whether the database answers (for `/ready`).
+    pub fn ping(&self) -> Result<()> {
+        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }

@@ -1,0 +1,109 @@
+//! The Cargo format: `.crate` files, served to cargo as an alternative registry over the sparse
+//! index protocol (RFC 2789) and the registry web API (`cargo publish`, `yank`, `search`,
+//! `owner --list`).
+//!
+//! The format logic is plain Rust that unit-tests natively; [`component`] (wasm only) exports it
+//! through the plugin contract.
+
+pub mod index;
+pub mod krate;
+pub mod manifest;
+pub mod protocol;
+pub mod publish;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+use sluice_plugin_sdk::io::ReadAt;
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger,
+};
+
+pub fn info() -> FormatInfo {
+    FormatInfo {
+        name: "cargo".into(),
+        display_name: "Cargo".into(),
+        // crates.io compares names without case; the index path is the lower-cased name.
+        case_insensitive_names: true,
+        // cargo sends its token as the whole `Authorization` header, which the host reads.
+        credential_headers: Vec::new(),
+        publish: PublishMode::Upload,
+        install_hint: "cargo add {name}@{version} --registry NAME  # [registries.NAME] index = \"sparse+{url}/index/\""
+            .into(),
+    }
+}
+
+/// Reads and checks a `.crate`; the host stores it under `file_name`, which must be the name
+/// cargo downloads it by (`NAME-VERSION.crate`).
+pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
+    let manifest = krate::read_crate(file, krate::Check::Full)?;
+    if file_name != manifest.file_name() {
+        return Err(Error::invalid(format!(
+            "the file is named {file_name:?} but its Cargo.toml makes it {:?}",
+            manifest.file_name()
+        )));
+    }
+    Ok(manifest.to_metadata())
+}
+
+/// A `.crate` is a gzipped tar with everything under `NAME-VERSION/`: unpack it so that
+/// `Cargo.toml` is at the top of the job's `pkg/`.
+pub fn extraction() -> Extraction {
+    Extraction {
+        media_type: "application/gzip".into(),
+        steps: vec![ExtractionStep {
+            tool: "tar".into(),
+            argv: ["-xzf", "{archive}", "-C", "{dest}", "--strip-components=1"]
+                .map(String::from)
+                .to_vec(),
+        }],
+        image: None,
+    }
+}
+
+pub fn trigger(meta: &Metadata) -> Trigger {
+    Trigger {
+        event: "package_push".into(),
+        variables: vec![
+            ("CRATE_NAME".into(), meta.name.clone()),
+            ("CRATE_VERSION".into(), meta.version.clone()),
+        ],
+        jobs: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::krate::tests::app_crate;
+
+    #[test]
+    fn parse_checks_the_stored_name() {
+        let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
+        assert_eq!(
+            (meta.name.as_str(), meta.version.as_str()),
+            ("sluice-app", "0.2.0")
+        );
+        assert_eq!(meta.license.as_deref(), Some("MIT OR Apache-2.0"));
+        let err = parse("upload.crate", app_crate()).unwrap_err();
+        assert!(
+            err.message.contains("sluice-app-0.2.0.crate"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn trigger_and_extraction() {
+        let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
+        assert_eq!(
+            trigger(&meta).variables[0],
+            ("CRATE_NAME".to_string(), "sluice-app".to_string())
+        );
+        assert_eq!(
+            extraction().steps[0].argv.join(" "),
+            "-xzf {archive} -C {dest} --strip-components=1"
+        );
+        assert_eq!(info().name, "cargo");
+    }
+}
