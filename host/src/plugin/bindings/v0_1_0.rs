@@ -349,3 +349,47 @@ impl sluice::plugin::registry::Host for CallState {
         latest::sluice::plugin::registry::Host::all_packages(self).map(all)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest version's records, compared as JSON (bindgen derives no `PartialEq`).
+    fn json(v: &impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    #[test]
+    fn records_cross_the_boundary_unchanged_but_for_what_0_2_0_added() {
+        let mut meta = latest::Metadata::named("demo", "1.0.0");
+        meta.dependencies.push(latest::Dependency {
+            name: "dep".into(),
+            requirement: "^1".into(),
+            kind: "runtime".into(),
+            group: String::new(),
+        });
+        meta.manifest = "{}".into();
+        meta.readme = Some("# demo".into());
+        let back: latest::Metadata = Metadata::from(meta.clone()).into();
+        assert_eq!(json(&back), json(&latest::Metadata { readme: None, ..meta }));
+
+        let outcome = Outcome {
+            effects: vec![Effect::Publish(Upload {
+                file_name: "demo-1.0.0.tgz".into(),
+                source: UploadSource::BodyRange((10, 20)),
+                package: Some("demo".into()),
+                tags: vec!["latest".into()],
+            })],
+            reply: Reply::Respond(Response { status: 201, headers: Vec::new(), body: b"ok".to_vec() }),
+        };
+        let outcome: latest::Outcome = outcome.into();
+        assert_eq!(
+            json(&outcome),
+            serde_json::json!({
+                "effects": [{"Publish": {"file_name": "demo-1.0.0.tgz", "source": {"BodyRange": [10, 20]},
+                    "package": "demo", "tags": ["latest"]}}],
+                "reply": {"Respond": {"status": 201, "headers": [], "body": [111, 107]}},
+            })
+        );
+    }
+}
