@@ -254,7 +254,7 @@ impl Base64Check {
 
     /// The decoded length, if the text is valid.
     fn decoded_len(&self) -> Option<u64> {
-        (!self.bad && self.len % 4 == 0 && self.padding <= 2).then(|| self.len / 4 * 3 - self.padding)
+        (!self.bad && self.len.is_multiple_of(4) && self.padding <= 2).then(|| self.len / 4 * 3 - self.padding)
     }
 }
 
