@@ -49,11 +49,7 @@ pub enum Instance {
 
 impl PluginPre {
     /// Links `component`, built against contract `version`.
-    pub fn new(
-        linker: &Linker<CallState>,
-        component: &Component,
-        version: &str,
-    ) -> wasmtime::Result<Self> {
+    pub fn new(linker: &Linker<CallState>, component: &Component, version: &str) -> wasmtime::Result<Self> {
         let pre = linker.instantiate_pre(component)?;
         Ok(match version {
             "0.1.0" => PluginPre::V0_1_0(v0_1_0::FormatPluginPre::new(pre)?),
@@ -101,12 +97,18 @@ impl Instance {
         meta: &latest::Metadata,
     ) -> wasmtime::Result<latest::Extraction> {
         match self {
-            Instance::V0_1_0(p) => p.sluice_plugin_format().call_extraction_for(s, &meta.clone().into()).map(Into::into),
+            Instance::V0_1_0(p) => {
+                p.sluice_plugin_format().call_extraction_for(s, &meta.clone().into()).map(Into::into)
+            }
             Instance::V0_2_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
         }
     }
 
-    pub fn call_trigger_for(&self, s: &mut Store<CallState>, meta: &latest::Metadata) -> wasmtime::Result<latest::Trigger> {
+    pub fn call_trigger_for(
+        &self,
+        s: &mut Store<CallState>,
+        meta: &latest::Metadata,
+    ) -> wasmtime::Result<latest::Trigger> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_trigger_for(s, &meta.clone().into()).map(Into::into),
             Instance::V0_2_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
@@ -129,7 +131,11 @@ impl Instance {
         }
     }
 
-    pub fn call_render_error(&self, s: &mut Store<CallState>, err: &latest::Error) -> wasmtime::Result<latest::Response> {
+    pub fn call_render_error(
+        &self,
+        s: &mut Store<CallState>,
+        err: &latest::Error,
+    ) -> wasmtime::Result<latest::Response> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_render_error(s, &err.clone().into()).map(Into::into),
             Instance::V0_2_0(p) => p.sluice_plugin_format().call_render_error(s, err),

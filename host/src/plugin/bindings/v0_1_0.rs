@@ -164,7 +164,9 @@ impl From<Effect> for latest::Effect {
                 qualifier: y.qualifier,
                 yanked: y.yanked,
             }),
-            Effect::DeleteVersion(v) => Self::DeleteVersion(latest::VersionRef { package: v.package, version: v.version }),
+            Effect::DeleteVersion(v) => {
+                Self::DeleteVersion(latest::VersionRef { package: v.package, version: v.version })
+            }
             Effect::DeletePackage(p) => Self::DeletePackage(p),
         }
     }
@@ -174,9 +176,11 @@ impl From<Reply> for latest::Reply {
     fn from(v: Reply) -> Self {
         match v {
             Reply::Respond(r) => Self::Respond(r.into()),
-            Reply::ServeFile(f) => {
-                Self::ServeFile(latest::FileRef { package: f.package, file_name: f.file_name, content_type: f.content_type })
-            }
+            Reply::ServeFile(f) => Self::ServeFile(latest::FileRef {
+                package: f.package,
+                file_name: f.file_name,
+                content_type: f.content_type,
+            }),
         }
     }
 }
