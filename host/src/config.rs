@@ -21,6 +21,9 @@ pub struct Config {
     /// Largest request body accepted, in MiB.
     #[serde(default = "default_max_upload_mb")]
     pub max_upload_mb: u64,
+    /// The most a package file may unpack to, in MiB; plugins refuse larger (decompression bombs).
+    #[serde(default = "default_max_unpacked_mb")]
+    pub max_unpacked_mb: u64,
     /// Memory limit of one plugin call, in MiB.
     #[serde(default = "default_plugin_memory_mb")]
     pub plugin_memory_mb: u64,
@@ -194,6 +197,9 @@ fn default_data() -> PathBuf {
 fn default_max_upload_mb() -> u64 {
     1024
 }
+fn default_max_unpacked_mb() -> u64 {
+    512
+}
 fn default_plugin_memory_mb() -> u64 {
     256
 }
@@ -314,6 +320,7 @@ impl Config {
         }
         for (name, field) in [
             ("SLUICE_MAX_UPLOAD_MB", &mut self.max_upload_mb),
+            ("SLUICE_MAX_UNPACKED_MB", &mut self.max_unpacked_mb),
             ("SLUICE_PLUGIN_MEMORY_MB", &mut self.plugin_memory_mb),
             ("SLUICE_PLUGIN_TIMEOUT_MS", &mut self.plugin_timeout_ms),
             ("SLUICE_PARSE_TIMEOUT_MS", &mut self.parse_timeout_ms),

@@ -222,7 +222,7 @@ fn main() -> anyhow::Result<()> {
             let report = serde_json::json!({
                 "file": file,
                 "sha256": plugin.sha256,
-                "contract": "sluice:plugin@0.1.0",
+                "contract": format!("sluice:plugin@{}", plugin.contract),
                 "format": plugin.info,
                 "extraction (for example@1.0.0)": plugin.extraction_for(&sample)?,
                 "trigger (for example@1.0.0)": plugin.trigger_for(&sample)?,

@@ -1,16 +1,21 @@
 //! The small SDK every Sluice format plugin builds on.
 //!
-//! It carries the bindings of the plugin contract (`wit/v0.1.0`), and the helpers that every
-//! plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), answering HTTP requests
-//! ([`http`]) and looking things up in the repository through a [`Registry`] that native unit tests
-//! can replace with [`MemoryRegistry`].
+//! It carries the bindings of the newest plugin contract (`wit/v0.2.0`), and the helpers that
+//! every plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), finding string values
+//! in a large JSON body without holding it ([`json_scan`]), answering HTTP requests ([`http`]) and
+//! looking things up in the repository through a [`Registry`] that native unit tests can replace
+//! with [`MemoryRegistry`].
+//!
+//! A plugin built with this SDK is a plugin of contract 0.2.0. Plugins built against 0.1.0 keep
+//! loading (the host converts at the boundary); they are built from `wit/v0.1.0` directly, as the
+//! runtime tests' fault plugin is.
 //!
 //! A plugin implements [`Format`] and exports it with
 //! `sluice_plugin_sdk::export_format!(MyFormat with_types_in sluice_plugin_sdk);`, compiled only for
 //! `wasm32` so that the format logic stays a plain Rust library that `cargo test` runs natively.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.1.0",
+    path: "../wit/v0.2.0",
     world: "format-plugin",
     pub_export_macro: true,
     export_macro_name: "export_format",
@@ -20,6 +25,7 @@ wit_bindgen::generate!({
 
 pub mod http;
 pub mod io;
+pub mod json_scan;
 mod registry_view;
 
 pub use exports::sluice::plugin::format::Guest as Format;
@@ -89,8 +95,14 @@ impl Metadata {
             keywords: Vec::new(),
             dependencies: Vec::new(),
             manifest: String::new(),
+            readme: None,
         }
     }
+}
+
+impl Limits {
+    /// Limits for native unit tests: the host's defaults (1 GiB uploads, 512 MiB unpacked).
+    pub const TEST: Limits = Limits { max_upload_bytes: 1 << 30, max_unpacked_bytes: 512 << 20 };
 }
 
 impl Outcome {
@@ -103,7 +115,11 @@ impl Outcome {
         Outcome { effects, reply: Reply::Respond(response) }
     }
     /// Stream a stored file.
-    pub fn serve_file(package: impl Into<String>, file_name: impl Into<String>, content_type: impl Into<String>) -> Self {
+    pub fn serve_file(
+        package: impl Into<String>,
+        file_name: impl Into<String>,
+        content_type: impl Into<String>,
+    ) -> Self {
         Outcome {
             effects: Vec::new(),
             reply: Reply::ServeFile(FileRef {

@@ -250,6 +250,11 @@ impl Server {
         false
     }
 
+    /// The server process's id, to watch its memory in /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running (it must survive bad input).
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -211,8 +211,8 @@ pub fn render_error(err: &Error) -> Response {
 #[cfg(target_arch = "wasm32")]
 mod component {
     use sluice_plugin_sdk::{
-        Blob, Error, Extraction, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response, TagFile, TagInfo,
-        Tree, Trigger,
+        Blob, Error, Extraction, FormatInfo, HostRegistry, Limits, Metadata, Outcome, Request, Response, TagFile,
+        TagInfo, Tree, Trigger,
     };
 
     struct Plugin;
@@ -221,7 +221,8 @@ mod component {
         fn info() -> FormatInfo {
             crate::info()
         }
-        fn parse(file_name: String, file: &Blob) -> Result<Metadata, Error> {
+        // `limits` are the operator's (max upload, max unpacked): check sizes against them.
+        fn parse(file_name: String, file: &Blob, _limits: Limits) -> Result<Metadata, Error> {
             crate::parse(&file_name, file)
         }
         fn extraction_for(_meta: Metadata) -> Extraction {
@@ -230,7 +231,7 @@ mod component {
         fn trigger_for(meta: Metadata) -> Trigger {
             crate::trigger(&meta)
         }
-        fn handle(req: Request, body: &Blob) -> Result<Outcome, Error> {
+        fn handle(req: Request, body: &Blob, _limits: Limits) -> Result<Outcome, Error> {
             crate::handle(&HostRegistry, &req, body)
         }
         fn render_error(err: Error) -> Response {
@@ -379,8 +380,8 @@ pub fn check(runtime: &PluginRuntime, limits: Limits, path: &Path) -> Report {
         }
     };
     report.ok(format!(
-        "loads as a plugin of contract sluice:plugin@0.1.0 (sha256 {})",
-        plugin.sha256
+        "loads as a plugin of contract sluice:plugin@{} (sha256 {})",
+        plugin.contract, plugin.sha256
     ));
     check_info(&mut report, &plugin.info);
     check_parse(&mut report, &plugin, limits);

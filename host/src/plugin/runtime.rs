@@ -6,12 +6,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::current::{self as wit, FormatPlugin, FormatPluginPre};
+use super::bindings::{self, current as wit, Instance, PluginPre};
 use super::host::{BlobHandle, CallState, RegistryView, TreeHandle};
 
 /// How often the epoch ticks; deadlines are whole ticks.
@@ -28,11 +28,18 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Wall-clock limit of a call that reads a whole package (`parse`, `from-tag`).
     pub parse_timeout: Duration,
+    /// The operator's size limits, passed to `parse` and `handle` (contract 0.2.0 and later).
+    pub sizes: wit::Limits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, call_timeout: Duration::from_secs(1), parse_timeout: Duration::from_secs(30) }
+        Limits {
+            memory_bytes: 256 << 20,
+            call_timeout: Duration::from_secs(1),
+            parse_timeout: Duration::from_secs(30),
+            sizes: wit::Limits { max_upload_bytes: 1 << 30, max_unpacked_bytes: 512 << 20 },
+        }
     }
 }
 
@@ -62,7 +69,9 @@ pub struct Plugin {
     pub sha256: String,
     /// Where it came from: `builtin:NAME` or the file path.
     pub source: String,
-    pre: FormatPluginPre<CallState>,
+    /// The contract version it was built against (`0.2.0`).
+    pub contract: &'static str,
+    pre: PluginPre,
     engine: Engine,
     limits: Limits,
     /// Counters for `/metrics`.
@@ -102,7 +111,7 @@ impl PluginRuntime {
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
-        FormatPlugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).map_err(wasm_err)?;
+        bindings::add_to_linker(&mut linker).map_err(wasm_err)?;
         std::fs::create_dir_all(&cache_dir)
             .map_err(|e| anyhow::anyhow!("create plugin cache {}: {e}", cache_dir.display()))?;
         Ok(PluginRuntime { engine, linker, limits, cache_dir })
@@ -112,11 +121,16 @@ impl PluginRuntime {
     pub fn load(&self, wasm: &[u8], source: &str) -> anyhow::Result<Plugin> {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let component = self.compile_cached(wasm, &sha256)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{source} is not a Sluice format plugin of contract 0.1.0: {e}"))?;
-        let pre = FormatPluginPre::new(pre).map_err(|e| anyhow::anyhow!("{source}: missing exports: {e}"))?;
+        let contract = bindings::contract_of(&component, &self.engine).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{source} is not a Sluice format plugin: it exports no `sluice:plugin/format` of a contract this host \
+                 loads ({})",
+                bindings::VERSIONS.join(", ")
+            )
+        })?;
+        let pre = PluginPre::new(&self.linker, &component, contract).map_err(|e| {
+            anyhow::anyhow!("{source} is not a Sluice format plugin of contract {contract}: {}", wasm_err(e))
+        })?;
         let mut plugin = Plugin {
             info: wit::FormatInfo {
                 name: String::new(),
@@ -128,12 +142,13 @@ impl PluginRuntime {
             },
             sha256,
             source: source.to_string(),
+            contract,
             pre,
             engine: self.engine.clone(),
             limits: self.limits,
             stats: CallStats::default(),
         };
-        plugin.info = plugin.call("info", self.limits.call_timeout, None, |p, s| p.sluice_plugin_format().call_info(s))?;
+        plugin.info = plugin.call("info", self.limits.call_timeout, None, |p, s| p.call_info(s))?;
         Ok(plugin)
     }
 
@@ -196,7 +211,7 @@ impl Plugin {
         what: &str,
         timeout: Duration,
         registry: Option<Arc<dyn RegistryView>>,
-        f: impl FnOnce(&FormatPlugin, &mut Store<CallState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Instance, &mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.call_with(what, timeout, registry, |_| Ok(()), |p, s, ()| f(p, s))
     }
@@ -208,7 +223,7 @@ impl Plugin {
         timeout: Duration,
         registry: Option<Arc<dyn RegistryView>>,
         setup: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<A>,
-        f: impl FnOnce(&FormatPlugin, &mut Store<CallState>, A) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Instance, &mut Store<CallState>, A) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let started = std::time::Instant::now();
         let output = MemoryOutputPipe::new(MAX_OUTPUT);
@@ -270,16 +285,16 @@ impl Plugin {
             self.limits.parse_timeout,
             None,
             |s| Ok(s.data_mut().table.push(file)?),
-            |p, s, blob| p.sluice_plugin_format().call_parse(s, file_name, blob),
+            |p, s, blob| p.call_parse(s, file_name, blob, self.limits.sizes),
         )
     }
 
     pub fn extraction_for(&self, meta: &wit::Metadata) -> Result<wit::Extraction, CallError> {
-        self.call("extraction-for", self.limits.call_timeout, None, |p, s| p.sluice_plugin_format().call_extraction_for(s, meta))
+        self.call("extraction-for", self.limits.call_timeout, None, |p, s| p.call_extraction_for(s, meta))
     }
 
     pub fn trigger_for(&self, meta: &wit::Metadata) -> Result<wit::Trigger, CallError> {
-        self.call("trigger-for", self.limits.call_timeout, None, |p, s| p.sluice_plugin_format().call_trigger_for(s, meta))
+        self.call("trigger-for", self.limits.call_timeout, None, |p, s| p.call_trigger_for(s, meta))
     }
 
     /// Serves one protocol request.
@@ -289,20 +304,20 @@ impl Plugin {
         body: BlobHandle,
         registry: Arc<dyn RegistryView>,
     ) -> Result<Result<wit::Outcome, wit::Error>, CallError> {
-        // A request with a body is an upload the plugin may have to decode whole (npm's base64
-        // attachment): it gets the time a parse gets. Everything else is a quick protocol answer.
+        // A request with a body is an upload the plugin may have to read whole (npm scans its
+        // publish JSON for the attachment): it gets the time a parse gets. Everything else is a quick protocol answer.
         let timeout = if body.size() > 0 { self.limits.parse_timeout } else { self.limits.call_timeout };
         self.call_with(
             "handle",
             timeout,
             Some(registry),
             |s| Ok(s.data_mut().table.push(body)?),
-            |p, s, blob| p.sluice_plugin_format().call_handle(s, req, blob),
+            |p, s, blob| p.call_handle(s, req, blob, self.limits.sizes),
         )
     }
 
     pub fn render_error(&self, err: &wit::Error) -> Result<wit::Response, CallError> {
-        self.call("render-error", self.limits.call_timeout, None, |p, s| p.sluice_plugin_format().call_render_error(s, err))
+        self.call("render-error", self.limits.call_timeout, None, |p, s| p.call_render_error(s, err))
     }
 
     pub fn from_tag(&self, tag: &wit::TagInfo, tree: TreeHandle) -> Result<Result<Option<wit::TagFile>, wit::Error>, CallError> {
@@ -311,7 +326,7 @@ impl Plugin {
             self.limits.parse_timeout,
             None,
             |s| Ok(s.data_mut().table.push(tree)?),
-            |p, s, tree| p.sluice_plugin_format().call_from_tag(s, tag, tree),
+            |p, s, tree| p.call_from_tag(s, tag, tree),
         )
     }
 }

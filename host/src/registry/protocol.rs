@@ -160,14 +160,16 @@ impl Registry {
         let limit = self.config.max_upload_mb << 20;
         let pending = match upload.source {
             wit::UploadSource::Body => req.body.take().ok_or_else(|| error(Invalid, "the request has no body"))?,
-            wit::UploadSource::BodyRange((offset, length)) => {
-                let body = req.body.as_ref().ok_or_else(|| error(Invalid, "the request has no body"))?;
-                if offset.checked_add(length).is_none_or(|end| end > body.digests.size) {
-                    return Err(error(Invalid, "the package part lies outside the request body"));
-                }
-                let mut file = body.reopen().map_err(|e| error(Internal, e.to_string()))?;
-                file.seek(SeekFrom::Start(offset)).map_err(|e| error(Internal, format!("seek request body: {e}")))?;
-                self.write_blob(file.take(length), limit)?
+            wit::UploadSource::BodyRange((offset, length)) => self.write_blob(body_range(req, offset, length)?, limit)?,
+            wit::UploadSource::BodyBase64Range((offset, length)) => {
+                // Decoded while it is written: a large upload's text is never held whole, here or
+                // in the plugin.
+                let text = body_range(req, offset, length)?;
+                let decoded = base64::read::DecoderReader::new(text, &base64::engine::general_purpose::STANDARD);
+                self.write_blob_with(decoded, limit, |e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => error(Invalid, format!("the package's base64 text is not valid: {e}")),
+                    _ => error(Internal, e.to_string()),
+                })?
             }
             wit::UploadSource::Bytes(bytes) => self.write_blob(&bytes[..], limit)?,
         };
@@ -239,12 +241,22 @@ impl Registry {
         Ok(push_id)
     }
 
-    pub(super) fn write_blob(&self, mut from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
+    pub(super) fn write_blob(&self, from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
+        self.write_blob_with(from, limit, |e| error(wit::ErrorKind::Internal, e.to_string()))
+    }
+
+    /// Like `write_blob`, with `read_error` naming what a failed read of `from` means.
+    fn write_blob_with(
+        &self,
+        mut from: impl Read,
+        limit: u64,
+        read_error: impl Fn(std::io::Error) -> wit::Error,
+    ) -> Result<PendingBlob, wit::Error> {
         let internal = |e: &dyn std::fmt::Display| error(wit::ErrorKind::Internal, e.to_string());
         let mut w = self.blobs.writer(limit).map_err(|e| internal(&e))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = from.read(&mut buf).map_err(|e| internal(&e))?;
+            let n = from.read(&mut buf).map_err(&read_error)?;
             if n == 0 {
                 break;
             }
@@ -283,6 +295,23 @@ impl Registry {
             }
         }
     }
+}
+
+/// `length` bytes of the request body from `offset`, checked to lie inside it.
+fn body_range(
+    req: &ClientRequest,
+    offset: u64,
+    length: u64,
+) -> Result<std::io::Take<std::io::BufReader<std::fs::File>>, wit::Error> {
+    use wit::ErrorKind::{Internal, Invalid};
+    let body = req.body.as_ref().ok_or_else(|| error(Invalid, "the request has no body"))?;
+    if offset.checked_add(length).is_none_or(|end| end > body.digests.size) {
+        return Err(error(Invalid, "the package part lies outside the request body"));
+    }
+    let mut file = body.reopen().map_err(|e| error(Internal, e.to_string()))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| error(Internal, format!("seek request body: {e}")))?;
+    // Buffered: the base64 decoder reads in small pieces.
+    Ok(std::io::BufReader::with_capacity(256 * 1024, file).take(length))
 }
 
 /// A failed plugin call as the error the client gets (and the log records, in `render_error`).

@@ -59,7 +59,8 @@ fn package_view(p: PackageWithFiles) -> wit::PackageView {
         created_ms: p.package.created_at as u64,
         modified_ms: p.package.modified_at as u64,
         tags: p.tags,
-        artifacts: p.files.iter().map(artifact_of).collect(),
+        // READMEs are for the web UI; the contract leaves them out of the plugins' view.
+        artifacts: p.files.iter().map(artifact_of).map(|a| wit::Artifact { metadata: wit::Metadata { readme: None, ..a.metadata }, ..a }).collect(),
     }
 }
 

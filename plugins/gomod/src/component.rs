@@ -24,7 +24,7 @@ impl Format for Plugin {
     fn info() -> FormatInfo {
         crate::info()
     }
-    fn parse(file_name: String, file: &Blob) -> Result<Metadata, Error> {
+    fn parse(file_name: String, file: &Blob, _limits: sluice_plugin_sdk::Limits) -> Result<Metadata, Error> {
         crate::parse::parse(&file_name, file)
     }
     fn extraction_for(meta: Metadata) -> Extraction {
@@ -33,7 +33,7 @@ impl Format for Plugin {
     fn trigger_for(meta: Metadata) -> Trigger {
         crate::trigger_for(&meta)
     }
-    fn handle(req: Request, _body: &Blob) -> Result<Outcome, Error> {
+    fn handle(req: Request, _body: &Blob, _limits: sluice_plugin_sdk::Limits) -> Result<Outcome, Error> {
         crate::proxy::handle(&HostRegistry, &req)
     }
     fn render_error(err: Error) -> Response {

@@ -1,8 +1,8 @@
 //! The wasm export: the `format` interface, backed by the host's registry and blobs.
 
 use sluice_plugin_sdk::{
-    Blob, Error, Extraction, Format, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response, TagFile, TagInfo,
-    Tree, Trigger,
+    Blob, Error, Extraction, Format, FormatInfo, HostRegistry, Limits, Metadata, Outcome, Request, Response, TagFile,
+    TagInfo, Tree, Trigger,
 };
 
 struct Plugin;
@@ -12,8 +12,8 @@ impl Format for Plugin {
         crate::info()
     }
 
-    fn parse(file_name: String, file: &Blob) -> Result<Metadata, Error> {
-        crate::tarball::parse(&file_name, file)
+    fn parse(file_name: String, file: &Blob, limits: Limits) -> Result<Metadata, Error> {
+        crate::tarball::parse(&file_name, file, &limits)
     }
 
     fn extraction_for(meta: Metadata) -> Extraction {
@@ -24,8 +24,8 @@ impl Format for Plugin {
         crate::trigger_for(&meta)
     }
 
-    fn handle(req: Request, body: &Blob) -> Result<Outcome, Error> {
-        crate::protocol::handle(&HostRegistry, &req, body)
+    fn handle(req: Request, body: &Blob, limits: Limits) -> Result<Outcome, Error> {
+        crate::protocol::handle(&HostRegistry, &req, body, &limits)
     }
 
     fn render_error(err: Error) -> Response {

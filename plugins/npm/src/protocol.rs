@@ -7,16 +7,17 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sluice_plugin_sdk::http::{self, rfc3339_ms};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
+use sluice_plugin_sdk::json_scan::{self, Segment, StringSpan};
 use sluice_plugin_sdk::{
-    Deprecation, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, TagChange, Upload, UploadSource,
-    VersionRef,
+    Deprecation, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, TagChange, Upload,
+    UploadSource, VersionRef,
 };
-use std::borrow::Cow;
+use std::collections::HashMap;
 
-/// The most a publish request may hold (a tarball of about 48 MiB, base64-encoded in JSON). The
-/// plugin holds the body and the decoded tarball at once, within the host's memory and time limits
-/// for one call; a clear "too large" beats running out of either.
-pub const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// The most the package document may hold once its attachments' base64 text is cut out: the
+/// versions, dist-tags and READMEs that the plugin parses in memory. Tarballs do not count here;
+/// their size is the operator's (`max_upload_mb`), and they never pass through the plugin's memory.
+pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
 
 /// The beginning of the message of a stale `_rev`, which `render_error` tells apart from a
 /// republished version (both are conflicts).
@@ -26,7 +27,7 @@ const DEFAULT_SEARCH_SIZE: u32 = 20;
 const MAX_SEARCH_SIZE: u32 = 250;
 
 /// Serves one request of the npm protocol.
-pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result<Outcome, Error> {
+pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
     let segments = req.segments();
     let method = match req.method.to_ascii_uppercase().as_str() {
         "HEAD" => "GET".to_string(),
@@ -44,17 +45,16 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         ("GET", [spec]) => get_version(registry, req, &name, spec),
         ("PUT", []) => {
             signed_in(req)?;
-            let bytes = read_body(body)?;
-            let doc = document(&bytes)?;
+            let (doc, texts) = read_document(&body)?;
             if doc.attachments.is_empty() {
                 update(registry, &name, doc, None)
             } else {
-                publish(registry, &name, doc)
+                publish(registry, &name, doc, texts, &body, limits)
             }
         }
         ("PUT", ["-rev", rev]) => {
             signed_in(req)?;
-            update(registry, &name, document(&read_body(body)?)?, Some(rev))
+            update(registry, &name, read_document(&body)?.0, Some(rev))
         }
         ("DELETE", ["-rev", rev]) => {
             signed_in(req)?;
@@ -175,39 +175,99 @@ fn get_version(registry: &impl Registry, req: &Request, name: &str, spec: &str) 
     Ok(Outcome::respond(http::json(200, &packument::version_manifest(&view, artifact, &req.base_url))))
 }
 
-/// The parts of a packument that publish, deprecate and unpublish send. Attachments borrow from
-/// the request body: a tarball's base64 text is not copied before it is decoded.
+/// The parts of a packument that publish, deprecate and unpublish send, parsed with the
+/// attachments' base64 text cut out (see [`read_document`]).
 #[derive(Deserialize)]
-pub struct Document<'a> {
+pub struct Document {
     name: Option<String>,
     versions: Option<Map<String, Value>>,
     #[serde(rename = "dist-tags", default)]
     dist_tags: Map<String, Value>,
-    #[serde(rename = "_attachments", default, borrow)]
-    attachments: std::collections::HashMap<String, Attachment<'a>>,
+    #[serde(rename = "_attachments", default)]
+    attachments: HashMap<String, Attachment>,
 }
 
 #[derive(Deserialize)]
-struct Attachment<'a> {
-    #[serde(borrow)]
-    data: Cow<'a, str>,
+struct Attachment {
     length: Option<u64>,
 }
 
-fn read_body(body: impl ReadAt) -> Result<Vec<u8>, Error> {
-    BlobReader::new(body)
-        .read_all(MAX_BODY)
-        .map_err(|_| Error::too_large(format!("the request is larger than {} MiB", MAX_BODY >> 20)))
+/// Where an attachment's base64 text lies in the body, and what a look at every byte found.
+pub struct AttachmentText {
+    span: StringSpan,
+    check: Base64Check,
 }
 
-fn document(body: &[u8]) -> Result<Document<'_>, Error> {
-    serde_json::from_slice(body)
-        .map_err(|e| Error::invalid(format!("the request body is not a valid package document: {e}")))
+/// The body read in one pass through the blob, never whole: `npm publish` of a 200 MB tarball
+/// sends about 270 MB of JSON, nearly all of it one base64 string. The scanner finds each
+/// `_attachments.*.data` string and checks its text as it goes by; the rest of the document,
+/// small, is parsed normally.
+pub fn read_document(body: &impl ReadAt) -> Result<(Document, HashMap<String, AttachmentText>), Error> {
+    let not_json = |e: std::io::Error| Error::invalid(format!("the request body is not a valid package document: {e}"));
+    let mut checks: HashMap<String, Base64Check> = HashMap::new();
+    let spans = json_scan::scan_strings(
+        BlobReader::new(body),
+        |path| matches!(path, [Segment::Key(a), Segment::Key(_), Segment::Key(d)] if a == "_attachments" && d == "data"),
+        |path, piece| checks.entry(path[1].key().unwrap_or_default().to_string()).or_default().add(piece),
+    )
+    .map_err(not_json)?;
+    let kept = BlobReader::new(body).size() - spans.iter().map(|s| s.len).sum::<u64>();
+    if kept > MAX_DOCUMENT {
+        return Err(Error::too_large(format!(
+            "the package document is larger than {} MiB without its tarballs",
+            MAX_DOCUMENT >> 20
+        )));
+    }
+    let rest = json_scan::without_spans(&BlobReader::new(body), &spans).map_err(not_json)?;
+    let doc: Document = serde_json::from_slice(&rest)
+        .map_err(|e| Error::invalid(format!("the request body is not a valid package document: {e}")))?;
+    let texts = spans
+        .into_iter()
+        .filter_map(|span| {
+            let key = span.path[1].key()?.to_string();
+            let check = checks.remove(&key).unwrap_or_default();
+            Some((key, AttachmentText { span, check }))
+        })
+        .collect();
+    Ok((doc, texts))
+}
+
+/// Standard base64 (padded, no line breaks) as npm writes it, checked a piece at a time.
+#[derive(Default)]
+pub struct Base64Check {
+    len: u64,
+    padding: u64,
+    bad: bool,
+}
+
+impl Base64Check {
+    fn add(&mut self, piece: &[u8]) {
+        for &b in piece {
+            match b {
+                b'=' => self.padding += 1,
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' if self.padding == 0 => {}
+                _ => self.bad = true,
+            }
+        }
+        self.len += piece.len() as u64;
+    }
+
+    /// The decoded length, if the text is valid.
+    fn decoded_len(&self) -> Option<u64> {
+        (!self.bad && self.len.is_multiple_of(4) && self.padding <= 2).then(|| self.len / 4 * 3 - self.padding)
+    }
 }
 
 /// `npm publish`: one version and its tarball as a base64 attachment. The tarball's own
 /// package.json is checked against the file name by `parse`, which the host calls next.
-pub fn publish(registry: &impl Registry, name: &str, mut doc: Document) -> Result<Outcome, Error> {
+pub fn publish(
+    registry: &impl Registry,
+    name: &str,
+    mut doc: Document,
+    mut texts: HashMap<String, AttachmentText>,
+    body: &impl ReadAt,
+    limits: &Limits,
+) -> Result<Outcome, Error> {
     if doc.name.as_deref() != Some(name) {
         return Err(Error::invalid(format!(
             "the package name in the request ({}) does not match the URL ({name})",
@@ -228,11 +288,29 @@ pub fn publish(registry: &impl Registry, name: &str, mut doc: Document) -> Resul
         .attachments
         .remove(&key)
         .ok_or_else(|| Error::invalid(format!("the publish request has no attachment {key}")))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(attachment.data.as_bytes())
-        .map_err(|e| Error::invalid(format!("the attachment {key} is not valid base64: {e}")))?;
-    if attachment.length.is_some_and(|len| len != bytes.len() as u64) {
+    let text = texts.remove(&key).ok_or_else(|| Error::invalid(format!("the attachment {key} has no base64 data")))?;
+    let not_base64 = || Error::invalid(format!("the attachment {key} is not valid base64"));
+    let (source, decoded_len) = if text.span.escaped {
+        // JSON escapes in base64 (`\/`) are legal but no npm client writes them: such a (small)
+        // attachment is decoded here, the plain way.
+        let raw = BlobReader::new(body).read_range(text.span.start, text.span.len)?;
+        let quoted = [&b"\""[..], &raw, b"\""].concat();
+        let data: String = serde_json::from_slice(&quoted).map_err(|_| not_base64())?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(data.as_bytes()).map_err(|_| not_base64())?;
+        let len = bytes.len() as u64;
+        (UploadSource::Bytes(bytes), len)
+    } else {
+        let len = text.check.decoded_len().ok_or_else(not_base64)?;
+        (UploadSource::BodyBase64Range((text.span.start, text.span.len)), len)
+    };
+    if attachment.length.is_some_and(|len| len != decoded_len) {
         return Err(Error::invalid(format!("the attachment {key} is not as long as its length says: it was cut off")));
+    }
+    if decoded_len > limits.max_upload_bytes {
+        return Err(Error::too_large(format!(
+            "the tarball is larger than this registry's limit of {} MiB",
+            limits.max_upload_bytes >> 20
+        )));
     }
     if let Some(view) = registry.package(name) {
         if view.artifacts.iter().any(|a| a.version == version) {
@@ -241,12 +319,8 @@ pub fn publish(registry: &impl Registry, name: &str, mut doc: Document) -> Resul
     }
     let tags =
         doc.dist_tags.iter().filter(|(_, v)| v.as_str() == Some(version.as_str())).map(|(t, _)| t.clone()).collect();
-    let upload = Upload {
-        file_name: name::tarball_file_name(name, &version),
-        source: UploadSource::Bytes(bytes),
-        package: Some(name.to_string()),
-        tags,
-    };
+    let upload =
+        Upload { file_name: name::tarball_file_name(name, &version), source, package: Some(name.to_string()), tags };
     Ok(Outcome::with_effects(vec![Effect::Publish(upload)], ok()))
 }
 
@@ -409,7 +483,7 @@ mod tests {
 
     fn call(method: &str, path: &str, body: Value) -> Result<Outcome, Error> {
         let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
-        handle(&registry(), &request(method, path, Some("alice")), body)
+        handle(&registry(), &request(method, path, Some("alice")), body, &Limits::TEST)
     }
 
     fn response(outcome: &Outcome) -> (u16, Value) {
@@ -431,18 +505,18 @@ mod tests {
     #[test]
     fn packuments_by_accept_header() {
         let mut req = request("GET", "/@scope%2fdemo", None);
-        let (status, doc) = response(&handle(&registry(), &req, Vec::new()).unwrap());
+        let (status, doc) = response(&handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap());
         assert_eq!(status, 200);
         assert_eq!(doc["_rev"], "2-18bcfe6eea0");
         req.headers =
             vec![("accept".into(), "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*".into())];
-        let outcome = handle(&registry(), &req, Vec::new()).unwrap();
+        let outcome = handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap();
         let Reply::Respond(r) = &outcome.reply else { panic!() };
         assert_eq!(r.headers, [("content-type".to_string(), packument::ABBREVIATED.to_string())]);
         let (_, doc) = response(&outcome);
         assert!(doc.get("_rev").is_none() && doc["modified"].is_string());
         req.query = "write=true".into();
-        let (_, doc) = response(&handle(&registry(), &req, Vec::new()).unwrap());
+        let (_, doc) = response(&handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap());
         assert!(doc["_rev"].is_string(), "?write=true always gets the full packument");
 
         let (_, doc) = response(&call("GET", "/@scope%2fdemo/beta", Value::Null).unwrap());
@@ -467,6 +541,33 @@ mod tests {
         let [Effect::Publish(upload)] = outcome.effects.as_slice() else { panic!("{:?}", effects(&outcome)) };
         assert_eq!(upload.file_name, "demo-2.0.0.tgz");
         assert_eq!(upload.tags, ["next"]);
+        // The host decodes the attachment from the body: the range is exactly its base64 text.
+        let body = serde_json::to_vec(&publish_body("@scope/demo", "2.0.0", &tgz)).unwrap();
+        let UploadSource::BodyBase64Range((start, len)) = upload.source else { panic!("not a base64 range") };
+        let text = &body[start as usize..(start + len) as usize];
+        assert_eq!(base64::engine::general_purpose::STANDARD.decode(text).unwrap(), tgz);
+    }
+
+    #[test]
+    fn publish_follows_the_operators_limit() {
+        let tgz = good_tgz("demo", "2.0.0");
+        let body = serde_json::to_vec(&publish_body("demo", "2.0.0", &tgz)).unwrap();
+        let small = Limits { max_upload_bytes: tgz.len() as u64 - 1, ..Limits::TEST };
+        let e = handle(&registry(), &request("PUT", "/demo", Some("alice")), body.clone(), &small).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge, "{}", e.message);
+        // A body far over the old fixed 64 MiB cap is fine when the operator allows it: only the
+        // document around the attachment is held.
+        let limits = Limits { max_upload_bytes: tgz.len() as u64, ..Limits::TEST };
+        assert!(handle(&registry(), &request("PUT", "/demo", Some("alice")), body, &limits).is_ok());
+    }
+
+    #[test]
+    fn escaped_attachments_are_decoded_in_the_plugin() {
+        let tgz = good_tgz("demo", "2.0.0");
+        let text = serde_json::to_string(&publish_body("demo", "2.0.0", &tgz)).unwrap().replace('/', "\\/");
+        let outcome =
+            handle(&registry(), &request("PUT", "/demo", Some("alice")), text.into_bytes(), &Limits::TEST).unwrap();
+        let [Effect::Publish(upload)] = outcome.effects.as_slice() else { panic!("{:?}", effects(&outcome)) };
         assert!(matches!(&upload.source, UploadSource::Bytes(b) if *b == tgz));
     }
 
@@ -504,7 +605,7 @@ mod tests {
         let e = call("PUT", "/demo", json!("not a document")).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Invalid);
 
-        let e = handle(&registry(), &request("PUT", "/demo", None), Vec::new()).unwrap_err();
+        let e = handle(&registry(), &request("PUT", "/demo", None), Vec::new(), &Limits::TEST).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unauthorized);
     }
 
@@ -606,7 +707,7 @@ mod tests {
     fn whoami_ping_and_search() {
         let (_, me) = response(&call("GET", "/-/whoami", Value::Null).unwrap());
         assert_eq!(me, json!({"username": "alice"}));
-        let e = handle(&registry(), &request("GET", "/-/whoami", None), Vec::new()).unwrap_err();
+        let e = handle(&registry(), &request("GET", "/-/whoami", None), Vec::new(), &Limits::TEST).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unauthorized);
         assert!(e.message.contains("add //reg.test/npm/:_authToken=TOKEN"), "{}", e.message);
         assert_eq!(response(&call("GET", "/-/ping", Value::Null).unwrap()).1, json!({}));

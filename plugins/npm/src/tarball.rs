@@ -9,15 +9,14 @@ use crate::name;
 use flate2::read::GzDecoder;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::{Dependency, Error, Metadata};
+use sluice_plugin_sdk::{Dependency, Error, Limits, Metadata};
 use std::io::Read;
 use tar::EntryType;
 
 /// The most `package.json` may hold.
 pub const MAX_MANIFEST: u64 = 1024 * 1024;
-/// The most the whole archive may unpack to: a few kilobytes of gzip can otherwise expand to
-/// gigabytes (a decompression bomb).
-pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
+/// The most of a README kept for the package page; a longer one is cut there.
+pub const MAX_README: u64 = 1024 * 1024;
 
 /// The registry's own field in a version manifest: whether the tarball has an
 /// `npm-shrinkwrap.json` at its top, which npm only honours in a dependency when this says so.
@@ -28,17 +27,21 @@ pub const HAS_SHRINKWRAP: &str = "_hasShrinkwrap";
 struct Top {
     manifest: Option<String>,
     shrinkwrap: bool,
+    /// The README file's name and text (npm shows `README.md` first, then any `readme*`).
+    readme: Option<(String, String)>,
 }
 
 /// Reads a `.tgz` and returns the package's metadata, or why it is not a valid npm package.
 /// `file_name` is the name the upload gave the file (`name-1.0.0.tgz`), which is how a tarball
-/// published under one package's URL but holding another package is caught.
-pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
+/// published under one package's URL but holding another package is caught. The whole archive
+/// may unpack to at most the operator's `max_unpacked_bytes`: a few kilobytes of gzip can
+/// otherwise expand to gigabytes (a decompression bomb).
+pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
     let reader = BlobReader::new(file);
     if reader.read_range(0, 2).ok().as_deref() != Some(&[0x1f, 0x8b][..]) {
         return Err(Error::invalid("the package is not a gzip-compressed tarball (.tgz)"));
     }
-    let unpacked = LimitedReader::new(GzDecoder::new(reader), MAX_UNPACKED, "the unpacked package");
+    let unpacked = LimitedReader::new(GzDecoder::new(reader), limits.max_unpacked_bytes, "the unpacked package");
     let mut archive = tar::Archive::new(unpacked);
     let broken = |e: std::io::Error| Error::invalid(format!("the package tarball is damaged: {e}"));
 
@@ -65,6 +68,13 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
                 top.manifest = Some(text);
             }
             [file] if file == "npm-shrinkwrap.json" => top.shrinkwrap = kind.is_file(),
+            [file]
+                if kind.is_file() && is_readme(file) && top.readme.as_ref().is_none_or(|(n, _)| !prefer(n, file)) =>
+            {
+                let mut bytes = Vec::new();
+                (&mut entry).take(MAX_README).read_to_end(&mut bytes).map_err(broken)?;
+                top.readme = Some((file.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+            }
             _ => {}
         }
     }
@@ -84,7 +94,28 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
         )));
     }
     meta.manifest = with_shrinkwrap_flag(&manifest, top.shrinkwrap);
+    // A README in package.json (older npm wrote it there) wins over the file, as npm's own does.
+    meta.readme = manifest_readme(&manifest).or(top.readme.map(|(_, text)| text));
     Ok(meta)
+}
+
+/// npm's README file: `readme` with any extension, any case, at the package's top.
+fn is_readme(file: &str) -> bool {
+    let lower = file.to_ascii_lowercase();
+    lower == "readme" || lower.starts_with("readme.")
+}
+
+/// Whether README file `have` beats `other`: `README.md` beats every other spelling.
+fn prefer(have: &str, other: &str) -> bool {
+    have.eq_ignore_ascii_case("readme.md") || !other.eq_ignore_ascii_case("readme.md")
+}
+
+/// package.json's own `readme` text, unless it is npm's placeholder for none.
+fn manifest_readme(manifest: &str) -> Option<String> {
+    let pkg: Value = serde_json::from_str(manifest).ok()?;
+    let text = pkg.get("readme")?.as_str()?.trim();
+    (!text.is_empty() && text != "ERROR: No README data found!")
+        .then(|| text.chars().take(MAX_README as usize).collect())
 }
 
 /// The manifest as the registry keeps it: the package.json with `_hasShrinkwrap` set from the
@@ -311,12 +342,12 @@ pub(crate) mod tests {
     }
 
     fn err(data: Vec<u8>) -> Error {
-        parse("demo-1.0.0.tgz", data).expect_err("hostile tarball accepted")
+        parse("demo-1.0.0.tgz", data, &Limits::TEST).expect_err("hostile tarball accepted")
     }
 
     #[test]
     fn reads_metadata() {
-        let meta = parse("demo-1.2.3.tgz", good_tgz("@scope/demo", "v1.2.3")).unwrap();
+        let meta = parse("demo-1.2.3.tgz", good_tgz("@scope/demo", "v1.2.3"), &Limits::TEST).unwrap();
         assert_eq!((meta.name.as_str(), meta.version.as_str()), ("@scope/demo", "1.2.3"));
         assert_eq!(meta.summary.as_deref(), Some("A test package"));
         assert_eq!(meta.license.as_deref(), Some("MIT"));
@@ -338,7 +369,7 @@ pub(crate) mod tests {
     fn any_single_top_folder_holds_the_manifest() {
         // `@types/node` packs into `node/`, a git archive into `name-commit/` after a pax header.
         let pj = package_json("@types/node", "20.1.0");
-        assert!(parse("node-20.1.0.tgz", tgz(&[("node/package.json", pj.as_bytes())])).is_ok());
+        assert!(parse("node-20.1.0.tgz", tgz(&[("node/package.json", pj.as_bytes())]), &Limits::TEST).is_ok());
         let pj = package_json("busboy", "1.6.0");
         let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
         let comment = b"52 comment=9aadb7afc4c8d7ddd45e4f6df96d5bd1c2c5b5a2\n";
@@ -351,13 +382,18 @@ pub(crate) mod tests {
             let kind = if path.ends_with('/') { EntryType::Directory } else { EntryType::Regular };
             builder.append(&header(path, kind, data.len() as u64, None), data).unwrap();
         }
-        let meta = parse("busboy-1.6.0.tgz", builder.into_inner().unwrap().finish().unwrap()).unwrap();
+        let meta = parse("busboy-1.6.0.tgz", builder.into_inner().unwrap().finish().unwrap(), &Limits::TEST).unwrap();
         assert_eq!(meta.name, "busboy");
 
         // Where an extractor leaves it: `./package/package.json` lands in `package/`, not at the top.
-        let e = parse("demo-1.0.0.tgz", tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]));
+        let e = parse(
+            "demo-1.0.0.tgz",
+            tgz(&[("./package/package.json", package_json("demo", "1.0.0").as_bytes())]),
+            &Limits::TEST,
+        );
         assert!(e.unwrap_err().message.contains("no package.json in its top folder"));
-        let e = parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]));
+        let e =
+            parse("demo-1.0.0.tgz", tgz(&[("package.json", package_json("demo", "1.0.0").as_bytes())]), &Limits::TEST);
         assert!(
             e.unwrap_err().message.contains("no package.json in its top folder"),
             "a file beside the folder is skipped"
@@ -368,7 +404,7 @@ pub(crate) mod tests {
     fn build_metadata_is_cleaned_as_npm_does() {
         assert_eq!(normalize_version("1.0.0+build.7").unwrap(), "1.0.0");
         assert_eq!(normalize_version("v2.0.0-rc.1+sha.5").unwrap(), "2.0.0-rc.1");
-        let meta = parse("demo-1.0.0.tgz", good_tgz("demo", "1.0.0+build.7")).unwrap();
+        let meta = parse("demo-1.0.0.tgz", good_tgz("demo", "1.0.0+build.7"), &Limits::TEST).unwrap();
         assert_eq!(meta.version, "1.0.0");
     }
 
@@ -376,7 +412,7 @@ pub(crate) mod tests {
     fn records_a_top_level_shrinkwrap() {
         let pj = package_json("demo", "1.0.0");
         let flag = |entries: &[(&str, &[u8])]| {
-            let meta = parse("demo-1.0.0.tgz", tgz(entries)).unwrap();
+            let meta = parse("demo-1.0.0.tgz", tgz(entries), &Limits::TEST).unwrap();
             serde_json::from_str::<Value>(&meta.manifest).unwrap()["_hasShrinkwrap"].clone()
         };
         let with = [("package/package.json", pj.as_bytes()), ("package/npm-shrinkwrap.json", b"{}")];
@@ -419,7 +455,7 @@ pub(crate) mod tests {
 
         let mut truncated = good_tgz("demo", "1.0.0");
         truncated.truncate(truncated.len() / 2);
-        assert!(parse("demo-1.0.0.tgz", truncated).is_err());
+        assert!(parse("demo-1.0.0.tgz", truncated, &Limits::TEST).is_err());
 
         let mut corrupt = good_tgz("demo", "1.0.0");
         let crc = corrupt.len() - 8;
@@ -444,8 +480,14 @@ pub(crate) mod tests {
 
     #[test]
     fn links_must_stay_inside() {
-        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Symlink, "package/lib/a.js", "../index.js")).is_ok());
-        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Link, "package/b.js", "package/index.js")).is_ok());
+        assert!(parse(
+            "demo-1.0.0.tgz",
+            with_link(EntryType::Symlink, "package/lib/a.js", "../index.js"),
+            &Limits::TEST
+        )
+        .is_ok());
+        assert!(parse("demo-1.0.0.tgz", with_link(EntryType::Link, "package/b.js", "package/index.js"), &Limits::TEST)
+            .is_ok());
         for (kind, path, target) in [
             (EntryType::Symlink, "package/a.js", "../../outside"),
             (EntryType::Symlink, "package/a.js", "/etc/passwd"),
@@ -473,16 +515,41 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn stops_decompression_bombs() {
+    fn stops_decompression_bombs_at_the_operators_limit() {
+        // 8 MiB of zeros: within the default limit, over an operator's limit of 4 MiB.
+        let size = 8 << 20;
+        let pj = package_json("demo", "1.0.0");
         let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
         let mut builder = tar::Builder::new(&mut gz);
-        let size = MAX_UNPACKED + 1024;
+        builder
+            .append(&header("package/package.json", EntryType::Regular, pj.len() as u64, None), pj.as_bytes())
+            .unwrap();
         builder
             .append(&header("package/zeros", EntryType::Regular, size, None), std::io::repeat(0).take(size))
             .unwrap();
         builder.finish().unwrap();
         drop(builder);
-        let e = err(gz.finish().unwrap());
+        let bomb = gz.finish().unwrap();
+        assert!(parse("demo-1.0.0.tgz", bomb.clone(), &Limits::TEST).is_ok());
+        let small = Limits { max_unpacked_bytes: 4 << 20, ..Limits::TEST };
+        let e = parse("demo-1.0.0.tgz", bomb, &small).unwrap_err();
         assert!(e.message.contains("over its size limit"), "{}", e.message);
+    }
+
+    #[test]
+    fn keeps_the_readme() {
+        let pj = package_json("demo", "1.0.0");
+        let readme = |entries: &[(&str, &[u8])]| parse("demo-1.0.0.tgz", tgz(entries), &Limits::TEST).unwrap().readme;
+        let base = ("package/package.json", pj.as_bytes());
+        assert_eq!(readme(&[base]), None);
+        assert_eq!(readme(&[base, ("package/readme.txt", b"plain")]).as_deref(), Some("plain"));
+        let both =
+            [base, ("package/Readme", b"other"), ("package/README.md", b"# Demo"), ("package/lib/README.md", b"no")];
+        assert_eq!(readme(&both).as_deref(), Some("# Demo"));
+        let with_field = package_json("demo", "1.0.0").replacen('{', "{\"readme\":\"from package.json\",", 1);
+        let entries = [("package/package.json", with_field.as_bytes()), ("package/README.md", b"# file")];
+        assert_eq!(readme(&entries).as_deref(), Some("from package.json"));
+        let long = vec![b'x'; MAX_README as usize + 10];
+        assert_eq!(readme(&[base, ("package/README.md", &long)]).unwrap().len(), MAX_README as usize);
     }
 }

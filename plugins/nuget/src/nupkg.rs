@@ -4,13 +4,14 @@
 //! embeds (a license file, an icon) are read, so a large package is never copied whole into the
 //! plugin. The central directory is checked as an unzipping runner or client meets it: no two
 //! entries of one name (the zip crate keeps only one of them, unzip extracts both), no entries
-//! whose data overlap, and no more than [`MAX_UNPACKED`] bytes unpacked in all.
+//! whose data overlap, and no more unpacked in all than the operator's `max_unpacked_bytes`: a
+//! 1 MB zip can otherwise hold a 1 GB entry (a decompression bomb), and runners unzip every entry.
 
 use crate::version::NuGetVersion;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::{Dependency, Error, Metadata};
+use sluice_plugin_sdk::{Dependency, Error, Limits, Metadata};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::{Read, Seek};
@@ -19,9 +20,6 @@ use std::io::{Read, Seek};
 const MAX_NUSPEC_BYTES: u64 = 1024 * 1024;
 /// NuGet's own limit on an id's length.
 const MAX_ID_LENGTH: usize = 100;
-/// The most a package may unpack to, as its entries' sizes claim: a 1 MB zip can otherwise
-/// hold a 1 GB entry (a decompression bomb), and runners unzip every entry.
-pub const MAX_UNPACKED: u64 = 512 * 1024 * 1024;
 /// nuget.org's limit on an embedded icon and on an embedded license file.
 pub const MAX_EMBEDDED_BYTES: u64 = 1024 * 1024;
 
@@ -29,7 +27,7 @@ pub const MAX_EMBEDDED_BYTES: u64 = 1024 * 1024;
 const CENTRAL_HEADER: [u8; 4] = [0x50, 0x4b, 0x01, 0x02];
 
 /// Reads a package file's identity and metadata, or says why it is not a valid `.nupkg`.
-pub fn parse<R: ReadAt>(source: R) -> Result<Metadata, Error> {
+pub fn parse<R: ReadAt>(source: R, limits: &Limits) -> Result<Metadata, Error> {
     let mut archive = zip::ZipArchive::new(BlobReader::new(&source))
         .map_err(|e| Error::invalid(format!("the package is not a valid .nupkg (zip) file: {e}")))?;
     check_unique_names(&BlobReader::new(&source), archive.central_directory_start(), archive.len())?;
@@ -46,10 +44,10 @@ pub fn parse<R: ReadAt>(source: R) -> Result<Metadata, Error> {
             return Err(Error::invalid(format!("the package contains a symbolic link `{name}`, which is not allowed")));
         }
         unpacked = unpacked.saturating_add(entry.size());
-        if unpacked > MAX_UNPACKED {
+        if unpacked > limits.max_unpacked_bytes {
             return Err(Error::too_large(format!(
                 "the package's entries claim to unpack to more than {} MiB (the limit); a small zip can hide a huge file",
-                MAX_UNPACKED >> 20
+                limits.max_unpacked_bytes >> 20
             )));
         }
         spans.push((entry.header_start(), entry.data_start().saturating_add(entry.compressed_size()), name.clone()));
@@ -530,7 +528,7 @@ pub(crate) mod tests {
             ("Sluice.Demo.nuspec", DEMO_NUSPEC.as_bytes()),
             ("lib/net472/a.dll", b"x"),
         ]);
-        let meta = parse(pkg).unwrap();
+        let meta = parse(pkg, &Limits::TEST).unwrap();
         assert_eq!(meta.name, "Sluice.Demo");
         assert_eq!(meta.version, "1.0.0");
         assert_eq!(meta.authors, ["Alice", "Bob & Co"]);
@@ -556,9 +554,9 @@ pub(crate) mod tests {
     #[test]
     fn refuses_packages_without_exactly_one_root_nuspec() {
         let none = zip_of(&[("content/readme.txt", b"hi"), ("sub/Demo.nuspec", DEMO_NUSPEC.as_bytes())]);
-        assert!(message(parse(none).unwrap_err()).contains("no .nuspec"));
+        assert!(message(parse(none, &Limits::TEST).unwrap_err()).contains("no .nuspec"));
         let two = zip_of(&[("A.nuspec", DEMO_NUSPEC.as_bytes()), ("B.NUSPEC", DEMO_NUSPEC.as_bytes())]);
-        let msg = message(parse(two).unwrap_err());
+        let msg = message(parse(two, &Limits::TEST).unwrap_err());
         assert!(msg.contains("2 .nuspec manifests") && msg.contains("A.nuspec, B.NUSPEC"), "{msg}");
     }
 
@@ -566,14 +564,14 @@ pub(crate) mod tests {
     fn refuses_traversal_absolute_paths_and_symlinks() {
         for bad in ["../evil.txt", "content/../../evil.txt", "/etc/passwd", "C:/x.txt", "a\\..\\b"] {
             let pkg = zip_of(&[("Demo.nuspec", DEMO_NUSPEC.as_bytes()), (bad, b"x")]);
-            assert!(message(parse(pkg).unwrap_err()).contains("unsafe path"), "{bad}");
+            assert!(message(parse(pkg, &Limits::TEST).unwrap_err()).contains("unsafe path"), "{bad}");
         }
         let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         out.start_file("Demo.nuspec", SimpleFileOptions::default()).unwrap();
         out.write_all(DEMO_NUSPEC.as_bytes()).unwrap();
         out.add_symlink("content/link", "/etc/passwd", SimpleFileOptions::default()).unwrap();
         let pkg = out.finish().unwrap().into_inner();
-        assert!(message(parse(pkg).unwrap_err()).contains("symbolic link"));
+        assert!(message(parse(pkg, &Limits::TEST).unwrap_err()).contains("symbolic link"));
     }
 
     #[test]
@@ -584,7 +582,7 @@ pub(crate) mod tests {
             two[at] = b'A';
         }
         assert_eq!(zip::ZipArchive::new(std::io::Cursor::new(two.clone())).unwrap().len(), 1);
-        let msg = message(parse(two).unwrap_err());
+        let msg = message(parse(two, &Limits::TEST).unwrap_err());
         assert!(msg.contains("two zip entries named `A.nuspec`"), "{msg}");
 
         // Entries that all point at one stream of data.
@@ -598,7 +596,7 @@ pub(crate) mod tests {
         for at in centrals {
             shared[at as usize + 42..at as usize + 46].copy_from_slice(&first.to_le_bytes());
         }
-        let msg = message(parse(shared).unwrap_err());
+        let msg = message(parse(shared, &Limits::TEST).unwrap_err());
         assert!(msg.contains("share their data"), "{msg}");
 
         // An entry that claims more than the limit, as a 1 MB zip of a 1 GB file would.
@@ -608,14 +606,16 @@ pub(crate) mod tests {
         let deflated = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         out.start_file("content/zeros.bin", deflated).unwrap();
         let chunk = vec![0u8; 1 << 20];
-        for _ in 0..(MAX_UNPACKED >> 20) + 1 {
+        let limits = Limits { max_unpacked_bytes: 8 << 20, ..Limits::TEST };
+        for _ in 0..(limits.max_unpacked_bytes >> 20) + 1 {
             out.write_all(&chunk).unwrap();
         }
         let bomb = out.finish().unwrap().into_inner();
         assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
-        let err = parse(bomb).unwrap_err();
+        assert!(parse(bomb.clone(), &Limits::TEST).is_ok(), "within the default limit");
+        let err = parse(bomb, &limits).unwrap_err();
         assert_eq!(err.kind, ErrorKind::TooLarge);
-        assert!(err.message.contains("more than 512 MiB"), "{}", err.message);
+        assert!(err.message.contains("more than 8 MiB"), "the operator's limit: {}", err.message);
     }
 
     #[test]
@@ -629,7 +629,7 @@ pub(crate) mod tests {
             ("docs/LICENSE.txt", b"Licensed to you"),
             ("images/icon.png", b"\x89PNG fake"),
         ]);
-        let meta = parse(pkg).unwrap();
+        let meta = parse(pkg, &Limits::TEST).unwrap();
         let stored = StoredManifest::read(&meta.manifest);
         assert_eq!(stored.nuspec, nuspec);
         assert_eq!(stored.file(EmbeddedRole::License).unwrap().bytes(), b"Licensed to you");
@@ -639,12 +639,12 @@ pub(crate) mod tests {
         assert_eq!(details.icon.as_deref(), Some("images/icon.png"));
 
         let missing = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes()), ("docs/LICENSE.txt", b"x")]);
-        assert!(message(parse(missing).unwrap_err())
+        assert!(message(parse(missing, &Limits::TEST).unwrap_err())
             .contains("the icon file `images/icon.png`, which is not in the package"));
         let gif = nuspec.replace("icon.png", "icon.gif");
         let pkg =
             zip_of(&[("Sluice.Demo.nuspec", gif.as_bytes()), ("docs/LICENSE.txt", b"x"), ("images/icon.gif", b"x")]);
-        assert!(message(parse(pkg).unwrap_err()).contains("not a PNG or JPEG"));
+        assert!(message(parse(pkg, &Limits::TEST).unwrap_err()).contains("not a PNG or JPEG"));
         // A manifest stored without embedded files is the nuspec itself.
         assert_eq!(StoredManifest::read(DEMO_NUSPEC).nuspec, DEMO_NUSPEC);
     }
@@ -669,7 +669,7 @@ pub(crate) mod tests {
 
     #[test]
     fn refuses_garbage_bad_ids_versions_and_huge_manifests() {
-        assert!(message(parse(b"not a zip".to_vec()).unwrap_err()).contains("not a valid .nupkg"));
+        assert!(message(parse(b"not a zip".to_vec(), &Limits::TEST).unwrap_err()).contains("not a valid .nupkg"));
         let bad_id = DEMO_NUSPEC.replace("<id>Sluice.Demo</id>", "<id>../evil</id>");
         assert!(message(parse_nuspec(bad_id).unwrap_err()).contains("not a valid NuGet package id"));
         let bad_version = DEMO_NUSPEC.replace("01.0+build.7", "one");
@@ -680,6 +680,6 @@ pub(crate) mod tests {
             "x".repeat(2 << 20)
         );
         let pkg = zip_of(&[("A.nuspec", huge.as_bytes())]);
-        assert!(message(parse(pkg).unwrap_err()).contains("over its size limit"));
+        assert!(message(parse(pkg, &Limits::TEST).unwrap_err()).contains("over its size limit"));
     }
 }

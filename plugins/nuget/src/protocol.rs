@@ -8,7 +8,8 @@ use serde_json::json;
 use sluice_plugin_sdk::http::{self, json};
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Artifact, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource, Yank,
+    Artifact, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, Response, Upload,
+    UploadSource, Yank,
 };
 
 /// The URLs of one repository's NuGet resources.
@@ -85,7 +86,7 @@ pub fn versions(package: &PackageView) -> Vec<Versioned<'_>> {
 }
 
 /// Serves one request of the NuGet protocol.
-pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt) -> Result<Outcome, Error> {
+pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
     let urls = Urls::new(&req.base_url);
     let segments = req.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -103,7 +104,7 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt) -> Re
         (_, ["v3", "autocomplete"]) if read => search::autocomplete(registry, req),
         (_, ["api", "v2"]) if read => Ok(Outcome::respond(v2feed::service_document(&urls))),
         (_, ["api", "v2", "Search()"]) if read => v2feed::search(registry, &urls, req),
-        ("PUT", ["api", "v2", "package"]) => push(registry, req, body),
+        ("PUT", ["api", "v2", "package"]) => push(registry, req, body, limits),
         ("DELETE", ["api", "v2", "package", id, version]) => set_listed(registry, req, id, version, false),
         ("POST", ["api", "v2", "package", id, version]) => set_listed(registry, req, id, version, true),
         _ => Err(Error::not_found(format!("no NuGet resource at {} {}", req.method, req.path))),
@@ -224,11 +225,11 @@ impl<B: ReadAt> ReadAt for BodyRange<'_, B> {
 /// `nuget push`: the package is a part of a multipart body. It is read here too (central
 /// directory and nuspec only) to name the stored file after its id and version and to refuse an
 /// invalid package or an existing version before anything is stored.
-fn push(registry: &impl Registry, req: &Request, body: &impl ReadAt) -> Result<Outcome, Error> {
+fn push(registry: &impl Registry, req: &Request, body: &impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
     require_api_key(req)?;
     let boundary = multipart::boundary(req.header("content-type").unwrap_or(""))?;
     let (offset, len) = multipart::file_part(body, &boundary)?;
-    let meta = nupkg::parse(BodyRange { body, offset, len })?;
+    let meta = nupkg::parse(BodyRange { body, offset, len }, limits)?;
     if let Some(existing) = registry.package(&meta.name) {
         if let Some(artifact) = existing.artifacts.iter().find(|a| same_version(&a.version, &meta.version)) {
             return Err(Error::new(
@@ -358,7 +359,7 @@ pub(crate) mod tests {
     }
 
     fn get(registry: &MemoryRegistry, path: &str) -> Result<Outcome, Error> {
-        handle(registry, &request("GET", path), &Vec::new())
+        handle(registry, &request("GET", path), &Vec::new(), &Limits::TEST)
     }
 
     fn nupkg() -> Vec<u8> {
@@ -423,7 +424,7 @@ pub(crate) mod tests {
     fn push_publishes_the_multipart_file_range() {
         let package = nupkg();
         let (req, body) = push_request(&package);
-        let outcome = handle(&MemoryRegistry::default(), &req, &body).unwrap();
+        let outcome = handle(&MemoryRegistry::default(), &req, &body, &Limits::TEST).unwrap();
         match &outcome.effects[..] {
             [Effect::Publish(upload)] => {
                 assert_eq!(upload.file_name, "sluice.demo.1.0.0.nupkg");
@@ -440,36 +441,46 @@ pub(crate) mod tests {
     fn push_refuses_duplicates_and_invalid_packages() {
         let (req, body) = push_request(&nupkg());
         let existing = registry_with("sluice.demo", &[("1.0", false)]);
-        assert_eq!(handle(&existing, &req, &body).unwrap_err().kind, ErrorKind::Conflict);
+        assert_eq!(handle(&existing, &req, &body, &Limits::TEST).unwrap_err().kind, ErrorKind::Conflict);
         let (req, body) = push_request(b"not a zip");
-        let err = handle(&MemoryRegistry::default(), &req, &body).unwrap_err();
+        let err = handle(&MemoryRegistry::default(), &req, &body, &Limits::TEST).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid);
         assert!(err.message.contains(".nupkg"));
         let mut plain = request("PUT", "/api/v2/package");
         plain.headers.push(("content-type".into(), "application/octet-stream".into()));
-        assert_eq!(handle(&MemoryRegistry::default(), &plain, &nupkg()).unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(
+            handle(&MemoryRegistry::default(), &plain, &nupkg(), &Limits::TEST).unwrap_err().kind,
+            ErrorKind::Invalid
+        );
         let (mut anonymous, body) = push_request(&nupkg());
         anonymous.principal = None;
-        assert_eq!(handle(&MemoryRegistry::default(), &anonymous, &body).unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(
+            handle(&MemoryRegistry::default(), &anonymous, &body, &Limits::TEST).unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
     }
 
     #[test]
     fn delete_unlists_and_post_relists() {
         let reg = registry_with("Sluice.Demo", &[("1.0.0-Beta", false)]);
-        let outcome = handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta"), &Vec::new()).unwrap();
+        let outcome =
+            handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta"), &Vec::new(), &Limits::TEST)
+                .unwrap();
         match &outcome.effects[..] {
             [Effect::Yank(y)] => {
                 assert_eq!((y.package.as_str(), y.version.as_str(), y.yanked), ("Sluice.Demo", "1.0.0-Beta", true))
             }
             other => panic!("unexpected effects {other:?}"),
         }
-        let outcome = handle(&reg, &request("POST", "/api/v2/package/Sluice.Demo/1.0.0-beta"), &Vec::new()).unwrap();
+        let outcome =
+            handle(&reg, &request("POST", "/api/v2/package/Sluice.Demo/1.0.0-beta"), &Vec::new(), &Limits::TEST)
+                .unwrap();
         assert!(matches!(&outcome.effects[..], [Effect::Yank(y)] if !y.yanked));
-        let missing = handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/9.0.0"), &Vec::new());
+        let missing = handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/9.0.0"), &Vec::new(), &Limits::TEST);
         assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
         let mut anonymous = request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta");
         anonymous.principal = None;
-        assert_eq!(handle(&reg, &anonymous, &Vec::new()).unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(handle(&reg, &anonymous, &Vec::new(), &Limits::TEST).unwrap_err().kind, ErrorKind::Unauthorized);
     }
 
     #[test]

@@ -254,7 +254,7 @@ mod tests {
     use crate::protocol::tests::{registry_with, request, respond_json};
 
     fn get(registry: &impl Registry, path: &str) -> Value {
-        respond_json(handle(registry, &request("GET", path), &Vec::new()).unwrap())
+        respond_json(handle(registry, &request("GET", path), &Vec::new(), &sluice_plugin_sdk::Limits::TEST).unwrap())
     }
 
     #[test]
@@ -288,7 +288,7 @@ mod tests {
             zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
             std::io::Write::write_all(&mut zip, body).unwrap();
         }
-        let meta = crate::nupkg::parse(zip.finish().unwrap().into_inner()).unwrap();
+        let meta = crate::nupkg::parse(zip.finish().unwrap().into_inner(), &sluice_plugin_sdk::Limits::TEST).unwrap();
         let mut reg = registry_with("Real.World", &[(meta.version.as_str(), false)]);
         reg.packages[0].artifacts[0].metadata = meta;
         reg
@@ -321,10 +321,14 @@ mod tests {
         let icon_url = "http://reg.test/nuget/v3-flatcontainer/real.world/5.0.0-beta.1/icon";
         assert_eq!(entry["iconUrl"], icon_url);
 
-        let served = |path: &str| match handle(&reg, &request("GET", path), &Vec::new()).unwrap().reply {
-            sluice_plugin_sdk::Reply::Respond(r) => (r.headers[0].1.clone(), r.body),
-            sluice_plugin_sdk::Reply::ServeFile(_) => panic!("expected the embedded file"),
-        };
+        let served =
+            |path: &str| match handle(&reg, &request("GET", path), &Vec::new(), &sluice_plugin_sdk::Limits::TEST)
+                .unwrap()
+                .reply
+            {
+                sluice_plugin_sdk::Reply::Respond(r) => (r.headers[0].1.clone(), r.body),
+                sluice_plugin_sdk::Reply::ServeFile(_) => panic!("expected the embedded file"),
+            };
         assert_eq!(
             served("/v3-flatcontainer/real.world/5.0.0-beta.1/license"),
             ("text/plain; charset=utf-8".into(), b"the license".to_vec())
@@ -349,9 +353,14 @@ mod tests {
         assert_eq!(entry["licenseExpression"], "MIT");
         assert!(entry.get("licenseUrl").is_none() && entry.get("iconUrl").is_none(), "{entry}");
         assert_eq!(
-            handle(&reg, &request("GET", "/v3-flatcontainer/real.world/5.0.0-beta.1/icon"), &Vec::new())
-                .unwrap_err()
-                .kind,
+            handle(
+                &reg,
+                &request("GET", "/v3-flatcontainer/real.world/5.0.0-beta.1/icon"),
+                &Vec::new(),
+                &sluice_plugin_sdk::Limits::TEST
+            )
+            .unwrap_err()
+            .kind,
             sluice_plugin_sdk::ErrorKind::NotFound
         );
     }

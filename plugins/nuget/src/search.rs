@@ -134,8 +134,17 @@ mod tests {
             &[("1.0.0", false), ("1.1.0", true), ("2.0.0-beta", false), ("2.0.0-rc.1", false)],
         );
         reg.packages.extend(registry_with("Only.Unlisted", &[("1.0.0", true)]).packages);
-        let search =
-            |q: &str| respond_json(handle(&reg, &request("GET", &format!("/v3/search?{q}")), &Vec::new()).unwrap());
+        let search = |q: &str| {
+            respond_json(
+                handle(
+                    &reg,
+                    &request("GET", &format!("/v3/search?{q}")),
+                    &Vec::new(),
+                    &sluice_plugin_sdk::Limits::TEST,
+                )
+                .unwrap(),
+            )
+        };
 
         let plain = search("q=&take=10");
         assert_eq!(plain["totalHits"], 1);
@@ -154,10 +163,20 @@ mod tests {
     #[test]
     fn autocomplete_lists_ids_and_versions() {
         let reg = registry_with("Sluice.Demo", &[("1.0.0", false), ("1.1.0", true)]);
-        let ids = respond_json(handle(&reg, &request("GET", "/v3/autocomplete?q=sluice"), &Vec::new()).unwrap());
+        let ids = respond_json(
+            handle(&reg, &request("GET", "/v3/autocomplete?q=sluice"), &Vec::new(), &sluice_plugin_sdk::Limits::TEST)
+                .unwrap(),
+        );
         assert_eq!(ids["data"], json!(["Sluice.Demo"]));
-        let versions =
-            respond_json(handle(&reg, &request("GET", "/v3/autocomplete?id=sluice.demo"), &Vec::new()).unwrap());
+        let versions = respond_json(
+            handle(
+                &reg,
+                &request("GET", "/v3/autocomplete?id=sluice.demo"),
+                &Vec::new(),
+                &sluice_plugin_sdk::Limits::TEST,
+            )
+            .unwrap(),
+        );
         assert_eq!(versions["data"], json!(["1.0.0"]));
     }
 }

@@ -115,7 +115,15 @@ mod tests {
     use sluice_plugin_sdk::{Registry, Reply};
 
     fn feed(reg: &impl Registry, query: &str) -> String {
-        match handle(reg, &request("GET", &format!("/api/v2/Search()?{query}")), &Vec::new()).unwrap().reply {
+        match handle(
+            reg,
+            &request("GET", &format!("/api/v2/Search()?{query}")),
+            &Vec::new(),
+            &sluice_plugin_sdk::Limits::TEST,
+        )
+        .unwrap()
+        .reply
+        {
             Reply::Respond(r) => String::from_utf8(r.body).unwrap(),
             Reply::ServeFile(_) => panic!("expected a feed"),
         }
@@ -134,7 +142,7 @@ mod tests {
         assert_eq!(all.matches("<entry>").count(), 2, "{all}");
         assert!(all.contains("<d:Version>2.0.0-beta</d:Version>"));
         assert_eq!(feed(&reg, "searchTerm='nope'").matches("<entry>").count(), 0);
-        let service = handle(&reg, &request("GET", "/api/v2"), &Vec::new()).unwrap();
+        let service = handle(&reg, &request("GET", "/api/v2"), &Vec::new(), &sluice_plugin_sdk::Limits::TEST).unwrap();
         assert!(matches!(service.reply, Reply::Respond(r) if r.status == 200));
     }
 }

@@ -12,7 +12,7 @@ impl sluice_plugin_sdk::Format for Plugin {
         crate::info()
     }
 
-    fn parse(file_name: String, file: &Blob) -> Result<Metadata, Error> {
+    fn parse(file_name: String, file: &Blob, _limits: sluice_plugin_sdk::Limits) -> Result<Metadata, Error> {
         crate::parse(&file_name, file)
     }
 
@@ -24,7 +24,7 @@ impl sluice_plugin_sdk::Format for Plugin {
         crate::trigger(&meta)
     }
 
-    fn handle(req: Request, body: &Blob) -> Result<Outcome, Error> {
+    fn handle(req: Request, body: &Blob, _limits: sluice_plugin_sdk::Limits) -> Result<Outcome, Error> {
         crate::protocol::handle(&HostRegistry, &req, body)
     }
 

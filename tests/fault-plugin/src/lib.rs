@@ -4,10 +4,34 @@
 //!
 //! Only a wasm build exports anything: the export's post-return symbols do not link for the host
 //! target, and `cargo build` at the workspace root builds every member for the host.
+//!
+//! It is built against the frozen contract 0.1.0 (`wit/v0.1.0`) with wit-bindgen directly, so that
+//! the runtime tests prove a plugin of an older contract still loads and works.
 #![cfg(target_arch = "wasm32")]
 
-use sluice_plugin_sdk::{http, Blob, Error, Extraction, Format, FormatInfo, Metadata, Outcome, PublishMode, Request, Response,
-    TagFile, TagInfo, Tree, Trigger};
+wit_bindgen::generate!({
+    path: "../../wit/v0.1.0",
+    world: "format-plugin",
+    generate_all,
+});
+
+use exports::sluice::plugin::format::Guest as Format;
+use sluice::plugin::types::{
+    Blob, Error, ErrorKind, Extraction, FormatInfo, Metadata, Outcome, PublishMode, Reply, Request, Response, TagFile,
+    TagInfo, Tree, Trigger,
+};
+
+fn text(status: u16, body: impl Into<String>) -> Response {
+    Response {
+        status,
+        headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+        body: body.into().into_bytes(),
+    }
+}
+
+fn respond(response: Response) -> Outcome {
+    Outcome { effects: Vec::new(), reply: Reply::Respond(response) }
+}
 
 struct Fault;
 
@@ -24,7 +48,7 @@ impl Format for Fault {
     }
 
     fn parse(_file_name: String, _file: &Blob) -> Result<Metadata, Error> {
-        Err(Error::unsupported("the fault plugin parses nothing"))
+        Err(Error { kind: ErrorKind::Unsupported, message: "the fault plugin parses nothing".into() })
     }
 
     fn extraction_for(_meta: Metadata) -> Extraction {
@@ -53,14 +77,14 @@ impl Format for Fault {
             }
             "/print" => {
                 println!("hello from the fault plugin");
-                Ok(Outcome::respond(http::text(200, "printed")))
+                Ok(respond(text(200, "printed")))
             }
-            _ => Ok(Outcome::respond(http::text(200, "ok"))),
+            _ => Ok(respond(text(200, "ok"))),
         }
     }
 
     fn render_error(err: Error) -> Response {
-        http::text(500, err.message)
+        text(500, err.message)
     }
 
     fn from_tag(_tag: TagInfo, _tree: &Tree) -> Result<Option<TagFile>, Error> {
@@ -68,4 +92,4 @@ impl Format for Fault {
     }
 }
 
-sluice_plugin_sdk::export_format!(Fault with_types_in sluice_plugin_sdk);
+export!(Fault);
