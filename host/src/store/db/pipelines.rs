@@ -33,7 +33,7 @@ pub struct NewPipeline {
     pub jobs: Vec<NewJob>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineRow {
     pub id: i64,
     pub repository: String,
@@ -46,7 +46,7 @@ pub struct PipelineRow {
     pub extraction: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     pub id: i64,
     pub pipeline_id: i64,
@@ -74,7 +74,7 @@ pub struct StatusChange {
     pub previous: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub repository: String,
