@@ -284,7 +284,7 @@ async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha
 /// A repository's pipeline file (YAML).
 #[utoipa::path(get, path = "/repositories/{repo}/pipeline", tag = "pipelines", params(("repo" = String, Path)),
     security(("token" = ["read"])),
-    responses((status = 200, description = "The pipeline file", content_type = "application/yaml", body = String), Errors))]
+    responses((status = 200, description = "The pipeline file (empty when the repository has none)", content_type = "application/yaml", body = Value), Errors))]
 async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Response, AppError> {
     blocking(move || {
         let repository = reg.repository(&repo)?;

@@ -49,6 +49,7 @@ pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, 
 #[utoipa::path(get, path = "/api/v1/pipelines/{id}/badge.svg", tag = "badges", params(("id" = i64, Path)),
     security((), ("token" = ["read"])),
     responses((status = 200, description = "The badge", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "An id that is no integer (axum's plain-text rejection)", content_type = "text/plain", body = String),
         (status = 404, description = "An `unknown` badge: no such pipeline, or one the caller may not read", content_type = "image/svg+xml", body = String)))]
 pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     let answer = blocking(move || {
