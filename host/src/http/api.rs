@@ -1,5 +1,6 @@
 //! The native API under `/api/v1`: pushes (the audit log), repositories and their packages,
-//! plugins, tokens. Every endpoint needs a token.
+//! plugins, tokens. Every endpoint needs a token, and checks it before it looks anything up, so
+//! an anonymous caller learns nothing of which repositories or ids exist.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -75,6 +76,8 @@ async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(
     responses((status = 200, body = PushRow), Errors))]
 async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
+        // A token first: an anonymous caller must not learn which ids exist (401 either way).
+        caller(&reg, &headers)?;
         let missing = || format!("push {id}");
         let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         require_or_hide(&reg, &headers, Scope::Read, &push.repository, missing)?;
@@ -125,8 +128,8 @@ struct PackageQuery {
     responses((status = 200, body = doc::PackageList), Errors))]
 async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         let (total, packages) =
             reg.db.search(&repo, q.q.as_deref().unwrap_or(""), q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500), Visibility::All)?;
         let packages: Vec<Value> = packages
@@ -144,8 +147,8 @@ async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path
     security(("token" = ["read"])), responses((status = 200, body = doc::PackageDetail), Errors))]
 pub(super) async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((repo, name)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
         let p = reg
             .db
             .package(&repo, &repository.key(&name), Visibility::All)?
@@ -202,9 +205,10 @@ async fn list_plugins(State(reg): State<super::State>, headers: HeaderMap) -> Re
 
 #[derive(Deserialize, ToSchema)]
 struct NewToken {
+    #[schema(pattern = r"\S", example = "ci-publisher")]
     name: String,
     /// Comma-separated scopes: `read`, `publish`, `admin`, `runner`.
-    #[schema(example = "read,publish")]
+    #[schema(pattern = r"^ *(read|publish|admin|runner) *(, *(read|publish|admin|runner) *)*$", example = "read,publish")]
     scopes: String,
     /// Limits the token to this repository.
     repository: Option<String>,
@@ -256,8 +260,8 @@ async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(
     security(("token" = ["publish"])), responses((status = 202, body = doc::SyncJobAnswer), Errors))]
 async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
         let job = reg.start_sync(repository, &p.name)?;
         Ok((StatusCode::ACCEPTED, Json(sync_job_json(&job))))
     })
@@ -274,8 +278,8 @@ fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
     responses((status = 200, body = doc::SyncJobAnswer), Errors))]
 async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path((repo, id)): Path<(String, u64)>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         let job = reg.sync_job(&repo, id).ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
         Ok(Json(sync_job_json(&job)))
     })
@@ -333,8 +337,8 @@ fn delivery_id(headers: &HeaderMap) -> Option<String> {
     security(("token" = ["read"])), responses((status = 200, body = doc::GitTagList), Errors))]
 async fn list_git_tags(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         Ok(Json(json!({ "tags": reg.db.git_tags(&repo)? })))
     })
     .await

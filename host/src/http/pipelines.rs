@@ -72,6 +72,8 @@ async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Que
 /// A pipeline by id, for a caller with `scope` on its repository; hidden (404) from callers who
 /// may not read it.
 fn pipeline_for(reg: &Registry, headers: &HeaderMap, id: i64, scope: Scope) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
+    // A token first: an anonymous caller must not learn which ids exist (401 either way).
+    access::caller(reg, headers)?;
     let missing = || format!("pipeline {id}");
     let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     access::require_or_hide(reg, headers, scope, &found.0.repository, missing)?;
@@ -116,6 +118,7 @@ async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Pa
 }
 
 fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, String), AppError> {
+    access::caller(reg, headers)?;
     let missing = || format!("job {id}");
     let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
@@ -173,7 +176,7 @@ struct RunnerInfo {
 }
 
 /// Long-polls for a job: 201 with the job, or 204 after `wait` seconds without one.
-#[utoipa::path(post, path = "/jobs/request", tag = "runners", params(RequestQuery), request_body(content = Option<RunnerInfo>),
+#[utoipa::path(post, path = "/jobs/request", tag = "runners", params(RequestQuery), request_body(content = RunnerInfo, description = "Optional"),
     security(("token" = ["runner"])),
     responses((status = 201, description = "A job, with its job token, script and the push's file URL", body = Object),
         (status = 204, description = "No job within `wait` seconds"), Errors))]
@@ -287,8 +290,8 @@ async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha
     responses((status = 200, description = "The pipeline file (empty when the repository has none)", content_type = "application/yaml", body = Value), Errors))]
 async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Response, AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, &repo)?;
+        let repository = reg.repository(&repo)?;
         let (_, yaml) = reg.pipeline_config(repository)?;
         Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
     })
@@ -297,12 +300,13 @@ async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
 
 /// Replaces a repository's pipeline file (validated first); later pushes and retries use it.
 #[utoipa::path(put, path = "/repositories/{repo}/pipeline", tag = "pipelines", params(("repo" = String, Path)),
-    request_body(content = String, content_type = "application/yaml"), security(("token" = ["admin"])),
+    request_body(content = Object, content_type = "application/yaml", description = "The pipeline file: a mapping of `stages`, `variables` and jobs"),
+    security(("token" = ["admin"])),
     responses((status = 200, body = doc::PipelineFileSaved), Errors))]
 async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: String) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Admin, &repo)?;
+        reg.repository(&repo)?;
         let config = crate::pipeline::PipelineConfig::parse(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
         reg.db.set_pipeline_config(&repo, &body)?;
         tracing::info!(repository = %repo, jobs = config.jobs.len(), "pipeline file replaced");
