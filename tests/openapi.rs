@@ -108,10 +108,7 @@ fn schemathesis(server: &Server, token: &str, config_toml: &str, args: &[&str]) 
         .args(["--header", &format!("Authorization: Bearer {token}")])
         // No 5xx, every answer (status, content type, body) as the document says, and no
         // operation that needs a token answers a request without one with anything but 401/403.
-        .args([
-            "--checks",
-            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,ignored_auth",
-        ])
+        .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,ignored_auth"])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--request-timeout", "30"])
         // One worker: CPython 3.11's `ast` is not thread-safe, and hypothesis parses lambdas
@@ -178,7 +175,8 @@ fn openapi_document_is_served_and_every_operation_matches_it_under_fuzzing() {
 
     // Every operation with an admin token but token revocation, which could revoke that token.
     let ids: Vec<i64> = (1..=8).collect();
-    let (ok, output) = schemathesis(&server, &admin, &config(&ids, &shas), &["--max-examples", "150", "--exclude-path", "/api/v1/tokens/{id}"]);
+    let (ok, output) =
+        schemathesis(&server, &admin, &config(&ids, &shas), &["--max-examples", "150", "--exclude-path", "/api/v1/tokens/{id}"]);
     println!("{output}");
     assert!(ok, "schemathesis found failures (output above)");
 

@@ -337,6 +337,9 @@ mod tests {
         }
         assert_eq!(doc["paths"]["/api/v1/tokens/{id}"]["delete"]["security"][0][TOKEN][0], "admin");
         assert!(doc["components"]["securitySchemes"][TOKEN].is_object());
-        assert_eq!(doc["paths"]["/api/v1/pipelines/{id}/badge.svg"]["get"]["responses"]["200"]["content"]["image/svg+xml"]["schema"]["type"], "string");
+        assert_eq!(
+            doc["paths"]["/api/v1/pipelines/{id}/badge.svg"]["get"]["responses"]["200"]["content"]["image/svg+xml"]["schema"]["type"],
+            "string"
+        );
     }
 }
