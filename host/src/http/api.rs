@@ -1,6 +1,7 @@
 //! The native API under `/api/v1`: pushes (the audit log), repositories and their packages,
-//! plugins, tokens. Every endpoint needs a token, and checks it before it looks anything up, so
-//! an anonymous caller learns nothing of which repositories or ids exist.
+//! plugins, tokens. Every endpoint needs a token, and checks it before it looks a repository up,
+//! so a caller learns nothing of which repositories exist; a resource named by id answers 404 to
+//! a caller who may not read it, as if it did not exist (`access::require_or_hide`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -76,8 +77,6 @@ async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(
     responses((status = 200, body = PushRow), Errors))]
 async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        // A token first: an anonymous caller must not learn which ids exist (401 either way).
-        caller(&reg, &headers)?;
         let missing = || format!("push {id}");
         let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         require_or_hide(&reg, &headers, Scope::Read, &push.repository, missing)?;
