@@ -47,10 +47,13 @@ fn main() {
     }
     // The outer build's flags and profile are for the host, not for the plugins.
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER", "CARGO_PRIMARY_PACKAGE", "CARGO_PROFILE_RELEASE_DEBUG"]
+        "RUSTC_WORKSPACE_WRAPPER", "CARGO_PRIMARY_PACKAGE", "CARGO_PROFILE_RELEASE_DEBUG", "CARGO_PROFILE_RELEASE_STRIP"]
     {
         cmd.env_remove(var);
     }
+    // Plugins ship lean: no debug info (it made each 5-6 MB, and the binary embeds them all).
+    // Function names stay, so a trapping plugin's backtrace still says where it was.
+    cmd.env("CARGO_PROFILE_RELEASE_DEBUG", "false").env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     let status = cmd.status().expect("run cargo to build the wasm plugins");
     assert!(
         status.success(),

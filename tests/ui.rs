@@ -139,7 +139,9 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
 
     // Login: a bad token is refused; a good one sets the cookie and goes back to `next`.
     let login = |token: &str, proto: Option<&str>| {
-        let mut r = http.post(format!("{}/ui/login", server.url)).form(&[("token", token), ("next", "/ui/secret")]);
+        // Browsers send the page's Origin with a form; behind an https proxy that is https.
+        let origin = if proto == Some("https") { server.url.replacen("http:", "https:", 1) } else { server.url.clone() };
+        let mut r = http.post(format!("{}/ui/login", server.url)).header("origin", origin).form(&[("token", token), ("next", "/ui/secret")]);
         if let Some(p) = proto {
             r = r.header("x-forwarded-proto", p);
         }
@@ -157,8 +159,24 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
     let https = login(&reader, Some("https"));
     assert!(https.headers()["set-cookie"].to_str().unwrap().contains("; Secure"), "Secure behind an https proxy");
     // An outside `next` is not followed.
-    let r = http.post(format!("{}/ui/login", server.url)).form(&[("token", reader.as_str()), ("next", "//evil.example/")]).send().unwrap();
+    let r = http
+        .post(format!("{}/ui/login", server.url))
+        .header("origin", &server.url)
+        .form(&[("token", reader.as_str()), ("next", "//evil.example/")])
+        .send()
+        .unwrap();
     assert_eq!(r.headers()["location"], "/");
+    // A sign-in form of another site (or a request that says nothing of where it came from) is
+    // refused: the UI's forms only count from its own pages.
+    for origin in [Some("http://evil.example"), None] {
+        let mut r = http.post(format!("{}/ui/login", server.url)).form(&[("token", reader.as_str()), ("next", "/")]);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        let r = r.send().unwrap();
+        assert_eq!(r.status().as_u16(), 403, "login from {origin:?}");
+        assert!(r.headers().get("set-cookie").is_none());
+    }
 
     // Pages: anonymous gets the login form for the private repository, the cookie opens it.
     let (s, ctype, body) = get("/ui/secret", None);
@@ -217,7 +235,12 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
     // Pages are HTML with a script-free content policy; the logout clears the cookie.
     let r = http.get(format!("{}/", server.url)).send().unwrap();
     assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
-    let r = http.post(format!("{}/ui/logout", server.url)).header("cookie", format!("sluice_token={reader}")).send().unwrap();
+    let r = http
+        .post(format!("{}/ui/logout", server.url))
+        .header("origin", &server.url)
+        .header("cookie", format!("sluice_token={reader}"))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 303);
     assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
 }
@@ -294,6 +317,9 @@ fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
     timed("/ui/npm/packages/big?page=100", "1.0.0");
     timed("/ui/npm/packages/big?version=1.17.0", "big-1.17.0.tgz");
     timed("/ui/pushes", "big");
+    let found = timed("/ui/search?q=pkg-0999", "pkg-09999");
+    assert!(found.contains("10 packages"), "the search across repositories finds pkg-09990..pkg-09999");
+    timed("/ui/search?q=pkg&page=150", "pkg-07450");
     let (status, _) = server.get("/api/v1/repositories/npm/packages/big/badge.svg");
     assert_eq!(status, 200);
 }

@@ -1,11 +1,9 @@
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use sluice::auth;
 use sluice::config::Config;
 use sluice::plugin::{kit, wit, Limits, PluginRuntime};
-use sluice::registry::Registry;
 use sluice::store::Db;
 
 #[derive(Parser)]
@@ -135,9 +133,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data {
                 config.data = d;
             }
-            let listen = config.listen.clone();
-            let registry = Arc::new(Registry::open(config)?);
-            tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(registry, &listen))
+            tokio::runtime::Runtime::new()?.block_on(sluice::http::serve(config))
         }
         Command::Runner { url, token, once, work_dir, concurrency } => {
             let options = sluice::runner::RunnerOptions {

@@ -41,6 +41,26 @@ try {
   await shot(job, "ui-job-log.png", { full: true });
   await shot("/ui/pushes", "ui-pushes.png");
   await shot("/ui/plugins", "ui-plugins.png");
+  // The gate: what it holds, and why one version is held.
+  await shot("/ui/npm/held", "ui-held.png", { full: true });
+  await shot("/ui/npm/packages/broken-thing", "ui-held-version.png", { full: true });
+  // Search across repositories from the top bar.
+  await page.goto(URL + "/");
+  await page.fill("header form.topsearch input[name=q]", "acme");
+  await page.press("header form.topsearch input[name=q]", "Enter");
+  await page.waitForURL(/\/ui\/search\?q=acme/);
+  await page.screenshot({ path: join(OUT, "ui-search.png") });
+  console.log("docs/ui-search.png <- /ui/search?q=acme");
+  // Tokens: an admin creates one (its secret is shown this once; this server is thrown away).
+  await page.goto(URL + "/ui/tokens");
+  await page.fill("form.new-token input[name=name]", "deploy-bot");
+  await page.check("form.new-token input[name=scope_publish]");
+  await page.selectOption("form.new-token select[name=repository]", "npm");
+  await page.fill("form.new-token input[name=expires]", "90d");
+  await page.click("form.new-token button");
+  await page.locator("code.secret").waitFor();
+  await page.screenshot({ path: join(OUT, "ui-tokens.png"), fullPage: true });
+  console.log("docs/ui-tokens.png <- POST /ui/tokens");
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

@@ -85,6 +85,7 @@ publish "$ci" npm @acme/widgets 2.0.0 '{"left-pad-plus": "^1.1.0", "react": ">=1
 publish "$ci" npm broken-thing 0.1.0 '{}'
 publish "$ci" npm @acme/widgets 2.1.0 '{"left-pad-plus": "^1.1.0", "react": ">=18", "scheduler": "^0.23.0"}'
 publish "$admin" internal billing-client 3.2.0 '{"@acme/widgets": "^2.0.0"}'
+publish "$admin" internal @acme/billing-ui 1.0.0 '{"@acme/widgets": "^2.0.0"}'
 
 # Wait until every pipeline so far has finished, then stop the runner so the next push stays pending.
 for _ in $(seq 1 600); do

@@ -35,6 +35,8 @@ pub fn router() -> OpenApiRouter<super::State> {
         .routes(routes!(get_sync_job))
         .routes(routes!(git_webhook))
         .routes(routes!(list_git_tags))
+        .routes(routes!(list_held))
+        .routes(routes!(release_pipeline))
         .routes(routes!(list_plugins))
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(revoke_token))
@@ -182,6 +184,38 @@ pub(super) async fn get_package(State(reg): State<super::State>, headers: Header
             "tags": p.tags.iter().map(|(t, v)| (t.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "files": files,
         })))
+    })
+    .await
+}
+
+/// What a gated repository holds back from clients (the web UI's held view, as JSON).
+#[utoipa::path(get, path = "/repositories/{repo}/held", tag = "repositories",
+    params(("repo" = String, Path), PackageQuery), security(("token" = ["read"])),
+    responses((status = 200, body = doc::HeldList), Errors))]
+async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
+        let (total, held) = crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
+        Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
+    })
+    .await
+}
+
+/// An admin lets clients have a held version now, whatever its pipeline says; recorded on the
+/// pipeline (who, when) and in the log.
+#[utoipa::path(post, path = "/pipelines/{id}/release", tag = "pipelines", params(("id" = i64, Path)),
+    security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
+async fn release_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+    blocking(move || {
+        let missing = || format!("pipeline {id}");
+        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let admin = require_or_hide(&reg, &headers, Scope::Admin, &p.repository, missing)?;
+        let release = crate::ui::gate::release(&reg, &p, &admin.name)?;
+        Ok(Json(json!({ "pipeline": {
+            "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
+            "released_by": release.released_by, "released_at": release.released_at,
+        } })))
     })
     .await
 }

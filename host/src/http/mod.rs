@@ -25,6 +25,7 @@ pub type State = Arc<Registry>;
 pub fn router(registry: State) -> Router {
     Router::new()
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
         .route("/metrics", get(metrics::metrics))
         // The native API, with its OpenAPI document at /api/v1/openapi.json.
         .merge(openapi::router())
@@ -39,20 +40,49 @@ pub fn router(registry: State) -> Router {
         .with_state(registry)
 }
 
-/// Binds, prints `sluice listening on http://ADDR` (scripts and tests read it), and serves
-/// until the process ends.
-pub async fn serve(registry: State, listen: &str) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
+/// Binds, serves `/health` (as `starting`) while the plugins compile and the store opens, then
+/// prints `sluice listening on http://ADDR` (scripts and tests read it: from then on every route
+/// answers) and serves until the process ends.
+pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
+    let listen = config.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
-    println!("sluice listening on http://{addr}");
+    let app: Arc<std::sync::OnceLock<Router>> = Arc::default();
+    let accepting = {
+        let (app, config) = (app.clone(), config.clone());
+        tokio::spawn(async move { server::run(listener, app, &config).await })
+    };
+    let started = std::time::Instant::now();
+    tracing::info!(%addr, "starting: loading plugins and the store; /health answers `starting` meanwhile");
+    let registry = Arc::new(tokio::task::spawn_blocking(move || Registry::open(config)).await??);
+    tracing::info!(%addr, seconds = started.elapsed().as_secs_f64(), repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "ready");
     tokio::spawn(registry.clone().run_background());
     tokio::spawn(registry.clone().poll_git());
     tokio::spawn(registry.clone().clean_periodically());
-    tracing::info!(%addr, repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "serving");
-    let app = router(registry.clone());
-    server::run(listener, app, &registry.config).await
+    let _ = app.set(router(registry));
+    println!("sluice listening on http://{addr}");
+    accepting.await?
+}
+
+/// `/ready`, for load balancers: 200 once the store answers, 503 otherwise (and while starting).
+async fn ready(axum::extract::State(registry): axum::extract::State<State>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reg = registry.clone();
+    let check = move || -> anyhow::Result<()> {
+        reg.db.ping()?;
+        reg.blobs.ping()?;
+        Ok(())
+    };
+    match tokio::task::spawn_blocking(check).await {
+        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+        }
+        Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 /// The request's token, if it carries a credential: `Ok(None)` without one, an error for a

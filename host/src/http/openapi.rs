@@ -305,6 +305,22 @@ mod answers {
     }
 
     #[derive(ToSchema)]
+    pub struct HeldList {
+        pub repository: String,
+        /// Whether the repository is gated (only a gated one holds versions back).
+        pub gated: bool,
+        pub total: i64,
+        /// The held versions: pending, failed or waiting for approval, with their pipelines.
+        pub held: Vec<Value>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct Released {
+        /// The released pipeline, with who released it and when.
+        pub pipeline: Value,
+    }
+
+    #[derive(ToSchema)]
     pub struct DeliveryList {
         pub deliveries: Vec<DeliveryRow>,
     }

@@ -39,8 +39,23 @@ fn connection_limit(wanted: u64) -> usize {
     wanted.min(fit) as usize
 }
 
-/// Serves `app` on `listener` until the process ends.
-pub async fn run(listener: tokio::net::TcpListener, app: axum::Router, config: &crate::config::Config) -> anyhow::Result<()> {
+/// The answer to every request while the server is starting: `/health` is live (200,
+/// `starting`), everything else (`/ready` included) is 503 with a `Retry-After`.
+fn starting(path: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let body = axum::Json(serde_json::json!({ "status": "starting" }));
+    if path == "/health" {
+        return body.into_response();
+    }
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, "2")], body).into_response()
+}
+
+/// Serves on `listener` until the process ends: [`starting`] until `app` is set, then `app`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: Arc<std::sync::OnceLock<axum::Router>>,
+    config: &crate::config::Config,
+) -> anyhow::Result<()> {
     let limit = connection_limit(config.max_connections);
     let permits = Arc::new(tokio::sync::Semaphore::new(limit));
     let header_timeout = Duration::from_secs(config.header_timeout_secs);
@@ -66,9 +81,12 @@ pub async fn run(listener: tokio::net::TcpListener, app: axum::Router, config: &
         let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(addr));
             let busy = Busy::start(busy.clone());
-            let app = app.clone();
+            let app = app.get().cloned();
             async move {
-                let response = app.oneshot(req.map(axum::body::Body::new)).await;
+                let response = match app {
+                    Some(app) => app.oneshot(req.map(axum::body::Body::new)).await,
+                    None => Ok(starting(req.uri().path())),
+                };
                 drop(busy);
                 response
             }

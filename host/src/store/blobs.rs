@@ -74,6 +74,11 @@ impl BlobStore {
         })
     }
 
+    /// Whether the blob folder is there and writable (for `/ready`).
+    pub fn ping(&self) -> Result<(), BlobError> {
+        tempfile::tempfile_in(self.root.join("tmp")).map(|_| ()).map_err(io_err("write to the blob folder"))
+    }
+
     /// Temp files not written to for `grace`: what a crash (or a lost upload) left behind.
     pub fn stale_temp_files(&self, grace: std::time::Duration) -> Vec<PathBuf> {
         let Ok(rd) = std::fs::read_dir(self.root.join("tmp")) else { return Vec::new() };

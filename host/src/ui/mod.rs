@@ -14,6 +14,7 @@
 //! Everything works without JavaScript except following a running job's log live.
 
 pub(crate) mod badge;
+pub mod gate;
 mod pages;
 
 use std::sync::OnceLock;
@@ -28,6 +29,7 @@ use minijinja::Environment;
 use serde_json::Value;
 
 use crate::auth::{self, Principal, Scope};
+use crate::store::db::TokenRow;
 use crate::error::AppError;
 use crate::registry::{Registry, Repository};
 use crate::store::DbError;
@@ -46,7 +48,12 @@ pub fn router() -> Router<crate::http::State> {
         .route("/ui/pipelines/{id}", get(pages::pipeline))
         .route("/ui/jobs/{id}", get(pages::job))
         .route("/ui/jobs/{id}/log", get(pages::job_log))
+        .route("/ui/search", get(gate::search))
+        .route("/ui/tokens", get(gate::tokens).post(gate::create_token))
+        .route("/ui/tokens/{id}/revoke", post(gate::revoke_token))
+        .route("/ui/pipelines/{id}/{action}", post(gate::pipeline_action))
         .route("/ui/{repo}", get(pages::packages))
+        .route("/ui/{repo}/held", get(gate::held_page))
         .route("/ui/{repo}/packages/{*name}", get(pages::package))
         .route("/api/v1/pipelines/{id}/badge.svg", get(badge::pipeline))
 }
@@ -77,17 +84,47 @@ fn static_file(content_type: &'static str, body: &'static str) -> Response {
 /// request's `Authorization`), if valid.
 pub struct Viewer {
     pub principal: Option<Principal>,
+    /// The token's row (its scopes, expiry, last use), for the tokens page.
+    pub token: Option<TokenRow>,
+    /// The signed-in session's CSRF token, which every form that changes something carries.
+    pub csrf: Option<String>,
 }
 
 impl Viewer {
     pub fn of(reg: &Registry, headers: &HeaderMap) -> Result<Viewer, UiError> {
         if let Some(secret) = cookie(headers, COOKIE) {
             // A revoked or unknown token in the cookie reads as signed out.
-            let principal = reg.db.token_by_hash(&auth::hash_token(&secret))?.map(Principal::from_row);
-            return Ok(Viewer { principal });
+            let token = reg.db.token_by_hash(&auth::hash_token(&secret))?;
+            let csrf = token.as_ref().map(|_| csrf_token(&secret));
+            return Ok(Viewer { principal: token.clone().map(Principal::from_row), token, csrf });
         }
         let principal = crate::http::principal(reg, headers).unwrap_or(None);
-        Ok(Viewer { principal })
+        Ok(Viewer { principal, token: None, csrf: None })
+    }
+
+    /// Whether the viewer's token grants `scope` on `repository`: the rule `http::access`
+    /// applies to the same action in the API (`Principal::allows`, never a runner-only token).
+    pub fn may(&self, scope: Scope, repository: &str) -> bool {
+        self.principal.as_ref().is_some_and(|p| p.allows(scope, Some(repository)))
+    }
+
+    /// An admin of every repository: who may list, create and revoke tokens (as in the API).
+    pub fn is_admin(&self) -> bool {
+        self.principal.as_ref().is_some_and(|p| p.is_admin())
+    }
+
+    /// Checks a form that changes something: it must come from this site's own pages (the
+    /// Origin check) and carry this session's CSRF token. The cookie is SameSite=Strict, so
+    /// another site's form gets no cookie; but other ports of the same host are the same
+    /// "site" to a browser, hence the Origin check, and the token covers browsers that send
+    /// neither Origin nor Sec-Fetch-Site.
+    pub fn check_form(&self, reg: &Registry, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), UiError> {
+        same_origin(reg, headers)?;
+        match (&self.csrf, csrf) {
+            (Some(mine), Some(sent)) if constant_time_eq(mine.as_bytes(), sent.as_bytes()) => Ok(()),
+            (None, _) => Err(UiError::Forbidden("sign in first: this needs a signed-in session".into())),
+            _ => Err(UiError::Forbidden("the form's CSRF token is missing or wrong; reload the page and try again".into())),
+        }
     }
 
     pub fn can_read(&self, repo: &Repository) -> bool {
@@ -118,6 +155,40 @@ impl Viewer {
     }
 }
 
+/// The CSRF token of a signed-in session: derived from the cookie's secret (one-way), so it
+/// needs no server-side state, changes with every sign-in token, and tells nothing of the secret.
+fn csrf_token(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("sluice-ui-csrf\0{secret}").as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a state-changing request came from this site's own pages: its `Origin` (which
+/// browsers send with every POST) is this server's origin; without one, `Sec-Fetch-Site` must say
+/// `same-origin`, or else the `Referer` must be one of this server's pages.
+pub fn same_origin(reg: &Registry, headers: &HeaderMap) -> Result<(), UiError> {
+    let ours = crate::http::external_url(reg, headers);
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let ok = if let Some(origin) = value(header::ORIGIN) {
+        origin.eq_ignore_ascii_case(&ours)
+    } else if let Some(site) = value(header::HeaderName::from_static("sec-fetch-site")) {
+        site == "same-origin"
+    } else if let Some(referer) = value(header::REFERER) {
+        referer.starts_with(&format!("{ours}/"))
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        tracing::warn!(origin = value(header::ORIGIN).unwrap_or_default(), expected = %ours, "web UI form refused: not from this site's pages");
+        Err(UiError::Forbidden("this form did not come from this site's pages".into()))
+    }
+}
+
 /// A cookie's value from the request's `Cookie` headers.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -144,6 +215,10 @@ pub enum UiError {
     /// The page needs a token: the login form, which comes back to `next`.
     Login { next: String, signed_in: bool },
     BadRequest(String),
+    /// Signed in, but the token may not do this (or the form failed its CSRF checks).
+    Forbidden(String),
+    /// The action does not fit the current state (a retry of a running pipeline).
+    Conflict(String),
     Internal(anyhow::Error),
 }
 
@@ -161,6 +236,8 @@ impl From<AppError> for UiError {
         match e {
             AppError::NotFound(what) => UiError::NotFound(what),
             AppError::BadRequest(m) => UiError::BadRequest(m),
+            AppError::Forbidden(m) => UiError::Forbidden(m),
+            AppError::Conflict(m) => UiError::Conflict(m),
             AppError::Internal(e) => UiError::Internal(e),
             other => UiError::Internal(anyhow::anyhow!("{other}")),
         }
@@ -178,6 +255,8 @@ impl UiError {
         let (status, ctx) = match self {
             UiError::NotFound(what) => (StatusCode::NOT_FOUND, serde_json::json!({ "title": "Not found", "message": format!("{what} not found") })),
             UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, serde_json::json!({ "title": "Bad request", "message": m })),
+            UiError::Forbidden(m) => (StatusCode::FORBIDDEN, serde_json::json!({ "title": "Not allowed", "message": m })),
+            UiError::Conflict(m) => (StatusCode::CONFLICT, serde_json::json!({ "title": "Not now", "message": m })),
             UiError::Login { next, signed_in } => {
                 let message = if signed_in {
                     "Your token may not read this page. Sign in with another token."
@@ -254,6 +333,9 @@ fn env() -> &'static Environment<'static> {
             "plugins.html",
             "login.html",
             "error.html",
+            "held.html",
+            "tokens.html",
+            "search.html",
         );
         env.add_filter("datetime", filters::datetime);
         env.add_filter("bytes", filters::bytes);

@@ -19,7 +19,7 @@ const PAGE: u32 = 50;
 const PUSHES_PAGE: u32 = 50;
 
 /// Runs `f` on a blocking thread with the viewer, rendering any error as a page.
-async fn page(
+pub(super) async fn page(
     reg: AppState,
     headers: HeaderMap,
     f: impl FnOnce(&Registry, &Viewer) -> Result<Response, UiError> + Send + 'static,
@@ -38,12 +38,20 @@ async fn page(
     out.unwrap_or_else(|e| UiError::Internal(anyhow::anyhow!("page task failed: {e}")).into_page(None))
 }
 
-fn ok(name: &str, viewer: &Viewer, ctx: Value) -> Result<Response, UiError> {
-    Ok(html_response(StatusCode::OK, render(name, viewer.name(), ctx)?))
+pub(super) fn ok(name: &str, viewer: &Viewer, ctx: Value) -> Result<Response, UiError> {
+    ok_with(StatusCode::OK, name, viewer, ctx)
+}
+
+/// Renders a page for the viewer, with the session's CSRF token for its forms.
+pub(super) fn ok_with(status: StatusCode, name: &str, viewer: &Viewer, mut ctx: Value) -> Result<Response, UiError> {
+    if let Value::Object(map) = &mut ctx {
+        map.insert("csrf".into(), json!(viewer.csrf));
+    }
+    Ok(html_response(status, render(name, viewer.name(), ctx)?))
 }
 
 /// The path and query the request asked for, to come back to after signing in.
-fn here(uri: &OriginalUri) -> String {
+pub(super) fn here(uri: &OriginalUri) -> String {
     uri.0.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into())
 }
 
@@ -106,7 +114,7 @@ pub async fn packages(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
     .await
 }
 
-fn pages(total: i64, per: u32) -> i64 {
+pub(super) fn pages(total: i64, per: u32) -> i64 {
     ((total + per as i64 - 1) / per as i64).max(1)
 }
 
@@ -145,6 +153,19 @@ pub async fn package(
             hint.replace("{url}", &format!("{base}/{repo}")).replace("{name}", &package.name).replace("{version}", &version)
         });
         let tags = reg.db.ui_tags(package.id)?;
+        // Why a gated version is held (its pipeline's failed or waiting jobs, the failed logs'
+        // last lines), or who released it past its pipeline.
+        let mut files_of_version = Vec::with_capacity(selected.len());
+        for f in &selected {
+            let mut v = json!(f);
+            if let Some(pid) = f.pipeline_id {
+                if repository.gated() && !f.file.released {
+                    v["held"] = json!(super::gate::why_held(reg, pid)?);
+                }
+                v["release"] = json!(reg.db.ui_release_of(pid)?);
+            }
+            files_of_version.push(v);
+        }
         let badge_path = format!("/api/v1/repositories/{repo}/packages/{}/badge.svg", super::filters::pathenc(package.name.clone()));
         ok(
             "package.html",
@@ -155,7 +176,7 @@ pub async fn package(
                 "gated": repository.gated(),
                 "package": package,
                 "version": version,
-                "selected": selected,
+                "selected": files_of_version,
                 "meta": meta,
                 "install": install,
                 "tags": tags,
@@ -196,6 +217,12 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
                 "pipeline": p,
                 "push": push,
                 "jobs": jobs,
+                "release": reg.db.ui_release_of(id)?,
+                // The held view's actions, here too, for the same admins.
+                "held": repository.gated() && reg.db.ui_push_held(p.push_id)?,
+                "may_act": viewer.may(crate::auth::Scope::Admin, &p.repository),
+                "final": is_final(&p.status),
+                "here": format!("/ui/pipelines/{id}"),
                 "refresh": !is_final(&p.status),
             }),
         )
@@ -352,7 +379,7 @@ pub struct NextQuery {
 }
 
 /// Only local paths: never send a signed-in user to another site.
-fn safe_next(next: Option<&str>) -> String {
+pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => n.to_string(),
         _ => "/".to_string(),
@@ -374,7 +401,11 @@ pub struct LoginForm {
 
 pub async fn login(State(reg): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
     let secure = super::over_https(&reg, &headers);
+    let request_headers = headers.clone();
     page(reg, headers, move |reg, viewer| {
+        // No session yet, so no CSRF token: the Origin check alone keeps other sites from
+        // signing a browser in with their token.
+        super::same_origin(reg, &request_headers)?;
         let token = form.token.trim().to_string();
         let next = safe_next(form.next.as_deref());
         let valid = !token.is_empty()
@@ -397,6 +428,9 @@ pub async fn login(State(reg): State<AppState>, headers: HeaderMap, Form(form): 
 }
 
 pub async fn logout(State(reg): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = super::same_origin(&reg, &headers) {
+        return e.into_page(None);
+    }
     let secure = super::over_https(&reg, &headers);
     let cookie = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", super::COOKIE, if secure { "; Secure" } else { "" });
     let mut resp = Redirect::to("/").into_response();

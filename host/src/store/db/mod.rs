@@ -25,6 +25,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_ui.sql"),
     include_str!("../migrations/004_git_tags.sql"),
     include_str!("../migrations/005_tokens_receipts.sql"),
+    // 006 is another change's; the gate's release audit is 007 (kept in file-name order here).
+    include_str!("../migrations/007_release_audit.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +265,12 @@ impl Db {
         let db = Db { pool };
         db.migrate()?;
         Ok(db)
+    }
+
+    /// Whether the database answers (for `/ready`).
+    pub fn ping(&self) -> Result<()> {
+        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {

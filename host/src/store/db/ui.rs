@@ -4,7 +4,10 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{file_row, package_row, push_row, Db, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS, PACKAGE_COLUMNS, PUSH_COLUMNS};
+use super::{
+    file_row, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS, PACKAGE_COLUMNS,
+    PUSH_COLUMNS,
+};
 
 /// A row of a repository's package list.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +36,33 @@ pub struct UiPush {
     pub push: PushRow,
     pub pipeline_id: Option<i64>,
     pub status: Option<String>,
+}
+
+/// A package's newest push: its pipeline's id and status (if it has one) and its version.
+pub type LatestPipeline = (Option<i64>, Option<String>, String);
+
+/// A package found by the search across repositories.
+#[derive(Debug, Clone, Serialize)]
+pub struct UiFound {
+    pub repository: String,
+    #[serde(flatten)]
+    pub package: UiPackage,
+}
+
+/// Who released a push past its gate, and when (ms since the epoch).
+#[derive(Debug, Clone, Serialize)]
+pub struct UiRelease {
+    pub released_by: String,
+    pub released_at: i64,
+}
+
+/// What an admin's release did.
+#[derive(Debug, Clone)]
+pub enum ReleaseOutcome {
+    /// The push's files are now visible to clients (this many of them).
+    Released { files: usize, release: UiRelease },
+    /// Nothing was held: released before, by the pipeline passing or by someone (if recorded).
+    AlreadyReleased(Option<UiRelease>),
 }
 
 /// `%query%` for LIKE with `\` as the escape character.
@@ -130,7 +160,7 @@ impl Db {
     }
 
     /// The pipeline (id, status) and version of a package's newest push.
-    pub fn ui_latest_pipeline(&self, repository: &str, key: &str) -> Result<Option<(Option<i64>, Option<String>, String)>> {
+    pub fn ui_latest_pipeline(&self, repository: &str, key: &str) -> Result<Option<LatestPipeline>> {
         let conn = self.conn()?;
         Ok(conn
             .query_row(
@@ -163,5 +193,212 @@ impl Db {
             .query_map(values.as_slice(), |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// One page of the packages of `repositories` whose name contains `query`, by name then
+    /// repository, with the total: the top bar's search across the repositories a viewer reads.
+    pub fn ui_search(&self, repositories: &[String], query: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiFound>)> {
+        if repositories.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let conn = self.conn()?;
+        // ?1 is the pattern, ?2.. the repositories, then the page's limit and offset.
+        let n = repositories.len();
+        let marks = (0..n).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+        let filter = format!(
+            "FROM packages p WHERE p.repository IN ({marks}) AND lower(p.name) LIKE ?1 ESCAPE '\\' \
+             AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)"
+        );
+        let pattern = like_pattern(query);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&pattern];
+        for r in repositories {
+            values.push(r);
+        }
+        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), values.as_slice(), |r| r.get(0))?;
+        values.push(&limit);
+        values.push(&offset);
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT p.repository, p.name, p.modified_at, \
+               (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
+               (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
+               (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
+                   (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
+             {filter} ORDER BY p.key, p.repository LIMIT ?{} OFFSET ?{}",
+            n + 2,
+            n + 3
+        ))?;
+        let rows = stmt
+            .query_map(values.as_slice(), |r| {
+                Ok(UiFound {
+                    repository: r.get(0)?,
+                    package: UiPackage { name: r.get(1)?, modified_at: r.get(2)?, versions: r.get(3)?, latest: r.get(4)?, status: r.get(5)? },
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, rows))
+    }
+
+    /// One page of what the gate holds in a repository: pushes whose file clients cannot see yet
+    /// (pipeline pending, running, failed, canceled or waiting for approval), newest first, with
+    /// their pipelines, and the total. Reads the partial index of unreleased files.
+    pub fn ui_held(&self, repository: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiPush>)> {
+        let conn = self.conn()?;
+        let total: i64 = conn.query_row(
+            "SELECT count(*) FROM files f JOIN pushes pu ON pu.id = f.push_id WHERE f.released = 0 AND pu.repository = ?1",
+            [repository],
+            |r| r.get(0),
+        )?;
+        let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {columns}, pl.id, pl.status FROM files f JOIN pushes pu ON pu.id = f.push_id \
+             LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+             WHERE f.released = 0 AND pu.repository = ?1 ORDER BY pu.id DESC LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = stmt
+            .query_map(params![repository, limit, offset], |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((total, rows))
+    }
+
+    /// Whether a push has a file clients cannot have yet (its gate holds it).
+    pub fn ui_push_held(&self, push_id: i64) -> Result<bool> {
+        let conn = self.conn()?;
+        Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE push_id = ?1 AND released = 0)", [push_id], |r| r.get(0))?)
+    }
+
+    /// The last `max_lines` lines of a job's log (read from its last 16 KiB only).
+    pub fn ui_log_tail(&self, job_id: i64, max_lines: usize) -> Result<String> {
+        let conn = self.conn()?;
+        let tail: Option<String> = conn
+            .query_row("SELECT substr(log, -16384) FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
+            .optional()?;
+        let tail = tail.unwrap_or_default();
+        let lines: Vec<&str> = tail.trim_end().lines().collect();
+        Ok(lines[lines.len().saturating_sub(max_lines)..].join("\n"))
+    }
+
+    /// Who released a pipeline's push past its gate, if an admin did.
+    pub fn ui_release_of(&self, pipeline_id: i64) -> Result<Option<UiRelease>> {
+        let conn = self.conn()?;
+        let row: Option<(Option<String>, Option<i64>)> = conn
+            .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(match row {
+            Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
+            _ => None,
+        })
+    }
+
+    /// An admin's release: lets clients see a held push's files whatever its pipeline says, points
+    /// the tags they were published with at them (as a passing pipeline would), and records who
+    /// released them and when on the pipeline. The pipeline itself is left as it is.
+    pub fn ui_release(&self, pipeline_id: i64, by: &str) -> Result<ReleaseOutcome> {
+        self.write(|tx| {
+            let push_id: i64 = tx
+                .query_row("SELECT push_id FROM pipelines WHERE id = ?1", [pipeline_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| DbError::NotFound(format!("pipeline {pipeline_id}")))?;
+            let pending: Vec<(i64, String, String)> = {
+                let mut stmt = tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
+                let rows = stmt.query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows
+            };
+            if pending.is_empty() {
+                let before: Option<(Option<String>, Option<i64>)> = tx
+                    .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let before = match before {
+                    Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
+                    _ => None,
+                };
+                return Ok(ReleaseOutcome::AlreadyReleased(before));
+            }
+            for (package_id, version, tags) in &pending {
+                for tag in serde_json::from_str::<Vec<String>>(tags).unwrap_or_default() {
+                    Self::put_tag(tx, *package_id, &tag, version)?;
+                }
+                Self::touch(tx, *package_id)?;
+            }
+            tx.execute("UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0", [push_id])?;
+            let release = UiRelease { released_by: by.to_string(), released_at: now_ms() };
+            tx.execute(
+                "UPDATE pipelines SET released_by = ?2, released_at = ?3 WHERE id = ?1",
+                params![pipeline_id, release.released_by, release.released_at],
+            )?;
+            Ok(ReleaseOutcome::Released { files: pending.len(), release })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::db::{NewFile, NewPipeline, Pusher, Visibility};
+    use crate::store::Digests;
+
+    fn push(db: &Db, repository: &str, name: &str, n: u8, released: bool) {
+        let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 };
+        let pusher = Pusher { actor: "alice", token_id: None, token_name: None, client_addr: None, user_agent: None, commit_sha: None };
+        let pipeline = NewPipeline { source: "package_push".into(), extraction: serde_json::json!({}), variables: Default::default(), jobs: Vec::new() };
+        let file_name = format!("{name}-{n}.tgz");
+        let version = format!("1.0.{n}");
+        db.publish(
+            &NewFile {
+                repository,
+                key: name,
+                name,
+                version: &version,
+                qualifier: "",
+                file_name: &file_name,
+                digests: &d,
+                metadata_json: "{}",
+                pusher: &pusher,
+                released,
+                tags: &["latest".to_string()],
+                pipeline: Some(&pipeline),
+            },
+            || Ok(()),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn release_lets_clients_have_a_held_push_once_and_records_who() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        push(&db, "r", "pkg", 1, false);
+        push(&db, "r", "other", 2, true);
+        let (total, held) = db.ui_held("r", 0, 10).unwrap();
+        assert_eq!((total, held.len()), (1, 1));
+        assert_eq!(held[0].push.package, "pkg");
+        let pipeline = held[0].pipeline_id.unwrap();
+        assert!(db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().is_none());
+
+        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else { panic!("released") };
+        assert_eq!((files, release.released_by.as_str()), (1, "root"));
+        let seen = db.package("r", "pkg", Visibility::Clients { gated: true }).unwrap().expect("clients see it");
+        assert_eq!(seen.tags, vec![("latest".to_string(), "1.0.1".to_string())], "the push's tags point at it now");
+        assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 0);
+        assert_eq!(db.ui_release_of(pipeline).unwrap().unwrap().released_by, "root");
+        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else").unwrap() else { panic!("once") };
+        assert_eq!(before.released_by, "root", "a second release keeps the first one's record");
+        assert!(matches!(db.ui_release(999, "root"), Err(DbError::NotFound(_))));
+    }
+
+    #[test]
+    fn search_covers_only_the_given_repositories_page_by_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db")).unwrap();
+        for (i, repo) in ["a", "b", "hidden"].iter().enumerate() {
+            push(&db, repo, "my_thing", i as u8 + 1, true);
+        }
+        push(&db, "a", "my-thing-2", 9, true);
+        let readable = vec!["a".to_string(), "b".to_string()];
+        let (total, page) = db.ui_search(&readable, "my_", 0, 10).unwrap();
+        assert_eq!(total, 2, "`_` is literal, not a wildcard, and `hidden` is not searched");
+        assert_eq!(page.iter().map(|f| f.repository.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let (total, page) = db.ui_search(&readable, "THING", 1, 1).unwrap();
+        assert_eq!((total, page.len()), (3, 1));
+        assert_eq!(db.ui_search(&[], "thing", 0, 10).unwrap().0, 0);
     }
 }
