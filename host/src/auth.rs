@@ -124,7 +124,11 @@ pub fn issue_token(
     if parsed.is_empty() {
         return Err(IssueError::Invalid("a token needs at least one scope (read, publish, admin, runner, approve)".into()));
     }
-    let expires_at = lifetime.map(parse_lifetime).transpose().map_err(IssueError::Invalid)?.map(|ms| crate::store::db::now_ms() + ms);
+    // A lifetime just short of i64::MAX ms parses, but overflows once added to now.
+    let expires_at = lifetime
+        .map(|l| parse_lifetime(l).and_then(|ms| crate::store::db::now_ms().checked_add(ms).ok_or_else(|| format!("`{l}` is too long a lifetime"))))
+        .transpose()
+        .map_err(IssueError::Invalid)?;
     let secret = generate_token();
     let id = db.insert_token(name, &hash_token(&secret), scopes, repository, "personal", expires_at).map_err(IssueError::Store)?;
     Ok(IssuedToken { id, secret, expires_at })

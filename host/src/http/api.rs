@@ -1,46 +1,62 @@
 //! The native API under `/api/v1`: pushes (the audit log), repositories and their packages,
-//! plugins, tokens. Every endpoint needs a token.
+//! plugins, tokens. Every endpoint needs a token, and checks it before it looks a repository up,
+//! so a caller learns nothing of which repositories exist; a resource named by id answers 404 to
+//! a caller who may not read it, as if it did not exist (`access::require_or_hide`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{caller, require, require_or_hide};
 use super::blocking;
+use super::openapi::{self as doc, Errors};
 use crate::auth::{self, Scope};
 use crate::error::AppError;
 use crate::pipeline::gate;
 use crate::registry::artifact_of;
-use crate::store::db::Visibility;
+use crate::store::db::{PushRow, Visibility};
 
-pub fn router() -> Router<super::State> {
-    Router::new()
-        .route("/pushes", get(list_pushes))
-        .route("/pushes/{id}", get(get_push))
-        .route("/repositories", get(list_repositories))
-        .route("/repositories/{repo}/packages", get(list_packages))
+/// The routes: `routes!` registers each handler at the path of its `#[utoipa::path]` block, which
+/// also puts it in the OpenAPI document (see openapi.rs).
+pub fn router() -> OpenApiRouter<super::State> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pushes))
+        .routes(routes!(get_push))
+        .routes(routes!(list_repositories))
+        .routes(routes!(list_packages))
+        // A wildcard, which OpenAPI has no syntax for: documented in openapi.rs's ApiDoc.
         .route("/repositories/{repo}/packages/{*name}", get(get_package))
-        .route("/repositories/{repo}/sync", post(sync_repository))
-        .route("/repositories/{repo}/sync/{id}", get(get_sync_job))
-        .route("/repositories/{repo}/webhook", post(git_webhook))
-        .route("/repositories/{repo}/git-tags", get(list_git_tags))
-        .route("/repositories/{repo}/held", get(list_held))
-        .route("/pipelines/{id}/release", post(release_pipeline))
-        .route("/plugins", get(list_plugins))
-        .route("/tokens", get(list_tokens).post(create_token))
-        .route("/tokens/{id}", delete(revoke_token))
+        .routes(routes!(sync_repository))
+        .routes(routes!(get_sync_job))
+        .routes(routes!(git_webhook))
+        .routes(routes!(list_git_tags))
+        .routes(routes!(list_held))
+        .routes(routes!(release_pipeline))
+        .routes(routes!(list_plugins))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PushQuery {
+    /// Only this repository's pushes (a token limited to one repository sees only its own).
     repository: Option<String>,
+    /// Only pushes with a smaller id: the next page.
     before: Option<i64>,
+    /// At most this many (default 100, at most 1000).
     limit: Option<u32>,
 }
 
+/// The push audit log, newest first.
+#[utoipa::path(get, path = "/pushes", tag = "audit", params(PushQuery), security(("token" = ["read"])),
+    responses((status = 200, body = doc::PushList), Errors))]
 async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<PushQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = caller(&reg, &headers)?;
@@ -59,6 +75,9 @@ async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(
     .await
 }
 
+/// One push.
+#[utoipa::path(get, path = "/pushes/{id}", tag = "audit", params(("id" = i64, Path)), security(("token" = ["read"])),
+    responses((status = 200, body = PushRow), Errors))]
 async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("push {id}");
@@ -69,6 +88,9 @@ async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id):
     .await
 }
 
+/// The repositories the token may read (public ones for every token).
+#[utoipa::path(get, path = "/repositories", tag = "repositories", security(("token" = [])),
+    responses((status = 200, body = doc::RepositoryList), Errors))]
 async fn list_repositories(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = caller(&reg, &headers)?;
@@ -91,17 +113,25 @@ async fn list_repositories(State(reg): State<super::State>, headers: HeaderMap) 
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PackageQuery {
+    /// Only packages whose name contains this.
     q: Option<String>,
+    /// Skip this many.
     offset: Option<u32>,
+    /// At most this many (default 50, at most 500).
     limit: Option<u32>,
 }
 
+/// A repository's packages, by name, paged.
+#[utoipa::path(get, path = "/repositories/{repo}/packages", tag = "repositories",
+    params(("repo" = String, Path), PackageQuery), security(("token" = ["read"])),
+    responses((status = 200, body = doc::PackageList), Errors))]
 async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         let (total, packages) =
             reg.db.search(&repo, q.q.as_deref().unwrap_or(""), q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500), Visibility::All)?;
         let packages: Vec<Value> = packages
@@ -113,10 +143,14 @@ async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path
     .await
 }
 
-async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((repo, name)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
+/// A package with its files (every version, released or not) and tags. The name may contain `/`.
+#[utoipa::path(get, path = "/api/v1/repositories/{repo}/packages/{name}", tag = "repositories",
+    params(("repo" = String, Path), ("name" = String, Path, description = "The package name; may contain `/` (scoped names)")),
+    security(("token" = ["read"])), responses((status = 200, body = doc::PackageDetail), Errors))]
+pub(super) async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((repo, name)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
         let p = reg
             .db
             .package(&repo, &repository.key(&name), Visibility::All)?
@@ -156,10 +190,13 @@ async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((
 }
 
 /// What a gated repository holds back from clients (the web UI's held view, as JSON).
+#[utoipa::path(get, path = "/repositories/{repo}/held", tag = "repositories",
+    params(("repo" = String, Path), PackageQuery), security(("token" = ["read"])),
+    responses((status = 200, body = doc::HeldList), Errors))]
 async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
         let (total, held) = crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
         Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
     })
@@ -168,6 +205,8 @@ async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(rep
 
 /// An admin lets clients have a held version now, whatever its pipeline says; recorded on the
 /// pipeline (who, when) and in the log.
+#[utoipa::path(post, path = "/pipelines/{id}/release", tag = "pipelines", params(("id" = i64, Path)),
+    security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
 async fn release_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("pipeline {id}");
@@ -182,6 +221,9 @@ async fn release_pipeline(State(reg): State<super::State>, headers: HeaderMap, P
     .await
 }
 
+/// The loaded format plugins.
+#[utoipa::path(get, path = "/plugins", tag = "meta", security(("token" = [])),
+    responses((status = 200, body = doc::PluginList), Errors))]
 async fn list_plugins(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
     blocking(move || {
         caller(&reg, &headers)?;
@@ -195,15 +237,22 @@ async fn list_plugins(State(reg): State<super::State>, headers: HeaderMap) -> Re
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewToken {
+    #[schema(pattern = r"\S", example = "ci-publisher")]
     name: String,
+    /// Comma-separated scopes: `read`, `publish`, `admin`, `runner`.
+    #[schema(pattern = r"^ *(read|publish|admin|runner) *(, *(read|publish|admin|runner) *)*$", example = "read,publish")]
     scopes: String,
+    /// Limits the token to this repository.
     repository: Option<String>,
     /// A lifetime such as `90d`; none: the token never expires.
     expires: Option<String>,
 }
 
+/// Issues a token; its secret is in this answer only.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = NewToken, security(("token" = ["admin"])),
+    responses((status = 200, body = doc::IssuedToken), Errors))]
 async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(t): Json<NewToken>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Admin, None)?;
@@ -217,6 +266,8 @@ async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(
 }
 
 /// Every token (never their secrets), with its last use, for admins.
+#[utoipa::path(get, path = "/tokens", tag = "tokens", security(("token" = ["admin"])),
+    responses((status = 200, body = doc::TokenList), Errors))]
 async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Admin, None)?;
@@ -226,6 +277,8 @@ async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Res
 }
 
 /// Revokes a token; it is refused from the next request on, on every replica.
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), security(("token" = ["admin"])),
+    responses((status = 200, body = doc::Revoked), Errors))]
 async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let admin = require(&reg, &headers, Scope::Admin, None)?;
@@ -237,10 +290,12 @@ async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(
 }
 
 /// Starts a background sync of a git-tag repository's sources: 202 with the job to poll.
+#[utoipa::path(post, path = "/repositories/{repo}/sync", tag = "repositories", params(("repo" = String, Path)),
+    security(("token" = ["publish"])), responses((status = 202, body = doc::SyncJobAnswer), Errors))]
 async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
+        let repository = reg.repository(&repo)?;
         let job = reg.start_sync(repository, &p.name)?;
         Ok((StatusCode::ACCEPTED, Json(sync_job_json(&job))))
     })
@@ -252,10 +307,13 @@ fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
 }
 
 /// A sync job's state, progress and (once done) report.
+#[utoipa::path(get, path = "/repositories/{repo}/sync/{id}", tag = "repositories",
+    params(("repo" = String, Path), ("id" = u64, Path)), security(("token" = ["read"])),
+    responses((status = 200, body = doc::SyncJobAnswer), Errors))]
 async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path((repo, id)): Path<(String, u64)>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         let job = reg.sync_job(&repo, id).ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
         Ok(Json(sync_job_json(&job)))
     })
@@ -264,6 +322,12 @@ async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path(
 
 /// A git host's push webhook (GitHub, GitLab, Gitea/Forgejo), verified with the repository's
 /// `webhook_secret`; a tag push starts a background sync (git hosts wait seconds, not minutes).
+/// Authenticated by the delivery's signature (`X-Hub-Signature-256`, `X-Gitea-Signature`,
+/// `X-Gitlab-Token`), not a token.
+#[utoipa::path(post, path = "/repositories/{repo}/webhook", tag = "repositories", params(("repo" = String, Path)),
+    request_body(content = Object, description = "The git host's push event, as it sends it"), security(()),
+    responses((status = 200, description = "Verified, nothing to sync", body = doc::WebhookAnswer),
+        (status = 202, description = "A tag push: sync started", body = doc::WebhookAnswer), Errors))]
 async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
         let repository = reg.repository(&repo)?;
@@ -303,10 +367,12 @@ fn delivery_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The git tags a git-tag repository has seen, with what became of each.
+#[utoipa::path(get, path = "/repositories/{repo}/git-tags", tag = "repositories", params(("repo" = String, Path)),
+    security(("token" = ["read"])), responses((status = 200, body = doc::GitTagList), Errors))]
 async fn list_git_tags(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, Some(&repo))?;
+        reg.repository(&repo)?;
         Ok(Json(json!({ "tags": reg.db.git_tags(&repo)? })))
     })
     .await

@@ -5,6 +5,7 @@ pub mod access;
 mod api;
 mod client;
 mod metrics;
+mod openapi;
 mod pipelines;
 mod server;
 
@@ -26,7 +27,8 @@ pub fn router(registry: State) -> Router {
         .route("/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api::router().merge(pipelines::router()))
+        // The native API, with its OpenAPI document at /api/v1/openapi.json.
+        .merge(openapi::router())
         // The web UI: `/` is its repositories page; its other pages live under `/ui/`.
         .route("/", get(crate::ui::home))
         .merge(crate::ui::router())

@@ -8,13 +8,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{self, job_of_token, running_job_of_token};
 use super::blocking;
+use super::openapi::{self as doc, Errors};
 use crate::auth::Scope;
 use crate::error::AppError;
 use crate::pipeline::gate;
@@ -22,20 +25,22 @@ use crate::registry::Registry;
 use crate::runner::protocol::{Finish, LogAnswer};
 use crate::store::db::{JobRow, PipelineRow};
 
-pub fn router() -> Router<super::State> {
-    Router::new()
-        .route("/pipelines", get(list_pipelines))
-        .route("/pipelines/{id}", get(get_pipeline))
-        .route("/pipelines/{id}/retry", post(retry_pipeline))
-        .route("/pipelines/{id}/cancel", post(cancel_pipeline))
-        .route("/jobs/request", post(request_job))
-        .route("/jobs/{id}", get(get_job))
-        .route("/jobs/{id}/log", get(get_job_log).post(append_log))
-        .route("/jobs/{id}/finish", post(finish_job))
-        .route("/jobs/{id}/play", post(play_job))
-        .route("/pushes/{sha256}/file", get(push_file))
-        .route("/repositories/{repo}/pipeline", get(get_pipeline_file).put(put_pipeline_file))
-        .route("/webhooks/deliveries", get(list_deliveries))
+/// The routes: `routes!` registers each handler at the path of its `#[utoipa::path]` block, which
+/// also puts it in the OpenAPI document (see openapi.rs).
+pub fn router() -> OpenApiRouter<super::State> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pipelines))
+        .routes(routes!(get_pipeline))
+        .routes(routes!(retry_pipeline))
+        .routes(routes!(cancel_pipeline))
+        .routes(routes!(request_job))
+        .routes(routes!(get_job))
+        .routes(routes!(get_job_log, append_log))
+        .routes(routes!(finish_job))
+        .routes(routes!(play_job))
+        .routes(routes!(push_file))
+        .routes(routes!(get_pipeline_file, put_pipeline_file))
+        .routes(routes!(list_deliveries))
 }
 
 /// Requires a token granting `scope` on `repository`.
@@ -43,12 +48,18 @@ fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: &str) 
     access::require(reg, headers, scope, Some(repository)).map(|_| ())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this repository's.
     repository: Option<String>,
+    /// At most this many.
     limit: Option<u32>,
 }
 
+/// Pipelines, newest first.
+#[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(ListQuery), security(("token" = ["read"])),
+    responses((status = 200, body = doc::PipelineList), Errors))]
 async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = access::caller(&reg, &headers)?;
@@ -77,10 +88,16 @@ fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, 
     Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
 }
 
+/// A pipeline with its push and jobs.
+#[utoipa::path(get, path = "/pipelines/{id}", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["read"])),
+    responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn get_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || pipeline_json(&reg, &headers, id).map(Json)).await
 }
 
+/// Runs a finished pipeline's failed and canceled jobs again (with the repository's current pipeline file).
+#[utoipa::path(post, path = "/pipelines/{id}/retry", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["admin"])),
+    responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &headers, id, Scope::Admin)?;
@@ -90,6 +107,9 @@ async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Pat
     .await
 }
 
+/// Cancels a pipeline's pending and running jobs.
+#[utoipa::path(post, path = "/pipelines/{id}/cancel", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["admin"])),
+    responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &headers, id, Scope::Admin)?;
@@ -107,6 +127,9 @@ fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, Str
     Ok((job, log))
 }
 
+/// A job with its log.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["read"])),
+    responses((status = 200, body = doc::JobDetail), Errors))]
 async fn get_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let (job, log) = job_json(&reg, &headers, id)?;
@@ -115,12 +138,17 @@ async fn get_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): 
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
     /// Byte offset to read from, for following a running job.
     offset: Option<usize>,
 }
 
+/// A job's log from a byte offset, as text; its status is in the `X-Job-Status` header.
+#[utoipa::path(get, path = "/jobs/{id}/log", tag = "pipelines", params(("id" = i64, Path), LogQuery), security(("token" = ["read"])),
+    responses((status = 200, description = "The log from `offset` on", content_type = "text/plain", body = String,
+        headers(("x-job-status" = String, description = "The job's status"))), Errors))]
 async fn get_job_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> Result<Response, AppError> {
     blocking(move || {
         let (job, log) = job_json(&reg, &headers, id)?;
@@ -135,17 +163,24 @@ async fn get_job_log(State(reg): State<super::State>, headers: HeaderMap, Path(i
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RequestQuery {
+    /// Seconds to wait for a job (default 30, at most 120).
     wait: Option<u64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct RunnerInfo {
+    /// The runner's name, shown on its jobs.
     runner: Option<String>,
 }
 
 /// Long-polls for a job: 201 with the job, or 204 after `wait` seconds without one.
+#[utoipa::path(post, path = "/jobs/request", tag = "runners", params(RequestQuery), request_body(content = RunnerInfo, description = "Optional"),
+    security(("token" = ["runner"])),
+    responses((status = 201, description = "A job, with its job token, script and the push's file URL", body = Object),
+        (status = 204, description = "No job within `wait` seconds"), Errors))]
 async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<RequestQuery>, body: Option<Json<RunnerInfo>>) -> Result<Response, AppError> {
     let r = reg.clone();
     let h = headers.clone();
@@ -168,6 +203,10 @@ async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(
     }
 }
 
+/// Appends to the job's log; answers the job's status (a canceled job learns it here).
+#[utoipa::path(post, path = "/jobs/{id}/log", tag = "runners", params(("id" = i64, Path)),
+    request_body(content = String, content_type = "text/plain"), security(("token" = ["job"])),
+    responses((status = 200, body = doc::JobState), Errors))]
 async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Result<Json<LogAnswer>, AppError> {
     blocking(move || {
         let (job, _) = job_of_token(&reg, &headers)?;
@@ -180,6 +219,21 @@ async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id
     .await
 }
 
+/// The body of a finish, as the document describes it (the handler reads `runner::protocol::Finish`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct FinishBody {
+    /// `success` or `failed`.
+    #[schema(example = "success")]
+    status: String,
+    exit_code: Option<i64>,
+    /// Why a failed job failed: `script_failure`, `job_timeout`, `unpack_failure`, ...
+    failure_reason: Option<String>,
+}
+
+/// Reports the job's end.
+#[utoipa::path(post, path = "/jobs/{id}/finish", tag = "runners", params(("id" = i64, Path)), request_body = FinishBody,
+    security(("token" = ["job"])), responses((status = 200, body = doc::JobState), Errors))]
 async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: axum::body::Bytes) -> Result<Json<LogAnswer>, AppError> {
     // Read by hand so that a bad body is a 400 that says what is wrong.
     let f: Finish = serde_json::from_slice(&body)
@@ -197,6 +251,8 @@ async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id
 
 /// Plays a manual job: for admins and tokens with the `approve` scope on the job's repository.
 /// Who played it is recorded with the job; a job not waiting in `manual` is a 409.
+#[utoipa::path(post, path = "/jobs/{id}/play", tag = "pipelines", params(("id" = i64, Path)),
+    security(("token" = ["approve"]), ("token" = ["admin"])), responses((status = 200, body = doc::PlayedJob), Errors))]
 async fn play_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("job {id}");
@@ -213,6 +269,9 @@ async fn play_job(State(reg): State<super::State>, headers: HeaderMap, Path(id):
 /// A push's file: for the job token of a running job of that push, for an admin, and for readers
 /// of a repository whose clients can see the file. A file the gate hides is not served by its
 /// address either.
+#[utoipa::path(get, path = "/pushes/{sha256}/file", tag = "runners", params(("sha256" = String, Path)),
+    security(("token" = ["job"]), ("token" = ["read"])),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = String), Errors))]
 async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response, AppError> {
     let r = reg.clone();
     let sha = sha256.clone();
@@ -244,10 +303,14 @@ async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha
         .expect("valid response"))
 }
 
+/// A repository's pipeline file (YAML).
+#[utoipa::path(get, path = "/repositories/{repo}/pipeline", tag = "pipelines", params(("repo" = String, Path)),
+    security(("token" = ["read"])),
+    responses((status = 200, description = "The pipeline file (empty when the repository has none)", content_type = "application/yaml", body = Value), Errors))]
 async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Response, AppError> {
     blocking(move || {
-        let repository = reg.repository(&repo)?;
         require(&reg, &headers, Scope::Read, &repo)?;
+        let repository = reg.repository(&repo)?;
         let (_, yaml) = reg.pipeline_config(repository)?;
         Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
     })
@@ -255,10 +318,14 @@ async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
 }
 
 /// Replaces a repository's pipeline file (validated first); later pushes and retries use it.
+#[utoipa::path(put, path = "/repositories/{repo}/pipeline", tag = "pipelines", params(("repo" = String, Path)),
+    request_body(content = Object, content_type = "application/yaml", description = "The pipeline file: a mapping of `stages`, `variables` and jobs"),
+    security(("token" = ["admin"])),
+    responses((status = 200, body = doc::PipelineFileSaved), Errors))]
 async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: String) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        reg.repository(&repo)?;
         require(&reg, &headers, Scope::Admin, &repo)?;
+        reg.repository(&repo)?;
         let config = crate::pipeline::PipelineConfig::parse(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
         reg.db.set_pipeline_config(&repo, &body)?;
         tracing::info!(repository = %repo, jobs = config.jobs.len(), "pipeline file replaced");
@@ -267,6 +334,9 @@ async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
     .await
 }
 
+/// Outgoing pipeline webhook deliveries, newest first, for admins.
+#[utoipa::path(get, path = "/webhooks/deliveries", tag = "pipelines", params(ListQuery), security(("token" = ["admin"])),
+    responses((status = 200, body = doc::DeliveryList), Errors))]
 async fn list_deliveries(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = access::caller(&reg, &headers)?;

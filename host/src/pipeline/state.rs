@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// The status of a job or of a pipeline. Serialised (API, UI, webhooks, SQL) as the lower-case
 /// word, as before the enum existed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Planned; its stage has not started.

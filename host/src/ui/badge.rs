@@ -19,6 +19,16 @@ pub fn package_badge_path(path: &str) -> Option<(String, String)> {
     Some((decode(repo)?, decode(name)?))
 }
 
+/// A package's pipeline badge: the status of its newest push's pipeline. Served by the
+/// `package_badges` middleware (a package name may contain `/`); this carries its OpenAPI entry.
+#[utoipa::path(get, path = "/api/v1/repositories/{repo}/packages/{name}/badge.svg", tag = "badges",
+    params(("repo" = String, Path), ("name" = String, Path, description = "The package name; may contain `/`")),
+    security((), ("token" = ["read"])),
+    responses((status = 200, description = "The badge", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "An `unknown` badge: no such package or pipeline, or one the caller may not read", content_type = "image/svg+xml", body = String)))]
+#[allow(dead_code)]
+pub fn package_badge_doc() {}
+
 pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, name: String) -> Response {
     let answer = blocking(move || {
         let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
@@ -35,6 +45,12 @@ pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, 
     respond(answer)
 }
 
+/// A pipeline's status badge.
+#[utoipa::path(get, path = "/api/v1/pipelines/{id}/badge.svg", tag = "badges", params(("id" = i64, Path)),
+    security((), ("token" = ["read"])),
+    responses((status = 200, description = "The badge", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "An id that is no integer (axum's plain-text rejection)", content_type = "text/plain", body = String),
+        (status = 404, description = "An `unknown` badge: no such pipeline, or one the caller may not read", content_type = "image/svg+xml", body = String)))]
 pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
     let answer = blocking(move || {
         let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;

@@ -13,7 +13,7 @@
 //! SameSite=Strict); only this module reads that cookie (the format plugins' routes never do).
 //! Everything works without JavaScript except following a running job's log live.
 
-mod badge;
+pub(crate) mod badge;
 pub mod gate;
 mod pages;
 

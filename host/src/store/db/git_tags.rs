@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{now_ms, Db, Result};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GitTagRow {
     pub repository: String,
     pub source: String,

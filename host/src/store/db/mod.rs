@@ -54,7 +54,7 @@ pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
@@ -88,7 +88,7 @@ fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRow> {
     })
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PackageRow {
     pub id: i64,
     pub repository: String,
@@ -98,7 +98,7 @@ pub struct PackageRow {
     pub modified_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FileRow {
     pub id: i64,
     pub package_id: i64,
@@ -118,7 +118,7 @@ pub struct FileRow {
     pub yanked: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PushRow {
     pub id: i64,
     pub repository: String,

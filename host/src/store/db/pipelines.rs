@@ -50,7 +50,7 @@ pub struct NewPipeline {
     pub jobs: Vec<NewJob>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PipelineRow {
     pub id: i64,
     pub repository: String,
@@ -63,7 +63,7 @@ pub struct PipelineRow {
     pub extraction: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRow {
     pub id: i64,
     pub pipeline_id: i64,
@@ -110,7 +110,7 @@ pub struct Stepped {
     pub change: Option<StatusChange>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub repository: String,
