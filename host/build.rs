@@ -20,7 +20,8 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=SLUICE_BUILD_PLUGINS");
 
-    let only: Option<Vec<String>> = env::var("SLUICE_BUILD_PLUGINS").ok().map(|s| s.split(',').map(|p| p.trim().to_string()).collect());
+    let only: Option<Vec<String>> =
+        env::var("SLUICE_BUILD_PLUGINS").ok().map(|s| s.split(',').map(|p| p.trim().to_string()).collect());
     let mut plugins: Vec<(String, String)> = std::fs::read_dir(root.join("plugins"))
         .map(|rd| {
             rd.flatten()
@@ -39,16 +40,22 @@ fn main() {
     let target_dir = root.join("target").join("wasm");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-        .arg(&target_dir);
+    cmd.current_dir(&root).args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"]).arg(&target_dir);
     for p in &packages {
         cmd.args(["-p", p]);
     }
     // The outer build's flags and profile are for the host, not for the plugins.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS",
-        "RUSTC_WORKSPACE_WRAPPER", "CARGO_PRIMARY_PACKAGE", "CARGO_PROFILE_RELEASE_DEBUG", "CARGO_PROFILE_RELEASE_STRIP"]
-    {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+        "CARGO_PROFILE_RELEASE_STRIP",
+    ] {
         cmd.env_remove(var);
     }
     // Plugins ship lean: no debug info (it made each 5-6 MB, and the binary embeds them all).
@@ -78,6 +85,8 @@ fn package_name(dir: &Path) -> String {
     manifest
         .lines()
         .skip_while(|l| l.trim() != "[package]")
-        .find_map(|l| l.trim().strip_prefix("name").map(|r| r.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.trim().strip_prefix("name").map(|r| r.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string())
+        })
         .unwrap_or_else(|| panic!("no package name in {}", dir.display()))
 }

@@ -6,8 +6,8 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 use support::gomod_fixture::{
-    commit_and_tag, commit_and_tag_at, direct_home, download_sums, git, go_with_proxy, start_server as start_with_sources, sync,
-    wait_for_sync, write, write_bytes,
+    commit_and_tag, commit_and_tag_at, direct_home, download_sums, git, go_with_proxy,
+    start_server as start_with_sources, sync, wait_for_sync, write, write_bytes,
 };
 use support::{require_tool, run, Server};
 
@@ -27,7 +27,11 @@ fn build_repository(dir: &Path) {
     commit_and_tag(dir, "v1.1.0 and tools", &["v1.1.0", "tools/v0.1.0", "v1.2"]);
 
     write(dir, "go.mod", "module example.com/greet/v2\n\ngo 1.19\n");
-    write(dir, "greet.go", "package greet\n\nfunc Hello(name string) string { return \"hello \" + name + \" from v2\" }\n");
+    write(
+        dir,
+        "greet.go",
+        "package greet\n\nfunc Hello(name string) string { return \"hello \" + name + \" from v2\" }\n",
+    );
     // v3.0.0 on a go.mod that says /v2: the module does not match the tag, so it is not served.
     commit_and_tag(dir, "v2", &["v2.0.0", "v3.0.0"]);
 }
@@ -63,7 +67,10 @@ fn go_modules_from_git_tags() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["Version"], "v1.0.0");
     assert!(info["Time"].as_str().is_some_and(|t| t.ends_with('Z')), "{info}");
-    assert_eq!(server.get("/go/example.com/greet/@v/v1.1.0.mod"), (200, "module example.com/greet\n\ngo 1.19\n".to_string()));
+    assert_eq!(
+        server.get("/go/example.com/greet/@v/v1.1.0.mod"),
+        (200, "module example.com/greet\n\ngo 1.19\n".to_string())
+    );
     assert!(server.get("/go/example.com/greet/@latest").1.contains("\"v1.1.0\""));
 
     // The real client.
@@ -90,7 +97,8 @@ fn go_modules_from_git_tags() {
 
     // The module in the subdirectory holds only its own files, plus the repository's LICENSE.
     let tools = home.path().join("gopath/pkg/mod/example.com/greet/tools@v0.1.0");
-    let mut files: Vec<String> = std::fs::read_dir(&tools).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&tools).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
     assert_eq!(files, ["LICENSE", "go.mod", "tools.go"]);
     // And the root module leaves the nested module out.
@@ -152,8 +160,10 @@ fn gated_module_versions_appear_only_after_their_pipeline_passes() {
     require_tool("git");
     let repo = tempfile::tempdir().unwrap();
     build_repository(repo.path());
-    let git_list = format!("git = [{}]\npoll_seconds = 0\n", serde_json::to_string(repo.path().to_str().unwrap()).unwrap());
-    let server = Server::gated("go", "gomod", "unpacked:\n  script:\n    - find pkg -name go.mod | grep -q .\n", &git_list);
+    let git_list =
+        format!("git = [{}]\npoll_seconds = 0\n", serde_json::to_string(repo.path().to_str().unwrap()).unwrap());
+    let server =
+        Server::gated("go", "gomod", "unpacked:\n  script:\n    - find pkg -name go.mod | grep -q .\n", &git_list);
     let admin = server.token("admin", "admin", None);
     let runner = server.token("runner", "runner", None);
     sync(&server);
@@ -212,7 +222,8 @@ fn tag_webhooks_are_verified_and_moved_tags_keep_their_first_zip() {
     assert_eq!(answer["synced"], true);
     let admin = server.token("admin", "admin", None);
     let job = wait_for_sync(&server, &admin, &answer);
-    let rejected: Vec<&str> = job["report"]["rejected"].as_array().unwrap().iter().map(|r| r["tag"].as_str().unwrap()).collect();
+    let rejected: Vec<&str> =
+        job["report"]["rejected"].as_array().unwrap().iter().map(|r| r["tag"].as_str().unwrap()).collect();
     assert!(rejected.contains(&"v1.2") && rejected.contains(&"v3.0.0"), "bad tags are reported: {job}");
     assert_eq!(server.get("/go/example.com/greet/@v/list"), (200, "v1.0.0\nv1.1.0\n".to_string()));
     let pushes = server.api_json("/api/v1/pushes?repository=go", &admin);
@@ -221,7 +232,13 @@ fn tag_webhooks_are_verified_and_moved_tags_keep_their_first_zip() {
     assert_eq!(push["commit_sha"].as_str().unwrap().len(), 40);
 
     // Move v1.0.0 to a new commit: the first zip stays, and the move is reported.
-    let first = server.http().get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url)).send().unwrap().bytes().unwrap();
+    let first = server
+        .http()
+        .get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
     write(repo.path(), "greet.go", "package greet\n\nfunc Hello() string { return \"rewritten\" }\n");
     git(repo.path(), &["commit", "-q", "-am", "rewrite"]);
     git(repo.path(), &["tag", "-f", "-a", "-m", "moved", "v1.0.0"]);
@@ -230,7 +247,13 @@ fn tag_webhooks_are_verified_and_moved_tags_keep_their_first_zip() {
     let moved = report["report"]["moved"].as_array().unwrap();
     assert_eq!(moved.len(), 1, "{report}");
     assert_eq!(moved[0]["tag"], "v1.0.0");
-    let again = server.http().get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url)).send().unwrap().bytes().unwrap();
+    let again = server
+        .http()
+        .get(format!("{}/go/example.com/greet/@v/v1.0.0.zip", server.url))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
     assert_eq!(first, again, "the published zip is what go.sum was told");
     let tags = server.api_json("/api/v1/repositories/go/git-tags", &admin);
     let v1 = tags["tags"].as_array().unwrap().iter().find(|t| t["tag"] == "v1.0.0").unwrap().clone();
@@ -268,12 +291,24 @@ fn modules_without_go_mod_are_served_as_go_serves_them() {
     let job = sync(&server);
     assert_eq!(job["report"]["published"].as_array().unwrap().len(), 3, "{job}");
 
-    assert_eq!(server.get("/go/example.com/legacy.git/@v/list"), (200, "v0.8.0\nv0.9.1\nv2.0.0+incompatible\n".to_string()));
-    assert_eq!(server.get("/go/example.com/legacy.git/@v/v0.9.1.mod"), (200, "module example.com/legacy.git\n".to_string()));
-    assert_eq!(server.get("/go/example.com/legacy.git/@v/v2.0.0+incompatible.mod").1, "module example.com/legacy.git\n");
+    assert_eq!(
+        server.get("/go/example.com/legacy.git/@v/list"),
+        (200, "v0.8.0\nv0.9.1\nv2.0.0+incompatible\n".to_string())
+    );
+    assert_eq!(
+        server.get("/go/example.com/legacy.git/@v/v0.9.1.mod"),
+        (200, "module example.com/legacy.git\n".to_string())
+    );
+    assert_eq!(
+        server.get("/go/example.com/legacy.git/@v/v2.0.0+incompatible.mod").1,
+        "module example.com/legacy.git\n"
+    );
     // The commit time, not the time of the sync.
     assert_eq!(info_time(&server.get("/go/example.com/legacy.git/@v/v0.9.1.info").1), "2017-07-15T02:40:01Z");
-    assert_eq!(info_time(&server.get("/go/example.com/legacy.git/@v/v2.0.0+incompatible.info").1), "2020-09-13T12:26:40Z");
+    assert_eq!(
+        info_time(&server.get("/go/example.com/legacy.git/@v/v2.0.0+incompatible.info").1),
+        "2020-09-13T12:26:40Z"
+    );
 
     let modules = ["example.com/legacy.git@v0.9.1", "example.com/legacy.git@v2.0.0+incompatible"];
     let via_sluice = tempfile::tempdir().unwrap();
@@ -284,13 +319,20 @@ fn modules_without_go_mod_are_served_as_go_serves_them() {
     assert_eq!(ours[1].0, "v2.0.0+incompatible");
     // And the commit time is what the go command records from git too.
     let cached_info = |home: &Path, version: &str| {
-        std::fs::read_to_string(home.join(format!("gopath/pkg/mod/cache/download/example.com/legacy.git/@v/{version}.info"))).unwrap()
+        std::fs::read_to_string(
+            home.join(format!("gopath/pkg/mod/cache/download/example.com/legacy.git/@v/{version}.info")),
+        )
+        .unwrap()
     };
     assert_eq!(info_time(&cached_info(via_sluice.path(), "v0.9.1")), info_time(&cached_info(direct.path(), "v0.9.1")));
 
     // A project depending on the +incompatible version builds with it.
     let consumer = server.work.join("consumer");
-    write(&consumer, "go.mod", "module example.com/consumer\n\ngo 1.19\n\nrequire example.com/legacy.git v2.0.0+incompatible\n");
+    write(
+        &consumer,
+        "go.mod",
+        "module example.com/consumer\n\ngo 1.19\n\nrequire example.com/legacy.git v2.0.0+incompatible\n",
+    );
     write(
         &consumer,
         "main.go",
@@ -301,12 +343,16 @@ fn modules_without_go_mod_are_served_as_go_serves_them() {
     assert!(ok, "go build failed: {stderr}");
     assert_eq!(run(&mut Command::new(&binary)).1, "v2 without a go.mod\n");
     let root = via_sluice.path().join("gopath/pkg/mod/example.com/legacy.git@v2.0.0+incompatible");
-    assert!(!root.join("nested").exists() && !root.join("go.mod").exists(), "no nested module, no go.mod file in the zip");
+    assert!(
+        !root.join("nested").exists() && !root.join("go.mod").exists(),
+        "no nested module, no go.mod file in the zip"
+    );
 
     // Without a module path for the source, a tag without go.mod is rejected with its reason.
     let unnamed = start_server(dir);
     let job = sync(&unnamed);
-    let reasons: Vec<&str> = job["report"]["rejected"].as_array().unwrap().iter().map(|r| r["detail"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        job["report"]["rejected"].as_array().unwrap().iter().map(|r| r["detail"].as_str().unwrap()).collect();
     assert_eq!(reasons.len(), 3, "{job}");
     assert!(reasons.iter().all(|r| r.contains("no go.mod") && r.contains("module")), "{reasons:?}");
 }
@@ -419,7 +465,8 @@ fn sources_publish_only_their_own_module_paths() {
     write(beta.path(), "go.mod", "module example.com/alpha\n");
     commit_and_tag(beta.path(), "hijack", &["v1.5.0"]);
 
-    let server = start_with_sources(&[(alpha.path(), Some("example.com/alpha")), (beta.path(), Some("example.com/beta"))]);
+    let server =
+        start_with_sources(&[(alpha.path(), Some("example.com/alpha")), (beta.path(), Some("example.com/beta"))]);
     let job = sync(&server);
     assert_eq!(server.get("/go/example.com/alpha/@v/list"), (200, "v1.0.0\n".to_string()));
     assert_eq!(server.get("/go/example.com/alpha/sub/@v/list"), (200, "v1.0.0\n".to_string()));
@@ -428,7 +475,10 @@ fn sources_publish_only_their_own_module_paths() {
     let rejected = job["report"]["rejected"].as_array().unwrap();
     assert_eq!(rejected.len(), 1, "{job}");
     assert_eq!(rejected[0]["tag"], "v1.5.0");
-    assert!(rejected[0]["detail"].as_str().unwrap().contains("not under this source's module path example.com/beta"), "{job}");
+    assert!(
+        rejected[0]["detail"].as_str().unwrap().contains("not under this source's module path example.com/beta"),
+        "{job}"
+    );
 
     // Local folders imply no module path; still, a module one source published takes no
     // versions from another.
@@ -457,7 +507,8 @@ fn syncs_run_in_the_background_with_visible_progress() {
     let server = start_server(repo.path());
     let admin = server.token("admin", "admin", None);
     let reader = server.token("reader", "read", None);
-    let start = server.http().post(format!("{}/api/v1/repositories/go/sync", server.url)).bearer_auth(&admin).send().unwrap();
+    let start =
+        server.http().post(format!("{}/api/v1/repositories/go/sync", server.url)).bearer_auth(&admin).send().unwrap();
     assert_eq!(start.status().as_u16(), 202);
     let answer: serde_json::Value = start.json().unwrap();
     assert!(answer["job"]["id"].as_u64().is_some(), "{answer}");
@@ -471,7 +522,12 @@ fn syncs_run_in_the_background_with_visible_progress() {
     assert_eq!(job["report"]["published"].as_array().unwrap().len(), 4, "{job}");
     assert_eq!(server.get("/go/example.com/greet/@v/list"), (200, "v1.0.0\nv1.1.0\n".to_string()));
 
-    let missing = server.http().get(format!("{}/api/v1/repositories/go/sync/999999", server.url)).bearer_auth(&admin).send().unwrap();
+    let missing = server
+        .http()
+        .get(format!("{}/api/v1/repositories/go/sync/999999", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     let anonymous = server.http().post(format!("{}/api/v1/repositories/go/sync", server.url)).send().unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);

@@ -45,7 +45,15 @@ fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Vec<u8> {
     .unwrap()
 }
 
-fn publish(http: &reqwest::blocking::Client, url: &str, repo: &str, token: &str, name: &str, version: &str, tgz: &[u8]) -> u16 {
+fn publish(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    repo: &str,
+    token: &str,
+    name: &str,
+    version: &str,
+    tgz: &[u8],
+) -> u16 {
     http.put(format!("{url}/{repo}/{name}"))
         .bearer_auth(token)
         .header("content-type", "application/json")
@@ -57,12 +65,17 @@ fn publish(http: &reqwest::blocking::Client, url: &str, repo: &str, token: &str,
 
 /// `npm unpublish NAME --force`: the package's `_rev`, then `DELETE /NAME/-rev/REV`.
 fn unpublish(http: &reqwest::blocking::Client, url: &str, repo: &str, token: &str, name: &str) -> u16 {
-    let doc: Value = match http.get(format!("{url}/{repo}/{name}?write=true")).bearer_auth(token).send().and_then(|r| r.json()) {
-        Ok(d) => d,
-        Err(_) => return 0,
-    };
+    let doc: Value =
+        match http.get(format!("{url}/{repo}/{name}?write=true")).bearer_auth(token).send().and_then(|r| r.json()) {
+            Ok(d) => d,
+            Err(_) => return 0,
+        };
     let rev = doc["_rev"].as_str().unwrap_or("0-0").to_string();
-    http.delete(format!("{url}/{repo}/{name}/-rev/{rev}")).bearer_auth(token).send().map(|r| r.status().as_u16()).unwrap_or(0)
+    http.delete(format!("{url}/{repo}/{name}/-rev/{rev}"))
+        .bearer_auth(token)
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -97,7 +110,11 @@ fn deleting_a_blob_never_loses_a_concurrent_publish_of_the_same_bytes() {
                     while round < 250 && started.elapsed() < budget {
                         let version = format!("1.0.{round}");
                         let tgz = tarball(&name, &version, "same bytes in both repositories");
-                        assert_eq!(publish(&http, &server.url, "a", token, &name, &version, &tgz), 200, "{name} round {round}: publish to a");
+                        assert_eq!(
+                            publish(&http, &server.url, "a", token, &name, &version, &tgz),
+                            200,
+                            "{name} round {round}: publish to a"
+                        );
                         let barrier = std::sync::Barrier::new(2);
                         let (deleted, published) = std::thread::scope(|s| {
                             let d = s.spawn(|| {
@@ -112,7 +129,11 @@ fn deleting_a_blob_never_loses_a_concurrent_publish_of_the_same_bytes() {
                         });
                         assert_eq!((deleted, published), (200, 200), "{name} round {round}");
                         let got = http.get(format!("{}/b/{name}/-/{name}-{version}.tgz", server.url)).send().unwrap();
-                        assert_eq!(got.status().as_u16(), 200, "{name} round {round}: b's acknowledged version must download");
+                        assert_eq!(
+                            got.status().as_u16(),
+                            200,
+                            "{name} round {round}: b's acknowledged version must download"
+                        );
                         assert_eq!(sha256_hex(&got.bytes().unwrap()), sha256_hex(&tgz), "{name} round {round}");
                         assert_eq!(unpublish(&http, &server.url, "b", token, &name), 200);
                         round += 1;
@@ -127,7 +148,10 @@ fn deleting_a_blob_never_loses_a_concurrent_publish_of_the_same_bytes() {
     println!("{total} races in {:?} ({rounds:?})", started.elapsed());
     assert!(total >= 200, "only {total} races ran in the time given");
     // Everything was unpublished at the end of each round: no blob may be left behind.
-    assert!(server.wait_for(Duration::from_secs(5), || server.blob_files().iter().all(|p| p.starts_with(server.data.join("blobs/tmp")))));
+    assert!(server.wait_for(Duration::from_secs(5), || server
+        .blob_files()
+        .iter()
+        .all(|p| p.starts_with(server.data.join("blobs/tmp")))));
 }
 
 /// Set a file's modification time `hours` back, as a crash long ago would have left it.
@@ -165,7 +189,10 @@ fn crash_leftovers_are_cleaned_and_live_files_are_not() {
     age(&kept, 2);
 
     server.restart();
-    assert!(server.wait_for(Duration::from_secs(20), || !stale_temp.exists() && !orphan.exists()), "leftovers are removed");
+    assert!(
+        server.wait_for(Duration::from_secs(20), || !stale_temp.exists() && !orphan.exists()),
+        "leftovers are removed"
+    );
     std::thread::sleep(Duration::from_secs(2)); // a few more passes
     assert!(fresh_temp.exists(), "a temp file younger than the grace period is left alone");
     assert!(kept.is_file(), "a referenced blob stays, however old");
@@ -215,19 +242,36 @@ fn a_runner_token_limited_to_a_repository_takes_only_its_jobs() {
     let server = pipeline_server();
     let publisher = server.token("ci", "publish", None);
     let http = server.http();
-    assert_eq!(publish(&http, &server.url, "closed", &publisher, "secret-thing", "1.0.0", &tarball("secret-thing", "1.0.0", "s")), 200);
+    assert_eq!(
+        publish(
+            &http,
+            &server.url,
+            "closed",
+            &publisher,
+            "secret-thing",
+            "1.0.0",
+            &tarball("secret-thing", "1.0.0", "s")
+        ),
+        200
+    );
     let open_runner = server.token("open-runner", "runner", Some("open"));
     let (status, job) = request_job(&server, &open_runner, 1);
     assert_eq!((status, job.is_none()), (204, true), "no job of `closed` for a runner limited to `open`");
 
-    assert_eq!(publish(&http, &server.url, "open", &publisher, "open-thing", "1.0.0", &tarball("open-thing", "1.0.0", "o")), 200);
+    assert_eq!(
+        publish(&http, &server.url, "open", &publisher, "open-thing", "1.0.0", &tarball("open-thing", "1.0.0", "o")),
+        200
+    );
     let (status, job) = request_job(&server, &open_runner, 5);
     assert_eq!(status, 201);
     assert_eq!(job.unwrap()["variables"]["SLUICE_PACKAGE_NAME"], "open-thing", "its own repository's job");
 
     let any_runner = server.token("any-runner", "runner", None);
     let (_, job) = request_job(&server, &any_runner, 5);
-    assert_eq!(job.expect("the unrestricted runner gets the private job")["variables"]["SLUICE_PACKAGE_NAME"], "secret-thing");
+    assert_eq!(
+        job.expect("the unrestricted runner gets the private job")["variables"]["SLUICE_PACKAGE_NAME"],
+        "secret-thing"
+    );
 }
 
 /// A job token reads its push's file only while the job runs: not after its pipeline was
@@ -240,19 +284,35 @@ fn a_job_token_ends_with_its_job() {
     let runner = server.token("runner", "runner", None);
     let http = server.http();
     for (i, name) in ["canceled-one", "finished-one"].iter().enumerate() {
-        assert_eq!(publish(&http, &server.url, "closed", &publisher, name, "1.0.0", &tarball(name, "1.0.0", name)), 200);
+        assert_eq!(
+            publish(&http, &server.url, "closed", &publisher, name, "1.0.0", &tarball(name, "1.0.0", name)),
+            200
+        );
         let (_, job) = request_job(&server, &runner, 5);
         let job = job.expect("a job");
-        let (file_url, job_token, id) = (job["file_url"].as_str().unwrap().to_string(), job["token"].as_str().unwrap().to_string(), job["id"].as_i64().unwrap());
+        let (file_url, job_token, id) = (
+            job["file_url"].as_str().unwrap().to_string(),
+            job["token"].as_str().unwrap().to_string(),
+            job["id"].as_i64().unwrap(),
+        );
         let download = || http.get(&file_url).bearer_auth(&job_token).send().unwrap().status().as_u16();
         assert_eq!(download(), 200, "a running job's token reads its file");
         if i == 0 {
             let pipeline = job["pipeline_id"].as_i64().unwrap();
-            let r = http.post(format!("{}/api/v1/pipelines/{pipeline}/cancel", server.url)).bearer_auth(&admin).send().unwrap();
+            let r = http
+                .post(format!("{}/api/v1/pipelines/{pipeline}/cancel", server.url))
+                .bearer_auth(&admin)
+                .send()
+                .unwrap();
             assert_eq!(r.status().as_u16(), 200);
             assert_ne!(download(), 200, "a canceled job's token reads nothing");
             // The runner still learns of the cancel from its log call.
-            let log = http.post(format!("{}/api/v1/jobs/{id}/log", server.url)).bearer_auth(&job_token).body("x").send().unwrap();
+            let log = http
+                .post(format!("{}/api/v1/jobs/{id}/log", server.url))
+                .bearer_auth(&job_token)
+                .body("x")
+                .send()
+                .unwrap();
             assert_eq!(log.json::<Value>().unwrap()["status"], "canceled");
         }
         let finish = http
@@ -282,7 +342,10 @@ fn the_gate_is_not_bypassed_by_the_push_file_address() {
     assert_eq!(get_status(&server, &path, None), 401);
     assert_eq!(get_status(&server, &path, Some(&admin)), 200, "admins may read it");
     server.run_one_job(&runner);
-    assert!(server.wait_for(Duration::from_secs(20), || get_status(&server, "/open/gated-thing", None) == 200), "released");
+    assert!(
+        server.wait_for(Duration::from_secs(20), || get_status(&server, "/open/gated-thing", None) == 200),
+        "released"
+    );
     assert_eq!(get_status(&server, &path, Some(&reader)), 200, "released: readers may read it");
 }
 
@@ -291,7 +354,13 @@ fn the_gate_is_not_bypassed_by_the_push_file_address() {
 fn runner_tokens_take_jobs_and_nothing_else() {
     let server = pipeline_server();
     let runner = server.token("runner", "runner", None);
-    for path in ["/api/v1/repositories", "/api/v1/plugins", "/api/v1/pushes", "/api/v1/pipelines", "/api/v1/repositories/open/packages"] {
+    for path in [
+        "/api/v1/repositories",
+        "/api/v1/plugins",
+        "/api/v1/pushes",
+        "/api/v1/pipelines",
+        "/api/v1/repositories/open/packages",
+    ] {
         assert_eq!(get_status(&server, path, Some(&runner)), 403, "{path}");
     }
     assert_eq!(request_job(&server, &runner, 0).0, 204, "it still takes jobs");
@@ -304,12 +373,19 @@ fn private_ids_answer_like_missing_ones() {
     let server = pipeline_server();
     let publisher = server.token("ci", "publish", Some("closed"));
     let outsider = server.token("outsider", "read", Some("open"));
-    assert_eq!(publish(&server.http(), &server.url, "closed", &publisher, "hidden", "1.0.0", &tarball("hidden", "1.0.0", "h")), 200);
+    assert_eq!(
+        publish(&server.http(), &server.url, "closed", &publisher, "hidden", "1.0.0", &tarball("hidden", "1.0.0", "h")),
+        200
+    );
     let everywhere = server.token("ci-everywhere", "publish", None);
-    assert_eq!(publish(&server.http(), &server.url, "open", &everywhere, "shown", "1.0.0", &tarball("shown", "1.0.0", "s")), 200);
+    assert_eq!(
+        publish(&server.http(), &server.url, "open", &everywhere, "shown", "1.0.0", &tarball("shown", "1.0.0", "s")),
+        200
+    );
     let admin = server.token("admin", "admin", None);
     let pipeline = server.latest_pipeline("closed", &admin);
-    let (push_id, pipeline_id) = (pipeline["pipeline"]["push_id"].as_i64().unwrap(), pipeline["pipeline"]["id"].as_i64().unwrap());
+    let (push_id, pipeline_id) =
+        (pipeline["pipeline"]["push_id"].as_i64().unwrap(), pipeline["pipeline"]["id"].as_i64().unwrap());
     let job_id = pipeline["jobs"][0]["id"].as_i64().unwrap();
     let answer = |path: &str, token: Option<&str>| {
         let mut req = server.http().get(format!("{}{path}", server.url));
@@ -341,7 +417,8 @@ fn private_ids_answer_like_missing_ones() {
     let (_, anonymous) = server.get("/metrics");
     assert!(anonymous.contains("repository=\"open\""), "public repositories' series are public: {anonymous}");
     assert!(!anonymous.contains("closed"), "anonymous metrics do not name private repositories: {anonymous}");
-    let with_token = server.http().get(format!("{}/metrics", server.url)).bearer_auth(&admin).send().unwrap().text().unwrap();
+    let with_token =
+        server.http().get(format!("{}/metrics", server.url)).bearer_auth(&admin).send().unwrap().text().unwrap();
     assert!(with_token.contains("repository=\"closed\""), "a token that may read them sees them");
 }
 
@@ -453,11 +530,16 @@ fn bodies_nobody_may_send_are_refused_before_reading() {
     let reader = server.token("reader", "read", None);
     let addr = server.url.trim_start_matches("http://").to_string();
 
-    let anon = headers_only(&addr, "PUT /npm/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\n\r\n");
+    let anon = headers_only(
+        &addr,
+        "PUT /npm/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\n\r\n",
+    );
     assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
     let read_only = headers_only(
         &addr,
-        &format!("PUT /npm/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {reader}\r\nContent-Length: 300000000\r\n\r\n"),
+        &format!(
+            "PUT /npm/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {reader}\r\nContent-Length: 300000000\r\n\r\n"
+        ),
     );
     assert!(read_only.starts_with("HTTP/1.1 403"), "{read_only}");
     let huge = headers_only(
@@ -469,11 +551,19 @@ fn bodies_nobody_may_send_are_refused_before_reading() {
 
     let mut stalled = TcpStream::connect(&addr).unwrap();
     stalled
-        .write_all(format!("PUT /npm/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 10000000\r\n\r\n").as_bytes())
+        .write_all(
+            format!(
+                "PUT /npm/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 10000000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
         .unwrap();
     stalled.write_all(&vec![b'{'; 1_000_000]).unwrap();
     assert!(server.wait_for(Duration::from_secs(5), || temp_files(&server) == 1), "the upload is being spooled");
-    assert!(server.wait_for(Duration::from_secs(15), || temp_files(&server) == 0), "the stalled upload's temp file is removed");
+    assert!(
+        server.wait_for(Duration::from_secs(15), || temp_files(&server) == 0),
+        "the stalled upload's temp file is removed"
+    );
     drop(stalled);
     assert_eq!(get_status(&server, "/health", None), 200);
 }
@@ -483,7 +573,15 @@ fn bodies_nobody_may_send_are_refused_before_reading() {
 /// A webhook at an internal address is refused when the config loads, with the reason.
 #[test]
 fn webhooks_to_internal_addresses_are_refused_at_load() {
-    for url in ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://127.1/hook", "http://0.0.0.0/", "http://u:p@example.com/", "file:///etc/passwd", "http://10.0.0.8/"] {
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://127.1/hook",
+        "http://0.0.0.0/",
+        "http://u:p@example.com/",
+        "file:///etc/passwd",
+        "http://10.0.0.8/",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sluice.toml");
         std::fs::write(&config, format!("[[repository]]\nname = \"npm\"\nformat = \"npm\"\n[[repository.webhook]]\nurl = {url:?}\nsecret = \"s\"\n")).unwrap();
@@ -509,8 +607,15 @@ fn webhooks_to_internal_addresses_are_refused_at_load() {
         };
         let mut stderr = String::new();
         child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-        assert!(status.is_some_and(|s| !s.success()), "{url} must be refused when the config loads; the server started instead");
-        assert!(stderr.contains("webhook") && stderr.contains(url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap()), "{url}: {stderr}");
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{url} must be refused when the config loads; the server started instead"
+        );
+        assert!(
+            stderr.contains("webhook")
+                && stderr.contains(url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap()),
+            "{url}: {stderr}"
+        );
     }
 }
 
@@ -538,7 +643,10 @@ fn receiver(reply: &'static str) -> (String, std::sync::Arc<std::sync::atomic::A
 #[test]
 fn webhooks_follow_no_redirects() {
     let (second, second_hits) = receiver("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-    let redirect: &'static str = Box::leak(format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {second}/stolen\r\nContent-Length: 0\r\n\r\n").into_boxed_str());
+    let redirect: &'static str = Box::leak(
+        format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {second}/stolen\r\nContent-Length: 0\r\n\r\n")
+            .into_boxed_str(),
+    );
     let (first, first_hits) = receiver(redirect);
     let server = Server::start_with_files(
         &format!(
@@ -548,8 +656,14 @@ fn webhooks_follow_no_redirects() {
         &[("ci.yml", CI)],
     );
     let token = server.token("ci", "publish", None);
-    assert_eq!(publish(&server.http(), &server.url, "npm", &token, "hooked", "1.0.0", &tarball("hooked", "1.0.0", "h")), 200);
-    assert!(server.wait_for(Duration::from_secs(20), || first_hits.load(std::sync::atomic::Ordering::SeqCst) > 0), "the receiver is called");
+    assert_eq!(
+        publish(&server.http(), &server.url, "npm", &token, "hooked", "1.0.0", &tarball("hooked", "1.0.0", "h")),
+        200
+    );
+    assert!(
+        server.wait_for(Duration::from_secs(20), || first_hits.load(std::sync::atomic::Ordering::SeqCst) > 0),
+        "the receiver is called"
+    );
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(second_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the redirect is not followed");
     let admin = server.token("admin", "admin", None);
@@ -562,7 +676,9 @@ fn webhooks_follow_no_redirects() {
 #[test]
 fn a_replayed_git_webhook_is_ignored() {
     use hmac::{Hmac, Mac};
-    let server = Server::start_with_config("[[repository]]\nname = \"go\"\nformat = \"gomod\"\npoll_seconds = 0\nwebhook_secret = \"s3cret\"\n");
+    let server = Server::start_with_config(
+        "[[repository]]\nname = \"go\"\nformat = \"gomod\"\npoll_seconds = 0\nwebhook_secret = \"s3cret\"\n",
+    );
     let body = r#"{"ref":"refs/tags/v1.0.0","sender":{"login":"octocat"},"repository":{"clone_url":"https://example.com/greet.git"}}"#;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(body.as_bytes());
@@ -617,7 +733,14 @@ fn tokens_are_listed_revoked_and_expire() {
     let api = server.api_json("/api/v1/tokens", &admin);
     assert!(api["tokens"].as_array().unwrap().iter().any(|t| t["name"] == "brief" && t["expires_at"].is_i64()));
     let revoke = |id: i64, token: &str| {
-        server.http().delete(format!("{}/api/v1/tokens/{id}", server.url)).bearer_auth(token).send().unwrap().status().as_u16()
+        server
+            .http()
+            .delete(format!("{}/api/v1/tokens/{id}", server.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
     };
     let alice_id = alice_row["id"].as_i64().unwrap();
     assert_eq!(revoke(alice_id, &alice), 403, "only admins revoke");
@@ -626,11 +749,20 @@ fn tokens_are_listed_revoked_and_expire() {
     assert_eq!(revoke(999_999, &admin), 404);
 
     let bob = server.token("bob", "read", None);
-    let bob_id = server.api_json("/api/v1/tokens", &admin)["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "bob").unwrap()["id"]
+    let bob_id = server.api_json("/api/v1/tokens", &admin)["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "bob")
+        .unwrap()["id"]
         .as_i64()
         .unwrap();
     cli(&server, &["token", "revoke", &bob_id.to_string()]);
-    assert_eq!(get_status(&server, "/api/v1/repositories", Some(&bob)), 401, "revoked from the CLI, refused by the running server");
+    assert_eq!(
+        get_status(&server, "/api/v1/repositories", Some(&bob)),
+        401,
+        "revoked from the CLI, refused by the running server"
+    );
 
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(get_status(&server, "/api/v1/repositories", Some(&brief)), 401, "an expired token is refused");
@@ -645,7 +777,8 @@ fn tokens_are_listed_revoked_and_expire() {
         .unwrap();
     assert_eq!(created.status().as_u16(), 200);
     let created: Value = created.json().unwrap();
-    let in_90_days = created["expires_at"].as_i64().unwrap() - (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64);
+    let in_90_days = created["expires_at"].as_i64().unwrap()
+        - (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64);
     assert!((in_90_days - 90 * 86_400_000).abs() < 60_000, "{created}");
     let bad = server
         .http()

@@ -28,8 +28,7 @@ fn versions(npm: &Npm, cwd: &Path, name: &str) -> Option<Vec<String>> {
         println!("npm view {name} failed: {out}\n{err}");
         return None;
     }
-    let v: Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("npm view printed no JSON ({e}): {out:?}"));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("npm view printed no JSON ({e}): {out:?}"));
     Some(match v {
         Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
         Value::String(s) => vec![s],
@@ -38,12 +37,7 @@ fn versions(npm: &Npm, cwd: &Path, name: &str) -> Option<Vec<String>> {
 }
 
 fn play(server: &Server, job: i64, token: &str) -> (u16, Value) {
-    let r = server
-        .http()
-        .post(format!("{}/api/v1/jobs/{job}/play", server.url))
-        .bearer_auth(token)
-        .send()
-        .unwrap();
+    let r = server.http().post(format!("{}/api/v1/jobs/{job}/play", server.url)).bearer_auth(token).send().unwrap();
     let status = r.status().as_u16();
     (status, r.json().unwrap_or(Value::Null))
 }
@@ -67,98 +61,46 @@ fn a_version_waiting_for_approval_stays_hidden_until_played_then_installs() {
     let npm = Npm::new(&server, "publisher", Some(&publisher));
     let consumer = project(&server.work, "consumer");
 
-    npm.ok(
-        &make_package(&server.work, "approved-lib", "1.0.0"),
-        &["publish"],
-    );
+    npm.ok(&make_package(&server.work, "approved-lib", "1.0.0"), &["publish"]);
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(job_named(&p, "check")["status"], "success", "{p}");
     let release = job_named(&p, "release");
     assert_eq!(release["status"], "manual", "{p}");
     assert_eq!(release["manual"], true);
-    assert_eq!(
-        p["pipeline"]["status"], "manual",
-        "the pipeline waits at the manual job: {p}"
-    );
+    assert_eq!(p["pipeline"]["status"], "manual", "the pipeline waits at the manual job: {p}");
     let job = release["id"].as_i64().unwrap();
 
     // Waiting for approval: npm neither lists nor installs it, and the file is not served.
-    assert_eq!(
-        versions(&npm, &server.work, "approved-lib"),
-        None,
-        "a version waiting for approval must not be listed"
-    );
-    assert!(
-        !npm.run(&consumer, &["install", "approved-lib@1.0.0"]).0,
-        "installing it must fail"
-    );
-    assert_eq!(
-        server.get("/npm/approved-lib/-/approved-lib-1.0.0.tgz").0,
-        404
-    );
+    assert_eq!(versions(&npm, &server.work, "approved-lib"), None, "a version waiting for approval must not be listed");
+    assert!(!npm.run(&consumer, &["install", "approved-lib@1.0.0"]).0, "installing it must fail");
+    assert_eq!(server.get("/npm/approved-lib/-/approved-lib-1.0.0.tgz").0, 404);
 
     // Only approvers play it: a publisher may not; nobody without a token either.
-    assert_eq!(
-        play(&server, job, &publisher).0,
-        403,
-        "a publish token cannot approve"
-    );
-    let anonymous = server
-        .http()
-        .post(format!("{}/api/v1/jobs/{job}/play", server.url))
-        .send()
-        .unwrap();
-    assert_eq!(
-        anonymous.status().as_u16(),
-        404,
-        "a caller who may not read the job learns nothing of it"
-    );
+    assert_eq!(play(&server, job, &publisher).0, 403, "a publish token cannot approve");
+    let anonymous = server.http().post(format!("{}/api/v1/jobs/{job}/play", server.url)).send().unwrap();
+    assert_eq!(anonymous.status().as_u16(), 404, "a caller who may not read the job learns nothing of it");
     assert_eq!(play(&server, 999_999, &approver).0, 404);
 
     let (status, body) = play(&server, job, &approver);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["job"]["status"], "pending", "{body}");
-    assert_eq!(
-        body["job"]["approved_by"], "release-manager",
-        "who approved is recorded: {body}"
-    );
+    assert_eq!(body["job"]["approved_by"], "release-manager", "who approved is recorded: {body}");
     assert!(body["job"]["approved_at"].is_i64(), "{body}");
     let (again, body) = play(&server, job, &approver);
-    assert_eq!(
-        again, 409,
-        "a job already played cannot be played again: {body}"
-    );
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("only a job waiting in `manual`"),
-        "{body}"
-    );
+    assert_eq!(again, 409, "a job already played cannot be played again: {body}");
+    assert!(body["error"].as_str().unwrap().contains("only a job waiting in `manual`"), "{body}");
     // Still hidden until the approved job passes.
     assert_eq!(versions(&npm, &server.work, "approved-lib"), None);
 
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(p["pipeline"]["status"], "success", "{p}");
-    let log = server.api_json(&format!("/api/v1/jobs/{job}"), &admin)["log"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        log.contains("Played (approved) by `release-manager`")
-            && log.contains("released-by-approval"),
-        "{log}"
-    );
-    assert_eq!(
-        versions(&npm, &server.work, "approved-lib"),
-        Some(vec!["1.0.0".to_string()])
-    );
+    let log = server.api_json(&format!("/api/v1/jobs/{job}"), &admin)["log"].as_str().unwrap().to_string();
+    assert!(log.contains("Played (approved) by `release-manager`") && log.contains("released-by-approval"), "{log}");
+    assert_eq!(versions(&npm, &server.work, "approved-lib"), Some(vec!["1.0.0".to_string()]));
     npm.ok(&consumer, &["install", "approved-lib@1.0.0"]);
-    assert!(consumer
-        .join("node_modules/approved-lib/index.js")
-        .is_file());
+    assert!(consumer.join("node_modules/approved-lib/index.js").is_file());
 }
 
 #[test]
@@ -171,10 +113,7 @@ fn the_pipeline_page_has_a_play_button_for_approvers() {
     let runner = server.token("runner-1", "runner", None);
     let npm = Npm::new(&server, "publisher", Some(&publisher));
 
-    npm.ok(
-        &make_package(&server.work, "button-lib", "1.0.0"),
-        &["publish"],
-    );
+    npm.ok(&make_package(&server.work, "button-lib", "1.0.0"), &["publish"]);
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     let id = p["pipeline"]["id"].as_i64().unwrap();
@@ -189,22 +128,10 @@ fn the_pipeline_page_has_a_play_button_for_approvers() {
     };
     let button = format!("action=\"/ui/jobs/{job}/play\"");
     let html = page(Some(&approver));
-    assert!(
-        html.contains(&button),
-        "an approver sees the play button: {html}"
-    );
-    assert!(
-        html.contains("badge-manual") && html.contains("waits for approval"),
-        "{html}"
-    );
-    assert!(
-        !page(None).contains(&button),
-        "an anonymous reader sees no play button"
-    );
-    assert!(
-        !page(Some(&reader)).contains(&button),
-        "a reader sees no play button"
-    );
+    assert!(html.contains(&button), "an approver sees the play button: {html}");
+    assert!(html.contains("badge-manual") && html.contains("waits for approval"), "{html}");
+    assert!(!page(None).contains(&button), "an anonymous reader sees no play button");
+    assert!(!page(Some(&reader)).contains(&button), "a reader sees no play button");
 
     // The button's form post, as a browser sends it with the cookie; a reader's is refused.
     let post = |cookie: &str| {
@@ -214,10 +141,7 @@ fn the_pipeline_page_has_a_play_button_for_approvers() {
             .unwrap()
     };
     assert_eq!(post(&reader).status().as_u16(), 401, "a reader cannot play");
-    assert_eq!(
-        job_named(&server.latest_pipeline("npm", &admin), "release")["status"],
-        "manual"
-    );
+    assert_eq!(job_named(&server.latest_pipeline("npm", &admin), "release")["status"], "manual");
     let played = post(&approver);
     assert!(played.status().is_success(), "{}", played.status());
     let html = played.text().unwrap();
@@ -231,14 +155,8 @@ fn the_pipeline_page_has_a_play_button_for_approvers() {
         (Some("pending"), Some("release-manager"))
     );
     server.run_one_job(&runner);
-    assert_eq!(
-        server.latest_pipeline("npm", &admin)["pipeline"]["status"],
-        "success"
-    );
-    assert_eq!(
-        versions(&npm, &server.work, "button-lib"),
-        Some(vec!["1.0.0".to_string()])
-    );
+    assert_eq!(server.latest_pipeline("npm", &admin)["pipeline"]["status"], "success");
+    assert_eq!(versions(&npm, &server.work, "button-lib"), Some(vec!["1.0.0".to_string()]));
 }
 
 #[test]
@@ -249,32 +167,19 @@ fn an_optional_manual_job_holds_nothing_up() {
     let runner = server.token("runner-1", "runner", None);
     let npm = Npm::new(&server, "publisher", Some(&publisher));
 
-    npm.ok(
-        &make_package(&server.work, "optional-lib", "1.0.0"),
-        &["publish"],
-    );
+    npm.ok(&make_package(&server.work, "optional-lib", "1.0.0"), &["publish"]);
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(p["pipeline"]["status"], "success", "{p}");
-    assert_eq!(
-        job_named(&p, "release")["status"],
-        "manual",
-        "the optional job still waits to be played: {p}"
-    );
-    assert_eq!(
-        versions(&npm, &server.work, "optional-lib"),
-        Some(vec!["1.0.0".to_string()])
-    );
+    assert_eq!(job_named(&p, "release")["status"], "manual", "the optional job still waits to be played: {p}");
+    assert_eq!(versions(&npm, &server.work, "optional-lib"), Some(vec!["1.0.0".to_string()]));
     // An admin may still play it later.
     let job = job_named(&p, "release")["id"].as_i64().unwrap();
     assert_eq!(play(&server, job, &admin).0, 200);
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(
-        (
-            p["pipeline"]["status"].as_str(),
-            job_named(&p, "release")["status"].as_str()
-        ),
+        (p["pipeline"]["status"].as_str(), job_named(&p, "release")["status"].as_str()),
         (Some("success"), Some("success")),
         "{p}"
     );
@@ -287,14 +192,9 @@ fn an_optional_manual_job_holds_nothing_up() {
 fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
     support::require_tool("node");
     let ui_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    assert!(Path::new("/usr/bin/chromium").exists(), "/usr/bin/chromium is missing; run .ci/install/ui.sh");
     assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing; run .ci/install/ui.sh"
-    );
-    assert!(
-        ui_dir
-            .join("node_modules/playwright-core/package.json")
-            .exists(),
+        ui_dir.join("node_modules/playwright-core/package.json").exists(),
         "playwright-core is missing; run .ci/install/ui.sh"
     );
     let server = Server::gated("npm", "npm", WITH_APPROVAL, "");
@@ -303,10 +203,7 @@ fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
     let approver = server.token("release-manager", "approve", Some("npm"));
     let runner = server.token("runner-1", "runner", None);
     let npm = Npm::new(&server, "publisher", Some(&publisher));
-    npm.ok(
-        &make_package(&server.work, "browser-lib", "1.0.0"),
-        &["publish"],
-    );
+    npm.ok(&make_package(&server.work, "browser-lib", "1.0.0"), &["publish"]);
     server.run_one_job(&runner);
     let p = server.latest_pipeline("npm", &admin);
     assert_eq!(p["pipeline"]["status"], "manual", "{p}");
@@ -328,8 +225,5 @@ fn a_browser_plays_a_manual_job_from_the_pipeline_page() {
         (Some("pending"), Some("release-manager"))
     );
     server.run_one_job(&runner);
-    assert_eq!(
-        versions(&npm, &server.work, "browser-lib"),
-        Some(vec!["1.0.0".to_string()])
-    );
+    assert_eq!(versions(&npm, &server.work, "browser-lib"), Some(vec!["1.0.0".to_string()]));
 }

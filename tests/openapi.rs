@@ -15,7 +15,9 @@ use support::{require_tool, Server};
 fn tarball(name: &str, version: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     let manifest = json!({ "name": name, "version": version, "description": "fuzzed", "license": "MIT" }).to_string();
-    for (path, data) in [("package/package.json", manifest.as_bytes()), ("package/index.js", b"module.exports = 1;\n".as_slice())] {
+    for (path, data) in
+        [("package/package.json", manifest.as_bytes()), ("package/index.js", b"module.exports = 1;\n".as_slice())]
+    {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
@@ -48,7 +50,8 @@ fn publish(server: &Server, repo: &str, token: &str, name: &str, version: &str) 
     assert!(r.status().is_success(), "publish {name}@{version} to {repo}: {}", r.status());
 }
 
-const CI: &str = "stages: [test]\ncheck:\n  stage: test\n  script:\n    - test -f pkg/package.json\n    - echo checked\n";
+const CI: &str =
+    "stages: [test]\ncheck:\n  stage: test\n  script:\n    - test -f pkg/package.json\n    - echo checked\n";
 
 /// A server with an open and a gated repository, packages in both, and pipelines in every
 /// state a fresh registry has: one finished (run by a real runner) and pending ones.
@@ -109,7 +112,10 @@ fn schemathesis(server: &Server, token: &str, config_toml: &str, args: &[&str]) 
         // No 5xx, and every answer (status, content type, body) as the document says. (Not
         // `ignored_auth`: a resource named by id answers 404 without a token, by design, so that
         // private ids answer like missing ones; tests/hardening.rs holds that.)
-        .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
+        .args([
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        ])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--request-timeout", "30"])
         // One worker: CPython 3.11's `ast` is not thread-safe, and hypothesis parses lambdas
@@ -151,7 +157,8 @@ fn openapi_document_is_served_and_every_operation_matches_it_under_fuzzing() {
     assert_eq!(doc["components"]["schemas"]["PushRow"]["type"], "object");
 
     let pushes = server.api_json("/api/v1/pushes", &admin);
-    let shas: Vec<String> = pushes["pushes"].as_array().unwrap().iter().map(|p| p["sha256"].as_str().unwrap().to_string()).collect();
+    let shas: Vec<String> =
+        pushes["pushes"].as_array().unwrap().iter().map(|p| p["sha256"].as_str().unwrap().to_string()).collect();
 
     // First the runners' side with a running job's own token: its log, its end, its file (a
     // runner claims the job as `sluice runner` does).
@@ -169,23 +176,32 @@ fn openapi_document_is_served_and_every_operation_matches_it_under_fuzzing() {
     let job_config = config(&[job["id"].as_i64().unwrap()], &shas);
     // The log and the file while the job runs, then its end (after which its token reads nothing).
     for only in ["^/api/v1/(jobs/\\{id\\}/log|pushes/\\{sha256\\}/file)$", "^/api/v1/jobs/\\{id\\}/finish$"] {
-        let (ok, output) = schemathesis(&server, &job_token, &job_config, &["--max-examples", "40", "--include-path-regex", only]);
+        let (ok, output) =
+            schemathesis(&server, &job_token, &job_config, &["--max-examples", "40", "--include-path-regex", only]);
         println!("{output}");
         assert!(ok, "schemathesis found failures in the job-token operations {only} (output above)");
     }
 
     // Every operation with an admin token but token revocation, which could revoke that token.
     let ids: Vec<i64> = (1..=8).collect();
-    let (ok, output) =
-        schemathesis(&server, &admin, &config(&ids, &shas), &["--max-examples", "150", "--exclude-path", "/api/v1/tokens/{id}"]);
+    let (ok, output) = schemathesis(
+        &server,
+        &admin,
+        &config(&ids, &shas),
+        &["--max-examples", "150", "--exclude-path", "/api/v1/tokens/{id}"],
+    );
     println!("{output}");
     assert!(ok, "schemathesis found failures (output above)");
 
     // Revocation last, and alone: it revokes whichever ids it draws, its own token's and the
     // first run's included; once its token is revoked it gets 401s, which are documented too.
     let disposable = server.token("fuzz-revoker", "admin", None);
-    let (ok, output) =
-        schemathesis(&server, &disposable, &config(&ids, &shas), &["--max-examples", "15", "--include-path", "/api/v1/tokens/{id}"]);
+    let (ok, output) = schemathesis(
+        &server,
+        &disposable,
+        &config(&ids, &shas),
+        &["--max-examples", "15", "--include-path", "/api/v1/tokens/{id}"],
+    );
     println!("{output}");
     assert!(ok, "schemathesis found failures in token revocation (output above)");
 
@@ -206,7 +222,11 @@ fn openapi_document_is_served_and_every_operation_matches_it_under_fuzzing() {
     // (anonymous) or 403 (a token limited to another repository).
     let limited = server.token("limited", "read", Some("gated"));
     for (token, expected) in [(None, 401), (Some(limited.as_str()), 403)] {
-        for path in ["/api/v1/repositories/libs/packages", "/api/v1/repositories/nosuch/packages", "/api/v1/repositories/nosuch/git-tags"] {
+        for path in [
+            "/api/v1/repositories/libs/packages",
+            "/api/v1/repositories/nosuch/packages",
+            "/api/v1/repositories/nosuch/git-tags",
+        ] {
             let mut req = server.http().get(format!("{}{path}", server.url));
             if let Some(t) = token {
                 req = req.bearer_auth(t);

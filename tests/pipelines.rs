@@ -85,7 +85,13 @@ fn setup() -> Setup {
 
 /// Replaces the repository's pipeline file through the admin API.
 fn put_pipeline(server: &Server, admin: &str, yaml: &str) {
-    let r = server.http().put(format!("{}/api/v1/repositories/npm/pipeline", server.url)).bearer_auth(admin).body(yaml.to_string()).send().unwrap();
+    let r = server
+        .http()
+        .put(format!("{}/api/v1/repositories/npm/pipeline", server.url))
+        .bearer_auth(admin)
+        .body(yaml.to_string())
+        .send()
+        .unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
 }
 
@@ -167,7 +173,10 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     let id = p["pipeline"]["id"].as_i64().unwrap();
     // The package's API view shows each version's pipeline status.
     let view = server.api_json("/api/v1/repositories/npm/packages/gated-lib", &admin);
-    let status_of = |version: &str| view["files"].as_array().unwrap().iter().find(|f| f["version"] == version).unwrap()["pipeline"]["status"].clone();
+    let status_of = |version: &str| {
+        view["files"].as_array().unwrap().iter().find(|f| f["version"] == version).unwrap()["pipeline"]["status"]
+            .clone()
+    };
     assert_eq!((status_of("1.0.0"), status_of("1.1.0")), (Value::from("success"), Value::from("failed")), "{view}");
     // Retrying is for admins.
     let reader = server.token("reader", "read,publish", Some("npm"));
@@ -182,7 +191,11 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     while let Ok((signature, body)) = hooks.recv_timeout(Duration::from_secs(5)) {
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
         mac.update(body.as_bytes());
-        assert_eq!(signature, format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "bad signature on {body}");
+        assert_eq!(
+            signature,
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            "bad signature on {body}"
+        );
         let v: Value = serde_json::from_str(&body).unwrap();
         statuses.push(format!("{}:{}", v["pipeline"]["id"], v["pipeline"]["status"].as_str().unwrap()));
         if statuses.len() == 9 {
@@ -191,7 +204,20 @@ fn a_gated_version_appears_only_after_its_pipeline_passes() {
     }
     // pipeline 1: pending, running, success; pipeline 2: pending, running, failed, then after
     // the retry: pending, running, success.
-    assert_eq!(statuses, ["1:pending", "1:running", "1:success", "2:pending", "2:running", "2:failed", "2:pending", "2:running", "2:success"]);
+    assert_eq!(
+        statuses,
+        [
+            "1:pending",
+            "1:running",
+            "1:success",
+            "2:pending",
+            "2:running",
+            "2:failed",
+            "2:pending",
+            "2:running",
+            "2:success"
+        ]
+    );
     let deliveries = server.api_json("/api/v1/webhooks/deliveries", &admin);
     assert!(deliveries["deliveries"].as_array().unwrap().iter().all(|d| d["delivered"] == true));
 }
@@ -209,9 +235,18 @@ fn job_tokens_and_runner_tokens_are_narrow() {
     let own = job["sha256"].as_str().unwrap().to_string();
     let token = job["token"].as_str().unwrap().to_string();
     let pushes = server.api_json("/api/v1/pushes", &admin);
-    let other = pushes["pushes"].as_array().unwrap().iter().map(|p| p["sha256"].as_str().unwrap()).find(|s| *s != own).unwrap().to_string();
+    let other = pushes["pushes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap())
+        .find(|s| *s != own)
+        .unwrap()
+        .to_string();
 
-    let get = |sha: &str, tok: &str| server.http().get(format!("{}/api/v1/pushes/{sha}/file", server.url)).bearer_auth(tok).send().unwrap();
+    let get = |sha: &str, tok: &str| {
+        server.http().get(format!("{}/api/v1/pushes/{sha}/file", server.url)).bearer_auth(tok).send().unwrap()
+    };
     let mine = get(&own, &token);
     assert_eq!(mine.status().as_u16(), 200);
     let bytes = mine.bytes().unwrap();
@@ -277,7 +312,9 @@ fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
     npm.ok(&make_package(&server.work, "gated-c", "1.0.0"), &["publish"]);
     let mut child: Child = server.runner(&runner_token).arg("--once").stdout(Stdio::null()).spawn().unwrap();
     let pipeline_id = latest_pipeline(&server, &admin)["pipeline"]["id"].as_i64().unwrap();
-    assert!(server.wait_for(Duration::from_secs(20), || latest_pipeline(&server, &admin)["jobs"][1]["status"] == "running"));
+    assert!(
+        server.wait_for(Duration::from_secs(20), || latest_pipeline(&server, &admin)["jobs"][1]["status"] == "running")
+    );
     assert!(http_post(&server, &format!("/api/v1/pipelines/{pipeline_id}/cancel"), &admin, "").status().is_success());
     let stopped = server.wait_for(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_))));
     if !stopped {
@@ -292,7 +329,11 @@ fn runners_fail_jobs_clearly_time_out_and_stop_when_canceled() {
 fn which(tool: &str) -> Result<String, ()> {
     let out = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map_err(|_| ())?;
     let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if p.is_empty() { Err(()) } else { Ok(p) }
+    if p.is_empty() {
+        Err(())
+    } else {
+        Ok(p)
+    }
 }
 
 /// A pipeline file that cannot be used loses no push: the pipeline fails saying why, the gated
@@ -307,7 +348,8 @@ fn a_broken_pipeline_file_fails_the_pipeline_not_the_push() {
     let p = latest_pipeline(&server, &admin);
     assert_eq!(p["pipeline"]["status"], "failed", "{p}");
     assert_eq!(p["jobs"][1]["name"], "pipeline-file");
-    let log = server.api_json(&format!("/api/v1/jobs/{}", p["jobs"][1]["id"]), &admin)["log"].as_str().unwrap().to_string();
+    let log =
+        server.api_json(&format!("/api/v1/jobs/{}", p["jobs"][1]["id"]), &admin)["log"].as_str().unwrap().to_string();
     assert!(log.contains("needs"), "the log names the problem: {log}");
     assert_eq!(versions(&npm, &server.work, "gated-lib"), None);
 

@@ -25,22 +25,15 @@ fn build_plugin() -> PathBuf {
 }
 
 fn curl(args: &[&str]) -> (bool, String, String) {
-    run(Command::new("curl")
-        .args(["--silent", "--show-error"])
-        .args(args))
+    run(Command::new("curl").args(["--silent", "--show-error"]).args(args))
 }
 
 #[test]
 fn a_python_plugin_serves_curl_uploads_and_downloads() {
     require_tool("curl");
     let wasm = build_plugin();
-    let (ok, out, err) = run(Command::new(sluice_bin())
-        .args(["plugin", "check"])
-        .arg(&wasm));
-    assert!(
-        ok && out.contains("info: format `generic`"),
-        "the Python plugin passes the checks:\n{out}\n{err}"
-    );
+    let (ok, out, err) = run(Command::new(sluice_bin()).args(["plugin", "check"]).arg(&wasm));
+    assert!(ok && out.contains("info: format `generic`"), "the Python plugin passes the checks:\n{out}\n{err}");
 
     let server = Server::start_with_config(&format!(
         "[[plugin]]\npath = {:?}\n\n[[repository]]\nname = \"generic\"\nformat = \"generic\"\n",
@@ -65,10 +58,7 @@ fn a_python_plugin_serves_curl_uploads_and_downloads() {
             files.join(file).to_str().unwrap(),
             &url(&format!("/tool/1.2.0/{file}")),
         ]);
-        assert!(
-            ok && out.contains("201 Created"),
-            "upload of {file}: {out}{err}"
-        );
+        assert!(ok && out.contains("201 Created"), "upload of {file}: {out}{err}");
     }
     // The same file twice is refused, GitLab's way: a JSON message and a 4xx status.
     let (ok, out, _) = curl(&[
@@ -90,35 +80,17 @@ fn a_python_plugin_serves_curl_uploads_and_downloads() {
     assert!(!ok && out.contains("message"), "{out}");
 
     let downloaded = server.work.join("downloaded.tar.gz");
-    let (ok, _, err) = curl(&[
-        "--fail",
-        "--output",
-        downloaded.to_str().unwrap(),
-        &url("/tool/1.2.0/tool-linux.tar.gz"),
-    ]);
+    let (ok, _, err) =
+        curl(&["--fail", "--output", downloaded.to_str().unwrap(), &url("/tool/1.2.0/tool-linux.tar.gz")]);
     assert!(ok, "{err}");
-    assert_eq!(
-        std::fs::read(&downloaded).unwrap(),
-        archive,
-        "the download is the uploaded file"
-    );
+    assert_eq!(std::fs::read(&downloaded).unwrap(), archive, "the download is the uploaded file");
     let (ok, out, _) = curl(&["--fail", &url("/tool")]);
     assert!(ok, "{out}");
     let listing: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listing["versions"][0]["version"], "1.2.0");
-    let names: Vec<_> = listing["versions"][0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["file_name"].clone())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            serde_json::json!("tool-linux.tar.gz"),
-            serde_json::json!("checksums.txt")
-        ]
-    );
+    let names: Vec<_> =
+        listing["versions"][0]["files"].as_array().unwrap().iter().map(|f| f["file_name"].clone()).collect();
+    assert_eq!(names, [serde_json::json!("tool-linux.tar.gz"), serde_json::json!("checksums.txt")]);
     let (ok, out, _) = curl(&["--fail-with-body", &url("/tool/9.9.9/none.bin")]);
     assert!(!ok && out.contains("404"), "{out}");
     let (status, _) = server.get("/generic/tool/1.2.0/..%2f..%2fetc");

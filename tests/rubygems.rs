@@ -327,7 +327,10 @@ fn quick_specs_carry_gem_platform_objects() {
     for platform in [None, Some("java"), Some("x86_64-linux"), Some("arm64-darwin-21")] {
         assert!(push(&server, &build_gem(&gems, "sluice-plat", "1.0.0", platform, &[]), &key).0);
     }
-    assert_eq!(load_quick_spec(&server, "sluice-plat-1.0.0-java.gemspec.rz", "java"), "Gem::Platform true \"\" sluice-plat-1.0.0-java");
+    assert_eq!(
+        load_quick_spec(&server, "sluice-plat-1.0.0-java.gemspec.rz", "java"),
+        "Gem::Platform true \"\" sluice-plat-1.0.0-java"
+    );
     assert_eq!(
         load_quick_spec(&server, "sluice-plat-1.0.0-x86_64-linux.gemspec.rz", "x86_64-linux"),
         "Gem::Platform true \"\" sluice-plat-1.0.0-x86_64-linux"
@@ -346,7 +349,10 @@ fn empty_indexes_have_the_compact_index_forms() {
     assert_eq!(server.get(&format!("/{REPO}/names")), (200, "---\n\n".to_string()));
     let (status, versions) = server.get(&format!("/{REPO}/versions"));
     assert_eq!(status, 200);
-    assert!(versions.starts_with("created_at: ") && versions.ends_with("Z\n---\n") && versions.lines().count() == 2, "{versions:?}");
+    assert!(
+        versions.starts_with("created_at: ") && versions.ends_with("Z\n---\n") && versions.lines().count() == 2,
+        "{versions:?}"
+    );
     assert_eq!(server.get(&format!("/{REPO}/info/nothing")).0, 404);
     // Marshal.dump([]) for every Marshal index, gzipped.
     for index in ["specs.4.8.gz", "latest_specs.4.8.gz", "prerelease_specs.4.8.gz"] {
@@ -411,7 +417,8 @@ fn compact_index_files_carry_digest_headers() {
     assert!(push(&server, &build_gem(&server.work.join("gems"), "sluice-digest", "1.0.0", None, &[]), &key).0);
     for path in ["versions", "info/sluice-digest", "names"] {
         let response = server.http().get(format!("{}/{path}", server.repo_url(REPO))).send().unwrap();
-        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let header =
+            |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
         let (digest, repr) = (header("digest"), header("repr-digest"));
         let body = response.bytes().unwrap();
         let sum = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&body));

@@ -95,7 +95,8 @@ fn a_file_that_is_not_a_plugin_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let bogus = dir.path().join("bogus.wasm");
     std::fs::write(&bogus, b"\0asm not really").unwrap();
-    let out = std::process::Command::new(support::sluice_bin()).args(["plugin", "inspect"]).arg(&bogus).output().unwrap();
+    let out =
+        std::process::Command::new(support::sluice_bin()).args(["plugin", "inspect"]).arg(&bogus).output().unwrap();
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }

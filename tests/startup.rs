@@ -50,7 +50,11 @@ fn health_answers_while_plugins_compile() {
             if body.contains("starting") {
                 assert_eq!(status, 200, "/health is live while starting");
                 assert_eq!(get(port, "/ready").map(|r| r.0), Some(503), "not ready while starting");
-                assert_eq!(get(port, "/npm/anything").map(|r| r.0).filter(|s| *s != 503), None, "routes wait for the plugins");
+                assert_eq!(
+                    get(port, "/npm/anything").map(|r| r.0).filter(|s| *s != 503),
+                    None,
+                    "routes wait for the plugins"
+                );
                 seen_starting = true;
             }
         }

@@ -140,8 +140,12 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
     // Login: a bad token is refused; a good one sets the cookie and goes back to `next`.
     let login = |token: &str, proto: Option<&str>| {
         // Browsers send the page's Origin with a form; behind an https proxy that is https.
-        let origin = if proto == Some("https") { server.url.replacen("http:", "https:", 1) } else { server.url.clone() };
-        let mut r = http.post(format!("{}/ui/login", server.url)).header("origin", origin).form(&[("token", token), ("next", "/ui/secret")]);
+        let origin =
+            if proto == Some("https") { server.url.replacen("http:", "https:", 1) } else { server.url.clone() };
+        let mut r = http
+            .post(format!("{}/ui/login", server.url))
+            .header("origin", origin)
+            .form(&[("token", token), ("next", "/ui/secret")]);
         if let Some(p) = proto {
             r = r.header("x-forwarded-proto", p);
         }
@@ -213,12 +217,20 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
     assert_eq!((s, svg.as_str()), (missing_status, missing_svg.as_str()));
     assert_eq!(s, 404);
     assert!(!svg.contains("success"));
-    let r = http.get(format!("{}/api/v1/repositories/secret/packages/hidden-thing/badge.svg", server.url)).bearer_auth(&reader).send().unwrap();
+    let r = http
+        .get(format!("{}/api/v1/repositories/secret/packages/hidden-thing/badge.svg", server.url))
+        .bearer_auth(&reader)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let (s, _, _) = get("/api/v1/repositories/npm/packages/nothing-here/badge.svg", None);
     assert_eq!(s, 404);
     // The API's own package route still answers beside the badge layer.
-    let r = http.get(format!("{}/api/v1/repositories/npm/packages/@acme/open-thing", server.url)).bearer_auth(&admin).send().unwrap();
+    let r = http
+        .get(format!("{}/api/v1/repositories/npm/packages/@acme/open-thing", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let pipelines = server.api_json("/api/v1/pipelines?repository=npm", &admin);
     let id = pipelines["pipelines"][0]["id"].as_i64().expect("a pipeline of the push");

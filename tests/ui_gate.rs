@@ -62,7 +62,8 @@ fn browser(server: &Server, scenario: &str, env: &[(&str, &str)]) {
     for (k, v) in env {
         node.env(k, v);
     }
-    let mut child = node.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("run node tests/ui/gate-test.mjs");
+    let mut child =
+        node.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("run node tests/ui/gate-test.mjs");
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         println!("[browser] {}", line.unwrap());
     }
@@ -70,7 +71,10 @@ fn browser(server: &Server, scenario: &str, env: &[(&str, &str)]) {
 }
 
 fn held(server: &Server, repo: &str, token: &str) -> Vec<Value> {
-    server.api_json(&format!("/api/v1/repositories/{repo}/held"), token)["held"].as_array().expect("a held list").clone()
+    server.api_json(&format!("/api/v1/repositories/{repo}/held"), token)["held"]
+        .as_array()
+        .expect("a held list")
+        .clone()
 }
 
 fn held_item<'a>(list: &'a [Value], package: &str) -> &'a Value {
@@ -115,7 +119,12 @@ fn held_versions_are_listed_explained_retried_canceled_and_released() {
     browser(
         &server,
         "held",
-        &[("ADMIN_TOKEN", &admin), ("PUBLISH_TOKEN", &publisher), ("UI_FAILING_JOB", FAILING_JOB), ("UI_FAILURE_LINE", FAILURE_LINE)],
+        &[
+            ("ADMIN_TOKEN", &admin),
+            ("PUBLISH_TOKEN", &publisher),
+            ("UI_FAILING_JOB", FAILING_JOB),
+            ("UI_FAILURE_LINE", FAILURE_LINE),
+        ],
     );
 
     // The release the admin clicked: clients now get the version, and the pipeline says who.
@@ -124,15 +133,27 @@ fn held_versions_are_listed_explained_retried_canceled_and_released() {
     let list = held(&server, "npm", &admin);
     assert!(list.iter().all(|h| h["package"] != "good-thing"), "released versions are no longer held");
     assert_eq!(held_item(&list, "other-thing")["pipeline"]["status"], "canceled");
-    assert_eq!(held_item(&list, "broken-thing")["pipeline"]["status"], "canceled", "retried, then canceled on its page");
+    assert_eq!(
+        held_item(&list, "broken-thing")["pipeline"]["status"],
+        "canceled",
+        "retried, then canceled on its page"
+    );
 
     // The API's release: admins only; a second release of the same push is a conflict.
     let http = server.http();
-    let release =
-        |id: i64, token: &str| http.post(format!("{}/api/v1/pipelines/{id}/release", server.url)).bearer_auth(token).send().unwrap();
+    let release = |id: i64, token: &str| {
+        http.post(format!("{}/api/v1/pipelines/{id}/release", server.url)).bearer_auth(token).send().unwrap()
+    };
     assert_eq!(release(other_pipeline, &publisher).status().as_u16(), 403);
     // Without a token the pipeline is hidden, as every pipeline route of the API hides it.
-    assert_eq!(http.post(format!("{}/api/v1/pipelines/{other_pipeline}/release", server.url)).send().unwrap().status().as_u16(), 404);
+    assert_eq!(
+        http.post(format!("{}/api/v1/pipelines/{other_pipeline}/release", server.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
     assert_eq!(release(999_999, &admin).status().as_u16(), 404);
     let r = release(other_pipeline, &admin);
     assert_eq!(r.status().as_u16(), 200);
@@ -144,7 +165,10 @@ fn held_versions_are_listed_explained_retried_canceled_and_released() {
     let r = release(good_pipeline, &admin);
     assert_eq!(r.status().as_u16(), 409);
     let body: Value = r.json().unwrap();
-    assert!(body["error"].as_str().unwrap().contains("already released by ui-admin"), "the UI's release is recorded: {body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("already released by ui-admin"),
+        "the UI's release is recorded: {body}"
+    );
     assert_eq!(npm.view(&server.work, &["other-thing"])["version"], "2.0.0");
     assert_eq!(held(&server, "npm", &admin).len(), 1);
 }
@@ -193,7 +217,14 @@ fn the_top_bar_searches_every_readable_repository_page_by_page() {
         })
         .to_string();
         let file_name = format!("{name}-1.0.0.tgz");
-        let pusher = Pusher { actor: "seed", token_id: None, token_name: None, client_addr: None, user_agent: None, commit_sha: None };
+        let pusher = Pusher {
+            actor: "seed",
+            token_id: None,
+            token_name: None,
+            client_addr: None,
+            user_agent: None,
+            commit_sha: None,
+        };
         let new = NewFile {
             repository: "tools",
             key: &name,

@@ -90,7 +90,8 @@ fn main() {
     });
     common::say(&format!("published in {:.1} s", t.elapsed().as_secs_f64()));
 
-    let packuments: Arc<Vec<String>> = Arc::new((0..PACKAGES).map(|i| format!("{}/npm/bench-pkg-{i}", server.url)).collect());
+    let packuments: Arc<Vec<String>> =
+        Arc::new((0..PACKAGES).map(|i| format!("{}/npm/bench-pkg-{i}", server.url)).collect());
     let health: Arc<Vec<String>> = Arc::new(vec![format!("{}/health", server.url)]);
     let base = rt.block_on(load(client.clone(), health));
     let pack = rt.block_on(load(client, packuments));

@@ -40,7 +40,8 @@ fn main() {
         assert_eq!(meta.name, "bench-pkg");
 
         let t = Instant::now();
-        let meta = sluice_plugin_npm::tarball::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST).unwrap();
+        let meta = sluice_plugin_npm::tarball::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST)
+            .unwrap();
         native_samples.push(t.elapsed());
         assert_eq!(meta.name, "bench-pkg");
 
@@ -51,7 +52,12 @@ fn main() {
         assert!(unpacked > tarball.len() as u64);
 
         let t = Instant::now();
-        plugin.render_error(&sluice::plugin::wit::Error { kind: sluice::plugin::wit::ErrorKind::NotFound, message: String::new() }).unwrap();
+        plugin
+            .render_error(&sluice::plugin::wit::Error {
+                kind: sluice::plugin::wit::ErrorKind::NotFound,
+                message: String::new(),
+            })
+            .unwrap();
         instance_samples.push(t.elapsed());
     }
     let (wasm_med, wasm_p99) = median_and_p99(wasm_samples);
@@ -59,9 +65,25 @@ fn main() {
     let (inst_med, inst_p99) = median_and_p99(instance_samples);
     let (inflate_med, inflate_p99) = median_and_p99(inflate_samples);
     common::say(&format!("tarball: {} bytes, {ROUNDS} rounds", tarball.len()));
-    common::say(&format!("plugin call (fresh instance + parse): median {:.1} µs, p99 {:.1} µs", common::micros(wasm_med), common::micros(wasm_p99)));
-    common::say(&format!("native parse (same code, no wasm):   median {:.1} µs, p99 {:.1} µs", common::micros(native_med), common::micros(native_p99)));
-    common::say(&format!("native inflate of the tarball alone:  median {:.1} µs, p99 {:.1} µs", common::micros(inflate_med), common::micros(inflate_p99)));
-    common::say(&format!("fresh instance + trivial call:        median {:.1} µs, p99 {:.1} µs", common::micros(inst_med), common::micros(inst_p99)));
+    common::say(&format!(
+        "plugin call (fresh instance + parse): median {:.1} µs, p99 {:.1} µs",
+        common::micros(wasm_med),
+        common::micros(wasm_p99)
+    ));
+    common::say(&format!(
+        "native parse (same code, no wasm):   median {:.1} µs, p99 {:.1} µs",
+        common::micros(native_med),
+        common::micros(native_p99)
+    ));
+    common::say(&format!(
+        "native inflate of the tarball alone:  median {:.1} µs, p99 {:.1} µs",
+        common::micros(inflate_med),
+        common::micros(inflate_p99)
+    ));
+    common::say(&format!(
+        "fresh instance + trivial call:        median {:.1} µs, p99 {:.1} µs",
+        common::micros(inst_med),
+        common::micros(inst_p99)
+    ));
     common::say(&format!("ratio plugin/native (medians): {:.2}x", wasm_med.as_secs_f64() / native_med.as_secs_f64()));
 }

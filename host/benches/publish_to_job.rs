@@ -39,14 +39,32 @@ fn main() {
         let body = common::publish_body(&name, "1.0.0", &common::npm_tarball(&name, "1.0.0", 4096));
         let t0 = now_ms();
         let t = Instant::now();
-        let r = http.put(format!("{}/npm/{name}", server.url)).bearer_auth(&publisher).header("content-type", "application/json").body(body).send().unwrap();
+        let r = http
+            .put(format!("{}/npm/{name}", server.url))
+            .bearer_auth(&publisher)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .unwrap();
         publish.push(t.elapsed());
         assert!(r.status().is_success());
         // Wait for the pipeline to finish, so that the runner is waiting again for the next one.
         let started = loop {
-            let list: serde_json::Value = http.get(format!("{}/api/v1/pipelines?repository=npm&limit=1", server.url)).bearer_auth(&admin).send().unwrap().json().unwrap();
+            let list: serde_json::Value = http
+                .get(format!("{}/api/v1/pipelines?repository=npm&limit=1", server.url))
+                .bearer_auth(&admin)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
             let id = list["pipelines"][0]["id"].as_i64().unwrap();
-            let p: serde_json::Value = http.get(format!("{}/api/v1/pipelines/{id}", server.url)).bearer_auth(&admin).send().unwrap().json().unwrap();
+            let p: serde_json::Value = http
+                .get(format!("{}/api/v1/pipelines/{id}", server.url))
+                .bearer_auth(&admin)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
             if p["pipeline"]["status"] == "success" {
                 break p["jobs"][1]["started_at"].as_i64().unwrap();
             }
@@ -66,5 +84,8 @@ fn main() {
         p50.as_millis(),
         common::percentile(&to_start, 90.0).as_millis()
     ));
-    common::say(&format!("publish request alone (baseline): median {:.1} ms", common::micros(common::percentile(&publish, 50.0)) / 1000.0));
+    common::say(&format!(
+        "publish request alone (baseline): median {:.1} ms",
+        common::micros(common::percentile(&publish, 50.0)) / 1000.0
+    ));
 }

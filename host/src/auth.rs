@@ -35,7 +35,10 @@ impl Scope {
     pub fn parse_list(s: &str) -> Result<Vec<Scope>, String> {
         s.split(',')
             .filter(|p| !p.trim().is_empty())
-            .map(|p| Scope::parse(p).ok_or_else(|| format!("unknown scope `{}` (read, publish, admin, runner, approve)", p.trim())))
+            .map(|p| {
+                Scope::parse(p)
+                    .ok_or_else(|| format!("unknown scope `{}` (read, publish, admin, runner, approve)", p.trim()))
+            })
             .collect()
     }
 }
@@ -94,7 +97,8 @@ pub fn generate_token() -> String {
 
 /// Parses a token lifetime such as `90d`, `12h` or `2w` into milliseconds.
 pub fn parse_lifetime(s: &str) -> Result<i64, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a lifetime such as 90d or 12h: {e}"))?;
+    let d =
+        humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a lifetime such as 90d or 12h: {e}"))?;
     if d.is_zero() {
         return Err("a token lifetime must be longer than zero".into());
     }
@@ -122,15 +126,23 @@ pub fn issue_token(
     }
     let parsed = Scope::parse_list(scopes).map_err(IssueError::Invalid)?;
     if parsed.is_empty() {
-        return Err(IssueError::Invalid("a token needs at least one scope (read, publish, admin, runner, approve)".into()));
+        return Err(IssueError::Invalid(
+            "a token needs at least one scope (read, publish, admin, runner, approve)".into(),
+        ));
     }
     // A lifetime just short of i64::MAX ms parses, but overflows once added to now.
     let expires_at = lifetime
-        .map(|l| parse_lifetime(l).and_then(|ms| crate::store::db::now_ms().checked_add(ms).ok_or_else(|| format!("`{l}` is too long a lifetime"))))
+        .map(|l| {
+            parse_lifetime(l).and_then(|ms| {
+                crate::store::db::now_ms().checked_add(ms).ok_or_else(|| format!("`{l}` is too long a lifetime"))
+            })
+        })
         .transpose()
         .map_err(IssueError::Invalid)?;
     let secret = generate_token();
-    let id = db.insert_token(name, &hash_token(&secret), scopes, repository, "personal", expires_at).map_err(IssueError::Store)?;
+    let id = db
+        .insert_token(name, &hash_token(&secret), scopes, repository, "personal", expires_at)
+        .map_err(IssueError::Store)?;
     Ok(IssuedToken { id, secret, expires_at })
 }
 
@@ -165,7 +177,11 @@ pub fn credential(headers: &HeaderMap, extra: &[String]) -> Option<String> {
             let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
             let pair = String::from_utf8(decoded).ok()?;
             let (user, pass) = pair.split_once(':').unwrap_or((&pair, ""));
-            if pass.is_empty() { user.to_string() } else { pass.to_string() }
+            if pass.is_empty() {
+                user.to_string()
+            } else {
+                pass.to_string()
+            }
         }
         _ => auth.to_string(),
     };
@@ -199,7 +215,13 @@ mod tests {
 
     #[test]
     fn scopes_imply_and_limit() {
-        let p = Principal { token_id: 1, name: "ci".into(), scopes: vec![Scope::Publish], repository: Some("libs".into()), kind: "personal".into() };
+        let p = Principal {
+            token_id: 1,
+            name: "ci".into(),
+            scopes: vec![Scope::Publish],
+            repository: Some("libs".into()),
+            kind: "personal".into(),
+        };
         assert!(p.allows(Scope::Read, Some("libs")));
         assert!(p.allows(Scope::Publish, Some("libs")));
         assert!(!p.allows(Scope::Publish, Some("tools")));
@@ -207,7 +229,8 @@ mod tests {
         let r = Principal { scopes: vec![Scope::Runner], repository: None, ..p };
         assert!(!r.allows(Scope::Publish, Some("libs")));
         assert!(Scope::parse_list("read,bogus").is_err());
-        let a = Principal { scopes: Scope::parse_list("approve").unwrap(), repository: Some("libs".into()), ..r.clone() };
+        let a =
+            Principal { scopes: Scope::parse_list("approve").unwrap(), repository: Some("libs".into()), ..r.clone() };
         assert!(a.allows(Scope::Approve, Some("libs")) && a.allows(Scope::Read, Some("libs")));
         assert!(!a.allows(Scope::Approve, Some("tools")), "an approver limited to a repository approves there only");
         assert!(!a.allows(Scope::Publish, Some("libs")) && !a.allows(Scope::Admin, Some("libs")));

@@ -263,8 +263,10 @@ impl Config {
         let mut config = match path {
             None => Config::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                let mut c: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let mut c: Config =
+                    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
                 let base = path.parent().unwrap_or(Path::new("."));
                 c.resolve_paths(base);
                 c
@@ -343,7 +345,12 @@ impl Config {
             self.metrics = match v.as_str() {
                 "anonymous" => MetricsAccess::Anonymous,
                 "token" => MetricsAccess::Token,
-                other => return Err(ConfigError::Env { name: "SLUICE_METRICS".into(), message: format!("`{other}` is not anonymous or token") }),
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "SLUICE_METRICS".into(),
+                        message: format!("`{other}` is not anonymous or token"),
+                    })
+                }
             };
         }
         if let Some(v) = get("SLUICE_PLUGINS") {
@@ -372,9 +379,12 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("repository `{}`: webhook {}: {e}", r.name, hook.url)))?;
             }
         }
-        for (name, value) in [("header_timeout_secs", self.header_timeout_secs), ("body_idle_timeout_secs", self.body_idle_timeout_secs),
-            ("keepalive_idle_secs", self.keepalive_idle_secs), ("max_connections", self.max_connections)]
-        {
+        for (name, value) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_idle_timeout_secs", self.body_idle_timeout_secs),
+            ("keepalive_idle_secs", self.keepalive_idle_secs),
+            ("max_connections", self.max_connections),
+        ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("`{name}` must be more than 0")));
             }
@@ -396,7 +406,10 @@ mod tests {
         let toml = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [\"https://example.com/a.git\", { url = \"https://example.com/b.git\", module = \"example.com/b\" }, { url = \"/srv/c\" }]\n";
         let config: Config = toml::from_str(toml).unwrap();
         let git = &config.repositories[0].git;
-        assert_eq!(git.iter().map(GitSourceConfig::url).collect::<Vec<_>>(), ["https://example.com/a.git", "https://example.com/b.git", "/srv/c"]);
+        assert_eq!(
+            git.iter().map(GitSourceConfig::url).collect::<Vec<_>>(),
+            ["https://example.com/a.git", "https://example.com/b.git", "/srv/c"]
+        );
         assert_eq!(git.iter().map(GitSourceConfig::name).collect::<Vec<_>>(), [None, Some("example.com/b"), None]);
         let typo = "[[repository]]\nname = \"mods\"\nformat = \"tagged\"\ngit = [{ url = \"x\", modul = \"y\" }]\n";
         assert!(toml::from_str::<Config>(typo).is_err(), "an unknown key in a git source is an error");
@@ -424,8 +437,10 @@ mod tests {
     fn rejects_reserved_and_duplicate_names() {
         let bad: Config = toml::from_str("[[repository]]\nname = \"api\"\nformat = \"web\"\n").unwrap();
         assert!(bad.validate().is_err());
-        let dup: Config =
-            toml::from_str("[[repository]]\nname = \"a\"\nformat = \"web\"\n[[repository]]\nname = \"a\"\nformat = \"web\"\n").unwrap();
+        let dup: Config = toml::from_str(
+            "[[repository]]\nname = \"a\"\nformat = \"web\"\n[[repository]]\nname = \"a\"\nformat = \"web\"\n",
+        )
+        .unwrap();
         assert!(dup.validate().is_err());
     }
 }

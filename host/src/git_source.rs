@@ -134,7 +134,10 @@ impl GitSource {
         let listing = run(ls).with_context(|| format!("listing the tree of {commit}"))?;
         let mut submodules = Vec::new();
         for record in listing.split(|b| *b == 0).filter(|r| !r.is_empty()) {
-            let tab = record.iter().position(|b| *b == b'\t').with_context(|| format!("unexpected git ls-tree output: {record:?}"))?;
+            let tab = record
+                .iter()
+                .position(|b| *b == b'\t')
+                .with_context(|| format!("unexpected git ls-tree output: {record:?}"))?;
             let (meta, path) = (&record[..tab], &record[tab + 1..]);
             let Ok(path) = std::str::from_utf8(path) else {
                 return Err(TreeError::Unusable(format!(
@@ -159,7 +162,12 @@ impl GitSource {
         let copied = std::io::copy(&mut stdout, &mut spool);
         let out = child.wait_with_output().context("waiting for git archive")?;
         if !out.status.success() {
-            return Err(anyhow::anyhow!("git archive of {commit} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim()).into());
+            return Err(anyhow::anyhow!(
+                "git archive of {commit} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
         }
         copied.context("spooling git archive")?;
         spool.seek(SeekFrom::Start(0)).context("rewinding the archive")?;
@@ -253,7 +261,8 @@ impl ExportedTree {
             Some(Content::Inline(bytes)) => Ok(bytes.clone()),
             Some(Content::At(offset, len)) => {
                 let mut bytes = vec![0; usize::try_from(*len)?];
-                std::os::unix::fs::FileExt::read_exact_at(&self.spool, &mut bytes, *offset).context("reading the spooled archive")?;
+                std::os::unix::fs::FileExt::read_exact_at(&self.spool, &mut bytes, *offset)
+                    .context("reading the spooled archive")?;
                 Ok(bytes)
             }
             None => bail!("{path:?} is not a file of this tree"),
@@ -304,7 +313,9 @@ pub enum WebhookError {
     /// No webhook secret is configured, so nothing can be verified.
     #[error("no webhook secret is configured for this repository")]
     NoSecret,
-    #[error("the request carries none of X-Hub-Signature-256, X-Gitea-Signature, X-Forgejo-Signature or X-Gitlab-Token")]
+    #[error(
+        "the request carries none of X-Hub-Signature-256, X-Gitea-Signature, X-Forgejo-Signature or X-Gitlab-Token"
+    )]
     Unsigned,
     #[error("the webhook signature or token does not match the configured secret")]
     BadSignature,
@@ -338,7 +349,11 @@ fn text(value: &serde_json::Value, pointer: &str) -> Option<String> {
 /// (`X-Gitea-Signature` / `X-Forgejo-Signature: HEX`), both HMAC-SHA256 of the body with the
 /// secret, or GitLab (`X-Gitlab-Token`: the secret itself), and reads what it reports. The
 /// signature is checked before the payload is parsed.
-pub fn verify_webhook(headers: &axum::http::HeaderMap, body: &[u8], secret: &str) -> Result<WebhookEvent, WebhookError> {
+pub fn verify_webhook(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    secret: &str,
+) -> Result<WebhookEvent, WebhookError> {
     if secret.is_empty() {
         return Err(WebhookError::NoSecret);
     }
@@ -372,7 +387,8 @@ pub fn verify_webhook(headers: &axum::http::HeaderMap, body: &[u8], secret: &str
             provider,
             sender: text(&payload, "/user_username").unwrap_or_default(),
             is_tag_push: text(&payload, "/object_kind").as_deref() == Some("tag_push") || tag_ref,
-            repository_url: text(&payload, "/project/git_http_url").or_else(|| text(&payload, "/repository/git_http_url")),
+            repository_url: text(&payload, "/project/git_http_url")
+                .or_else(|| text(&payload, "/repository/git_http_url")),
         },
         "gitea" => WebhookEvent {
             provider,
@@ -429,7 +445,15 @@ mod tests {
         std::fs::set_permissions(p.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         std::os::unix::fs::symlink("go.mod", p.join("link")).unwrap();
         git(p, &["add", "."]);
-        git(p, &["update-index", "--add", "--cacheinfo", "160000,1111111111111111111111111111111111111111,third_party/lib"]);
+        git(
+            p,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                "160000,1111111111111111111111111111111111111111,third_party/lib",
+            ],
+        );
         git(p, &["commit", "-q", "-m", "first"]);
         let commit = git(p, &["rev-parse", "HEAD"]);
         git(p, &["tag", "v1.0.0"]);
@@ -479,7 +503,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         git(p, &["init", "-q"]);
-        std::fs::write(p.join(".gitattributes"), "*.txt eol=crlf\n*.c ident\nskip.md export-ignore\nsubst.md export-subst\n").unwrap();
+        std::fs::write(
+            p.join(".gitattributes"),
+            "*.txt eol=crlf\n*.c ident\nskip.md export-ignore\nsubst.md export-subst\n",
+        )
+        .unwrap();
         std::fs::write(p.join("a.txt"), "one\ntwo\n").unwrap();
         std::fs::write(p.join("id.c"), "/* $Id$ */\n").unwrap();
         std::fs::write(p.join("skip.md"), "kept\n").unwrap();
@@ -521,7 +549,9 @@ mod tests {
         let source = GitSource::new(p.to_str().unwrap(), data.path().join("m.git"));
         source.sync().unwrap();
         match source.tree(&commit) {
-            Err(TreeError::Unusable(reason)) => assert!(reason.contains("not UTF-8") && reason.contains("caf"), "{reason}"),
+            Err(TreeError::Unusable(reason)) => {
+                assert!(reason.contains("not UTF-8") && reason.contains("caf"), "{reason}")
+            }
             Err(other) => panic!("expected an unusable tree, got {other}"),
             Ok(_) => panic!("expected an unusable tree"),
         }
@@ -576,18 +606,38 @@ mod tests {
     fn github_webhooks() {
         let body = br#"{"ref":"refs/tags/v1.2.0","sender":{"login":"octo"},"repository":{"clone_url":"https://github.com/o/r.git"}}"#;
         let sig = format!("sha256={}", sign("s3cret", body));
-        let event = verify_webhook(&headers(&[("x-hub-signature-256", &sig), ("x-github-event", "push")]), body, "s3cret").unwrap();
+        let event =
+            verify_webhook(&headers(&[("x-hub-signature-256", &sig), ("x-github-event", "push")]), body, "s3cret")
+                .unwrap();
         assert_eq!(
             event,
-            WebhookEvent { provider: "github", sender: "octo".into(), is_tag_push: true, repository_url: Some("https://github.com/o/r.git".into()) }
+            WebhookEvent {
+                provider: "github",
+                sender: "octo".into(),
+                is_tag_push: true,
+                repository_url: Some("https://github.com/o/r.git".into())
+            }
         );
         let branch = br#"{"ref":"refs/heads/main","sender":{"login":"octo"}}"#;
         let sig = format!("sha256={}", sign("s3cret", branch));
-        assert!(!verify_webhook(&headers(&[("x-hub-signature-256", &sig), ("x-github-event", "push")]), branch, "s3cret").unwrap().is_tag_push);
-        assert_eq!(verify_webhook(&headers(&[("x-hub-signature-256", &sig)]), body, "s3cret"), Err(WebhookError::BadSignature));
+        assert!(
+            !verify_webhook(&headers(&[("x-hub-signature-256", &sig), ("x-github-event", "push")]), branch, "s3cret")
+                .unwrap()
+                .is_tag_push
+        );
+        assert_eq!(
+            verify_webhook(&headers(&[("x-hub-signature-256", &sig)]), body, "s3cret"),
+            Err(WebhookError::BadSignature)
+        );
         let bare = sign("s3cret", body);
-        assert_eq!(verify_webhook(&headers(&[("x-hub-signature-256", &bare)]), body, "s3cret"), Err(WebhookError::BadSignature));
-        assert_eq!(verify_webhook(&headers(&[("x-github-event", "push")]), body, "s3cret"), Err(WebhookError::Unsigned));
+        assert_eq!(
+            verify_webhook(&headers(&[("x-hub-signature-256", &bare)]), body, "s3cret"),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify_webhook(&headers(&[("x-github-event", "push")]), body, "s3cret"),
+            Err(WebhookError::Unsigned)
+        );
         assert_eq!(verify_webhook(&headers(&[("x-hub-signature-256", &sig)]), body, ""), Err(WebhookError::NoSecret));
     }
 
@@ -596,13 +646,17 @@ mod tests {
         let body = br#"{"ref":"refs/tags/v2.0.0","pusher":{"login":"alice"},"repository":{"clone_url":"https://gitea.example/o/r.git"}}"#;
         let sig = sign("k", body);
         // Gitea also sends GitHub's headers; its own signature decides.
-        let h = headers(&[("x-gitea-signature", &sig), ("x-gitea-event", "push"), ("x-hub-signature-256", "sha256=00")]);
+        let h =
+            headers(&[("x-gitea-signature", &sig), ("x-gitea-event", "push"), ("x-hub-signature-256", "sha256=00")]);
         let event = verify_webhook(&h, body, "k").unwrap();
         assert_eq!((event.provider, event.sender.as_str(), event.is_tag_push), ("gitea", "alice", true));
         assert_eq!(event.repository_url.as_deref(), Some("https://gitea.example/o/r.git"));
         let h = headers(&[("x-forgejo-signature", &sig), ("x-forgejo-event", "push")]);
         assert_eq!(verify_webhook(&h, body, "k").unwrap().provider, "gitea");
-        assert_eq!(verify_webhook(&headers(&[("x-gitea-signature", &sig)]), body, "other"), Err(WebhookError::BadSignature));
+        assert_eq!(
+            verify_webhook(&headers(&[("x-gitea-signature", &sig)]), body, "other"),
+            Err(WebhookError::BadSignature)
+        );
         let h = headers(&[("x-gitea-signature", &sig), ("x-gitea-event", "create")]);
         assert!(!verify_webhook(&h, body, "k").unwrap().is_tag_push);
     }
@@ -614,9 +668,17 @@ mod tests {
         let event = verify_webhook(&h, body, "tok").unwrap();
         assert_eq!(
             event,
-            WebhookEvent { provider: "gitlab", sender: "bob".into(), is_tag_push: true, repository_url: Some("https://gitlab.example/g/r.git".into()) }
+            WebhookEvent {
+                provider: "gitlab",
+                sender: "bob".into(),
+                is_tag_push: true,
+                repository_url: Some("https://gitlab.example/g/r.git".into())
+            }
         );
-        assert_eq!(verify_webhook(&headers(&[("x-gitlab-token", "tok2")]), body, "tok"), Err(WebhookError::BadSignature));
+        assert_eq!(
+            verify_webhook(&headers(&[("x-gitlab-token", "tok2")]), body, "tok"),
+            Err(WebhookError::BadSignature)
+        );
         let push = br#"{"object_kind":"push","ref":"refs/heads/main","user_username":"bob"}"#;
         assert!(!verify_webhook(&h, push, "tok").unwrap().is_tag_push);
         assert!(matches!(verify_webhook(&h, b"not json", "tok"), Err(WebhookError::InvalidPayload(_))));

@@ -161,7 +161,10 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             let when = |ms: Option<i64>| ms.map(format_ms).unwrap_or_else(|| "-".into());
-            println!("{:<6} {:<20} {:<22} {:<12} {:<8} {:<20} {:<20}", "ID", "NAME", "SCOPES", "REPOSITORY", "STATE", "EXPIRES", "LAST USED");
+            println!(
+                "{:<6} {:<20} {:<22} {:<12} {:<8} {:<20} {:<20}",
+                "ID", "NAME", "SCOPES", "REPOSITORY", "STATE", "EXPIRES", "LAST USED"
+            );
             for t in tokens {
                 let state = if t.revoked {
                     "revoked"

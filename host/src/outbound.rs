@@ -36,7 +36,11 @@ pub fn is_internal(ip: IpAddr) -> bool {
             }
             let unique_local = ipnet::Ipv6Net::new("fc00::".parse().expect("valid"), 7).expect("valid net");
             let link_local = ipnet::Ipv6Net::new("fe80::".parse().expect("valid"), 10).expect("valid net");
-            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || unique_local.contains(&v6) || link_local.contains(&v6)
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || unique_local.contains(&v6)
+                || link_local.contains(&v6)
         }
     }
 }

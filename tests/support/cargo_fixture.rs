@@ -30,11 +30,7 @@ impl Cargo {
             format!("[registries.{REGISTRY}]\nindex = {index:?}\ncredential-provider = \"cargo:token\"\n\n[net]\nretry = 0\n"),
         )
         .unwrap();
-        Cargo {
-            target_dir: work.join(format!("cargo-target-{label}")),
-            home,
-            token: token.map(str::to_string),
-        }
+        Cargo { target_dir: work.join(format!("cargo-target-{label}")), home, token: token.map(str::to_string) }
     }
 
     /// A `cargo` command in `dir`. The token is given as cargo's environment variable for the
@@ -44,8 +40,7 @@ impl Cargo {
         cmd.current_dir(dir).args(args);
         // The outer `cargo test` sets variables that would leak into the client under test.
         for (var, _) in std::env::vars() {
-            if var.starts_with("CARGO")
-                || var.starts_with("RUST") && var != "RUSTUP_HOME" && var != "RUSTUP_TOOLCHAIN"
+            if var.starts_with("CARGO") || var.starts_with("RUST") && var != "RUSTUP_HOME" && var != "RUSTUP_TOOLCHAIN"
             {
                 cmd.env_remove(var);
             }
@@ -75,22 +70,14 @@ impl Cargo {
     /// Runs cargo and fails the test if it fails; returns stdout and stderr together.
     pub fn ok(&self, dir: &Path, args: &[&str]) -> String {
         let (ok, out, err) = self.run(dir, args);
-        assert!(
-            ok,
-            "cargo {args:?} failed in {}:\n{out}\n{err}",
-            dir.display()
-        );
+        assert!(ok, "cargo {args:?} failed in {}:\n{out}\n{err}", dir.display());
         format!("{out}{err}")
     }
 
     /// Whether cargo fetched anything from crates.io: its index cache has a folder per registry.
     pub fn registries_used(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.home.join("registry").join("index"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         names.sort();
         names
@@ -147,11 +134,7 @@ impl CrateSource {
         )
         .unwrap();
         std::fs::write(dir.join("src/lib.rs"), &self.lib_rs).unwrap();
-        std::fs::write(
-            dir.join("README.md"),
-            format!("# {}\n\nA fixture crate.\n", self.name),
-        )
-        .unwrap();
+        std::fs::write(dir.join("README.md"), format!("# {}\n\nA fixture crate.\n", self.name)).unwrap();
         std::fs::write(dir.join("LICENSE-MIT"), "MIT License\n").unwrap();
         std::fs::write(dir.join("examples/demo.rs"), "fn main() {}\n").unwrap();
         // Excluded from the package, as real crates keep notes out of their .crate.

@@ -71,13 +71,17 @@ pub fn git_sources(sources: &[(&Path, Option<&str>)]) -> String {
 
 /// A server whose `go` repository serves the tags of these git sources.
 pub fn start_server(sources: &[(&Path, Option<&str>)]) -> Server {
-    let config = format!("[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = {}\npoll_seconds = 0\n", git_sources(sources));
+    let config = format!(
+        "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = {}\npoll_seconds = 0\n",
+        git_sources(sources)
+    );
     Server::start_with_config(&config)
 }
 
 /// Polls a sync job (the JSON the sync endpoints answer with) until it has finished; returns it.
 pub fn wait_for_sync(server: &Server, token: &str, answer: &serde_json::Value) -> serde_json::Value {
-    let url = answer["url"].as_str().unwrap_or_else(|| panic!("a sync answers with the job's url: {answer}")).to_string();
+    let url =
+        answer["url"].as_str().unwrap_or_else(|| panic!("a sync answers with the job's url: {answer}")).to_string();
     let mut job = answer["job"].clone();
     let finished = server.wait_for(Duration::from_secs(300), || {
         job = server.api_json(&url, token)["job"].clone();
@@ -92,8 +96,12 @@ pub fn wait_for_sync(server: &Server, token: &str, answer: &serde_json::Value) -
 /// finished job.
 pub fn sync(server: &Server) -> serde_json::Value {
     let admin = server.token("sync-admin", "admin", None);
-    let response =
-        server.http().post(format!("{}/api/v1/repositories/go/sync", server.url)).bearer_auth(&admin).send().expect("POST sync");
+    let response = server
+        .http()
+        .post(format!("{}/api/v1/repositories/go/sync", server.url))
+        .bearer_auth(&admin)
+        .send()
+        .expect("POST sync");
     let status = response.status().as_u16();
     let text = response.text().unwrap_or_default();
     assert_eq!(status, 202, "a sync is started in the background and answered at once: {text}");

@@ -2,9 +2,9 @@
 //! folder (a real SQLite file and real blobs), and helpers to drive it.
 #![allow(dead_code)]
 
+pub mod cargo_fixture;
 pub mod gem_fixture;
 pub mod gomod_fixture;
-pub mod cargo_fixture;
 pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;
@@ -230,7 +230,11 @@ impl Server {
             let Ok(rd) = std::fs::read_dir(dir) else { return };
             for e in rd.flatten() {
                 let p = e.path();
-                if p.is_dir() { walk(&p, out) } else { out.push(p) }
+                if p.is_dir() {
+                    walk(&p, out)
+                } else {
+                    out.push(p)
+                }
             }
         }
         let mut out = Vec::new();

@@ -103,4 +103,3 @@ pub fn project(root: &Path, name: &str) -> PathBuf {
     std::fs::write(dir.join("package.json"), r#"{"name":"app","version":"1.0.0","private":true}"#).unwrap();
     dir
 }
-

@@ -25,13 +25,21 @@ fn runner_only(p: &Principal) -> bool {
 pub fn caller(reg: &Registry, headers: &HeaderMap) -> Result<Principal, AppError> {
     let p = principal(reg, headers)?.ok_or_else(|| AppError::Unauthorized("this API needs a token".into()))?;
     if runner_only(&p) {
-        return Err(AppError::Forbidden(format!("token `{}` is a runner token: it takes jobs and nothing else", p.name)));
+        return Err(AppError::Forbidden(format!(
+            "token `{}` is a runner token: it takes jobs and nothing else",
+            p.name
+        )));
     }
     Ok(p)
 }
 
 /// The caller's token, which must grant `scope` on `repository` (on every repository if `None`).
-pub fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: Option<&str>) -> Result<Principal, AppError> {
+pub fn require(
+    reg: &Registry,
+    headers: &HeaderMap,
+    scope: Scope,
+    repository: Option<&str>,
+) -> Result<Principal, AppError> {
     let p = caller(reg, headers)?;
     let ok = match repository {
         Some(r) => p.allows(scope, Some(r)),
@@ -64,7 +72,8 @@ pub fn require_or_hide(
 
 /// The caller's runner token. With a repository limit, it takes that repository's jobs only.
 pub fn require_runner(reg: &Registry, headers: &HeaderMap) -> Result<Principal, AppError> {
-    let p = principal(reg, headers)?.ok_or_else(|| AppError::Unauthorized("runners need a token with the runner scope".into()))?;
+    let p = principal(reg, headers)?
+        .ok_or_else(|| AppError::Unauthorized("runners need a token with the runner scope".into()))?;
     if !p.scopes.contains(&Scope::Runner) {
         return Err(AppError::Forbidden(format!("token `{}` is not a runner token", p.name)));
     }
@@ -74,8 +83,11 @@ pub fn require_runner(reg: &Registry, headers: &HeaderMap) -> Result<Principal, 
 /// The job a job token belongs to and its push's sha256, with the job's current status: a
 /// canceled job's runner still learns (from its log call) that it was canceled.
 pub fn job_of_token(reg: &Registry, headers: &HeaderMap) -> Result<(JobRow, String), AppError> {
-    let secret = auth::credential(headers, &[]).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
-    reg.db.job_by_token(&auth::hash_token(&secret))?.ok_or_else(|| AppError::Unauthorized("not a token of a running job".into()))
+    let secret =
+        auth::credential(headers, &[]).ok_or_else(|| AppError::Unauthorized("this needs a job token".into()))?;
+    reg.db
+        .job_by_token(&auth::hash_token(&secret))?
+        .ok_or_else(|| AppError::Unauthorized("not a token of a running job".into()))
 }
 
 /// The running job a job token belongs to: what may read the push's file.

@@ -57,12 +57,18 @@ struct PushQuery {
 /// The push audit log, newest first.
 #[utoipa::path(get, path = "/pushes", tag = "audit", params(PushQuery), security(("token" = ["read"])),
     responses((status = 200, body = doc::PushList), Errors))]
-async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<PushQuery>) -> Result<Json<Value>, AppError> {
+async fn list_pushes(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Query(q): Query<PushQuery>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = caller(&reg, &headers)?;
         // A token limited to one repository sees that repository's pushes only.
         let repository = match (&p.repository, q.repository) {
-            (Some(mine), Some(asked)) if *mine != asked => return Err(AppError::Forbidden(format!("token `{}` is limited to `{mine}`", p.name))),
+            (Some(mine), Some(asked)) if *mine != asked => {
+                return Err(AppError::Forbidden(format!("token `{}` is limited to `{mine}`", p.name)))
+            }
             (Some(mine), _) => Some(mine.clone()),
             (None, asked) => asked,
         };
@@ -78,7 +84,11 @@ async fn list_pushes(State(reg): State<super::State>, headers: HeaderMap, Query(
 /// One push.
 #[utoipa::path(get, path = "/pushes/{id}", tag = "audit", params(("id" = i64, Path)), security(("token" = ["read"])),
     responses((status = 200, body = PushRow), Errors))]
-async fn get_push(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn get_push(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("push {id}");
         let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
@@ -128,12 +138,22 @@ struct PackageQuery {
 #[utoipa::path(get, path = "/repositories/{repo}/packages", tag = "repositories",
     params(("repo" = String, Path), PackageQuery), security(("token" = ["read"])),
     responses((status = 200, body = doc::PackageList), Errors))]
-async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
+async fn list_packages(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+    Query(q): Query<PackageQuery>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
-        let (total, packages) =
-            reg.db.search(&repo, q.q.as_deref().unwrap_or(""), q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500), Visibility::All)?;
+        let (total, packages) = reg.db.search(
+            &repo,
+            q.q.as_deref().unwrap_or(""),
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(50).min(500),
+            Visibility::All,
+        )?;
         let packages: Vec<Value> = packages
             .iter()
             .map(|p| json!({ "name": p.package.name, "versions": p.files.len(), "modified_at": p.package.modified_at }))
@@ -147,7 +167,11 @@ async fn list_packages(State(reg): State<super::State>, headers: HeaderMap, Path
 #[utoipa::path(get, path = "/api/v1/repositories/{repo}/packages/{name}", tag = "repositories",
     params(("repo" = String, Path), ("name" = String, Path, description = "The package name; may contain `/` (scoped names)")),
     security(("token" = ["read"])), responses((status = 200, body = doc::PackageDetail), Errors))]
-pub(super) async fn get_package(State(reg): State<super::State>, headers: HeaderMap, Path((repo, name)): Path<(String, String)>) -> Result<Json<Value>, AppError> {
+pub(super) async fn get_package(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path((repo, name)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
@@ -193,11 +217,17 @@ pub(super) async fn get_package(State(reg): State<super::State>, headers: Header
 #[utoipa::path(get, path = "/repositories/{repo}/held", tag = "repositories",
     params(("repo" = String, Path), PackageQuery), security(("token" = ["read"])),
     responses((status = 200, body = doc::HeldList), Errors))]
-async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, Query(q): Query<PackageQuery>) -> Result<Json<Value>, AppError> {
+async fn list_held(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+    Query(q): Query<PackageQuery>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
-        let (total, held) = crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
+        let (total, held) =
+            crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
         Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
     })
     .await
@@ -207,7 +237,11 @@ async fn list_held(State(reg): State<super::State>, headers: HeaderMap, Path(rep
 /// pipeline (who, when) and in the log.
 #[utoipa::path(post, path = "/pipelines/{id}/release", tag = "pipelines", params(("id" = i64, Path)),
     security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
-async fn release_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn release_pipeline(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("pipeline {id}");
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
@@ -242,7 +276,10 @@ struct NewToken {
     #[schema(pattern = r"\S", example = "ci-publisher")]
     name: String,
     /// Comma-separated scopes: `read`, `publish`, `admin`, `runner`.
-    #[schema(pattern = r"^ *(read|publish|admin|runner) *(, *(read|publish|admin|runner) *)*$", example = "read,publish")]
+    #[schema(
+        pattern = r"^ *(read|publish|admin|runner) *(, *(read|publish|admin|runner) *)*$",
+        example = "read,publish"
+    )]
     scopes: String,
     /// Limits the token to this repository.
     repository: Option<String>,
@@ -253,7 +290,11 @@ struct NewToken {
 /// Issues a token; its secret is in this answer only.
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = NewToken, security(("token" = ["admin"])),
     responses((status = 200, body = doc::IssuedToken), Errors))]
-async fn create_token(State(reg): State<super::State>, headers: HeaderMap, Json(t): Json<NewToken>) -> Result<Json<Value>, AppError> {
+async fn create_token(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Json(t): Json<NewToken>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Admin, None)?;
         if let Some(r) = &t.repository {
@@ -279,7 +320,11 @@ async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Res
 /// Revokes a token; it is refused from the next request on, on every replica.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = i64, Path)), security(("token" = ["admin"])),
     responses((status = 200, body = doc::Revoked), Errors))]
-async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn revoke_token(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let admin = require(&reg, &headers, Scope::Admin, None)?;
         reg.db.revoke_token(id)?;
@@ -292,7 +337,11 @@ async fn revoke_token(State(reg): State<super::State>, headers: HeaderMap, Path(
 /// Starts a background sync of a git-tag repository's sources: 202 with the job to poll.
 #[utoipa::path(post, path = "/repositories/{repo}/sync", tag = "repositories", params(("repo" = String, Path)),
     security(("token" = ["publish"])), responses((status = 202, body = doc::SyncJobAnswer), Errors))]
-async fn sync_repository(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<(StatusCode, Json<Value>), AppError> {
+async fn sync_repository(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
         let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
         let repository = reg.repository(&repo)?;
@@ -310,7 +359,11 @@ fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
 #[utoipa::path(get, path = "/repositories/{repo}/sync/{id}", tag = "repositories",
     params(("repo" = String, Path), ("id" = u64, Path)), security(("token" = ["read"])),
     responses((status = 200, body = doc::SyncJobAnswer), Errors))]
-async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path((repo, id)): Path<(String, u64)>) -> Result<Json<Value>, AppError> {
+async fn get_sync_job(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path((repo, id)): Path<(String, u64)>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
@@ -328,7 +381,12 @@ async fn get_sync_job(State(reg): State<super::State>, headers: HeaderMap, Path(
     request_body(content = Object, description = "The git host's push event, as it sends it"), security(()),
     responses((status = 200, description = "Verified, nothing to sync", body = doc::WebhookAnswer),
         (status = 202, description = "A tag push: sync started", body = doc::WebhookAnswer), Errors))]
-async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: axum::body::Bytes) -> Result<(StatusCode, Json<Value>), AppError> {
+async fn git_webhook(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
         let repository = reg.repository(&repo)?;
         let secret = repository.config.webhook_secret.clone().unwrap_or_default();
@@ -340,7 +398,10 @@ async fn git_webhook(State(reg): State<super::State>, headers: HeaderMap, Path(r
         if let Some(id) = delivery_id(&headers) {
             if !reg.db.record_webhook_receipt(&repo, &id)? {
                 tracing::warn!(repository = %repo, delivery = %id, "replayed git webhook delivery ignored");
-                return Ok((StatusCode::OK, Json(json!({ "synced": false, "reason": "this delivery was already received" }))));
+                return Ok((
+                    StatusCode::OK,
+                    Json(json!({ "synced": false, "reason": "this delivery was already received" })),
+                ));
             }
         }
         if !event.is_tag_push {
@@ -369,7 +430,11 @@ fn delivery_id(headers: &HeaderMap) -> Option<String> {
 /// The git tags a git-tag repository has seen, with what became of each.
 #[utoipa::path(get, path = "/repositories/{repo}/git-tags", tag = "repositories", params(("repo" = String, Path)),
     security(("token" = ["read"])), responses((status = 200, body = doc::GitTagList), Errors))]
-async fn list_git_tags(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Json<Value>, AppError> {
+async fn list_git_tags(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;

@@ -14,7 +14,11 @@ use crate::plugin::wit;
 use crate::registry::{ClientRequest, Reply};
 use crate::store::PendingBlob;
 
-pub async fn serve(State(registry): State<super::State>, ConnectInfo(addr): ConnectInfo<SocketAddr>, request: Request) -> Response {
+pub async fn serve(
+    State(registry): State<super::State>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     match serve_inner(registry, addr, request).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -29,14 +33,20 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         None => (raw_path.trim_start_matches('/').to_string(), "/".to_string()),
     };
     if repo_name.is_empty() {
-        return Ok((StatusCode::OK, "Sluice package registry. Repositories are served under /{repository}/; the API is under /api/v1/.\n").into_response());
+        return Ok((
+            StatusCode::OK,
+            "Sluice package registry. Repositories are served under /{repository}/; the API is under /api/v1/.\n",
+        )
+            .into_response());
     }
     let extra_credentials = registry.repository(&repo_name)?.plugin.info.credential_headers.clone();
     let base_url = format!("{}/{repo_name}", super::external_url(&registry, &parts.headers));
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .filter(|(k, _)| !CREDENTIAL_HEADERS.contains(&k.as_str()) && !extra_credentials.iter().any(|h| h == k.as_str()))
+        .filter(|(k, _)| {
+            !CREDENTIAL_HEADERS.contains(&k.as_str()) && !extra_credentials.iter().any(|h| h == k.as_str())
+        })
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -44,13 +54,18 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     // Who is asking is settled before the body is read, so that a body nobody may send is
     // refused without storing it.
     let (reg, headers_map, extra) = (registry.clone(), parts.headers.clone(), extra_credentials.clone());
-    let (principal, bad_credential) = super::blocking(move || match super::principal_from(&reg, &headers_map, &extra) {
-        Ok(p) => Ok((p, false)),
-        Err(AppError::Unauthorized(_)) => Ok((None, true)),
-        Err(e) => Err(e),
-    })
-    .await?;
-    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let (principal, bad_credential) =
+        super::blocking(move || match super::principal_from(&reg, &headers_map, &extra) {
+            Ok(p) => Ok((p, false)),
+            Err(AppError::Unauthorized(_)) => Ok((None, true)),
+            Err(e) => Err(e),
+        })
+        .await?;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING) || declared.is_some_and(|n| n > 0);
     let spooled = if has_body {
         let max_upload = registry.config.max_upload_mb << 20;
@@ -58,13 +73,25 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(&repo_name)));
         let writes = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
         let refusal = if bad_credential {
-            Some((wit::ErrorKind::Unauthorized, "the token is not valid (it may have been revoked or expired)".to_string()))
+            Some((
+                wit::ErrorKind::Unauthorized,
+                "the token is not valid (it may have been revoked or expired)".to_string(),
+            ))
         } else if declared.is_some_and(|n| n > max_upload) {
-            Some((wit::ErrorKind::TooLarge, format!("the request body is larger than the limit of {} MiB", registry.config.max_upload_mb)))
+            Some((
+                wit::ErrorKind::TooLarge,
+                format!("the request body is larger than the limit of {} MiB", registry.config.max_upload_mb),
+            ))
         } else if !may_publish && (writes || declared.is_some_and(|n| n > anonymous_limit)) {
             Some(match &principal {
-                None => (wit::ErrorKind::Unauthorized, "authentication required: this needs a token with the `publish` scope".to_string()),
-                Some(p) => (wit::ErrorKind::Forbidden, format!("token `{}` may not publish to repository `{repo_name}`", p.name)),
+                None => (
+                    wit::ErrorKind::Unauthorized,
+                    "authentication required: this needs a token with the `publish` scope".to_string(),
+                ),
+                Some(p) => (
+                    wit::ErrorKind::Forbidden,
+                    format!("token `{}` may not publish to repository `{repo_name}`", p.name),
+                ),
             })
         } else {
             None
@@ -75,7 +102,9 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         }
         match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
-            Err(AppError::TooLarge(msg)) => return render(&registry, &repo_name, wit::Error { kind: wit::ErrorKind::TooLarge, message: msg }).await,
+            Err(AppError::TooLarge(msg)) => {
+                return render(&registry, &repo_name, wit::Error { kind: wit::ErrorKind::TooLarge, message: msg }).await
+            }
             Err(e) => return Err(e),
         }
     } else {
@@ -138,7 +167,6 @@ async fn spool(registry: &super::State, body: Body, limit: u64) -> Result<Pendin
     }
     Ok(writer.finish()?)
 }
-
 
 /// A plugin's response. Unless the plugin says otherwise, clients must revalidate it: what a
 /// repository lists changes with every publish and every pipeline that releases a version, and

@@ -56,16 +56,30 @@ fn gauge(out: &mut String, name: &str, help: &str, label_names: &[&str], rows: R
 
 fn render(reg: &Registry, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError> {
     // Rows whose first label is the repository.
-    let visible = |rows: Rows| -> Rows { rows.into_iter().filter(|(labels, _)| labels.first().is_none_or(|r| may_see(r))).collect() };
+    let visible = |rows: Rows| -> Rows {
+        rows.into_iter().filter(|(labels, _)| labels.first().is_none_or(|r| may_see(r))).collect()
+    };
     let mut out = String::new();
     family(&mut out, "sluice_plugin_calls_total", "counter", "Calls into each format plugin.");
     for p in reg.plugins.values() {
         sample(&mut out, "sluice_plugin_calls_total", &[("plugin", p.name())], p.stats.calls.load(Ordering::Relaxed));
     }
-    family(&mut out, "sluice_plugin_call_failures_total", "counter", "Plugin calls that trapped, ran out of time or out of memory.");
+    family(
+        &mut out,
+        "sluice_plugin_call_failures_total",
+        "counter",
+        "Plugin calls that trapped, ran out of time or out of memory.",
+    );
     for p in reg.plugins.values() {
-        for (reason, counter) in [("timeout", &p.stats.timeouts), ("out_of_memory", &p.stats.out_of_memory), ("trap", &p.stats.traps)] {
-            sample(&mut out, "sluice_plugin_call_failures_total", &[("plugin", p.name()), ("reason", reason)], counter.load(Ordering::Relaxed));
+        for (reason, counter) in
+            [("timeout", &p.stats.timeouts), ("out_of_memory", &p.stats.out_of_memory), ("trap", &p.stats.traps)]
+        {
+            sample(
+                &mut out,
+                "sluice_plugin_call_failures_total",
+                &[("plugin", p.name()), ("reason", reason)],
+                counter.load(Ordering::Relaxed),
+            );
         }
     }
     family(&mut out, "sluice_plugin_call_seconds_total", "counter", "Time spent in plugin calls.");
@@ -75,7 +89,13 @@ fn render(reg: &Registry, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppE
     }
     gauge(&mut out, "sluice_files", "Stored package files.", &["repository"], visible(reg.db.files_per_repository()?));
     gauge(&mut out, "sluice_pushes", "Recorded pushes.", &["repository"], visible(reg.db.pushes_per_repository()?));
-    gauge(&mut out, "sluice_pipelines", "Pipelines by status.", &["repository", "status"], visible(reg.db.pipelines_per_status()?));
+    gauge(
+        &mut out,
+        "sluice_pipelines",
+        "Pipelines by status.",
+        &["repository", "status"],
+        visible(reg.db.pipelines_per_status()?),
+    );
     gauge(&mut out, "sluice_jobs", "Runner jobs by status.", &["status"], reg.db.jobs_per_status()?);
     Ok(out)
 }

@@ -35,7 +35,9 @@ pub fn router(registry: State) -> Router {
         .fallback(client::serve)
         .layer(axum::middleware::from_fn_with_state(registry.clone(), crate::ui::package_badges))
         // A body that sends nothing for this long is dropped (its spooled temp file with it).
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(registry.config.body_idle_timeout_secs)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
+            registry.config.body_idle_timeout_secs,
+        )))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(registry)
 }
@@ -45,9 +47,8 @@ pub fn router(registry: State) -> Router {
 /// answers) and serves until the process ends.
 pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
     let listen = config.listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let app: Arc<std::sync::OnceLock<Router>> = Arc::default();
     let accepting = {
@@ -79,7 +80,8 @@ async fn ready(axum::extract::State(registry): axum::extract::State<State>) -> a
         Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" })))
+                .into_response()
         }
         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
@@ -91,7 +93,11 @@ pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Prin
     principal_from(registry, headers, &[])
 }
 
-pub fn principal_from(registry: &Registry, headers: &HeaderMap, extra: &[String]) -> Result<Option<Principal>, AppError> {
+pub fn principal_from(
+    registry: &Registry,
+    headers: &HeaderMap,
+    extra: &[String],
+) -> Result<Option<Principal>, AppError> {
     let Some(secret) = auth::credential(headers, extra) else { return Ok(None) };
     match registry.db.token_by_hash(&auth::hash_token(&secret))? {
         Some(row) => Ok(Some(Principal::from_row(row))),
@@ -100,8 +106,12 @@ pub fn principal_from(registry: &Registry, headers: &HeaderMap, extra: &[String]
 }
 
 /// Runs blocking work (SQLite, plugin calls) off the async threads.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AppError> + Send + 'static) -> Result<T, AppError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("blocking task failed: {e}")))?
 }
 
 /// The server's external URL without a trailing slash: the configured `public_url`, or the

@@ -102,10 +102,18 @@ pub struct ErrorBody {
 pub struct Errors;
 
 fn error_response(description: &str) -> RefOr<Response> {
-    let json = ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))).build();
+    let json =
+        ContentBuilder::new().schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("ErrorBody")))).build();
     // axum answers a path, query or body it cannot parse with a plain-text reason.
-    let text = ContentBuilder::new().schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::Type::String))).build();
-    ResponseBuilder::new().description(description).content("application/json", json).content("text/plain", text).build().into()
+    let text = ContentBuilder::new()
+        .schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::Type::String)))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", json)
+        .content("text/plain", text)
+        .build()
+        .into()
 }
 
 impl IntoResponses for Errors {
@@ -360,7 +368,8 @@ mod tests {
         assert_eq!(doc["paths"]["/api/v1/tokens/{id}"]["delete"]["security"][0][TOKEN][0], "admin");
         assert!(doc["components"]["securitySchemes"][TOKEN].is_object());
         assert_eq!(
-            doc["paths"]["/api/v1/pipelines/{id}/badge.svg"]["get"]["responses"]["200"]["content"]["image/svg+xml"]["schema"]["type"],
+            doc["paths"]["/api/v1/pipelines/{id}/badge.svg"]["get"]["responses"]["200"]["content"]["image/svg+xml"]
+                ["schema"]["type"],
             "string"
         );
     }

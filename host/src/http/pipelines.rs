@@ -60,7 +60,11 @@ struct ListQuery {
 /// Pipelines, newest first.
 #[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(ListQuery), security(("token" = ["read"])),
     responses((status = 200, body = doc::PipelineList), Errors))]
-async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
+async fn list_pipelines(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = access::caller(&reg, &headers)?;
         let repository = q.repository.or(p.repository.clone());
@@ -75,7 +79,12 @@ async fn list_pipelines(State(reg): State<super::State>, headers: HeaderMap, Que
 
 /// A pipeline by id, for a caller with `scope` on its repository; hidden (404) from callers who
 /// may not read it.
-fn pipeline_for(reg: &Registry, headers: &HeaderMap, id: i64, scope: Scope) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
+fn pipeline_for(
+    reg: &Registry,
+    headers: &HeaderMap,
+    id: i64,
+    scope: Scope,
+) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
     let missing = || format!("pipeline {id}");
     let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     access::require_or_hide(reg, headers, scope, &found.0.repository, missing)?;
@@ -91,14 +100,22 @@ fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, 
 /// A pipeline with its push and jobs.
 #[utoipa::path(get, path = "/pipelines/{id}", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["read"])),
     responses((status = 200, body = doc::PipelineDetail), Errors))]
-async fn get_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn get_pipeline(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || pipeline_json(&reg, &headers, id).map(Json)).await
 }
 
 /// Runs a finished pipeline's failed and canceled jobs again (with the repository's current pipeline file).
 #[utoipa::path(post, path = "/pipelines/{id}/retry", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["admin"])),
     responses((status = 200, body = doc::PipelineDetail), Errors))]
-async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn retry_pipeline(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &headers, id, Scope::Admin)?;
         reg.retry_pipeline(id)?;
@@ -110,7 +127,11 @@ async fn retry_pipeline(State(reg): State<super::State>, headers: HeaderMap, Pat
 /// Cancels a pipeline's pending and running jobs.
 #[utoipa::path(post, path = "/pipelines/{id}/cancel", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["admin"])),
     responses((status = 200, body = doc::PipelineDetail), Errors))]
-async fn cancel_pipeline(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn cancel_pipeline(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &headers, id, Scope::Admin)?;
         reg.cancel_pipeline(id)?;
@@ -130,7 +151,11 @@ fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, Str
 /// A job with its log.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "pipelines", params(("id" = i64, Path)), security(("token" = ["read"])),
     responses((status = 200, body = doc::JobDetail), Errors))]
-async fn get_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn get_job(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let (job, log) = job_json(&reg, &headers, id)?;
         Ok(Json(json!({ "job": job, "log": log })))
@@ -149,13 +174,21 @@ struct LogQuery {
 #[utoipa::path(get, path = "/jobs/{id}/log", tag = "pipelines", params(("id" = i64, Path), LogQuery), security(("token" = ["read"])),
     responses((status = 200, description = "The log from `offset` on", content_type = "text/plain", body = String,
         headers(("x-job-status" = String, description = "The job's status"))), Errors))]
-async fn get_job_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> Result<Response, AppError> {
+async fn get_job_log(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> Result<Response, AppError> {
     blocking(move || {
         let (job, log) = job_json(&reg, &headers, id)?;
         let from = q.offset.unwrap_or(0).min(log.len());
         let from = (from..=log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
         Ok((
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::HeaderName::from_static("x-job-status"), job.status.to_string())],
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
+                (header::HeaderName::from_static("x-job-status"), job.status.to_string()),
+            ],
             log[from..].to_string(),
         )
             .into_response())
@@ -181,7 +214,12 @@ struct RunnerInfo {
     security(("token" = ["runner"])),
     responses((status = 201, description = "A job, with its job token, script and the push's file URL", body = Object),
         (status = 204, description = "No job within `wait` seconds"), Errors))]
-async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<RequestQuery>, body: Option<Json<RunnerInfo>>) -> Result<Response, AppError> {
+async fn request_job(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
+    body: Option<Json<RunnerInfo>>,
+) -> Result<Response, AppError> {
     let r = reg.clone();
     let h = headers.clone();
     let limited_to = blocking(move || Ok(access::require_runner(&r, &h)?.repository)).await?;
@@ -207,7 +245,12 @@ async fn request_job(State(reg): State<super::State>, headers: HeaderMap, Query(
 #[utoipa::path(post, path = "/jobs/{id}/log", tag = "runners", params(("id" = i64, Path)),
     request_body(content = String, content_type = "text/plain"), security(("token" = ["job"])),
     responses((status = 200, body = doc::JobState), Errors))]
-async fn append_log(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: String) -> Result<Json<LogAnswer>, AppError> {
+async fn append_log(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: String,
+) -> Result<Json<LogAnswer>, AppError> {
     blocking(move || {
         let (job, _) = job_of_token(&reg, &headers)?;
         if job.id != id {
@@ -234,10 +277,18 @@ struct FinishBody {
 /// Reports the job's end.
 #[utoipa::path(post, path = "/jobs/{id}/finish", tag = "runners", params(("id" = i64, Path)), request_body = FinishBody,
     security(("token" = ["job"])), responses((status = 200, body = doc::JobState), Errors))]
-async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>, body: axum::body::Bytes) -> Result<Json<LogAnswer>, AppError> {
+async fn finish_job(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Json<LogAnswer>, AppError> {
     // Read by hand so that a bad body is a 400 that says what is wrong.
-    let f: Finish = serde_json::from_slice(&body)
-        .map_err(|e| AppError::BadRequest(format!("a finish is {{\"status\": \"success\" | \"failed\", \"exit_code\", \"failure_reason\"}}: {e}")))?;
+    let f: Finish = serde_json::from_slice(&body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "a finish is {{\"status\": \"success\" | \"failed\", \"exit_code\", \"failure_reason\"}}: {e}"
+        ))
+    })?;
     blocking(move || {
         let (job, _) = job_of_token(&reg, &headers)?;
         if job.id != id {
@@ -253,7 +304,11 @@ async fn finish_job(State(reg): State<super::State>, headers: HeaderMap, Path(id
 /// Who played it is recorded with the job; a job not waiting in `manual` is a 409.
 #[utoipa::path(post, path = "/jobs/{id}/play", tag = "pipelines", params(("id" = i64, Path)),
     security(("token" = ["approve"]), ("token" = ["admin"])), responses((status = 200, body = doc::PlayedJob), Errors))]
-async fn play_job(State(reg): State<super::State>, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<Value>, AppError> {
+async fn play_job(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("job {id}");
         let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
@@ -272,7 +327,11 @@ async fn play_job(State(reg): State<super::State>, headers: HeaderMap, Path(id):
 #[utoipa::path(get, path = "/pushes/{sha256}/file", tag = "runners", params(("sha256" = String, Path)),
     security(("token" = ["job"]), ("token" = ["read"])),
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = String), Errors))]
-async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response, AppError> {
+async fn push_file(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(sha256): Path<String>,
+) -> Result<Response, AppError> {
     let r = reg.clone();
     let sha = sha256.clone();
     let path = blocking(move || {
@@ -307,7 +366,11 @@ async fn push_file(State(reg): State<super::State>, headers: HeaderMap, Path(sha
 #[utoipa::path(get, path = "/repositories/{repo}/pipeline", tag = "pipelines", params(("repo" = String, Path)),
     security(("token" = ["read"])),
     responses((status = 200, description = "The pipeline file (empty when the repository has none)", content_type = "application/yaml", body = Value), Errors))]
-async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>) -> Result<Response, AppError> {
+async fn get_pipeline_file(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+) -> Result<Response, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Read, &repo)?;
         let repository = reg.repository(&repo)?;
@@ -322,7 +385,12 @@ async fn get_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
     request_body(content = Object, content_type = "application/yaml", description = "The pipeline file: a mapping of `stages`, `variables` and jobs"),
     security(("token" = ["admin"])),
     responses((status = 200, body = doc::PipelineFileSaved), Errors))]
-async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, Path(repo): Path<String>, body: String) -> Result<Json<Value>, AppError> {
+async fn put_pipeline_file(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Path(repo): Path<String>,
+    body: String,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         require(&reg, &headers, Scope::Admin, &repo)?;
         reg.repository(&repo)?;
@@ -337,7 +405,11 @@ async fn put_pipeline_file(State(reg): State<super::State>, headers: HeaderMap, 
 /// Outgoing pipeline webhook deliveries, newest first, for admins.
 #[utoipa::path(get, path = "/webhooks/deliveries", tag = "pipelines", params(ListQuery), security(("token" = ["admin"])),
     responses((status = 200, body = doc::DeliveryList), Errors))]
-async fn list_deliveries(State(reg): State<super::State>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Json<Value>, AppError> {
+async fn list_deliveries(
+    State(reg): State<super::State>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = access::caller(&reg, &headers)?;
         if !p.is_admin() {

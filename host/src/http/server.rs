@@ -34,7 +34,12 @@ fn connection_limit(wanted: u64) -> usize {
     };
     let fit = soft.saturating_sub(RESERVED_FILES).max(16);
     if fit < wanted {
-        tracing::warn!(open_file_limit = soft, max_connections = fit, configured = wanted, "connections limited by the open-file limit");
+        tracing::warn!(
+            open_file_limit = soft,
+            max_connections = fit,
+            configured = wanted,
+            "connections limited by the open-file limit"
+        );
     }
     wanted.min(fit) as usize
 }
@@ -60,8 +65,12 @@ pub async fn run(
     let permits = Arc::new(tokio::sync::Semaphore::new(limit));
     let header_timeout = Duration::from_secs(config.header_timeout_secs);
     let idle = Duration::from_secs(config.keepalive_idle_secs);
-    tracing::info!(max_connections = limit, header_timeout_secs = config.header_timeout_secs,
-        keepalive_idle_secs = config.keepalive_idle_secs, "accepting connections");
+    tracing::info!(
+        max_connections = limit,
+        header_timeout_secs = config.header_timeout_secs,
+        keepalive_idle_secs = config.keepalive_idle_secs,
+        "accepting connections"
+    );
     loop {
         // Waiting for a permit before accepting leaves further clients in the listen backlog.
         let permit = permits.clone().acquire_owned().await.expect("the semaphore is never closed");
@@ -154,7 +163,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
             }
             Poll::Pending => {
                 if self.busy.load(Ordering::SeqCst) == 0 && self.deadline.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "idle keep-alive connection closed")));
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "idle keep-alive connection closed",
+                    )));
                 }
                 Poll::Pending
             }
@@ -180,7 +192,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.active();

@@ -159,11 +159,15 @@ impl PipelineConfig {
                     stages_given = true;
                 }
                 "variables" => {
-                    let vars: BTreeMap<String, Scalar> = serde_yaml::from_value(value).map_err(|e| err(format!("variables: {e}")))?;
+                    let vars: BTreeMap<String, Scalar> =
+                        serde_yaml::from_value(value).map_err(|e| err(format!("variables: {e}")))?;
                     config.variables = vars.into_iter().map(|(k, v)| (k, v.text())).collect();
                 }
-                "include" | "default" | "workflow" | "image" | "services" | "before_script" | "after_script" | "cache" => {
-                    return Err(err(format!("`{key}` is not part of Sluice's pipeline subset (stages, variables, jobs)")));
+                "include" | "default" | "workflow" | "image" | "services" | "before_script" | "after_script"
+                | "cache" => {
+                    return Err(err(format!(
+                        "`{key}` is not part of Sluice's pipeline subset (stages, variables, jobs)"
+                    )));
                 }
                 _ if key.starts_with('.') => {}
                 _ => {
@@ -200,14 +204,18 @@ impl JobConfig {
         }
         let timeout_seconds = match raw.timeout {
             None => DEFAULT_TIMEOUT_SECONDS,
-            Some(t) => parse_duration(&t.text()).ok_or_else(|| err(format!("job `{name}`: timeout must look like `90s`, `10m` or `1h 30m`")))?,
+            Some(t) => parse_duration(&t.text())
+                .ok_or_else(|| err(format!("job `{name}`: timeout must look like `90s`, `10m` or `1h 30m`")))?,
         };
         let rules = raw
             .rules
             .into_iter()
             .map(|r| {
                 let when = When::parse(r.when.as_deref(), &name, true)?;
-                let condition = r.condition.map(|c| Expr::parse(&c).map_err(|e| err(format!("job `{name}`: if `{c}`: {e}")))).transpose()?;
+                let condition = r
+                    .condition
+                    .map(|c| Expr::parse(&c).map_err(|e| err(format!("job `{name}`: if `{c}`: {e}"))))
+                    .transpose()?;
                 Ok(Rule { condition, when })
             })
             .collect::<Result<_, _>>()?;

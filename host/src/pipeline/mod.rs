@@ -123,11 +123,20 @@ impl Registry {
 
     /// Gives the oldest pending job to a runner, with a fresh job token; a runner token limited
     /// to a repository only gets that repository's jobs.
-    pub fn claim_job(&self, runner: &str, repository: Option<&str>, base_url: &str) -> Result<Option<protocol::Job>, AppError> {
+    pub fn claim_job(
+        &self,
+        runner: &str,
+        repository: Option<&str>,
+        base_url: &str,
+    ) -> Result<Option<protocol::Job>, AppError> {
         let token = auth::generate_token();
         let Some(job) = self.db.claim_job(runner, repository, &auth::hash_token(&token))? else { return Ok(None) };
-        let (pipeline, _) = self.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
-        let push = self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
+        let (pipeline, _) = self
+            .db
+            .pipeline(job.pipeline_id)?
+            .ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+        let push =
+            self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
         self.advance_pipeline(job.pipeline_id);
         tracing::info!(repository = %pipeline.repository, pipeline = pipeline.id, job = job.id, push_id = push.id, runner, "job started");
         // The plugin's extraction record was stored as JSON; an empty one (no steps) is "nothing".
@@ -137,7 +146,12 @@ impl Registry {
                 tracing::debug!(pipeline = pipeline.id, error = %e, "no extraction");
                 None
             }
-            Err(e) => return Err(AppError::Internal(anyhow::anyhow!("pipeline {}: stored extraction unreadable: {e}", pipeline.id))),
+            Err(e) => {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "pipeline {}: stored extraction unreadable: {e}",
+                    pipeline.id
+                )))
+            }
         };
         Ok(Some(protocol::Job {
             id: job.id as u64,
@@ -195,7 +209,8 @@ impl Registry {
         let (pipeline, _) = self.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
         let repo = self.repository(&pipeline.repository)?;
         let (config, _) = self.pipeline_config(repo)?;
-        let variables: BTreeMap<String, String> = serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
+        let variables: BTreeMap<String, String> =
+            serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
         let trigger = wit::Trigger { event: pipeline.source.clone(), variables: Vec::new(), jobs: Vec::new() };
         let jobs = runner_jobs(&config, &trigger, &variables);
         let reset = self.db.reset_pipeline(id, &jobs)?;
@@ -216,7 +231,8 @@ impl Registry {
             if last_reap.elapsed() > Duration::from_secs(5) {
                 last_reap = std::time::Instant::now();
                 let reg = self.clone();
-                let lost = tokio::task::spawn_blocking(move || reg.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
+                let lost =
+                    tokio::task::spawn_blocking(move || reg.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
                 if let Ok(Ok(pipelines)) = lost {
                     for (id, change) in pipelines {
                         tracing::warn!(pipeline = id, "a runner went silent; its job failed");
@@ -229,7 +245,13 @@ impl Registry {
     }
 }
 
-fn metadata_job(repo: &Repository, push: &PushFacts, extraction: &wit::Extraction, trigger: &wit::Trigger, vars: &BTreeMap<String, String>) -> NewJob {
+fn metadata_job(
+    repo: &Repository,
+    push: &PushFacts,
+    extraction: &wit::Extraction,
+    trigger: &wit::Trigger,
+    vars: &BTreeMap<String, String>,
+) -> NewJob {
     let m = push.meta;
     let mut log = format!(
         "Sluice parsed {file} ({size} bytes, sha256 {sha}) with the `{format}` plugin ({source}).\n\

@@ -66,7 +66,10 @@ pub(super) async fn deliver_due(reg: &std::sync::Arc<Registry>, http: &reqwest::
         if let Err(e) = crate::outbound::check_url(&d.url, reg.config.allow_local_webhooks) {
             tracing::warn!(url = %d.url, delivery = d.id, error = %e, "webhook target refused");
             let r = reg.clone();
-            let _ = tokio::task::spawn_blocking(move || r.db.record_attempt(d.id, None, Some(&format!("refused: {e}")), false, i64::MAX / 4)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                r.db.record_attempt(d.id, None, Some(&format!("refused: {e}")), false, i64::MAX / 4)
+            })
+            .await;
             continue;
         }
         let result = http
@@ -89,7 +92,9 @@ pub(super) async fn deliver_due(reg: &std::sync::Arc<Registry>, http: &reqwest::
             tracing::warn!(url = %d.url, delivery = d.id, attempt = d.attempts + 1, error = error.as_deref().unwrap_or(""), "webhook delivery failed");
         }
         let r = reg.clone();
-        let _ = tokio::task::spawn_blocking(move || r.db.record_attempt(d.id, code, error.as_deref(), delivered, retry_in)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || r.db.record_attempt(d.id, code, error.as_deref(), delivered, retry_in))
+                .await;
     }
 }
 

@@ -19,17 +19,12 @@ pub fn new_plugin(dir: &Path, name: &str, sdk: &Path) -> anyhow::Result<PathBuf>
     let valid = !name.is_empty()
         && name.len() <= 40
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !valid {
         anyhow::bail!("the format name `{name}` must be lower-case letters, digits and `-`, starting with a letter");
     }
     if !sdk.join("Cargo.toml").is_file() {
-        anyhow::bail!(
-            "no SDK crate at {} (pass --sdk with the path of Sluice's `sdk/` folder)",
-            sdk.display()
-        );
+        anyhow::bail!("no SDK crate at {} (pass --sdk with the path of Sluice's `sdk/` folder)", sdk.display());
     }
     let sdk = sdk.canonicalize()?;
     let root = dir.join(name);
@@ -295,16 +290,7 @@ impl Report {
         self.findings.push(Finding::Problem(what.into()));
     }
     pub fn problems(&self) -> Vec<&str> {
-        self.findings
-            .iter()
-            .filter_map(|f| {
-                if let Finding::Problem(p) = f {
-                    Some(p.as_str())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.findings.iter().filter_map(|f| if let Finding::Problem(p) = f { Some(p.as_str()) } else { None }).collect()
     }
 }
 
@@ -332,10 +318,7 @@ impl RegistryView for EmptyView {
         None
     }
     fn search(&self, _query: &str, _offset: u32, _limit: u32) -> wit::SearchPage {
-        wit::SearchPage {
-            total: 0,
-            packages: Vec::new(),
-        }
+        wit::SearchPage { total: 0, packages: Vec::new() }
     }
     fn all_packages(&self) -> Vec<wit::PackageView> {
         Vec::new()
@@ -344,9 +327,7 @@ impl RegistryView for EmptyView {
 
 /// Bytes that are no package of any format: not an archive, not text, not JSON.
 fn garbage() -> Vec<u8> {
-    (0u32..4096)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect()
+    (0u32..4096).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
 }
 
 /// Times a call and flags it when it takes more than a quarter of its limit: the host gives
@@ -379,18 +360,13 @@ pub fn check(runtime: &PluginRuntime, limits: Limits, path: &Path) -> Report {
             return report;
         }
     };
-    report.ok(format!(
-        "loads as a plugin of contract sluice:plugin@{} (sha256 {})",
-        plugin.contract, plugin.sha256
-    ));
+    report.ok(format!("loads as a plugin of contract sluice:plugin@{} (sha256 {})", plugin.contract, plugin.sha256));
     check_info(&mut report, &plugin.info);
     check_parse(&mut report, &plugin, limits);
     check_render_error(&mut report, &plugin, limits);
     check_extraction(&mut report, &plugin, limits);
     let sample = wit::Metadata::named("example", "1.0.0");
-    match timed(&mut report, "trigger-for", limits.call_timeout, || {
-        plugin.trigger_for(&sample)
-    }) {
+    match timed(&mut report, "trigger-for", limits.call_timeout, || plugin.trigger_for(&sample)) {
         Ok(t) if t.event.trim().is_empty() => report.problem("trigger-for names no event"),
         Ok(t) => report.ok(format!(
             "trigger-for: event `{}`, {} variables, {} jobs",
@@ -422,10 +398,7 @@ fn call_costs(plugin: &Plugin) -> String {
         samples.sort();
         samples[ROUNDS / 2]
     };
-    let err = wit::Error {
-        kind: wit::ErrorKind::NotFound,
-        message: "timing".into(),
-    };
+    let err = wit::Error { kind: wit::ErrorKind::NotFound, message: "timing".into() };
     let trivial = median(&|| drop(plugin.render_error(&err)));
     let view: Arc<dyn RegistryView> = Arc::new(EmptyView);
     let req = wit::Request {
@@ -436,8 +409,7 @@ fn call_costs(plugin: &Plugin) -> String {
         base_url: "http://127.0.0.1:1/check".into(),
         principal: None,
     };
-    let request =
-        median(&|| drop(plugin.handle(&req, BlobHandle::Memory(Vec::new()), view.clone())));
+    let request = median(&|| drop(plugin.handle(&req, BlobHandle::Memory(Vec::new()), view.clone())));
     format!(
         "cost per call, fresh instance included (median of {ROUNDS}): render-error {} µs, handle(GET /) {} µs",
         trivial.as_micros(),
@@ -447,15 +419,9 @@ fn call_costs(plugin: &Plugin) -> String {
 
 fn check_info(report: &mut Report, info: &wit::FormatInfo) {
     let name_ok = !info.name.is_empty()
-        && info
-            .name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        && info.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if name_ok {
-        report.ok(format!(
-            "info: format `{}` ({})",
-            info.name, info.display_name
-        ));
+        report.ok(format!("info: format `{}` ({})", info.name, info.display_name));
     } else {
         report.problem(format!("info: the format name `{}` must be non-empty lower-case letters, digits, `-` or `_` (it names the default repository)", info.name));
     }
@@ -466,38 +432,24 @@ fn check_info(report: &mut Report, info: &wit::FormatInfo) {
         report.problem("info: install-hint is empty (the package page shows it)");
     }
     for h in &info.credential_headers {
-        if h.is_empty()
-            || h.chars()
-                .any(|c| c.is_ascii_uppercase() || c.is_whitespace() || c == ':')
-        {
-            report.problem(format!(
-                "info: credential header `{h}` must be a lower-case header name"
-            ));
+        if h.is_empty() || h.chars().any(|c| c.is_ascii_uppercase() || c.is_whitespace() || c == ':') {
+            report.problem(format!("info: credential header `{h}` must be a lower-case header name"));
         }
     }
 }
 
 fn check_parse(report: &mut Report, plugin: &Plugin, limits: Limits) {
-    for (file_name, label, bytes) in [
-        ("garbage", "a garbage file", garbage()),
-        ("empty", "an empty file", Vec::new()),
-    ] {
+    for (file_name, label, bytes) in [("garbage", "a garbage file", garbage()), ("empty", "an empty file", Vec::new())]
+    {
         let what = format!("parse of {label}");
-        match timed(report, &what, limits.parse_timeout, || {
-            plugin.parse(file_name, BlobHandle::Memory(bytes))
-        }) {
+        match timed(report, &what, limits.parse_timeout, || plugin.parse(file_name, BlobHandle::Memory(bytes))) {
             Ok(Err(e)) if e.kind == wit::ErrorKind::Invalid => {
                 report.ok(format!("{what} answers `invalid`: {}", e.message))
             }
-            Ok(Err(e)) => report.problem(format!(
-                "{what} answers `{}`, not `invalid`: {}",
-                kind_name(e.kind),
-                e.message
-            )),
-            Ok(Ok(meta)) => report.problem(format!(
-                "{what} is accepted as {} {}",
-                meta.name, meta.version
-            )),
+            Ok(Err(e)) => {
+                report.problem(format!("{what} answers `{}`, not `invalid`: {}", kind_name(e.kind), e.message))
+            }
+            Ok(Ok(meta)) => report.problem(format!("{what} is accepted as {} {}", meta.name, meta.version)),
             Err(e) => failed(report, &what, e),
         }
     }
@@ -506,31 +458,12 @@ fn check_parse(report: &mut Report, plugin: &Plugin, limits: Limits) {
 fn check_render_error(report: &mut Report, plugin: &Plugin, limits: Limits) {
     use wit::ErrorKind::*;
     let mut rendered = 0;
-    for kind in [
-        Invalid,
-        NotFound,
-        Gone,
-        Unauthorized,
-        Forbidden,
-        Conflict,
-        TooLarge,
-        Unsupported,
-        Internal,
-    ] {
-        let err = wit::Error {
-            kind,
-            message: "checked by sluice plugin check".into(),
-        };
-        match timed(report, "render-error", limits.call_timeout, || {
-            plugin.render_error(&err)
-        }) {
+    for kind in [Invalid, NotFound, Gone, Unauthorized, Forbidden, Conflict, TooLarge, Unsupported, Internal] {
+        let err = wit::Error { kind, message: "checked by sluice plugin check".into() };
+        match timed(report, "render-error", limits.call_timeout, || plugin.render_error(&err)) {
             Ok(r) => {
                 let client_error = kind != Internal;
-                let fits = if client_error {
-                    (400..500).contains(&r.status)
-                } else {
-                    (500..600).contains(&r.status)
-                };
+                let fits = if client_error { (400..500).contains(&r.status) } else { (500..600).contains(&r.status) };
                 if fits {
                     rendered += 1;
                 } else {
@@ -552,9 +485,7 @@ fn check_render_error(report: &mut Report, plugin: &Plugin, limits: Limits) {
 
 fn check_extraction(report: &mut Report, plugin: &Plugin, limits: Limits) {
     let sample = wit::Metadata::named("example", "1.0.0");
-    let ex = match timed(report, "extraction-for", limits.call_timeout, || {
-        plugin.extraction_for(&sample)
-    }) {
+    let ex = match timed(report, "extraction-for", limits.call_timeout, || plugin.extraction_for(&sample)) {
         Ok(ex) => ex,
         Err(e) => return failed(report, "extraction-for", e),
     };
@@ -565,20 +496,13 @@ fn check_extraction(report: &mut Report, plugin: &Plugin, limits: Limits) {
     let mut uses_archive = false;
     for (i, step) in ex.steps.iter().enumerate() {
         if step.tool.trim().is_empty() || step.tool.contains(['/', ' ']) {
-            report.problem(format!(
-                "extraction step {} must name a tool (`tar`, `unzip`), not `{}`",
-                i + 1,
-                step.tool
-            ));
+            report.problem(format!("extraction step {} must name a tool (`tar`, `unzip`), not `{}`", i + 1, step.tool));
         }
         for arg in &step.argv {
             uses_archive |= arg.contains("{archive}");
             let mut rest = arg.as_str();
             while let Some(start) = rest.find('{') {
-                let end = rest[start..]
-                    .find('}')
-                    .map(|e| start + e + 1)
-                    .unwrap_or(rest.len());
+                let end = rest[start..].find('}').map(|e| start + e + 1).unwrap_or(rest.len());
                 let placeholder = &rest[start..end];
                 if !PLACEHOLDERS.contains(&placeholder) {
                     report.problem(format!(
@@ -596,11 +520,7 @@ fn check_extraction(report: &mut Report, plugin: &Plugin, limits: Limits) {
     }
     if report.problems().len() == before {
         let tools: Vec<_> = ex.steps.iter().map(|s| s.tool.as_str()).collect();
-        report.ok(format!(
-            "extraction: {} step(s) with {}",
-            ex.steps.len(),
-            tools.join(", ")
-        ));
+        report.ok(format!("extraction: {} step(s) with {}", ex.steps.len(), tools.join(", ")));
     }
 }
 
@@ -635,22 +555,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
         assert!(new_plugin(dir.path(), "Bad Name", &sdk).is_err());
-        assert!(new_plugin(dir.path(), "ok", dir.path())
-            .unwrap_err()
-            .to_string()
-            .contains("no SDK crate"));
+        assert!(new_plugin(dir.path(), "ok", dir.path()).unwrap_err().to_string().contains("no SDK crate"));
         let root = new_plugin(dir.path(), "my-format", &sdk).unwrap();
         let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
-        assert!(
-            lib.contains("name: \"my-format\".into()") && !lib.contains("{{"),
-            "placeholders filled"
-        );
-        assert!(std::fs::read_to_string(root.join("README.md"))
-            .unwrap()
-            .contains("sluice_plugin_my_format.wasm"));
-        assert!(new_plugin(dir.path(), "my-format", &sdk)
-            .unwrap_err()
-            .to_string()
-            .contains("already exists"));
+        assert!(lib.contains("name: \"my-format\".into()") && !lib.contains("{{"), "placeholders filled");
+        assert!(std::fs::read_to_string(root.join("README.md")).unwrap().contains("sluice_plugin_my_format.wasm"));
+        assert!(new_plugin(dir.path(), "my-format", &sdk).unwrap_err().to_string().contains("already exists"));
     }
 }

@@ -173,7 +173,8 @@ impl PluginRuntime {
         let started = std::time::Instant::now();
         let compiled = self.engine.precompile_component(wasm).map_err(wasm_err)?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &compiled).and_then(|_| std::fs::rename(&tmp, &path))
+        std::fs::write(&tmp, &compiled)
+            .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| anyhow::anyhow!("write plugin cache {}: {e}", path.display()))?;
         tracing::info!(sha256, ms = started.elapsed().as_millis() as u64, "compiled plugin");
         // SAFETY: just produced by this engine.
@@ -320,7 +321,11 @@ impl Plugin {
         self.call("render-error", self.limits.call_timeout, None, |p, s| p.call_render_error(s, err))
     }
 
-    pub fn from_tag(&self, tag: &wit::TagInfo, tree: TreeHandle) -> Result<Result<Option<wit::TagFile>, wit::Error>, CallError> {
+    pub fn from_tag(
+        &self,
+        tag: &wit::TagInfo,
+        tree: TreeHandle,
+    ) -> Result<Result<Option<wit::TagFile>, wit::Error>, CallError> {
         self.call_with(
             "from-tag",
             self.limits.parse_timeout,

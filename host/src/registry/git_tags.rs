@@ -17,10 +17,10 @@ use serde::Serialize;
 use crate::config::GitSourceConfig;
 use crate::error::AppError;
 use crate::git_source::{GitSource, GitTag, TreeError};
-use crate::store::db::git_tags::NewGitTag;
-use crate::store::db::{now_ms, Pusher};
 use crate::plugin::{wit, BlobHandle, TreeHandle};
 use crate::registry::{NewPush, Registry, Repository};
+use crate::store::db::git_tags::NewGitTag;
+use crate::store::db::{now_ms, Pusher};
 
 /// What one sync did, per tag.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -139,7 +139,9 @@ impl Registry {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job))
                 }))
-                .unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)"))));
+                .unwrap_or_else(|_| {
+                    Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)")))
+                });
                 let mut j = job.lock().unwrap_or_else(|p| p.into_inner());
                 j.finished_ms = Some(now_ms());
                 match result {
@@ -188,7 +190,12 @@ impl Registry {
                     tracing::error!(repository = repo.name(), source = url, error = %format!("{e:#}"), "git source unreadable");
                     let detail = format!("{e:#}");
                     update(&mut |j| {
-                        j.report.errors.push(TagOutcome { source: url.to_string(), tag: String::new(), commit: String::new(), detail: detail.clone() })
+                        j.report.errors.push(TagOutcome {
+                            source: url.to_string(),
+                            tag: String::new(),
+                            commit: String::new(),
+                            detail: detail.clone(),
+                        })
                     });
                 }
                 Ok(tags) => {
@@ -212,8 +219,13 @@ impl Registry {
         }
         let report = job.lock().unwrap_or_else(|p| p.into_inner()).report.clone();
         tracing::info!(
-            repository = repo.name(), actor, published = report.published.len(), rejected = report.rejected.len(),
-            moved = report.moved.len(), errors = report.errors.len(), "git sync"
+            repository = repo.name(),
+            actor,
+            published = report.published.len(),
+            rejected = report.rejected.len(),
+            moved = report.moved.len(),
+            errors = report.errors.len(),
+            "git sync"
         );
         Ok(report)
     }
@@ -225,18 +237,35 @@ impl Registry {
     }
 
     fn offer_tag(
-        &self, repo: &Repository, source: &GitSource, configured: &GitSourceConfig, tag: GitTag, actor: &str, report: &mut SyncReport,
+        &self,
+        repo: &Repository,
+        source: &GitSource,
+        configured: &GitSourceConfig,
+        tag: GitTag,
+        actor: &str,
+        report: &mut SyncReport,
     ) -> Result<(), AppError> {
         let url = configured.url();
-        let outcome = |detail: String| TagOutcome { source: url.to_string(), tag: tag.name.clone(), commit: tag.commit.clone(), detail };
+        let outcome = |detail: String| TagOutcome {
+            source: url.to_string(),
+            tag: tag.name.clone(),
+            commit: tag.commit.clone(),
+            detail,
+        };
         if let Some(seen) = self.db.git_tag(repo.name(), url, &tag.name)? {
-            if seen.commit_sha != tag.commit && seen.status == "published" && seen.moved_to.as_deref() != Some(tag.commit.as_str()) {
+            if seen.commit_sha != tag.commit
+                && seen.status == "published"
+                && seen.moved_to.as_deref() != Some(tag.commit.as_str())
+            {
                 tracing::warn!(
                     repository = repo.name(), tag = %tag.name, first = %seen.commit_sha, now = %tag.commit,
                     "a published tag moved to another commit; the first version stays served"
                 );
                 self.db.mark_git_tag_moved(repo.name(), url, &tag.name, &tag.commit)?;
-                report.moved.push(outcome(format!("published from {}; moved to {} is not served", seen.commit_sha, tag.commit)));
+                report.moved.push(outcome(format!(
+                    "published from {}; moved to {} is not served",
+                    seen.commit_sha, tag.commit
+                )));
             }
             return Ok(());
         }
@@ -254,7 +283,11 @@ impl Registry {
         };
         let reader_tree = exported.clone();
         let tree = TreeHandle {
-            entries: exported.entries.iter().map(|e| wit::TreeEntry { path: e.path.clone(), kind: e.kind.clone(), size: e.size }).collect(),
+            entries: exported
+                .entries
+                .iter()
+                .map(|e| wit::TreeEntry { path: e.path.clone(), kind: e.kind.clone(), size: e.size })
+                .collect(),
             reader: Box::new(move |path| reader_tree.read(path).map_err(|e| format!("{e:#}"))),
         };
         let info = wit::TagInfo {
@@ -328,10 +361,23 @@ impl Registry {
         if let Err(e) = self.record(repo, url, tag, "rejected", Some(reason), None) {
             tracing::error!(error = %e, "could not record a rejected tag");
         }
-        report.rejected.push(TagOutcome { source: url.to_string(), tag: tag.name.clone(), commit: tag.commit.clone(), detail: reason.to_string() });
+        report.rejected.push(TagOutcome {
+            source: url.to_string(),
+            tag: tag.name.clone(),
+            commit: tag.commit.clone(),
+            detail: reason.to_string(),
+        });
     }
 
-    fn record(&self, repo: &Repository, url: &str, tag: &GitTag, status: &str, reason: Option<&str>, push_id: Option<i64>) -> Result<(), crate::store::DbError> {
+    fn record(
+        &self,
+        repo: &Repository,
+        url: &str,
+        tag: &GitTag,
+        status: &str,
+        reason: Option<&str>,
+        push_id: Option<i64>,
+    ) -> Result<(), crate::store::DbError> {
         self.db.record_git_tag(&NewGitTag {
             repository: repo.name(),
             source: url,
@@ -348,7 +394,11 @@ impl Registry {
         let repos: Vec<(String, u64)> = self
             .repositories
             .values()
-            .filter(|r| r.plugin.info.publish == wit::PublishMode::GitTag && !r.config.git.is_empty() && r.config.poll_seconds > 0)
+            .filter(|r| {
+                r.plugin.info.publish == wit::PublishMode::GitTag
+                    && !r.config.git.is_empty()
+                    && r.config.poll_seconds > 0
+            })
             .map(|r| (r.name().to_string(), r.config.poll_seconds))
             .collect();
         for (name, seconds) in repos {
@@ -360,7 +410,10 @@ impl Registry {
                     let (r, n) = (reg.clone(), name.clone());
                     // A background job like any other sync, so a poll's progress is visible too;
                     // a poll while a sync of this repository runs joins it.
-                    let result = tokio::task::spawn_blocking(move || r.repository(&n).and_then(|repo| r.start_sync(repo, "poller"))).await;
+                    let result = tokio::task::spawn_blocking(move || {
+                        r.repository(&n).and_then(|repo| r.start_sync(repo, "poller"))
+                    })
+                    .await;
                     if let Ok(Err(e)) = result {
                         tracing::error!(repository = %name, error = %e, "git poll failed");
                     }

@@ -46,7 +46,11 @@ impl Repository {
 
     /// The key a package name is stored and compared under.
     pub fn key(&self, name: &str) -> String {
-        if self.plugin.info.case_insensitive_names { name.to_lowercase() } else { name.to_string() }
+        if self.plugin.info.case_insensitive_names {
+            name.to_lowercase()
+        } else {
+            name.to_string()
+        }
     }
 }
 
@@ -85,9 +89,16 @@ impl Registry {
         // Compile plugins in parallel: a cold cache costs a second or two per plugin.
         let loaded: Vec<anyhow::Result<Plugin>> = std::thread::scope(|s| {
             let runtime = &runtime;
-            let builtins = builtin::PLUGINS.iter().map(|(name, wasm)| s.spawn(move || runtime.load(wasm, &format!("builtin:{name}"))));
+            let builtins = builtin::PLUGINS
+                .iter()
+                .map(|(name, wasm)| s.spawn(move || runtime.load(wasm, &format!("builtin:{name}"))));
             let files = config.plugins.iter().map(|p| s.spawn(move || runtime.load_file(&p.path)));
-            builtins.chain(files).collect::<Vec<_>>().into_iter().map(|h| h.join().expect("plugin loader panicked")).collect()
+            builtins
+                .chain(files)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().expect("plugin loader panicked"))
+                .collect()
         });
         let mut plugins = BTreeMap::new();
         for plugin in loaded {
@@ -101,7 +112,9 @@ impl Registry {
         let repo_configs = if config.repositories.is_empty() {
             plugins
                 .keys()
-                .map(|name| toml::from_str::<RepositoryConfig>(&format!("name = {name:?}\nformat = {name:?}")).expect("valid"))
+                .map(|name| {
+                    toml::from_str::<RepositoryConfig>(&format!("name = {name:?}\nformat = {name:?}")).expect("valid")
+                })
                 .collect()
         } else {
             config.repositories.clone()
@@ -118,7 +131,16 @@ impl Registry {
             })?;
             repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
         }
-        Ok(Registry { config, db, blobs, runtime, plugins, repositories, events: Events::default(), git_sync: Default::default() })
+        Ok(Registry {
+            config,
+            db,
+            blobs,
+            runtime,
+            plugins,
+            repositories,
+            events: Events::default(),
+            git_sync: Default::default(),
+        })
     }
 
     pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {

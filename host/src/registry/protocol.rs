@@ -84,7 +84,10 @@ impl Registry {
             match &req.principal {
                 None => return Err(error(Unauthorized, format!("repository `{}` needs a token to read", repo.name()))),
                 Some(p) if !p.allows(Scope::Read, Some(repo.name())) => {
-                    return Err(error(Forbidden, format!("token `{}` may not read repository `{}`", p.name, repo.name())))
+                    return Err(error(
+                        Forbidden,
+                        format!("token `{}` may not read repository `{}`", p.name, repo.name()),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -119,7 +122,10 @@ impl Registry {
 
     fn authorize_write(&self, repo: &Repository, req: &ClientRequest) -> Result<(), wit::Error> {
         match &req.principal {
-            None => Err(error(wit::ErrorKind::Unauthorized, "authentication required: this needs a token with the `publish` scope")),
+            None => Err(error(
+                wit::ErrorKind::Unauthorized,
+                "authentication required: this needs a token with the `publish` scope",
+            )),
             Some(p) if !p.allows(Scope::Publish, Some(repo.name())) => Err(error(
                 wit::ErrorKind::Forbidden,
                 format!("token `{}` may not publish to repository `{}`", p.name, repo.name()),
@@ -135,12 +141,18 @@ impl Registry {
             wit::Effect::SetTag(t) => {
                 self.db.set_tag(name, &repo.key(&t.package), &t.tag, t.version.as_deref(), repo.client_visibility())
             }
-            wit::Effect::Deprecate(d) => self.db.deprecate(name, &repo.key(&d.package), &d.version, d.message.as_deref()),
-            wit::Effect::Yank(y) => self.db.yank(name, &repo.key(&y.package), &y.version, y.qualifier.as_deref(), y.yanked),
-            wit::Effect::DeleteVersion(v) => self.db.delete(name, &repo.key(&v.package), Some(&v.version)).map(|shas| {
-                tracing::info!(repository = name, package = %v.package, version = %v.version, "deleted version");
-                self.collect_blobs(&shas);
-            }),
+            wit::Effect::Deprecate(d) => {
+                self.db.deprecate(name, &repo.key(&d.package), &d.version, d.message.as_deref())
+            }
+            wit::Effect::Yank(y) => {
+                self.db.yank(name, &repo.key(&y.package), &y.version, y.qualifier.as_deref(), y.yanked)
+            }
+            wit::Effect::DeleteVersion(v) => {
+                self.db.delete(name, &repo.key(&v.package), Some(&v.version)).map(|shas| {
+                    tracing::info!(repository = name, package = %v.package, version = %v.version, "deleted version");
+                    self.collect_blobs(&shas);
+                })
+            }
             wit::Effect::DeletePackage(p) => self.db.delete(name, &repo.key(&p), None).map(|shas| {
                 tracing::info!(repository = name, package = %p, "deleted package");
                 self.collect_blobs(&shas);
@@ -151,23 +163,35 @@ impl Registry {
 
     /// Stores an uploaded file: write it to a pending blob, let the plugin parse it, refuse
     /// duplicates, then make blob and rows visible together.
-    fn publish_upload(&self, repo: &Repository, req: &mut ClientRequest, upload: wit::Upload) -> Result<(), wit::Error> {
+    fn publish_upload(
+        &self,
+        repo: &Repository,
+        req: &mut ClientRequest,
+        upload: wit::Upload,
+    ) -> Result<(), wit::Error> {
         use wit::ErrorKind::{Internal, Invalid};
         let file_name = upload.file_name.clone();
         if file_name.is_empty() || file_name.contains(['/', '\\']) || file_name.starts_with('.') {
-            return Err(error(Internal, format!("plugin `{}` named an invalid file `{file_name}`", repo.plugin.name())));
+            return Err(error(
+                Internal,
+                format!("plugin `{}` named an invalid file `{file_name}`", repo.plugin.name()),
+            ));
         }
         let limit = self.config.max_upload_mb << 20;
         let pending = match upload.source {
             wit::UploadSource::Body => req.body.take().ok_or_else(|| error(Invalid, "the request has no body"))?,
-            wit::UploadSource::BodyRange((offset, length)) => self.write_blob(body_range(req, offset, length)?, limit)?,
+            wit::UploadSource::BodyRange((offset, length)) => {
+                self.write_blob(body_range(req, offset, length)?, limit)?
+            }
             wit::UploadSource::BodyBase64Range((offset, length)) => {
                 // Decoded while it is written: a large upload's text is never held whole, here or
                 // in the plugin.
                 let text = body_range(req, offset, length)?;
                 let decoded = base64::read::DecoderReader::new(text, &base64::engine::general_purpose::STANDARD);
                 self.write_blob_with(decoded, limit, |e| match e.kind() {
-                    std::io::ErrorKind::InvalidData => error(Invalid, format!("the package's base64 text is not valid: {e}")),
+                    std::io::ErrorKind::InvalidData => {
+                        error(Invalid, format!("the package's base64 text is not valid: {e}"))
+                    }
                     _ => error(Internal, e.to_string()),
                 })?
             }
@@ -202,13 +226,19 @@ impl Registry {
             .map_err(|e| error(Invalid, format!("the package could not be read: {e}")))??;
         let key = repo.key(&meta.name);
         if let Some(expected) = push.package.filter(|p| repo.key(p) != key) {
-            return Err(error(Invalid, format!("the file holds package `{}`, but it was published as `{expected}`", meta.name)));
+            return Err(error(
+                Invalid,
+                format!("the file holds package `{}`, but it was published as `{expected}`", meta.name),
+            ));
         }
         let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
         let digests = pending.digests.clone();
-        let facts = PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
+        let facts =
+            PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
         let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {
-            crate::error::AppError::BadRequest(msg) => error(Invalid, format!("the repository's pipeline file is invalid: {msg}")),
+            crate::error::AppError::BadRequest(msg) => {
+                error(Invalid, format!("the repository's pipeline file is invalid: {msg}"))
+            }
             other => error(Internal, other.to_string()),
         })?;
         let new = NewFile {
@@ -270,11 +300,19 @@ impl Registry {
 
     fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, wit::Error> {
         let not_found = || error(wit::ErrorKind::NotFound, format!("{} has no file {}", f.package, f.file_name));
-        let (_, file) = self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name).map_err(db_error)?.ok_or_else(not_found)?;
+        let (_, file) = self
+            .db
+            .file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)
+            .map_err(db_error)?
+            .ok_or_else(not_found)?;
         if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
         }
-        Ok(Reply::File { path: self.blobs.path(&file.sha256), size: file.size as u64, content_type: f.content_type.clone() })
+        Ok(Reply::File {
+            path: self.blobs.path(&file.sha256),
+            size: file.size as u64,
+            content_type: f.content_type.clone(),
+        })
     }
 
     /// The plugin's rendering of an error; plain text when the plugin itself fails.

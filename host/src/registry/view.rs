@@ -60,7 +60,12 @@ fn package_view(p: PackageWithFiles) -> wit::PackageView {
         modified_ms: p.package.modified_at as u64,
         tags: p.tags,
         // READMEs are for the web UI; the contract leaves them out of the plugins' view.
-        artifacts: p.files.iter().map(artifact_of).map(|a| wit::Artifact { metadata: wit::Metadata { readme: None, ..a.metadata }, ..a }).collect(),
+        artifacts: p
+            .files
+            .iter()
+            .map(artifact_of)
+            .map(|a| wit::Artifact { metadata: wit::Metadata { readme: None, ..a.metadata }, ..a })
+            .collect(),
     }
 }
 
@@ -71,12 +76,14 @@ impl RegistryView for RepositoryView {
     }
 
     fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage {
-        let (total, packages) = self.log_err("search", self.db.search(&self.repository, query, offset, limit.min(1000), self.visibility));
+        let (total, packages) =
+            self.log_err("search", self.db.search(&self.repository, query, offset, limit.min(1000), self.visibility));
         wit::SearchPage { total, packages: packages.into_iter().map(package_view).collect() }
     }
 
     fn all_packages(&self) -> Vec<wit::PackageView> {
-        let (_, packages) = self.log_err("all packages", self.db.search(&self.repository, "", 0, u32::MAX, self.visibility));
+        let (_, packages) =
+            self.log_err("all packages", self.db.search(&self.repository, "", 0, u32::MAX, self.visibility));
         packages.into_iter().map(package_view).collect()
     }
 }

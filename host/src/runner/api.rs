@@ -37,12 +37,7 @@ impl Api {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("sluice-runner/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Api {
-            client,
-            base: url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            name,
-        })
+        Ok(Api { client, base: url.trim_end_matches('/').to_owned(), token: token.to_owned(), name })
     }
 
     pub(crate) fn base(&self) -> &str {
@@ -55,10 +50,7 @@ impl Api {
 
     /// One long poll. `Some(job)` (as JSON: it is parsed by the caller, which can still fail a job it
     /// cannot read) or `None` when the wait ended without a job.
-    pub(crate) async fn request_job(
-        &self,
-        wait: u64,
-    ) -> Result<Option<serde_json::Value>, RequestError> {
+    pub(crate) async fn request_job(&self, wait: u64) -> Result<Option<serde_json::Value>, RequestError> {
         let response = self
             .client
             .post(format!("{}/api/v1/jobs/request?wait={wait}", self.base))
@@ -72,25 +64,15 @@ impl Api {
         match status {
             StatusCode::NO_CONTENT => Ok(None),
             StatusCode::OK | StatusCode::CREATED => {
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| RequestError::Transient(e.into()))?;
+                let body = response.bytes().await.map_err(|e| RequestError::Transient(e.into()))?;
                 serde_json::from_slice(&body).map(Some).map_err(|e| {
-                    RequestError::Fatal(anyhow::anyhow!(
-                        "the server's answer to a job request is not JSON: {e}"
-                    ))
+                    RequestError::Fatal(anyhow::anyhow!("the server's answer to a job request is not JSON: {e}"))
                 })
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Err(RequestError::Fatal(anyhow::anyhow!(
-                    "the server refused the runner token (HTTP {status}): a token with the `runner` scope is needed"
-                )))
-            }
-            s if s.is_server_error()
-                || s == StatusCode::TOO_MANY_REQUESTS
-                || s == StatusCode::REQUEST_TIMEOUT =>
-            {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(RequestError::Fatal(anyhow::anyhow!(
+                "the server refused the runner token (HTTP {status}): a token with the `runner` scope is needed"
+            ))),
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT => {
                 Err(RequestError::Transient(anyhow::anyhow!("HTTP {s}")))
             }
             s => {
@@ -114,19 +96,12 @@ impl Api {
     /// Downloads the push's file into the job folder and checks its sha256.
     pub(crate) async fn download(&self, run: &mut Run<'_>) -> Result<(), Outcome> {
         let url = self.absolute(&run.job.file_url);
-        run.log
-            .line(format!(
-                "Downloading {} (sha256 {})",
-                run.job.file_name, run.job.sha256
-            ))
-            .await;
+        run.log.line(format!("Downloading {} (sha256 {})", run.job.file_name, run.job.sha256)).await;
         let attempts = async {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                let result = self
-                    .try_download(&url, &run.job.token, &run.dir.archive)
-                    .await;
+                let result = self.try_download(&url, &run.job.token, &run.dir.archive).await;
                 match result {
                     Err((message, true)) if attempt < 3 => {
                         run.log.line(format!("{message}; retrying")).await;
@@ -144,18 +119,11 @@ impl Api {
         };
         match result {
             Ok((sha256, size)) if sha256.eq_ignore_ascii_case(run.job.sha256.trim()) => {
-                run.log
-                    .line(format!("Downloaded {size} bytes; sha256 verified"))
-                    .await;
+                run.log.line(format!("Downloaded {size} bytes; sha256 verified")).await;
                 Ok(())
             }
             Ok((sha256, _)) => {
-                run.log
-                    .line(format!(
-                        "ERROR: sha256 mismatch: expected {}, got {sha256}",
-                        run.job.sha256
-                    ))
-                    .await;
+                run.log.line(format!("ERROR: sha256 mismatch: expected {}, got {sha256}", run.job.sha256)).await;
                 Err(Outcome::failed(FailureReason::DownloadFailure))
             }
             Err(message) => {
@@ -181,14 +149,9 @@ impl Api {
             .map_err(|e| (format!("download failed: {e}"), true))?;
         let status = response.status();
         if !status.is_success() {
-            return Err((
-                format!("download failed: HTTP {status} from {url}"),
-                status.is_server_error(),
-            ));
+            return Err((format!("download failed: HTTP {status} from {url}"), status.is_server_error()));
         }
-        exec::save_stream(response.bytes_stream(), dest)
-            .await
-            .map_err(|m| (m, true))
+        exec::save_stream(response.bytes_stream(), dest).await.map_err(|m| (m, true))
     }
 
     /// Appends to the job's log. `Ok(true)`: the job is no longer running on the server (canceled,
@@ -205,13 +168,8 @@ impl Api {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status();
-        if matches!(
-            status,
-            StatusCode::UNAUTHORIZED
-                | StatusCode::FORBIDDEN
-                | StatusCode::NOT_FOUND
-                | StatusCode::GONE
-        ) {
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::GONE)
+        {
             // The job token no longer opens this job: it was canceled or removed.
             return Ok(true);
         }
@@ -318,18 +276,10 @@ impl Api {
             match sent {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) if !r.status().is_server_error() => {
-                    tracing::warn!(
-                        job = id,
-                        "the server refused the job's result: HTTP {}",
-                        r.status()
-                    );
+                    tracing::warn!(job = id, "the server refused the job's result: HTTP {}", r.status());
                     return;
                 }
-                Ok(r) => tracing::warn!(
-                    job = id,
-                    "cannot report the job's result: HTTP {}",
-                    r.status()
-                ),
+                Ok(r) => tracing::warn!(job = id, "cannot report the job's result: HTTP {}", r.status()),
                 Err(e) => tracing::warn!(job = id, "cannot report the job's result: {e}"),
             }
             tokio::time::sleep(Duration::from_secs(attempt)).await;
@@ -344,26 +294,9 @@ impl Api {
         let (Some(id), Some(token)) = (id, token) else {
             return;
         };
-        let _ = self
-            .append_log(
-                id,
-                token,
-                format!(
-                    "ERROR: runner {} cannot read this job: {error}\n",
-                    self.name
-                ),
-            )
-            .await;
-        self.finish(
-            id,
-            token,
-            &Finish {
-                status: JobResult::Failed,
-                exit_code: None,
-                failure_reason: None,
-            },
-        )
-        .await;
+        let _ =
+            self.append_log(id, token, format!("ERROR: runner {} cannot read this job: {error}\n", self.name)).await;
+        self.finish(id, token, &Finish { status: JobResult::Failed, exit_code: None, failure_reason: None }).await;
     }
 }
 

@@ -72,11 +72,7 @@ impl Exec {
         Exec::with_env(work, runner_token, std::env::vars_os())
     }
 
-    fn with_env(
-        work: PathBuf,
-        runner_token: &str,
-        env: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> Exec {
+    fn with_env(work: PathBuf, runner_token: &str, env: impl IntoIterator<Item = (OsString, OsString)>) -> Exec {
         let env = env
             .into_iter()
             .filter(|(_, v)| runner_token.is_empty() || !v.to_string_lossy().contains(runner_token))
@@ -85,10 +81,7 @@ impl Exec {
     }
 
     fn path_var(&self) -> Option<&OsStr> {
-        self.env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_os_str())
+        self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str())
     }
 }
 
@@ -159,10 +152,7 @@ fn make_writable(dir: &Path) {
 /// The downloaded file's name, reduced to one harmless path component.
 pub(crate) fn sanitize_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let cleaned: String = base
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .collect();
+    let cleaned: String = base.chars().map(|c| if c.is_control() { '_' } else { c }).collect();
     match cleaned.as_str() {
         "" | "." | ".." => "package".to_owned(),
         "pkg" | "scratch" | "script.sh" => format!("package-{cleaned}"),
@@ -171,18 +161,13 @@ pub(crate) fn sanitize_file_name(name: &str) -> String {
 }
 
 /// Streams a download to `path`, computing its sha256 on the way. Returns the hex digest and size.
-pub(crate) async fn save_stream<S, B, E>(
-    mut stream: S,
-    path: &Path,
-) -> Result<(String, u64), String>
+pub(crate) async fn save_stream<S, B, E>(mut stream: S, path: &Path) -> Result<(String, u64), String>
 where
     S: Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
     E: Display,
 {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut file = tokio::fs::File::create(path).await.map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -190,13 +175,9 @@ where
         let chunk = chunk.as_ref();
         hasher.update(chunk);
         size += chunk.len() as u64;
-        file.write_all(chunk)
-            .await
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        file.write_all(chunk).await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    file.flush()
-        .await
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.flush().await.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     Ok((hex::encode(hasher.finalize()), size))
 }
 
@@ -205,22 +186,14 @@ pub(crate) fn find_tool(tool: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     if tool.is_empty() || tool.contains('/') {
         return None;
     }
-    std::env::split_paths(path?)
-        .filter(|d| d.is_absolute())
-        .map(|d| d.join(tool))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    std::env::split_paths(path?).filter(|d| d.is_absolute()).map(|d| d.join(tool)).find(|candidate| {
+        std::fs::metadata(candidate).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }
 
 /// Quotes a word for display (and for bash) when it needs it.
 fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%{}".contains(c));
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%{}".contains(c));
     if plain {
         word.to_owned()
     } else {
@@ -233,10 +206,7 @@ fn shell_quote(word: &str) -> String {
 pub(crate) fn script_text(lines: &[String]) -> String {
     let mut text = String::from("set -eo pipefail\n");
     for line in lines {
-        text.push_str(&format!(
-            "printf '%s\\n' {}\n",
-            shell_quote(&format!("$ {line}"))
-        ));
+        text.push_str(&format!("printf '%s\\n' {}\n", shell_quote(&format!("$ {line}"))));
         text.push_str(line);
         text.push('\n');
     }
@@ -291,18 +261,12 @@ pub(crate) async fn run_logged(
     deadline: Instant,
 ) -> io::Result<ProcEnd> {
     let (reader, writer) = io::pipe()?;
-    cmd.stdin(Stdio::null())
-        .stdout(writer.try_clone()?)
-        .stderr(writer)
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer).process_group(0).kill_on_drop(true);
     let spawned = cmd.spawn();
     // The command holds our copies of the pipe's write end: without dropping it, no end of file.
     drop(cmd);
     let mut child = spawned?;
-    let pgid = child
-        .id()
-        .ok_or_else(|| io::Error::other("the process ended before it started"))?;
+    let pgid = child.id().ok_or_else(|| io::Error::other("the process ended before it started"))?;
     let mut reader = tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut open = true;
@@ -356,20 +320,13 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     pub(crate) async fn timed_out(&self) -> Outcome {
-        self.log
-            .line(format!(
-                "ERROR: job exceeded its timeout of {} s",
-                self.job.timeout_seconds
-            ))
-            .await;
+        self.log.line(format!("ERROR: job exceeded its timeout of {} s", self.job.timeout_seconds)).await;
         Outcome::failed(FailureReason::JobTimeout)
     }
 
     fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(&self.dir.root)
-            .env_clear()
-            .envs(self.exec.env.iter().map(|(k, v)| (k, v)));
+        cmd.current_dir(&self.dir.root).env_clear().envs(self.exec.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 }
@@ -390,39 +347,19 @@ fn is_job_dir_name(name: &OsStr) -> bool {
 }
 
 fn list_dir(dir: &Path) -> HashSet<OsString> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|entries| entries.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
 }
 
 async fn extract(run: &mut Run<'_>) -> Result<(), Outcome> {
     let Some(extraction) = run.job.extraction.clone().filter(|e| !e.steps.is_empty()) else {
-        run.log
-            .line(format!(
-                "No extraction steps: the file stays as it is, at {}",
-                run.dir.archive.display()
-            ))
-            .await;
+        run.log.line(format!("No extraction steps: the file stays as it is, at {}", run.dir.archive.display())).await;
         return Ok(());
     };
-    let media_type = if extraction.media_type.is_empty() {
-        "this package"
-    } else {
-        extraction.media_type.as_str()
-    };
+    let media_type = if extraction.media_type.is_empty() { "this package" } else { extraction.media_type.as_str() };
     if let Some(image) = &extraction.image {
-        run.log
-            .line(format!(
-                "Note: this runner unpacks on its host and does not use the image `{image}`"
-            ))
-            .await;
+        run.log.line(format!("Note: this runner unpacks on its host and does not use the image `{image}`")).await;
     }
-    run.log
-        .line(format!(
-            "Unpacking {} ({media_type}) into pkg/",
-            run.dir.archive_name
-        ))
-        .await;
+    run.log.line(format!("Unpacking {} ({media_type}) into pkg/", run.dir.archive_name)).await;
     let work_before = list_dir(&run.exec.work);
     for step in &extraction.steps {
         let Some(program) = find_tool(&step.tool, run.exec.path_var()) else {
@@ -443,21 +380,14 @@ async fn extract(run: &mut Run<'_>) -> Result<(), Outcome> {
                     .replace("{scratch}", &run.dir.scratch.to_string_lossy())
             })
             .collect();
-        let shown: Vec<String> = std::iter::once(step.tool.as_str())
-            .chain(args.iter().map(String::as_str))
-            .map(shell_quote)
-            .collect();
+        let shown: Vec<String> =
+            std::iter::once(step.tool.as_str()).chain(args.iter().map(String::as_str)).map(shell_quote).collect();
         run.log.line(format!("$ {}", shown.join(" "))).await;
         let mut cmd = run.command(&program);
         cmd.args(&args);
         match run_logged(cmd, run.log, &mut run.cancel, run.deadline).await {
             Err(e) => {
-                run.log
-                    .line(format!(
-                        "ERROR: could not run extraction tool `{}`: {e}",
-                        step.tool
-                    ))
-                    .await;
+                run.log.line(format!("ERROR: could not run extraction tool `{}`: {e}", step.tool)).await;
                 return Err(Outcome::failed(FailureReason::ExtractionFailure));
             }
             Ok(ProcEnd::TimedOut) => return Err(run.timed_out().await),
@@ -483,10 +413,8 @@ async fn extract(run: &mut Run<'_>) -> Result<(), Outcome> {
     let work = run.exec.work.clone();
     let root = run.dir.root.clone();
     let archive_name = run.dir.archive_name.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        check_containment(&work, &root, &archive_name, &work_before)
-    })
-    .await;
+    let checked =
+        tokio::task::spawn_blocking(move || check_containment(&work, &root, &archive_name, &work_before)).await;
     match checked {
         Ok(Ok(())) => {
             run.log.line("Unpacked; every entry is inside pkg/").await;
@@ -497,9 +425,7 @@ async fn extract(run: &mut Run<'_>) -> Result<(), Outcome> {
             Err(Outcome::failed(FailureReason::ExtractionFailure))
         }
         Err(e) => {
-            run.log
-                .line(format!("ERROR: the containment check failed: {e}"))
-                .await;
+            run.log.line(format!("ERROR: the containment check failed: {e}")).await;
             Err(Outcome::failed(FailureReason::ExtractionFailure))
         }
     }
@@ -515,10 +441,8 @@ pub(crate) fn check_containment(
     work_before: &HashSet<OsString>,
 ) -> Result<(), String> {
     let outside = |shown: &str, why: &str| format!("entry `{shown}` would land outside pkg/{why}");
-    let mut stray: Vec<OsString> = list_dir(work)
-        .into_iter()
-        .filter(|n| !work_before.contains(n) && !is_job_dir_name(n))
-        .collect();
+    let mut stray: Vec<OsString> =
+        list_dir(work).into_iter().filter(|n| !work_before.contains(n) && !is_job_dir_name(n)).collect();
     if !stray.is_empty() {
         stray.sort();
         for name in &stray {
@@ -556,45 +480,28 @@ pub(crate) fn check_containment(
     let mut hard_links: HashMap<(u64, u64), (u64, u64, PathBuf)> = HashMap::new();
     let mut stack: Vec<PathBuf> = roots.to_vec();
     while let Some(dir) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
         for entry in entries {
             let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
             let path = entry.path();
-            let meta = std::fs::symlink_metadata(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let shown = path
-                .strip_prefix(root.join("pkg"))
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+            let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let shown = path.strip_prefix(root.join("pkg")).unwrap_or(&path).to_string_lossy().into_owned();
             if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&path).unwrap_or_default();
                 let resolved = resolve(&dir.join(&target));
                 if !roots.iter().any(|r| resolved.starts_with(r)) {
-                    return Err(outside(
-                        &shown,
-                        &format!(" (a symlink to `{}`)", target.display()),
-                    ));
+                    return Err(outside(&shown, &format!(" (a symlink to `{}`)", target.display())));
                 }
             } else if meta.is_dir() {
                 stack.push(path);
             } else if meta.nlink() > 1 {
-                let seen = hard_links.entry((meta.dev(), meta.ino())).or_insert((
-                    meta.nlink(),
-                    0,
-                    path.clone(),
-                ));
+                let seen = hard_links.entry((meta.dev(), meta.ino())).or_insert((meta.nlink(), 0, path.clone()));
                 seen.1 += 1;
             }
         }
     }
     if let Some((_, _, path)) = hard_links.values().find(|(links, seen, _)| seen < links) {
-        let shown = path
-            .strip_prefix(root.join("pkg"))
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned();
+        let shown = path.strip_prefix(root.join("pkg")).unwrap_or(path).to_string_lossy().into_owned();
         return Err(outside(&shown, " (a hard link to a file outside it)"));
     }
     Ok(())
@@ -628,15 +535,11 @@ fn resolve(path: &Path) -> PathBuf {
 async fn run_script(run: &mut Run<'_>) -> Outcome {
     let script = run.dir.root.join("script.sh");
     if let Err(e) = tokio::fs::write(&script, script_text(&run.job.script)).await {
-        run.log
-            .line(format!("ERROR: cannot write the script: {e}"))
-            .await;
+        run.log.line(format!("ERROR: cannot write the script: {e}")).await;
         return Outcome::failed(FailureReason::ScriptFailure);
     }
     let Some(bash) = find_tool("bash", run.exec.path_var()) else {
-        run.log
-            .line("ERROR: `bash` is not installed on this runner (needed to run the script)")
-            .await;
+        run.log.line("ERROR: `bash` is not installed on this runner (needed to run the script)").await;
         return Outcome::failed(FailureReason::MissingTool);
     };
     let mut cmd = run.command(bash);
@@ -648,9 +551,7 @@ async fn run_script(run: &mut Run<'_>) -> Outcome {
         .env("SLUICE_PACKAGE_FILE", &run.dir.archive);
     match run_logged(cmd, run.log, &mut run.cancel, run.deadline).await {
         Err(e) => {
-            run.log
-                .line(format!("ERROR: could not start bash: {e}"))
-                .await;
+            run.log.line(format!("ERROR: could not start bash: {e}")).await;
             Outcome::failed(FailureReason::ScriptFailure)
         }
         Ok(ProcEnd::TimedOut) => run.timed_out().await,
@@ -661,25 +562,14 @@ async fn run_script(run: &mut Run<'_>) -> Outcome {
                 Outcome::Success
             }
             (Some(code), _) => {
-                run.log
-                    .line(format!("ERROR: Job failed: exit code {code}"))
-                    .await;
-                Outcome::Failed {
-                    reason: Some(FailureReason::ScriptFailure),
-                    exit_code: Some(code),
-                }
+                run.log.line(format!("ERROR: Job failed: exit code {code}")).await;
+                Outcome::Failed { reason: Some(FailureReason::ScriptFailure), exit_code: Some(code) }
             }
             (None, signal) => {
                 run.log
-                    .line(format!(
-                        "ERROR: Job failed: the script was killed by signal {}",
-                        signal.unwrap_or(0)
-                    ))
+                    .line(format!("ERROR: Job failed: the script was killed by signal {}", signal.unwrap_or(0)))
                     .await;
-                Outcome::Failed {
-                    reason: Some(FailureReason::ScriptFailure),
-                    exit_code: None,
-                }
+                Outcome::Failed { reason: Some(FailureReason::ScriptFailure), exit_code: None }
             }
         },
     }
@@ -707,20 +597,14 @@ mod tests {
             file_name: "left-pad-1.0.0.tgz".into(),
             file_url: String::new(),
             commit_sha: None,
-            extraction: Some(Extraction {
-                media_type: "application/gzip".into(),
-                steps,
-                image: None,
-            }),
+            extraction: Some(Extraction { media_type: "application/gzip".into(), steps, image: None }),
         }
     }
 
     fn tar_step() -> Vec<Step> {
         vec![Step {
             tool: "tar".into(),
-            argv: ["-xzf", "{archive}", "-C", "{dest}", "--strip-components=1"]
-                .map(String::from)
-                .to_vec(),
+            argv: ["-xzf", "{archive}", "-C", "{dest}", "--strip-components=1"].map(String::from).to_vec(),
         }]
     }
 
@@ -734,12 +618,7 @@ mod tests {
 
     /// Runs everything after the download with `archive` as the file; returns the outcome, the log
     /// and how long it took.
-    async fn run_with(
-        exec: &Exec,
-        job: &Job,
-        archive: &[u8],
-        cancel: Cancel,
-    ) -> (Outcome, String, Duration) {
+    async fn run_with(exec: &Exec, job: &Job, archive: &[u8], cancel: Cancel) -> (Outcome, String, Duration) {
         let dir = JobDir::new(&exec.work, job);
         dir.create().await.unwrap();
         std::fs::write(&dir.archive, archive).unwrap();
@@ -790,11 +669,7 @@ mod tests {
 
     fn npm_package() -> Vec<u8> {
         tgz(|b| {
-            add_file(
-                b,
-                "package/package.json",
-                br#"{"name": "left-pad", "version": "1.0.0"}"#,
-            );
+            add_file(b, "package/package.json", br#"{"name": "left-pad", "version": "1.0.0"}"#);
             add_file(b, "package/lib/index.js", b"module.exports = 1;\n");
         })
     }
@@ -802,23 +677,12 @@ mod tests {
     #[tokio::test]
     async fn extracts_a_tgz_with_tar_into_pkg_and_runs_the_script() {
         let (_tmp, exec) = exec();
-        let j = job(
-            1,
-            &[
-                "test -f \"$SLUICE_PKG_DIR/package.json\"",
-                "cat pkg/lib/index.js",
-                "ls scratch",
-            ],
-            tar_step(),
-        );
+        let j = job(1, &["test -f \"$SLUICE_PKG_DIR/package.json\"", "cat pkg/lib/index.js", "ls scratch"], tar_step());
         let (outcome, log, _) = run_with(&exec, &j, &npm_package(), no_cancel()).await;
         assert_eq!(outcome, Outcome::Success, "{log}");
         assert!(log.contains("$ tar -xzf "), "{log}");
         assert!(log.contains("module.exports = 1;"), "{log}");
-        assert!(
-            log.contains("Unpacked; every entry is inside pkg/"),
-            "{log}"
-        );
+        assert!(log.contains("Unpacked; every entry is inside pkg/"), "{log}");
         let pkg = exec.work.join("job-1/pkg");
         assert!(pkg.join("package.json").is_file());
         assert!(pkg.join("lib/index.js").is_file());
@@ -845,15 +709,8 @@ mod tests {
         let (tmp, exec) = exec();
         let j = job(2, &["echo should not run"], tar_step());
         let (outcome, log, _) = run_with(&exec, &j, &dotdot_tgz(), no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
-        assert!(
-            log.contains("ERROR: extraction failed: `tar` exited with code"),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
+        assert!(log.contains("ERROR: extraction failed: `tar` exited with code"), "{log}");
         assert!(log.contains("outside pkg/"), "{log}");
         assert!(!log.contains("should not run"), "{log}");
         // Without --strip-components `../evil` would be job-2/evil; with it, it would be pkg/evil's
@@ -868,61 +725,33 @@ mod tests {
     #[tokio::test]
     async fn a_dotdot_member_without_strip_components_is_refused_too() {
         let (_tmp, exec) = exec();
-        let steps = vec![Step {
-            tool: "tar".into(),
-            argv: ["-xzf", "{archive}", "-C", "{dest}"]
-                .map(String::from)
-                .to_vec(),
-        }];
+        let steps =
+            vec![Step { tool: "tar".into(), argv: ["-xzf", "{archive}", "-C", "{dest}"].map(String::from).to_vec() }];
         let j = job(3, &["true"], steps);
         let (outcome, log, _) = run_with(&exec, &j, &dotdot_tgz(), no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
         assert!(!exec.work.join("job-3/evil").exists(), "{log}");
     }
 
     #[tokio::test]
     async fn an_entry_written_beside_pkg_fails_the_job() {
         let (_tmp, exec) = exec();
-        let steps = vec![Step {
-            tool: "touch".into(),
-            argv: vec!["{dest}/../evil".into()],
-        }];
+        let steps = vec![Step { tool: "touch".into(), argv: vec!["{dest}/../evil".into()] }];
         let j = job(4, &["echo should not run"], steps);
         let (outcome, log, _) = run_with(&exec, &j, b"", no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
-        assert!(
-            log.contains("ERROR: entry `../evil` would land outside pkg/"),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
+        assert!(log.contains("ERROR: entry `../evil` would land outside pkg/"), "{log}");
         assert!(!log.contains("should not run"), "{log}");
     }
 
     #[tokio::test]
     async fn an_entry_written_into_the_work_folder_fails_the_job_and_is_removed() {
         let (_tmp, exec) = exec();
-        let steps = vec![Step {
-            tool: "mkdir".into(),
-            argv: vec!["{dest}/../../evil-dir".into()],
-        }];
+        let steps = vec![Step { tool: "mkdir".into(), argv: vec!["{dest}/../../evil-dir".into()] }];
         let j = job(5, &["true"], steps);
         let (outcome, log, _) = run_with(&exec, &j, b"", no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
-        assert!(
-            log.contains("entry `../../evil-dir` would land outside pkg/"),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
+        assert!(log.contains("entry `../../evil-dir` would land outside pkg/"), "{log}");
         assert!(!exec.work.join("evil-dir").exists());
     }
 
@@ -932,18 +761,11 @@ mod tests {
         let mut j = job(
             6,
             &["true"],
-            vec![Step {
-                tool: "definitely-not-installed-tool".into(),
-                argv: vec!["{archive}".into()],
-            }],
+            vec![Step { tool: "definitely-not-installed-tool".into(), argv: vec!["{archive}".into()] }],
         );
         j.extraction.as_mut().unwrap().media_type = "application/zip".into();
         let (outcome, log, _) = run_with(&exec, &j, b"PK", no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::MissingTool),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::MissingTool), "{log}");
         assert!(
             log.contains(
                 "extraction tool `definitely-not-installed-tool` is not installed on this runner (needed to unpack application/zip)"
@@ -952,11 +774,7 @@ mod tests {
         );
     }
 
-    fn add_symlink(
-        b: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>,
-        path: &str,
-        target: &str,
-    ) {
+    fn add_symlink(b: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>, path: &str, target: &str) {
         let mut h = tar::Header::new_gnu();
         h.set_path(path).unwrap();
         h.set_entry_type(tar::EntryType::Symlink);
@@ -976,25 +794,14 @@ mod tests {
         });
         let j = job(7, &["echo should not run"], tar_step());
         let (outcome, log, _) = run_with(&exec, &j, &archive, no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
-        assert!(
-            log.contains("entry `lib/passwd` would land outside pkg/ (a symlink to `/etc/passwd`)"),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
+        assert!(log.contains("entry `lib/passwd` would land outside pkg/ (a symlink to `/etc/passwd`)"), "{log}");
 
         // Relative, dangling, through `..`: outside too.
         let archive = tgz(|b| add_symlink(b, "package/up", "../../../nowhere/at/all"));
         let j = job(8, &["true"], tar_step());
         let (outcome, log, _) = run_with(&exec, &j, &archive, no_cancel()).await;
-        assert_eq!(
-            outcome,
-            Outcome::failed(FailureReason::ExtractionFailure),
-            "{log}"
-        );
+        assert_eq!(outcome, Outcome::failed(FailureReason::ExtractionFailure), "{log}");
         assert!(log.contains("entry `up` would land outside pkg/"), "{log}");
     }
 
@@ -1015,14 +822,7 @@ mod tests {
     #[tokio::test]
     async fn the_timeout_kills_the_script_and_what_it_started() {
         let (_tmp, exec) = exec();
-        let mut j = job(
-            10,
-            &[
-                "sleep 60 & echo $! > \"$SLUICE_PKG_DIR/../../sleep.pid\"",
-                "sleep 60",
-            ],
-            vec![],
-        );
+        let mut j = job(10, &["sleep 60 & echo $! > \"$SLUICE_PKG_DIR/../../sleep.pid\"", "sleep 60"], vec![]);
         j.timeout_seconds = 1;
         let (outcome, log, took) = run_with(&exec, &j, b"", no_cancel()).await;
         assert_eq!(outcome, Outcome::failed(FailureReason::JobTimeout), "{log}");
@@ -1030,16 +830,9 @@ mod tests {
         println!("stopped after {took:?}");
         let pid = std::fs::read_to_string(exec.work.join("sleep.pid")).unwrap();
         // Gone, or a zombie waiting for whoever reaps orphans here.
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
-        let state = status
-            .lines()
-            .find(|l| l.starts_with("State:"))
-            .unwrap_or("");
-        assert!(
-            state.is_empty() || state.contains('Z'),
-            "the background sleep survived the timeout: {state}"
-        );
+        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+        let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("");
+        assert!(state.is_empty() || state.contains('Z'), "the background sleep survived the timeout: {state}");
     }
 
     #[tokio::test]
@@ -1073,11 +866,7 @@ mod tests {
     #[tokio::test]
     async fn output_streams_in_order_while_the_script_runs() {
         let (_tmp, exec) = exec();
-        let j = job(
-            12,
-            &["for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.3; done"],
-            vec![],
-        );
+        let j = job(12, &["for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.3; done"], vec![]);
         let dir = JobDir::new(&exec.work, &j);
         dir.create().await.unwrap();
         let (log, mut rx) = Log::channel(4);
@@ -1108,10 +897,7 @@ mod tests {
         // `out 1` was in the log well before the script ended.
         let first = seen.iter().find(|(_, t)| t.contains("out 1")).unwrap().0;
         let last = seen.last().unwrap().0;
-        assert!(
-            last - first >= Duration::from_millis(400),
-            "first {first:?}, last {last:?}"
-        );
+        assert!(last - first >= Duration::from_millis(400), "first {first:?}, last {last:?}");
     }
 
     #[tokio::test]
@@ -1121,10 +907,7 @@ mod tests {
         let (outcome, log, _) = run_with(&exec, &j, b"", no_cancel()).await;
         assert_eq!(
             outcome,
-            Outcome::Failed {
-                reason: Some(FailureReason::ScriptFailure),
-                exit_code: Some(3)
-            },
+            Outcome::Failed { reason: Some(FailureReason::ScriptFailure), exit_code: Some(3) },
             "{log}"
         );
         assert!(log.contains("before\n"), "{log}");
@@ -1135,10 +918,7 @@ mod tests {
         let (outcome, log, _) = run_with(&exec, &j, b"", no_cancel()).await;
         assert_eq!(
             outcome,
-            Outcome::Failed {
-                reason: Some(FailureReason::ScriptFailure),
-                exit_code: Some(1)
-            },
+            Outcome::Failed { reason: Some(FailureReason::ScriptFailure), exit_code: Some(1) },
             "{log}"
         );
     }
@@ -1162,13 +942,7 @@ mod tests {
         let (outcome, log, _) = run_with(&exec, &j, b"", no_cancel()).await;
         assert_eq!(outcome, Outcome::Success, "{log}");
         assert!(log.contains("name=left-pad ci=true id=15\n"), "{log}");
-        assert!(
-            log.contains(&format!(
-                "file={}\n",
-                exec.work.join("job-15/left-pad-1.0.0.tgz").display()
-            )),
-            "{log}"
-        );
+        assert!(log.contains(&format!("file={}\n", exec.work.join("job-15/left-pad-1.0.0.tgz").display())), "{log}");
         assert!(!log.contains("RUNNER-TOKEN-SECRET"), "{log}");
     }
 
@@ -1176,25 +950,15 @@ mod tests {
     fn script_lines_are_echoed_literally() {
         let lines = vec!["echo \"it's $HOME\"".to_owned(), "x='a b'".to_owned()];
         let text = script_text(&lines);
-        let out = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(&text)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("bash").arg("-c").arg(&text).output().unwrap();
         let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(
-            stdout.starts_with("$ echo \"it's $HOME\"\nit's /"),
-            "{stdout}"
-        );
+        assert!(stdout.starts_with("$ echo \"it's $HOME\"\nit's /"), "{stdout}");
         assert!(stdout.ends_with("$ x='a b'\n"), "{stdout}");
     }
 
     #[test]
     fn file_names_are_one_harmless_component() {
-        assert_eq!(
-            sanitize_file_name("left-pad-1.0.0.tgz"),
-            "left-pad-1.0.0.tgz"
-        );
+        assert_eq!(sanitize_file_name("left-pad-1.0.0.tgz"), "left-pad-1.0.0.tgz");
         assert_eq!(sanitize_file_name("../../etc/passwd"), "passwd");
         assert_eq!(sanitize_file_name("a\\b"), "b");
         assert_eq!(sanitize_file_name(".."), "package");
@@ -1206,22 +970,13 @@ mod tests {
     async fn save_stream_hashes_what_it_writes() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("f");
-        let chunks: Vec<Result<Vec<u8>, String>> =
-            vec![Ok(b"hello ".to_vec()), Ok(b"world".to_vec())];
-        let (sha, size) = save_stream(futures_util::stream::iter(chunks), &path)
-            .await
-            .unwrap();
+        let chunks: Vec<Result<Vec<u8>, String>> = vec![Ok(b"hello ".to_vec()), Ok(b"world".to_vec())];
+        let (sha, size) = save_stream(futures_util::stream::iter(chunks), &path).await.unwrap();
         assert_eq!(size, 11);
-        assert_eq!(
-            sha,
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
-        );
+        assert_eq!(sha, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
         assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
         let failing: Vec<Result<Vec<u8>, String>> = vec![Ok(b"x".to_vec()), Err("reset".into())];
-        assert!(save_stream(futures_util::stream::iter(failing), &path)
-            .await
-            .unwrap_err()
-            .contains("reset"));
+        assert!(save_stream(futures_util::stream::iter(failing), &path).await.unwrap_err().contains("reset"));
     }
 
     #[tokio::test]
@@ -1232,10 +987,7 @@ mod tests {
         dir.create().await.unwrap();
         let ro = dir.pkg.join("ro");
         std::fs::create_dir(&ro).unwrap();
-        std::fs::File::create(ro.join("f"))
-            .unwrap()
-            .write_all(b"x")
-            .unwrap();
+        std::fs::File::create(ro.join("f")).unwrap().write_all(b"x").unwrap();
         std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
         dir.remove().await.unwrap();
         assert!(!dir.root.exists());

@@ -18,26 +18,17 @@ pub(crate) enum Outcome {
 
 impl Outcome {
     pub(crate) fn failed(reason: FailureReason) -> Outcome {
-        Outcome::Failed {
-            reason: Some(reason),
-            exit_code: None,
-        }
+        Outcome::Failed { reason: Some(reason), exit_code: None }
     }
 
     /// The body of `POST /api/v1/jobs/{id}/finish`; `None` for a canceled job: the server
     /// already knows.
     pub(crate) fn finish(&self) -> Option<Finish> {
         match self {
-            Outcome::Success => Some(Finish {
-                status: JobResult::Success,
-                exit_code: Some(0),
-                failure_reason: None,
-            }),
-            Outcome::Failed { reason, exit_code } => Some(Finish {
-                status: JobResult::Failed,
-                exit_code: exit_code.map(i64::from),
-                failure_reason: *reason,
-            }),
+            Outcome::Success => Some(Finish { status: JobResult::Success, exit_code: Some(0), failure_reason: None }),
+            Outcome::Failed { reason, exit_code } => {
+                Some(Finish { status: JobResult::Failed, exit_code: exit_code.map(i64::from), failure_reason: *reason })
+            }
             Outcome::Canceled => None,
         }
     }
@@ -66,11 +57,7 @@ mod tests {
 
     #[test]
     fn finish_bodies() {
-        let f = Outcome::Failed {
-            reason: Some(FailureReason::JobTimeout),
-            exit_code: None,
-        }
-        .finish();
+        let f = Outcome::Failed { reason: Some(FailureReason::JobTimeout), exit_code: None }.finish();
         assert_eq!(
             serde_json::to_value(f.unwrap()).unwrap(),
             serde_json::json!({"status": "failed", "exit_code": null, "failure_reason": "job_timeout"})

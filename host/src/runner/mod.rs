@@ -49,17 +49,12 @@ pub async fn run(opts: RunnerOptions) -> anyhow::Result<()> {
     } else {
         opts.work_dir.clone()
     };
-    std::fs::create_dir_all(&work)
-        .with_context(|| format!("cannot create the work folder {}", work.display()))?;
-    let work = std::fs::canonicalize(&work)
-        .with_context(|| format!("cannot use the work folder {}", work.display()))?;
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create the work folder {}", work.display()))?;
+    let work =
+        std::fs::canonicalize(&work).with_context(|| format!("cannot use the work folder {}", work.display()))?;
     let exec = Arc::new(Exec::new(work.clone(), &opts.token));
     let api = Arc::new(Api::new(&opts.url, &opts.token, runner_name())?);
-    let concurrency = if opts.once {
-        1
-    } else {
-        opts.concurrency.max(1)
-    };
+    let concurrency = if opts.once { 1 } else { opts.concurrency.max(1) };
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut signals = shutdown_signals();
     let mut running: JoinSet<()> = JoinSet::new();
@@ -117,11 +112,7 @@ pub async fn run(opts: RunnerOptions) -> anyhow::Result<()> {
             Err(RequestError::Transient(e)) => {
                 let delay = Duration::from_secs((1u64 << failures.min(4)).min(10));
                 failures += 1;
-                tracing::warn!(
-                    "cannot get a job from {}: {e:#}; retrying in {} s",
-                    api.base(),
-                    delay.as_secs()
-                );
+                tracing::warn!("cannot get a job from {}: {e:#}; retrying in {} s", api.base(), delay.as_secs());
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = signals.changed() => break,
@@ -169,8 +160,7 @@ fn runner_name() -> String {
 fn shutdown_signals() -> watch::Receiver<u32> {
     let (tx, rx) = watch::channel(0u32);
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
             let term_signal = async {
                 match term.as_mut() {
@@ -203,14 +193,7 @@ async fn run_job(api: &Api, exec: &Exec, job: Job) {
     };
     let dir = JobDir::new(&exec.work, &job);
     let outcome = {
-        let mut run = Run {
-            exec,
-            job: &job,
-            dir: &dir,
-            log: &log,
-            cancel,
-            deadline,
-        };
+        let mut run = Run { exec, job: &job, dir: &dir, log: &log, cancel, deadline };
         log.line(format!(
             "Running job {} `{}` (stage {}) of pipeline {} on runner {}",
             job.id,
@@ -225,15 +208,8 @@ async fn run_job(api: &Api, exec: &Exec, job: Job) {
         }
         match dir.create().await {
             Err(e) => {
-                log.line(format!(
-                    "ERROR: cannot create the job folder {}: {e}",
-                    dir.root.display()
-                ))
-                .await;
-                Outcome::Failed {
-                    reason: None,
-                    exit_code: None,
-                }
+                log.line(format!("ERROR: cannot create the job folder {}: {e}", dir.root.display())).await;
+                Outcome::Failed { reason: None, exit_code: None }
             }
             Ok(()) => match api.download(&mut run).await {
                 Err(outcome) => outcome,
@@ -286,11 +262,7 @@ mod tests {
     }
 
     fn bearer(headers: &HeaderMap) -> String {
-        headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
+        headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
     }
 
     async fn request(
@@ -323,21 +295,14 @@ mod tests {
         m.file.clone().into_response()
     }
 
-    async fn log(
-        State(m): State<Arc<Mock>>,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> axum::response::Response {
+    async fn log(State(m): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
         assert_eq!(bearer(&headers), "Bearer JOBTOKEN");
         let mut log = m.log.lock().unwrap();
         if m.canceled.load(Ordering::SeqCst) {
             return Json(serde_json::json!({"status": "canceled"})).into_response();
         }
         log.push_str(std::str::from_utf8(&body).unwrap());
-        if m.cancel_on
-            .as_ref()
-            .is_some_and(|c| log.contains(c.as_str()))
-        {
+        if m.cancel_on.as_ref().is_some_and(|c| log.contains(c.as_str())) {
             m.canceled.store(true, Ordering::SeqCst);
         }
         Json(serde_json::json!({"status": "running"})).into_response()
@@ -382,11 +347,7 @@ mod tests {
     }
 
     fn finished(mock: &Mock) -> Option<serde_json::Value> {
-        mock.finished
-            .lock()
-            .unwrap()
-            .first()
-            .map(|(_, body)| body.clone())
+        mock.finished.lock().unwrap().first().map(|(_, body)| body.clone())
     }
 
     fn job_json(url: &str, file: &[u8], script: &[&str]) -> serde_json::Value {
@@ -415,23 +376,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn once_takes_a_job_runs_it_and_reports_success() {
         let file = npm_package();
-        let (url, mock) = serve(Mock {
-            file: file.clone(),
-            ..Default::default()
-        })
-        .await;
-        mock.jobs
-            .lock()
-            .unwrap()
-            .push(job_json(&url, &file, &["cat pkg/package.json"]));
+        let (url, mock) = serve(Mock { file: file.clone(), ..Default::default() }).await;
+        mock.jobs.lock().unwrap().push(job_json(&url, &file, &["cat pkg/package.json"]));
         let work = tempfile::tempdir().unwrap();
         run(options(&url, "RUNNER", work.path())).await.unwrap();
         let log = mock.log.lock().unwrap().clone();
         assert!(log.contains("sha256 verified"), "{log}");
-        assert!(
-            log.contains("$ cat pkg/package.json\n{\"name\": \"left-pad\"}"),
-            "{log}"
-        );
+        assert!(log.contains("$ cat pkg/package.json\n{\"name\": \"left-pad\"}"), "{log}");
         assert_eq!(
             finished(&mock).unwrap(),
             serde_json::json!({"status": "success", "exit_code": 0, "failure_reason": null})
@@ -442,15 +393,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sha256_mismatch_fails_the_download() {
         let file = npm_package();
-        let (url, mock) = serve(Mock {
-            file: b"tampered".to_vec(),
-            ..Default::default()
-        })
-        .await;
-        mock.jobs
-            .lock()
-            .unwrap()
-            .push(job_json(&url, &file, &["echo should not run"]));
+        let (url, mock) = serve(Mock { file: b"tampered".to_vec(), ..Default::default() }).await;
+        mock.jobs.lock().unwrap().push(job_json(&url, &file, &["echo should not run"]));
         let work = tempfile::tempdir().unwrap();
         run(options(&url, "RUNNER", work.path())).await.unwrap();
         let log = mock.log.lock().unwrap().clone();
@@ -465,16 +409,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_canceled_job_stops_at_once_and_reports_nothing() {
         let file = npm_package();
-        let mock = Mock {
-            file: file.clone(),
-            cancel_on: Some("started\n".into()),
-            ..Default::default()
-        };
+        let mock = Mock { file: file.clone(), cancel_on: Some("started\n".into()), ..Default::default() };
         let (url, mock) = serve(mock).await;
-        mock.jobs
-            .lock()
-            .unwrap()
-            .push(job_json(&url, &file, &["echo started", "sleep 60"]));
+        mock.jobs.lock().unwrap().push(job_json(&url, &file, &["echo started", "sleep 60"]));
         let work = tempfile::tempdir().unwrap();
         run(options(&url, "RUNNER", work.path())).await.unwrap();
         assert!(mock.canceled.load(Ordering::SeqCst));
@@ -487,55 +424,34 @@ mod tests {
         let (url, _mock) = serve(Mock::default()).await;
         let work = tempfile::tempdir().unwrap();
         let err = run(options(&url, "WRONG", work.path())).await.unwrap_err();
-        assert!(
-            err.to_string().contains("refused the runner token"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("refused the runner token"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrency_runs_jobs_at_the_same_time() {
         let file = npm_package();
-        let (url, mock) = serve(Mock {
-            file: file.clone(),
-            ..Default::default()
-        })
-        .await;
+        let (url, mock) = serve(Mock { file: file.clone(), ..Default::default() }).await;
         let meeting = tempfile::tempdir().unwrap();
         let flag = meeting.path().join("b-started");
         // The first job succeeds only if the second one starts while it runs.
-        let wait_for_b = format!(
-            "for i in $(seq 100); do [ -e {} ] && exit 0; sleep 0.1; done; exit 1",
-            flag.display()
-        );
+        let wait_for_b =
+            format!("for i in $(seq 100); do [ -e {} ] && exit 0; sleep 0.1; done; exit 1", flag.display());
         let mut a = job_json(&url, &file, &[&wait_for_b]);
         let mut b = job_json(&url, &file, &[&format!("touch {}", flag.display())]);
         a["id"] = 21.into();
         b["id"] = 22.into();
         mock.jobs.lock().unwrap().extend([a, b]);
         let work = tempfile::tempdir().unwrap();
-        let opts = RunnerOptions {
-            once: false,
-            ..options(&url, "RUNNER", work.path())
-        };
+        let opts = RunnerOptions { once: false, ..options(&url, "RUNNER", work.path()) };
         let runner = tokio::spawn(run(opts));
         let started = std::time::Instant::now();
-        while mock.finished.lock().unwrap().len() < 2 && started.elapsed() < Duration::from_secs(30)
-        {
+        while mock.finished.lock().unwrap().len() < 2 && started.elapsed() < Duration::from_secs(30) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         runner.abort();
         let mut done = mock.finished.lock().unwrap().clone();
         done.sort_by_key(|(id, _)| *id);
-        let statuses: Vec<_> = done
-            .iter()
-            .map(|(id, body)| (*id, body["status"].clone()))
-            .collect();
-        assert_eq!(
-            statuses,
-            [(21, "success".into()), (22, "success".into())],
-            "{}",
-            mock.log.lock().unwrap()
-        );
+        let statuses: Vec<_> = done.iter().map(|(id, body)| (*id, body["status"].clone())).collect();
+        assert_eq!(statuses, [(21, "success".into()), (22, "success".into())], "{}", mock.log.lock().unwrap());
     }
 }

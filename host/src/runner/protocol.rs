@@ -130,10 +130,7 @@ mod tests {
             commit_sha: None,
             extraction: Some(Extraction {
                 media_type: "application/gzip".into(),
-                steps: vec![Step {
-                    tool: "tar".into(),
-                    argv: vec!["-xzf".into(), "{archive}".into()],
-                }],
+                steps: vec![Step { tool: "tar".into(), argv: vec!["-xzf".into(), "{archive}".into()] }],
                 image: None,
             }),
         }
@@ -149,10 +146,7 @@ mod tests {
     fn the_plugins_extraction_record_reads_as_the_runners() {
         let wit = crate::plugin::wit::Extraction {
             media_type: "application/gzip".into(),
-            steps: vec![crate::plugin::wit::ExtractionStep {
-                tool: "tar".into(),
-                argv: vec!["-xzf".into()],
-            }],
+            steps: vec![crate::plugin::wit::ExtractionStep { tool: "tar".into(), argv: vec!["-xzf".into()] }],
             image: Some("debian".into()),
         };
         let read: Extraction = serde_json::from_value(serde_json::to_value(&wit).unwrap()).unwrap();
@@ -162,35 +156,17 @@ mod tests {
 
     #[test]
     fn finish_bodies_are_the_documented_json() {
-        let f = Finish {
-            status: JobResult::Failed,
-            exit_code: None,
-            failure_reason: Some(FailureReason::JobTimeout),
-        };
+        let f = Finish { status: JobResult::Failed, exit_code: None, failure_reason: Some(FailureReason::JobTimeout) };
         assert_eq!(
             serde_json::to_value(&f).unwrap(),
             serde_json::json!({"status": "failed", "exit_code": null, "failure_reason": "job_timeout"})
         );
         // A finish that names only its status is complete.
         let f: Finish = serde_json::from_str(r#"{"status": "success"}"#).unwrap();
-        assert_eq!(
-            f,
-            Finish {
-                status: JobResult::Success,
-                exit_code: None,
-                failure_reason: None
-            }
-        );
+        assert_eq!(f, Finish { status: JobResult::Success, exit_code: None, failure_reason: None });
         assert!(serde_json::from_str::<Finish>(r#"{"status": "canceled"}"#).is_err());
-        for r in [
-            FailureReason::ScriptFailure,
-            FailureReason::RunnerLost,
-            FailureReason::MissingTool,
-        ] {
-            assert_eq!(
-                serde_json::to_value(r).unwrap(),
-                serde_json::json!(r.as_str())
-            );
+        for r in [FailureReason::ScriptFailure, FailureReason::RunnerLost, FailureReason::MissingTool] {
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(r.as_str()));
         }
     }
 }

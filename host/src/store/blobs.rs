@@ -89,8 +89,13 @@ impl BlobStore {
     pub fn blobs_older_than(&self, grace: std::time::Duration) -> Vec<String> {
         let is_hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         let mut out = Vec::new();
-        let dirs = |p: &Path| std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default();
-        for first in dirs(&self.root).into_iter().filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_hex(n, 2))) {
+        let dirs = |p: &Path| {
+            std::fs::read_dir(p).map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+        };
+        for first in dirs(&self.root)
+            .into_iter()
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_hex(n, 2)))
+        {
             for second in dirs(&first) {
                 for blob in dirs(&second) {
                     let Some(name) = blob.file_name().and_then(|n| n.to_str()) else { continue };

@@ -32,7 +32,9 @@ pub fn package_badge_doc() {}
 pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, name: String) -> Response {
     let answer = blocking(move || {
         let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
-        let Some(repository) = reg.repositories.get(&repo) else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
+        let Some(repository) = reg.repositories.get(&repo) else {
+            return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
+        };
         if !viewer.can_read(repository) {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
@@ -55,7 +57,9 @@ pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap,
     let answer = blocking(move || {
         let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
         let Some((p, _)) = reg.db.pipeline(id)? else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
-        let Some(repository) = reg.repositories.get(&p.repository) else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
+        let Some(repository) = reg.repositories.get(&p.repository) else {
+            return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
+        };
         if !viewer.can_read(repository) {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         }
@@ -126,8 +130,14 @@ mod tests {
 
     #[test]
     fn badge_paths() {
-        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/@s/n/badge.svg"), Some(("libs".into(), "@s/n".into())));
-        assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/%40s%2Fn/badge.svg"), Some(("libs".into(), "@s/n".into())));
+        assert_eq!(
+            package_badge_path("/api/v1/repositories/libs/packages/@s/n/badge.svg"),
+            Some(("libs".into(), "@s/n".into()))
+        );
+        assert_eq!(
+            package_badge_path("/api/v1/repositories/libs/packages/%40s%2Fn/badge.svg"),
+            Some(("libs".into(), "@s/n".into()))
+        );
         assert_eq!(package_badge_path("/api/v1/repositories/libs/packages/x"), None);
         assert_eq!(package_badge_path("/api/v1/repositories/libs/packages//badge.svg"), None);
         assert!(svg("pipeline", "success").contains("#2e7d32"));

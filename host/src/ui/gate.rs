@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 
 use super::pages::{here, ok, ok_with, page, pages, safe_next};
 use super::{UiError, Viewer};
-use crate::pipeline::Status;
 use crate::auth::{self, Scope};
 use crate::error::AppError;
 use crate::http::State as AppState;
+use crate::pipeline::Status;
 use crate::registry::{Registry, Repository};
 use crate::store::db::ui::{ReleaseOutcome, UiRelease};
 use crate::store::db::{now_ms, JobRow, PipelineRow};
@@ -77,7 +77,9 @@ pub fn reason<'j>(status: Option<Status>, jobs: &'j [JobRow]) -> (&'static str, 
     }
     match status {
         None => ("no pipeline", Vec::new()),
-        Some(Status::Failed) => ("failed", jobs.iter().filter(|j| j.status == Status::Failed && !j.allow_failure).collect()),
+        Some(Status::Failed) => {
+            ("failed", jobs.iter().filter(|j| j.status == Status::Failed && !j.allow_failure).collect())
+        }
         Some(Status::Canceled) => ("canceled", Vec::new()),
         Some(Status::Running) => ("running", with(Status::Running)),
         Some(Status::Pending | Status::Created) => ("waiting for a runner", with(Status::Pending)),
@@ -88,7 +90,13 @@ pub fn reason<'j>(status: Option<Status>, jobs: &'j [JobRow]) -> (&'static str, 
 }
 
 fn held_job(j: &JobRow) -> HeldJob {
-    HeldJob { id: j.id, name: j.name.clone(), status: j.status.to_string(), exit_code: j.exit_code, failure_reason: j.failure_reason.clone() }
+    HeldJob {
+        id: j.id,
+        name: j.name.clone(),
+        status: j.status.to_string(),
+        exit_code: j.exit_code,
+        failure_reason: j.failure_reason.clone(),
+    }
 }
 
 /// One page of what a repository's gate holds, newest push first, with the total. A repository
@@ -369,12 +377,19 @@ pub async fn create_token(State(reg): State<AppState>, headers: HeaderMap, Form(
 }
 
 /// Revokes a token (admins of every repository, as `DELETE /api/v1/tokens/{id}`).
-pub async fn revoke_token(State(reg): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, Form(f): Form<ActionForm>) -> Response {
+pub async fn revoke_token(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<ActionForm>,
+) -> Response {
     let request_headers = headers.clone();
     page(reg, headers, move |reg, viewer| {
         viewer.check_form(reg, &request_headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
-            return Err(UiError::Forbidden("only a token with the admin scope on every repository may revoke tokens".into()));
+            return Err(UiError::Forbidden(
+                "only a token with the admin scope on every repository may revoke tokens".into(),
+            ));
         }
         reg.db.revoke_token(id)?;
         tracing::info!(token = id, by = viewer.name().unwrap_or(""), "token revoked in the web UI");
@@ -395,7 +410,8 @@ pub struct SearchQuery {
 /// viewer may read (public ones signed out).
 pub async fn search(State(reg): State<AppState>, headers: HeaderMap, Query(q): Query<SearchQuery>) -> Response {
     page(reg, headers, move |reg, viewer| {
-        let readable: Vec<String> = reg.repositories.values().filter(|r| viewer.can_read(r)).map(|r| r.name().to_string()).collect();
+        let readable: Vec<String> =
+            reg.repositories.values().filter(|r| viewer.can_read(r)).map(|r| r.name().to_string()).collect();
         let query = q.q.unwrap_or_default().trim().to_string();
         let page_no = q.page.unwrap_or(1).max(1);
         let (total, packages) = reg.db.ui_search(&readable, &query, (page_no - 1).saturating_mul(PAGE), PAGE)?;
@@ -454,8 +470,13 @@ mod tests {
 
     #[test]
     fn the_reason_names_the_jobs_a_version_waits_for() {
-        let failed = [job(1, "success", false), job(2, "failed", true), job(3, "failed", false), job(4, "skipped", false)];
-        assert_eq!(named(Some("failed"), &failed), ("failed", vec![3]), "a job allowed to fail does not hold the version");
+        let failed =
+            [job(1, "success", false), job(2, "failed", true), job(3, "failed", false), job(4, "skipped", false)];
+        assert_eq!(
+            named(Some("failed"), &failed),
+            ("failed", vec![3]),
+            "a job allowed to fail does not hold the version"
+        );
         // Approval jobs (another change adds the `manual` status) come first, whatever the rest does.
         let manual = [job(1, "success", false), job(2, "manual", false), job(3, "created", false)];
         assert_eq!(named(Some("running"), &manual), ("waiting for approval", vec![2]));

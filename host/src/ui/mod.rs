@@ -29,9 +29,9 @@ use minijinja::Environment;
 use serde_json::Value;
 
 use crate::auth::{self, Principal, Scope};
-use crate::store::db::TokenRow;
 use crate::error::AppError;
 use crate::registry::{Registry, Repository};
+use crate::store::db::TokenRow;
 use crate::store::DbError;
 
 /// The UI's routes, merged into the server's router at the root.
@@ -39,8 +39,14 @@ pub fn router() -> Router<crate::http::State> {
     Router::new()
         .route("/ui", get(pages::repositories))
         .route("/ui/", get(pages::repositories))
-        .route("/ui/static/sluice.css", get(|| async { static_file("text/css; charset=utf-8", include_str!("../../templates/sluice.css")) }))
-        .route("/ui/static/follow.js", get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../templates/follow.js")) }))
+        .route(
+            "/ui/static/sluice.css",
+            get(|| async { static_file("text/css; charset=utf-8", include_str!("../../templates/sluice.css")) }),
+        )
+        .route(
+            "/ui/static/follow.js",
+            get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../templates/follow.js")) }),
+        )
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
         .route("/ui/pushes", get(pages::pushes))
@@ -62,7 +68,11 @@ pub fn router() -> Router<crate::http::State> {
 /// Serves `GET /api/v1/repositories/{repo}/packages/{name}/badge.svg`. The API already routes
 /// `/api/v1/repositories/{repo}/packages/{*name}` (package names contain `/`), and a wildcard
 /// must end a route, so this layer answers badge requests before the router sees them.
-pub async fn package_badges(axum::extract::State(reg): axum::extract::State<crate::http::State>, req: Request, next: Next) -> Response {
+pub async fn package_badges(
+    axum::extract::State(reg): axum::extract::State<crate::http::State>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() == axum::http::Method::GET || req.method() == axum::http::Method::HEAD {
         if let Some((repo, name)) = badge::package_badge_path(req.uri().path()) {
             return badge::package(reg, req.headers().clone(), repo, name).await;
@@ -124,7 +134,9 @@ impl Viewer {
         match (&self.csrf, csrf) {
             (Some(mine), Some(sent)) if constant_time_eq(mine.as_bytes(), sent.as_bytes()) => Ok(()),
             (None, _) => Err(UiError::Forbidden("sign in first: this needs a signed-in session".into())),
-            _ => Err(UiError::Forbidden("the form's CSRF token is missing or wrong; reload the page and try again".into())),
+            _ => Err(UiError::Forbidden(
+                "the form's CSRF token is missing or wrong; reload the page and try again".into(),
+            )),
         }
     }
 
@@ -211,7 +223,8 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Whether the request came over https (directly or through a proxy that says so).
 pub fn over_https(reg: &Registry, headers: &HeaderMap) -> bool {
-    let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let forwarded =
+        headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"));
     forwarded || crate::http::external_url(reg, headers).starts_with("https://")
 }
 
@@ -220,7 +233,10 @@ pub fn over_https(reg: &Registry, headers: &HeaderMap) -> bool {
 pub enum UiError {
     NotFound(String),
     /// The page needs a token: the login form, which comes back to `next`.
-    Login { next: String, signed_in: bool },
+    Login {
+        next: String,
+        signed_in: bool,
+    },
     BadRequest(String),
     /// Signed in, but the token may not do this (or the form failed its CSRF checks).
     Forbidden(String),
@@ -260,9 +276,16 @@ impl From<minijinja::Error> for UiError {
 impl UiError {
     pub fn into_page(self, viewer: Option<&str>) -> Response {
         let (status, ctx) = match self {
-            UiError::NotFound(what) => (StatusCode::NOT_FOUND, serde_json::json!({ "title": "Not found", "message": format!("{what} not found") })),
-            UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, serde_json::json!({ "title": "Bad request", "message": m })),
-            UiError::Forbidden(m) => (StatusCode::FORBIDDEN, serde_json::json!({ "title": "Not allowed", "message": m })),
+            UiError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                serde_json::json!({ "title": "Not found", "message": format!("{what} not found") }),
+            ),
+            UiError::BadRequest(m) => {
+                (StatusCode::BAD_REQUEST, serde_json::json!({ "title": "Bad request", "message": m }))
+            }
+            UiError::Forbidden(m) => {
+                (StatusCode::FORBIDDEN, serde_json::json!({ "title": "Not allowed", "message": m }))
+            }
             UiError::Conflict(m) => (StatusCode::CONFLICT, serde_json::json!({ "title": "Not now", "message": m })),
             UiError::Login { next, signed_in } => {
                 let message = if signed_in {
@@ -357,14 +380,18 @@ mod filters {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
     /// Characters left alone in a path segment (`@scope/name` keeps its `@` and `/`).
-    const PATH: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'@').remove(b'/');
+    const PATH: &AsciiSet =
+        &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'@').remove(b'/');
     const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
     /// Milliseconds since the epoch as `2026-11-24 06:40:12 UTC`.
     pub fn datetime(ms: Option<i64>) -> String {
         let Some(ms) = ms else { return String::new() };
-        let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else { return ms.to_string() };
-        t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC")).unwrap_or_else(|_| ms.to_string())
+        let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else {
+            return ms.to_string();
+        };
+        t.format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
+            .unwrap_or_else(|_| ms.to_string())
     }
 
     pub fn bytes(n: i64) -> String {
@@ -388,7 +415,11 @@ mod filters {
     pub fn duration(start: Option<i64>, end: Option<i64>) -> String {
         let (Some(s), Some(e)) = (start, end) else { return String::new() };
         let secs = (e - s).max(0) / 1000;
-        if secs >= 60 { format!("{}m {:02}s", secs / 60, secs % 60) } else { format!("{secs}s") }
+        if secs >= 60 {
+            format!("{}m {:02}s", secs / 60, secs % 60)
+        } else {
+            format!("{secs}s")
+        }
     }
 
     pub fn pathenc(s: String) -> String {

@@ -88,7 +88,13 @@ pub struct ListQuery {
     page: Option<u32>,
 }
 
-pub async fn packages(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri, Path(repo): Path<String>, Query(q): Query<ListQuery>) -> Response {
+pub async fn packages(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(repo): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     page(reg, headers, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
         let query = q.q.unwrap_or_default().trim().to_string();
@@ -136,7 +142,10 @@ pub async fn package(
     let base = crate::http::external_url(&reg, &headers);
     page(reg, headers, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
-        let package = reg.db.ui_package(&repo, &repository.key(&name))?.ok_or_else(|| UiError::NotFound(format!("package `{name}`")))?;
+        let package = reg
+            .db
+            .ui_package(&repo, &repository.key(&name))?
+            .ok_or_else(|| UiError::NotFound(format!("package `{name}`")))?;
         let page_no = q.page.unwrap_or(1).max(1);
         let (total, files) = reg.db.ui_files(package.id, (page_no - 1).saturating_mul(PAGE), PAGE)?;
         if total == 0 {
@@ -150,7 +159,9 @@ pub async fn package(
         let meta = artifact_of(&first.file).metadata;
         let hint = &repository.plugin.info.install_hint;
         let install = (!hint.is_empty()).then(|| {
-            hint.replace("{url}", &format!("{base}/{repo}")).replace("{name}", &package.name).replace("{version}", &version)
+            hint.replace("{url}", &format!("{base}/{repo}"))
+                .replace("{name}", &package.name)
+                .replace("{version}", &version)
         });
         let tags = reg.db.ui_tags(package.id)?;
         // Why a gated version is held (its pipeline's failed or waiting jobs, the failed logs'
@@ -166,7 +177,8 @@ pub async fn package(
             }
             files_of_version.push(v);
         }
-        let badge_path = format!("/api/v1/repositories/{repo}/packages/{}/badge.svg", super::filters::pathenc(package.name.clone()));
+        let badge_path =
+            format!("/api/v1/repositories/{repo}/packages/{}/badge.svg", super::filters::pathenc(package.name.clone()));
         ok(
             "package.html",
             viewer,
@@ -195,7 +207,12 @@ pub async fn package(
 
 // ---- pipelines and jobs ----------------------------------------------------------------------------
 
-pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri, Path(id): Path<i64>) -> Response {
+pub async fn pipeline(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    uri: OriginalUri,
+    Path(id): Path<i64>,
+) -> Response {
     page(reg, headers, move |reg, viewer| {
         let (p, jobs) = reg.db.pipeline(id)?.ok_or_else(|| UiError::NotFound(format!("pipeline {id}")))?;
         let repository = viewer.repository(reg, &p.repository, &here(&uri))?;
@@ -234,7 +251,10 @@ pub async fn pipeline(State(reg): State<AppState>, headers: HeaderMap, uri: Orig
 pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri, Path(id): Path<i64>) -> Response {
     page(reg, headers, move |reg, viewer| {
         let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
-        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+        let (p, _) = reg
+            .db
+            .pipeline(job.pipeline_id)?
+            .ok_or_else(|| UiError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
         viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
         ok(
@@ -285,11 +305,18 @@ pub struct LogQuery {
 /// `GET /api/v1/jobs/{id}/log`, for the job page's script. The API endpoint wants the token in
 /// `Authorization`, which a script cannot take from the UI's HttpOnly cookie (nor has for an
 /// anonymous reader of a public repository), so the UI answers it itself with the UI's auth.
-pub async fn job_log(State(reg): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, Query(q): Query<LogQuery>) -> Response {
+pub async fn job_log(
+    State(reg): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(q): Query<LogQuery>,
+) -> Response {
     let out = crate::http::blocking(move || {
-        let viewer = Viewer::of(&reg, &headers).map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("{e:?}")))?;
+        let viewer =
+            Viewer::of(&reg, &headers).map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("{e:?}")))?;
         let (job, log) = reg.db.job(id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
-        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
+        let (p, _) =
+            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
         let readable = reg.repositories.get(&p.repository).is_some_and(|r| viewer.can_read(r));
         if !readable {
             return Err(crate::error::AppError::Unauthorized("sign in to read this job".into()));
@@ -375,7 +402,8 @@ pub async fn plugins(State(reg): State<AppState>, headers: HeaderMap, uri: Origi
             .map(|p| {
                 let extraction = p.extraction_for(&sample).map(|e| json!(e)).map_err(|e| e.to_string());
                 let trigger = p.trigger_for(&sample).map(|t| json!(t)).map_err(|e| e.to_string());
-                let repositories: Vec<&str> = reg.repositories.values().filter(|r| r.plugin.name() == p.name()).map(|r| r.name()).collect();
+                let repositories: Vec<&str> =
+                    reg.repositories.values().filter(|r| r.plugin.name() == p.name()).map(|r| r.name()).collect();
                 json!({
                     "name": p.name(),
                     "info": p.info,
@@ -404,7 +432,9 @@ pub struct NextQuery {
 /// Only local paths: never send a signed-in user to another site.
 pub(super) fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\") && !n.contains(['\r', '\n']) => {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -435,7 +465,11 @@ pub async fn login(State(reg): State<AppState>, headers: HeaderMap, Form(form): 
             && token.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'"' && b != b'\\')
             && reg.db.token_by_hash(&auth::hash_token(&token))?.is_some();
         if !valid {
-            let html = render("login.html", viewer.name(), json!({ "title": "Sign in", "next": next, "error": "That token is not valid." }))?;
+            let html = render(
+                "login.html",
+                viewer.name(),
+                json!({ "title": "Sign in", "next": next, "error": "That token is not valid." }),
+            )?;
             return Ok(html_response(StatusCode::UNAUTHORIZED, html));
         }
         let cookie = format!(
@@ -444,7 +478,8 @@ pub async fn login(State(reg): State<AppState>, headers: HeaderMap, Form(form): 
             if secure { "; Secure" } else { "" }
         );
         let mut resp = Redirect::to(&next).into_response();
-        resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| UiError::Internal(e.into()))?);
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| UiError::Internal(e.into()))?);
         Ok(resp)
     })
     .await
@@ -455,7 +490,11 @@ pub async fn logout(State(reg): State<AppState>, headers: HeaderMap) -> Response
         return e.into_page(None);
     }
     let secure = super::over_https(&reg, &headers);
-    let cookie = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}", super::COOKIE, if secure { "; Secure" } else { "" });
+    let cookie = format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        super::COOKIE,
+        if secure { "; Secure" } else { "" }
+    );
     let mut resp = Redirect::to("/").into_response();
     resp.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("valid cookie"));
     resp

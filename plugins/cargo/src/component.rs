@@ -1,8 +1,8 @@
 //! The plugin contract's `format` export, delegating to the format logic.
 
 use sluice_plugin_sdk::{
-    Blob, Error, Extraction, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response,
-    TagFile, TagInfo, Tree, Trigger,
+    Blob, Error, Extraction, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response, TagFile, TagInfo, Tree,
+    Trigger,
 };
 
 struct Plugin;
@@ -33,9 +33,7 @@ impl sluice_plugin_sdk::Format for Plugin {
     }
 
     fn from_tag(_tag: TagInfo, _tree: &Tree) -> Result<Option<TagFile>, Error> {
-        Err(Error::unsupported(
-            "Crates are published with `cargo publish`, not made from git tags",
-        ))
+        Err(Error::unsupported("Crates are published with `cargo publish`, not made from git tags"))
     }
 }
 

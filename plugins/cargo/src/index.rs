@@ -26,9 +26,7 @@ pub fn own_index(base_url: &str) -> String {
 /// Whether a feature's values need the newer `features2` field: `dep:` and `?/` syntax, which
 /// cargo before 1.60 cannot read, so crates.io keeps such features out of `features`.
 fn needs_features2(values: &[String]) -> bool {
-    values
-        .iter()
-        .any(|v| v.starts_with("dep:") || v.contains("?/"))
+    values.iter().any(|v| v.starts_with("dep:") || v.contains("?/"))
 }
 
 /// One version's index line.
@@ -55,10 +53,8 @@ pub fn line(artifact: &Artifact, own_index: &str) -> Result<String, Error> {
             Value::Object(o)
         })
         .collect();
-    let (features2, features): (BTreeMap<_, _>, BTreeMap<_, _>) = m
-        .features
-        .iter()
-        .partition(|(_, values)| needs_features2(values));
+    let (features2, features): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        m.features.iter().partition(|(_, values)| needs_features2(values));
     let mut o = Map::new();
     o.insert("name".into(), json!(m.name));
     o.insert("vers".into(), json!(m.vers));
@@ -122,32 +118,22 @@ pub(crate) mod tests {
     #[test]
     fn lines_carry_what_cargo_resolves_with() {
         let meta = CrateManifest::from_toml(APP_TOML).unwrap().to_metadata();
-        let v: Value =
-            serde_json::from_str(&line(&artifact(meta, true), OWN_INDEX).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(&line(&artifact(meta, true), OWN_INDEX).unwrap()).unwrap();
         assert_eq!(v["name"], "sluice-app");
         assert_eq!(v["vers"], "0.2.0");
         assert_eq!(v["cksum"], "ab".repeat(32));
         assert_eq!(v["yanked"], true);
         assert_eq!(v["rust_version"], "1.70");
         assert_eq!(v["links"], Value::Null);
-        assert_eq!(
-            v["features"],
-            json!({"default": ["fast"], "fast": ["core/fast"]})
-        );
-        assert_eq!(
-            v["features2"],
-            json!({"extra": ["dep:extra-lib", "core?/fast"]})
-        );
+        assert_eq!(v["features"], json!({"default": ["fast"], "fast": ["core/fast"]}));
+        assert_eq!(v["features2"], json!({"extra": ["dep:extra-lib", "core?/fast"]}));
         assert_eq!(v["v"], 2);
         let deps = v["deps"].as_array().unwrap();
         let core = deps.iter().find(|d| d["name"] == "core").unwrap();
         assert_eq!(core["package"], "sluice-core");
         assert_eq!(core["req"], "^0.1");
         assert_eq!(core["default_features"], false);
-        assert!(
-            core.get("registry").is_none(),
-            "same registry: no registry field"
-        );
+        assert!(core.get("registry").is_none(), "same registry: no registry field");
         let dev = deps.iter().find(|d| d["kind"] == "dev").unwrap();
         assert_eq!(dev["registry"], crate::manifest::CRATES_IO_INDEX);
         let unix = deps.iter().find(|d| d["target"] == "cfg(unix)").unwrap();

@@ -45,8 +45,7 @@ impl<R: ReadAt> ReadAt for Slice<R> {
 /// Reads the crate's manifest and checks that the archive is one crate version's.
 pub fn read_crate(file: impl ReadAt, check: Check) -> Result<CrateManifest, Error> {
     let gz = GzDecoder::new(BlobReader::new(file));
-    let mut archive =
-        tar::Archive::new(LimitedReader::new(gz, UNPACKED_LIMIT, "the unpacked crate"));
+    let mut archive = tar::Archive::new(LimitedReader::new(gz, UNPACKED_LIMIT, "the unpacked crate"));
     let mut top: Option<String> = None;
     let mut manifest = None;
     let bad = |what: String| Error::invalid(format!("not a valid .crate: {what}"));
@@ -56,53 +55,27 @@ pub fn read_crate(file: impl ReadAt, check: Check) -> Result<CrateManifest, Erro
         let mut parts = path.components();
         let first = match parts.next() {
             Some(Component::Normal(p)) => p.to_string_lossy().into_owned(),
-            _ => {
-                return Err(bad(format!(
-                    "entry `{}` is not inside the crate's folder",
-                    path.display()
-                )))
-            }
+            _ => return Err(bad(format!("entry `{}` is not inside the crate's folder", path.display()))),
         };
         if parts.clone().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(bad(format!(
-                "entry `{}` leaves the crate's folder",
-                path.display()
-            )));
+            return Err(bad(format!("entry `{}` leaves the crate's folder", path.display())));
         }
         match &top {
             None => top = Some(first.clone()),
             Some(t) if *t != first => {
-                return Err(bad(format!(
-                    "entries in two top folders, `{t}` and `{first}`"
-                )));
+                return Err(bad(format!("entries in two top folders, `{t}` and `{first}`")));
             }
             Some(_) => {}
         }
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .ok()
-                .flatten()
-                .map(|l| l.into_owned())
-                .unwrap_or_default();
-            if target.is_absolute()
-                || target
-                    .components()
-                    .any(|c| matches!(c, Component::ParentDir))
-            {
-                return Err(bad(format!(
-                    "link `{}` points outside the crate",
-                    path.display()
-                )));
+            let target = entry.link_name().ok().flatten().map(|l| l.into_owned()).unwrap_or_default();
+            if target.is_absolute() || target.components().any(|c| matches!(c, Component::ParentDir)) {
+                return Err(bad(format!("link `{}` points outside the crate", path.display())));
             }
         }
         let rest: Vec<_> = parts.collect();
-        if manifest.is_none()
-            && rest.len() == 1
-            && rest[0].as_os_str() == "Cargo.toml"
-            && kind.is_file()
-        {
+        if manifest.is_none() && rest.len() == 1 && rest[0].as_os_str() == "Cargo.toml" && kind.is_file() {
             let mut text = String::new();
             LimitedReader::new(&mut entry, MANIFEST_LIMIT, "Cargo.toml")
                 .read_to_string(&mut text)
@@ -147,10 +120,7 @@ pub(crate) mod tests {
     pub fn app_crate() -> Vec<u8> {
         crate_file(&[
             ("sluice-app-0.2.0/Cargo.toml", APP_TOML),
-            (
-                "sluice-app-0.2.0/Cargo.toml.orig",
-                "[package]\nname = \"sluice-app\"\n",
-            ),
+            ("sluice-app-0.2.0/Cargo.toml.orig", "[package]\nname = \"sluice-app\"\n"),
             ("sluice-app-0.2.0/src/lib.rs", "pub fn f() {}\n"),
         ])
     }
@@ -160,24 +130,11 @@ pub(crate) mod tests {
         let m = read_crate(app_crate(), Check::Full).unwrap();
         assert_eq!(m.file_name(), "sluice-app-0.2.0.crate");
 
-        let err = |entries: &[(&str, &str)]| {
-            read_crate(crate_file(entries), Check::Full)
-                .unwrap_err()
-                .message
-        };
-        assert!(
-            err(&[("other-1.0.0/Cargo.toml", APP_TOML)]).contains("its folder is `other-1.0.0`")
-        );
-        assert!(err(&[
-            ("sluice-app-0.2.0/Cargo.toml", APP_TOML),
-            ("elsewhere/x", "")
-        ])
-        .contains("two top folders"));
+        let err = |entries: &[(&str, &str)]| read_crate(crate_file(entries), Check::Full).unwrap_err().message;
+        assert!(err(&[("other-1.0.0/Cargo.toml", APP_TOML)]).contains("its folder is `other-1.0.0`"));
+        assert!(err(&[("sluice-app-0.2.0/Cargo.toml", APP_TOML), ("elsewhere/x", "")]).contains("two top folders"));
         assert!(err(&[("sluice-app-0.2.0/src/lib.rs", "")]).contains("no Cargo.toml"));
-        assert!(read_crate(b"not gzip".to_vec(), Check::Full)
-            .unwrap_err()
-            .message
-            .starts_with("not a valid .crate"));
+        assert!(read_crate(b"not gzip".to_vec(), Check::Full).unwrap_err().message.starts_with("not a valid .crate"));
     }
 
     #[test]
@@ -186,15 +143,8 @@ pub(crate) mod tests {
         let krate = app_crate();
         body.extend_from_slice(&krate);
         body.extend_from_slice(b"tail");
-        let slice = Slice {
-            inner: &body,
-            offset: 4,
-            len: krate.len() as u64,
-        };
+        let slice = Slice { inner: &body, offset: 4, len: krate.len() as u64 };
         assert_eq!(slice.read_at(0, u32::MAX), krate);
-        assert_eq!(
-            read_crate(slice, Check::ManifestOnly).unwrap().name,
-            "sluice-app"
-        );
+        assert_eq!(read_crate(slice, Check::ManifestOnly).unwrap().name, "sluice-app");
     }
 }

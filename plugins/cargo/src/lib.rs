@@ -15,9 +15,7 @@ pub mod publish;
 mod component;
 
 use sluice_plugin_sdk::io::ReadAt;
-use sluice_plugin_sdk::{
-    Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger,
-};
+use sluice_plugin_sdk::{Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
 
 pub fn info() -> FormatInfo {
     FormatInfo {
@@ -53,9 +51,7 @@ pub fn extraction() -> Extraction {
         media_type: "application/gzip".into(),
         steps: vec![ExtractionStep {
             tool: "tar".into(),
-            argv: ["-xzf", "{archive}", "-C", "{dest}", "--strip-components=1"]
-                .map(String::from)
-                .to_vec(),
+            argv: ["-xzf", "{archive}", "-C", "{dest}", "--strip-components=1"].map(String::from).to_vec(),
         }],
         image: None,
     }
@@ -64,10 +60,7 @@ pub fn extraction() -> Extraction {
 pub fn trigger(meta: &Metadata) -> Trigger {
     Trigger {
         event: "package_push".into(),
-        variables: vec![
-            ("CRATE_NAME".into(), meta.name.clone()),
-            ("CRATE_VERSION".into(), meta.version.clone()),
-        ],
+        variables: vec![("CRATE_NAME".into(), meta.name.clone()), ("CRATE_VERSION".into(), meta.version.clone())],
         jobs: Vec::new(),
     }
 }
@@ -80,30 +73,17 @@ mod tests {
     #[test]
     fn parse_checks_the_stored_name() {
         let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
-        assert_eq!(
-            (meta.name.as_str(), meta.version.as_str()),
-            ("sluice-app", "0.2.0")
-        );
+        assert_eq!((meta.name.as_str(), meta.version.as_str()), ("sluice-app", "0.2.0"));
         assert_eq!(meta.license.as_deref(), Some("MIT OR Apache-2.0"));
         let err = parse("upload.crate", app_crate()).unwrap_err();
-        assert!(
-            err.message.contains("sluice-app-0.2.0.crate"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("sluice-app-0.2.0.crate"), "{}", err.message);
     }
 
     #[test]
     fn trigger_and_extraction() {
         let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
-        assert_eq!(
-            trigger(&meta).variables[0],
-            ("CRATE_NAME".to_string(), "sluice-app".to_string())
-        );
-        assert_eq!(
-            extraction().steps[0].argv.join(" "),
-            "-xzf {archive} -C {dest} --strip-components=1"
-        );
+        assert_eq!(trigger(&meta).variables[0], ("CRATE_NAME".to_string(), "sluice-app".to_string()));
+        assert_eq!(extraction().steps[0].argv.join(" "), "-xzf {archive} -C {dest} --strip-components=1");
         assert_eq!(info().name, "cargo");
     }
 }

@@ -51,12 +51,7 @@ impl Dep {
 
 /// Whether two index URLs name the same index (`sparse+` and a trailing `/` do not matter).
 pub fn same_index(a: &str, b: &str) -> bool {
-    let norm = |u: &str| {
-        u.trim()
-            .trim_start_matches("sparse+")
-            .trim_end_matches('/')
-            .to_ascii_lowercase()
-    };
+    let norm = |u: &str| u.trim().trim_start_matches("sparse+").trim_end_matches('/').to_ascii_lowercase();
     norm(a) == norm(b)
 }
 
@@ -105,9 +100,7 @@ pub fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
         Ok(())
     } else {
@@ -132,22 +125,18 @@ pub fn normalise_req(req: &str) -> Result<String, Error> {
 impl CrateManifest {
     /// Reads a normalised `Cargo.toml`.
     pub fn from_toml(text: &str) -> Result<CrateManifest, Error> {
-        let doc: Table = toml::from_str(text)
-            .map_err(|e| Error::invalid(format!("Cargo.toml is not valid TOML: {e}")))?;
+        let doc: Table =
+            toml::from_str(text).map_err(|e| Error::invalid(format!("Cargo.toml is not valid TOML: {e}")))?;
         let package = doc
             .get("package")
             .and_then(Value::as_table)
             .ok_or_else(|| Error::invalid("Cargo.toml has no [package] table"))?;
-        let name = string(package, "package.name")?
-            .ok_or_else(|| Error::invalid("Cargo.toml has no package.name"))?;
+        let name = string(package, "package.name")?.ok_or_else(|| Error::invalid("Cargo.toml has no package.name"))?;
         check_name(&name)?;
-        let vers = string(package, "package.version")?
-            .ok_or_else(|| Error::invalid("Cargo.toml has no package.version"))?;
-        let version = semver::Version::parse(&vers).map_err(|e| {
-            Error::invalid(format!(
-                "package.version `{vers}` is not a semantic version: {e}"
-            ))
-        })?;
+        let vers =
+            string(package, "package.version")?.ok_or_else(|| Error::invalid("Cargo.toml has no package.version"))?;
+        let version = semver::Version::parse(&vers)
+            .map_err(|e| Error::invalid(format!("package.version `{vers}` is not a semantic version: {e}")))?;
 
         let mut deps = Vec::new();
         for (table, kind) in DEP_TABLES {
@@ -156,22 +145,13 @@ impl CrateManifest {
             }
         }
         if let Some(targets) = doc.get("target") {
-            let targets = targets
-                .as_table()
-                .ok_or_else(|| Error::invalid("[target] must be a table"))?;
+            let targets = targets.as_table().ok_or_else(|| Error::invalid("[target] must be a table"))?;
             for (platform, body) in targets {
-                let body = body.as_table().ok_or_else(|| {
-                    Error::invalid(format!("[target.{platform}] must be a table"))
-                })?;
+                let body =
+                    body.as_table().ok_or_else(|| Error::invalid(format!("[target.{platform}] must be a table")))?;
                 for (table, kind) in DEP_TABLES {
                     if let Some(t) = body.get(*table) {
-                        read_deps(
-                            t,
-                            &format!("target.{platform}.{table}"),
-                            kind,
-                            Some(platform),
-                            &mut deps,
-                        )?;
+                        read_deps(t, &format!("target.{platform}.{table}"), kind, Some(platform), &mut deps)?;
                     }
                 }
             }
@@ -179,14 +159,9 @@ impl CrateManifest {
 
         let mut features = BTreeMap::new();
         if let Some(f) = doc.get("features") {
-            let f = f
-                .as_table()
-                .ok_or_else(|| Error::invalid("[features] must be a table"))?;
+            let f = f.as_table().ok_or_else(|| Error::invalid("[features] must be a table"))?;
             for (feature, values) in f {
-                features.insert(
-                    feature.clone(),
-                    strings(values, &format!("features.{feature}"))?,
-                );
+                features.insert(feature.clone(), strings(values, &format!("features.{feature}"))?);
             }
         }
         let list = |key: &str| match package.get(key) {
@@ -245,25 +220,13 @@ impl CrateManifest {
     }
 
     pub fn from_stored(manifest: &str) -> Result<CrateManifest, Error> {
-        serde_json::from_str(manifest).map_err(|e| {
-            Error::new(
-                sluice_plugin_sdk::ErrorKind::Internal,
-                format!("stored manifest: {e}"),
-            )
-        })
+        serde_json::from_str(manifest)
+            .map_err(|e| Error::new(sluice_plugin_sdk::ErrorKind::Internal, format!("stored manifest: {e}")))
     }
 }
 
-fn read_deps(
-    table: &Value,
-    at: &str,
-    kind: &str,
-    target: Option<&str>,
-    out: &mut Vec<Dep>,
-) -> Result<(), Error> {
-    let table = table
-        .as_table()
-        .ok_or_else(|| Error::invalid(format!("[{at}] must be a table")))?;
+fn read_deps(table: &Value, at: &str, kind: &str, target: Option<&str>, out: &mut Vec<Dep>) -> Result<(), Error> {
+    let table = table.as_table().ok_or_else(|| Error::invalid(format!("[{at}] must be a table")))?;
     for (name, spec) in table {
         let dep = match spec {
             Value::String(req) => Dep {
@@ -309,11 +272,7 @@ fn read_deps(
                     registry_index: string(t, &format!("{here}.registry-index"))?,
                 }
             }
-            _ => {
-                return Err(Error::invalid(format!(
-                    "{at}.{name} must be a version string or a table"
-                )))
-            }
+            _ => return Err(Error::invalid(format!("{at}.{name} must be a version string or a table"))),
         };
         check_name(&dep.name)?;
         out.push(dep);
@@ -327,9 +286,7 @@ fn string(table: &Table, key_path: &str) -> Result<Option<String>, Error> {
     match table.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Error::invalid(format!(
-            "{key_path} must be a string in a packaged Cargo.toml"
-        ))),
+        Some(_) => Err(Error::invalid(format!("{key_path} must be a string in a packaged Cargo.toml"))),
     }
 }
 
@@ -342,15 +299,11 @@ fn boolean(table: &Table, key: &str, at: &str) -> Result<Option<bool>, Error> {
 }
 
 fn strings(value: &Value, at: &str) -> Result<Vec<String>, Error> {
-    let array = value
-        .as_array()
-        .ok_or_else(|| Error::invalid(format!("{at} must be an array of strings")))?;
+    let array = value.as_array().ok_or_else(|| Error::invalid(format!("{at} must be an array of strings")))?;
     array
         .iter()
         .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| Error::invalid(format!("{at} must be an array of strings")))
+            v.as_str().map(str::to_string).ok_or_else(|| Error::invalid(format!("{at} must be an array of strings")))
         })
         .collect()
 }
@@ -411,35 +364,20 @@ cc-lite = "0.3.1"
         assert_eq!(m.features["extra"], ["dep:extra-lib", "core?/fast"]);
         let core = m.deps.iter().find(|d| d.name == "core").unwrap();
         assert_eq!(core.crate_name(), "sluice-core");
-        assert_eq!(
-            (core.req.as_str(), core.default_features, core.optional),
-            ("^0.1", false, false)
-        );
+        assert_eq!((core.req.as_str(), core.default_features, core.optional), ("^0.1", false, false));
         assert_eq!(core.registry_for(OWN_INDEX), None, "same registry");
         let extra = m.deps.iter().find(|d| d.name == "extra-lib").unwrap();
         assert!(extra.optional);
-        assert_eq!(
-            extra.registry_for(OWN_INDEX).as_deref(),
-            Some("sparse+http://other.test/index/")
-        );
+        assert_eq!(extra.registry_for(OWN_INDEX).as_deref(), Some("sparse+http://other.test/index/"));
         let dev = m.deps.iter().find(|d| d.kind == "dev").unwrap();
-        assert_eq!(
-            (dev.req.as_str(), dev.registry_for(OWN_INDEX).as_deref()),
-            ("^1", Some(CRATES_IO_INDEX))
-        );
+        assert_eq!((dev.req.as_str(), dev.registry_for(OWN_INDEX).as_deref()), ("^1", Some(CRATES_IO_INDEX)));
         let unix = m.deps.iter().find(|d| d.target.is_some()).unwrap();
-        assert_eq!(
-            (unix.target.as_deref(), unix.req.as_str()),
-            (Some("cfg(unix)"), ">=0.1, <0.3")
-        );
+        assert_eq!((unix.target.as_deref(), unix.req.as_str()), (Some("cfg(unix)"), ">=0.1, <0.3"));
         let build = m.deps.iter().find(|d| d.kind == "build").unwrap();
         assert_eq!(build.req, "^0.3.1");
         let meta = m.to_metadata();
         assert_eq!(meta.summary.as_deref(), Some("Uses the core"));
-        assert!(meta
-            .dependencies
-            .iter()
-            .any(|d| d.name == "sluice-core" && d.group == "cfg(unix)"));
+        assert!(meta.dependencies.iter().any(|d| d.name == "sluice-core" && d.group == "cfg(unix)"));
         assert_eq!(CrateManifest::from_stored(&meta.manifest).unwrap(), m);
     }
 
@@ -447,21 +385,15 @@ cc-lite = "0.3.1"
     fn refuses_what_cannot_be_published() {
         let err = |toml: &str| CrateManifest::from_toml(toml).unwrap_err().message;
         assert!(err("[package]\nname = \"a\"\n").contains("package.version"));
-        assert!(
-            err("[package]\nname = \"9a\"\nversion = \"1.0.0\"\n").contains("invalid crate name")
-        );
-        assert!(
-            err("[package]\nname = \"a\"\nversion = \"one\"\n").contains("not a semantic version")
-        );
+        assert!(err("[package]\nname = \"9a\"\nversion = \"1.0.0\"\n").contains("invalid crate name"));
+        assert!(err("[package]\nname = \"a\"\nversion = \"one\"\n").contains("not a semantic version"));
+        assert!(err("[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies.b]\npath = \"../b\"\n")
+            .contains("no version requirement"));
         assert!(err(
-            "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies.b]\npath = \"../b\"\n"
+            "[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies.b]\nversion = \"1\"\nregistry = \"x\"\n"
         )
-        .contains("no version requirement"));
-        assert!(err("[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies.b]\nversion = \"1\"\nregistry = \"x\"\n")
-            .contains("registry-index"));
-        assert!(
-            err("[package]\nname = \"a\"\nversion.workspace = true\n").contains("must be a string")
-        );
+        .contains("registry-index"));
+        assert!(err("[package]\nname = \"a\"\nversion.workspace = true\n").contains("must be a string"));
         assert!(err("not toml [").contains("not valid TOML"));
         assert_eq!(canonical_name("Foo-Bar"), canonical_name("foo_bar"));
     }

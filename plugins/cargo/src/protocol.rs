@@ -10,19 +10,14 @@ use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http;
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload,
-    UploadSource, Yank,
+    Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource, Yank,
 };
 
 /// The tag prefix that records who published a crate: the contract has no publisher field in
 /// the registry view, so each publisher's name is a tag on the newest version they published.
 pub const OWNER_TAG: &str = "owner:";
 
-pub fn handle(
-    registry: &impl Registry,
-    req: &Request,
-    body: impl ReadAt,
-) -> Result<Outcome, Error> {
+pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result<Outcome, Error> {
     let segments = req.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = matches!(req.method.as_str(), "GET" | "HEAD");
@@ -56,10 +51,7 @@ pub fn render_error(err: &Error) -> Response {
         ErrorKind::Internal => "internal server error".to_string(),
         _ => err.message.clone(),
     };
-    http::json(
-        err.kind.status(),
-        &json!({ "errors": [{ "detail": detail }] }),
-    )
+    http::json(err.kind.status(), &json!({ "errors": [{ "detail": detail }] }))
 }
 
 fn republish_detail(message: &str) -> String {
@@ -76,10 +68,7 @@ fn republish_detail(message: &str) -> String {
 }
 
 fn already_uploaded(version: &str) -> Error {
-    Error::new(
-        ErrorKind::Conflict,
-        format!("crate version `{version}` is already uploaded"),
-    )
+    Error::new(ErrorKind::Conflict, format!("crate version `{version}` is already uploaded"))
 }
 
 /// `config.json`. The plugin does not learn whether the repository is private, but cargo only
@@ -99,10 +88,9 @@ fn config_json(req: &Request) -> Response {
 /// A response with an ETag of its body, answered with 304 when the client has it.
 fn cached(req: &Request, response: Response) -> Response {
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&response.body))[..32]);
-    let hit = req.header("if-none-match").is_some_and(|tags| {
-        tags.split(',')
-            .any(|t| t.trim().trim_start_matches("W/") == etag)
-    });
+    let hit = req
+        .header("if-none-match")
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
     if hit {
         return http::empty(304).with_header("etag", etag);
     }
@@ -119,27 +107,17 @@ fn index_file(registry: &impl Registry, req: &Request, rest: &[&str]) -> Result<
     };
     // Only the RFC's path for the name is the name's file.
     if rest.join("/") != index_path(name) {
-        return Err(Error::not_found(format!(
-            "no index file at /index/{}",
-            rest.join("/")
-        )));
+        return Err(Error::not_found(format!("no index file at /index/{}", rest.join("/"))));
     }
     let package = registry.package(name).ok_or_else(|| not_found(name))?;
     let body = index::file(&package, &own_index(&req.base_url))?;
-    Ok(Outcome::respond(cached(
-        req,
-        http::bytes(200, "text/plain; charset=utf-8", body.into_bytes()),
-    )))
+    Ok(Outcome::respond(cached(req, http::bytes(200, "text/plain; charset=utf-8", body.into_bytes()))))
 }
 
 fn publish(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result<Outcome, Error> {
     let framed = publish::split(&body)?;
     let new = publish::new_crate(&framed.json)?;
-    let krate = Slice {
-        inner: &body,
-        offset: framed.crate_offset,
-        len: framed.crate_len,
-    };
+    let krate = Slice { inner: &body, offset: framed.crate_offset, len: framed.crate_len };
     let manifest = read_crate(krate, Check::ManifestOnly)?;
     publish::check(&new, &manifest, &own_index(&req.base_url))?;
     check_new_version(registry, &manifest)?;
@@ -148,18 +126,10 @@ fn publish(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result
         // The .crate is stored from the request body as it is, never copied through the plugin.
         source: UploadSource::BodyRange((framed.crate_offset, framed.crate_len)),
         package: Some(manifest.name.clone()),
-        tags: req
-            .principal
-            .iter()
-            .map(|p| format!("{OWNER_TAG}{p}"))
-            .collect(),
+        tags: req.principal.iter().map(|p| format!("{OWNER_TAG}{p}")).collect(),
     };
-    let warnings =
-        json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } });
-    Ok(Outcome::with_effects(
-        vec![Effect::Publish(upload)],
-        http::json(200, &warnings),
-    ))
+    let warnings = json!({ "warnings": { "invalid_categories": [], "invalid_badges": [], "other": [] } });
+    Ok(Outcome::with_effects(vec![Effect::Publish(upload)], http::json(200, &warnings)))
 }
 
 /// crates.io's rules for a new version: a name differing only in case, `-` or `_` from an
@@ -172,16 +142,8 @@ fn check_new_version(registry: &impl Registry, manifest: &CrateManifest) -> Resu
         // Another spelling with `-` and `_` swapped: search is by substring, so look among the
         // crates sharing the name's longest run without separators.
         None if manifest.name.contains(['-', '_']) => {
-            let probe = manifest
-                .name
-                .split(['-', '_'])
-                .max_by_key(|s| s.len())
-                .unwrap_or(&manifest.name);
-            registry
-                .search(probe, 0, 1000)
-                .packages
-                .into_iter()
-                .find(|p| canonical_name(&p.name) == canonical)
+            let probe = manifest.name.split(['-', '_']).max_by_key(|s| s.len()).unwrap_or(&manifest.name);
+            registry.search(probe, 0, 1000).packages.into_iter().find(|p| canonical_name(&p.name) == canonical)
         }
         None => None,
     };
@@ -194,13 +156,10 @@ fn check_new_version(registry: &impl Registry, manifest: &CrateManifest) -> Resu
             manifest.name, existing.name
         )));
     }
-    let version =
-        semver::Version::parse(&manifest.vers).map_err(|e| Error::invalid(e.to_string()))?;
+    let version = semver::Version::parse(&manifest.vers).map_err(|e| Error::invalid(e.to_string()))?;
     for a in &existing.artifacts {
         if let Ok(v) = semver::Version::parse(&a.version) {
-            if (v.major, v.minor, v.patch, &v.pre)
-                == (version.major, version.minor, version.patch, &version.pre)
-            {
+            if (v.major, v.minor, v.patch, &v.pre) == (version.major, version.minor, version.patch, &version.pre) {
                 return Err(already_uploaded(&a.version));
             }
         }
@@ -212,28 +171,13 @@ fn find_package(registry: &impl Registry, name: &str) -> Result<PackageView, Err
     registry.package(name).ok_or_else(|| not_found(name))
 }
 
-fn yank(
-    registry: &impl Registry,
-    name: &str,
-    version: &str,
-    yanked: bool,
-) -> Result<Outcome, Error> {
+fn yank(registry: &impl Registry, name: &str, version: &str, yanked: bool) -> Result<Outcome, Error> {
     let package = find_package(registry, name)?;
     if !package.artifacts.iter().any(|a| a.version == version) {
-        return Err(Error::not_found(format!(
-            "crate `{name}` does not have a version `{version}`"
-        )));
+        return Err(Error::not_found(format!("crate `{name}` does not have a version `{version}`")));
     }
-    let effect = Effect::Yank(Yank {
-        package: package.name,
-        version: version.to_string(),
-        qualifier: None,
-        yanked,
-    });
-    Ok(Outcome::with_effects(
-        vec![effect],
-        http::json(200, &json!({ "ok": true })),
-    ))
+    let effect = Effect::Yank(Yank { package: package.name, version: version.to_string(), qualifier: None, yanked });
+    Ok(Outcome::with_effects(vec![effect], http::json(200, &json!({ "ok": true }))))
 }
 
 /// The highest version clients can resolve (the highest of all when every version is yanked).
@@ -246,44 +190,26 @@ fn max_version(package: &PackageView) -> String {
             .filter_map(|a| semver::Version::parse(&a.version).ok())
             .max()
     };
-    best(true)
-        .or_else(|| best(false))
-        .map(|v| v.to_string())
-        .unwrap_or_default()
+    best(true).or_else(|| best(false)).map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// `cargo search`: `GET /api/v1/crates?q=TEXT&per_page=N`.
 fn search(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> {
     let query = req.query_param("q").unwrap_or_default();
-    let per_page = req
-        .query_param("per_page")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10u32)
-        .clamp(1, 100);
-    let page = req
-        .query_param("page")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1u32)
-        .max(1);
+    let per_page = req.query_param("per_page").and_then(|n| n.parse().ok()).unwrap_or(10u32).clamp(1, 100);
+    let page = req.query_param("page").and_then(|n| n.parse().ok()).unwrap_or(1u32).max(1);
     let found = registry.search(query.trim(), (page - 1).saturating_mul(per_page), per_page);
     let crates: Vec<_> = found
         .packages
         .iter()
         .map(|p| {
             let max = max_version(p);
-            let description = p
-                .artifacts
-                .iter()
-                .rev()
-                .find(|a| a.version == max)
-                .and_then(|a| a.metadata.summary.clone());
+            let description =
+                p.artifacts.iter().rev().find(|a| a.version == max).and_then(|a| a.metadata.summary.clone());
             json!({ "name": p.name, "max_version": max, "description": description })
         })
         .collect();
-    Ok(Outcome::respond(http::json(
-        200,
-        &json!({ "crates": crates, "meta": { "total": found.total } }),
-    )))
+    Ok(Outcome::respond(http::json(200, &json!({ "crates": crates, "meta": { "total": found.total } }))))
 }
 
 /// `cargo owner --list`: the principals that published versions of the crate.
@@ -296,10 +222,7 @@ fn owners(registry: &impl Registry, name: &str) -> Result<Outcome, Error> {
         .enumerate()
         .map(|(i, login)| json!({ "id": i + 1, "login": login, "name": login }))
         .collect();
-    Ok(Outcome::respond(http::json(
-        200,
-        &json!({ "users": users }),
-    )))
+    Ok(Outcome::respond(http::json(200, &json!({ "users": users }))))
 }
 
 /// A `.crate` download. Yanked versions stay downloadable: a locked build still needs them.
@@ -309,16 +232,8 @@ fn download(registry: &impl Registry, name: &str, version: &str) -> Result<Outco
         .artifacts
         .iter()
         .find(|a| a.version == version)
-        .ok_or_else(|| {
-            Error::not_found(format!(
-                "crate `{name}` does not have a version `{version}`"
-            ))
-        })?;
-    Ok(Outcome::serve_file(
-        package.name.clone(),
-        artifact.file_name.clone(),
-        "application/gzip",
-    ))
+        .ok_or_else(|| Error::not_found(format!("crate `{name}` does not have a version `{version}`")))?;
+    Ok(Outcome::serve_file(package.name.clone(), artifact.file_name.clone(), "application/gzip"))
 }
 
 #[cfg(test)]
@@ -336,10 +251,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             query: query.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             base_url: "http://127.0.0.1:9/cargo".into(),
             principal: Some("ci".into()),
         }
@@ -354,10 +266,7 @@ mod tests {
                 name: "sluice-app".into(),
                 created_ms: 0,
                 modified_ms: 0,
-                tags: vec![
-                    ("owner:ci".into(), "0.2.0".into()),
-                    ("owner:ada".into(), "0.1.0".into()),
-                ],
+                tags: vec![("owner:ci".into(), "0.2.0".into()), ("owner:ada".into(), "0.1.0".into())],
                 artifacts: vec![artifact(old.to_metadata(), false), artifact(meta, true)],
             }],
         }
@@ -371,12 +280,7 @@ mod tests {
     }
 
     fn get(path: &str, query: &str, headers: &[(&str, &str)]) -> Result<Response, Error> {
-        handle(
-            &registry(),
-            &request("GET", path, query, headers),
-            Vec::new(),
-        )
-        .map(respond)
+        handle(&registry(), &request("GET", path, query, headers), Vec::new()).map(respond)
     }
 
     fn body_json(r: &Response) -> Value {
@@ -397,38 +301,14 @@ mod tests {
 
         let file = get("/index/sl/ui/sluice-app", "", &[]).unwrap();
         let text = String::from_utf8(file.body.clone()).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
-        assert_eq!(
-            (lines[0]["vers"].as_str(), lines[0]["yanked"].as_bool()),
-            (Some("0.1.0"), Some(false))
-        );
+        assert_eq!((lines[0]["vers"].as_str(), lines[0]["yanked"].as_bool()), (Some("0.1.0"), Some(false)));
         assert_eq!(lines[1]["yanked"], true);
-        let etag = file
-            .headers
-            .iter()
-            .find(|(k, _)| k == "etag")
-            .unwrap()
-            .1
-            .clone();
-        assert_eq!(
-            get("/index/sl/ui/sluice-app", "", &[("if-none-match", &etag)])
-                .unwrap()
-                .status,
-            304
-        );
-        assert_eq!(
-            get("/index/sl/ui/nope-crate", "", &[]).unwrap_err().kind,
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            get("/index/3/s/sluice-app", "", &[]).unwrap_err().kind,
-            ErrorKind::NotFound,
-            "wrong path"
-        );
+        let etag = file.headers.iter().find(|(k, _)| k == "etag").unwrap().1.clone();
+        assert_eq!(get("/index/sl/ui/sluice-app", "", &[("if-none-match", &etag)]).unwrap().status, 304);
+        assert_eq!(get("/index/sl/ui/nope-crate", "", &[]).unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get("/index/3/s/sluice-app", "", &[]).unwrap_err().kind, ErrorKind::NotFound, "wrong path");
     }
 
     #[test]
@@ -438,24 +318,11 @@ mod tests {
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"0.3.0\"");
         let krate = crate::krate::tests::crate_file(&[("sluice-app-0.3.0/Cargo.toml", &toml)]);
         let body = frame(&json, &krate);
-        let outcome = handle(
-            &registry(),
-            &request("PUT", "/api/v1/crates/new", "", &[]),
-            body.clone(),
-        )
-        .unwrap();
+        let outcome = handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), body.clone()).unwrap();
         match &outcome.effects[..] {
-            [Effect::Publish(Upload {
-                file_name,
-                source: UploadSource::BodyRange((offset, len)),
-                package,
-                tags,
-            })] => {
+            [Effect::Publish(Upload { file_name, source: UploadSource::BodyRange((offset, len)), package, tags })] => {
                 assert_eq!(file_name, "sluice-app-0.3.0.crate");
-                assert_eq!(
-                    &body[*offset as usize..(*offset + *len) as usize],
-                    &krate[..]
-                );
+                assert_eq!(&body[*offset as usize..(*offset + *len) as usize], &krate[..]);
                 assert_eq!(package.as_deref(), Some("sluice-app"));
                 assert_eq!(tags, &["owner:ci".to_string()]);
             }
@@ -465,139 +332,67 @@ mod tests {
 
         // A yanked version is still taken: crates.io never reuses a version.
         let again = frame(&app_json(), &app_crate());
-        let err = handle(
-            &registry(),
-            &request("PUT", "/api/v1/crates/new", "", &[]),
-            again,
-        )
-        .unwrap_err();
+        let err = handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), again).unwrap_err();
         assert_eq!(
             (err.kind, err.message.as_str()),
-            (
-                ErrorKind::Conflict,
-                "crate version `0.2.0` is already uploaded"
-            )
+            (ErrorKind::Conflict, "crate version `0.2.0` is already uploaded")
         );
 
         let mut plus = app_json();
         plus["vers"] = json!("0.2.0+build.5");
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"0.2.0+build.5\"");
-        let krate =
-            crate::krate::tests::crate_file(&[("sluice-app-0.2.0+build.5/Cargo.toml", &toml)]);
-        let err = handle(
-            &registry(),
-            &request("PUT", "/api/v1/crates/new", "", &[]),
-            frame(&plus, &krate),
-        )
-        .unwrap_err();
+        let krate = crate::krate::tests::crate_file(&[("sluice-app-0.2.0+build.5/Cargo.toml", &toml)]);
+        let err =
+            handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), frame(&plus, &krate)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Conflict, "only build metadata differs");
 
         let renamed = APP_TOML.replace("name = \"sluice-app\"", "name = \"sluice_app\"");
         let mut json = app_json();
         json["name"] = json!("sluice_app");
         let krate = crate::krate::tests::crate_file(&[("sluice_app-0.2.0/Cargo.toml", &renamed)]);
-        let err = handle(
-            &registry(),
-            &request("PUT", "/api/v1/crates/new", "", &[]),
-            frame(&json, &krate),
-        )
-        .unwrap_err();
-        assert!(
-            err.message.contains("already published as `sluice-app`"),
-            "{}",
-            err.message
-        );
+        let err =
+            handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), frame(&json, &krate)).unwrap_err();
+        assert!(err.message.contains("already published as `sluice-app`"), "{}", err.message);
 
-        let junk = handle(
-            &registry(),
-            &request("PUT", "/api/v1/crates/new", "", &[]),
-            b"junk".to_vec(),
-        )
-        .unwrap_err();
+        let junk = handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), b"junk".to_vec()).unwrap_err();
         assert_eq!(junk.kind, ErrorKind::Invalid);
     }
 
     #[test]
     fn yank_search_owners_and_downloads() {
         let reg = registry();
-        let outcome = handle(
-            &reg,
-            &request("DELETE", "/api/v1/crates/sluice-app/0.1.0/yank", "", &[]),
-            Vec::new(),
-        )
-        .unwrap();
-        assert!(matches!(
-            &outcome.effects[..],
-            [Effect::Yank(Yank {
-                yanked: true,
-                qualifier: None,
-                ..
-            })]
-        ));
-        let outcome = handle(
-            &reg,
-            &request("PUT", "/api/v1/crates/sluice-app/0.2.0/unyank", "", &[]),
-            Vec::new(),
-        )
-        .unwrap();
-        assert!(matches!(
-            &outcome.effects[..],
-            [Effect::Yank(Yank { yanked: false, .. })]
-        ));
-        let missing = handle(
-            &reg,
-            &request("DELETE", "/api/v1/crates/sluice-app/9.0.0/yank", "", &[]),
-            Vec::new(),
-        );
+        let outcome =
+            handle(&reg, &request("DELETE", "/api/v1/crates/sluice-app/0.1.0/yank", "", &[]), Vec::new()).unwrap();
+        assert!(matches!(&outcome.effects[..], [Effect::Yank(Yank { yanked: true, qualifier: None, .. })]));
+        let outcome =
+            handle(&reg, &request("PUT", "/api/v1/crates/sluice-app/0.2.0/unyank", "", &[]), Vec::new()).unwrap();
+        assert!(matches!(&outcome.effects[..], [Effect::Yank(Yank { yanked: false, .. })]));
+        let missing = handle(&reg, &request("DELETE", "/api/v1/crates/sluice-app/9.0.0/yank", "", &[]), Vec::new());
         assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
 
         let found = body_json(&get("/api/v1/crates", "q=sluice&per_page=5", &[]).unwrap());
         assert_eq!(found["meta"]["total"], 1);
-        assert_eq!(
-            found["crates"][0]["max_version"], "0.1.0",
-            "0.2.0 is yanked"
-        );
+        assert_eq!(found["crates"][0]["max_version"], "0.1.0", "0.2.0 is yanked");
 
         let owners = body_json(&get("/api/v1/crates/sluice-app/owners", "", &[]).unwrap());
-        let logins: Vec<_> = owners["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["login"].clone())
-            .collect();
+        let logins: Vec<_> = owners["users"].as_array().unwrap().iter().map(|u| u["login"].clone()).collect();
         assert_eq!(logins, [json!("ci"), json!("ada")]);
 
-        let outcome = handle(
-            &reg,
-            &request("GET", "/api/v1/crates/sluice-app/0.2.0/download", "", &[]),
-            Vec::new(),
-        )
-        .unwrap();
+        let outcome =
+            handle(&reg, &request("GET", "/api/v1/crates/sluice-app/0.2.0/download", "", &[]), Vec::new()).unwrap();
         match outcome.reply {
-            Reply::ServeFile(f) => assert_eq!(
-                f.file_name, "sluice-app-0.2.0.crate",
-                "yanked files stay downloadable"
-            ),
+            Reply::ServeFile(f) => assert_eq!(f.file_name, "sluice-app-0.2.0.crate", "yanked files stay downloadable"),
             Reply::Respond(r) => panic!("expected a file, got {}", r.status),
         }
     }
 
     #[test]
     fn errors_are_what_cargo_prints() {
-        let r = render_error(&Error::new(
-            ErrorKind::Conflict,
-            "version 1.2.3 of sluice-app already exists",
-        ));
+        let r = render_error(&Error::new(ErrorKind::Conflict, "version 1.2.3 of sluice-app already exists"));
         assert_eq!(r.status, 409);
-        assert_eq!(
-            body_json(&r),
-            json!({"errors": [{"detail": "crate version `1.2.3` is already uploaded"}]})
-        );
+        assert_eq!(body_json(&r), json!({"errors": [{"detail": "crate version `1.2.3` is already uploaded"}]}));
         let r = render_error(&Error::new(ErrorKind::Internal, "disk on fire at /var/x"));
-        assert_eq!(
-            body_json(&r)["errors"][0]["detail"],
-            "internal server error"
-        );
+        assert_eq!(body_json(&r)["errors"][0]["detail"], "internal server error");
         let r = render_error(&Error::unauthorized("needs a token"));
         assert_eq!(r.status, 401);
     }

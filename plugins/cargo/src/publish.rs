@@ -73,14 +73,10 @@ pub fn split(body: impl ReadAt) -> Result<Framed, Error> {
     let reader = BlobReader::new(body);
     let json_len = u32_at(&reader, 0, "JSON")?;
     if 8 + json_len > reader.size() {
-        return Err(Error::invalid(
-            "the publish body is shorter than its JSON length says",
-        ));
+        return Err(Error::invalid("the publish body is shorter than its JSON length says"));
     }
     if json_len > JSON_LIMIT {
-        return Err(Error::too_large(format!(
-            "the publish JSON is {json_len} bytes, over the limit of {JSON_LIMIT}"
-        )));
+        return Err(Error::too_large(format!("the publish JSON is {json_len} bytes, over the limit of {JSON_LIMIT}")));
     }
     let json = reader
         .read_range(4, json_len)
@@ -97,16 +93,11 @@ pub fn split(body: impl ReadAt) -> Result<Framed, Error> {
     if crate_len == 0 {
         return Err(Error::invalid("the publish body holds no .crate"));
     }
-    Ok(Framed {
-        json,
-        crate_offset,
-        crate_len,
-    })
+    Ok(Framed { json, crate_offset, crate_len })
 }
 
 pub fn new_crate(json: &[u8]) -> Result<NewCrate, Error> {
-    serde_json::from_slice(json)
-        .map_err(|e| Error::invalid(format!("the publish JSON is invalid: {e}")))
+    serde_json::from_slice(json).map_err(|e| Error::invalid(format!("the publish JSON is invalid: {e}")))
 }
 
 /// A dependency reduced to what both sides state, for comparing them.
@@ -125,44 +116,29 @@ struct Key {
 
 /// Cargo prints `cfg(unix)` keys its own way (`cfg(target_os = "linux")`); spacing is not meaning.
 fn squash(target: &Option<String>) -> Option<String> {
-    target
-        .as_ref()
-        .map(|t| t.chars().filter(|c| !c.is_whitespace()).collect())
+    target.as_ref().map(|t| t.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
 fn registry_key(url: Option<&str>, own_index: &str) -> Option<String> {
     match url {
         Some(u) if same_index(u, own_index) => None,
         Some(u) if same_index(u, CRATES_IO_INDEX) => Some(CRATES_IO_INDEX.into()),
-        Some(u) => Some(
-            u.trim_start_matches("sparse+")
-                .trim_end_matches('/')
-                .to_ascii_lowercase(),
-        ),
+        Some(u) => Some(u.trim_start_matches("sparse+").trim_end_matches('/').to_ascii_lowercase()),
         None => None,
     }
 }
 
 /// Refuses a publish whose JSON states another crate than its `.crate`'s `Cargo.toml`.
 pub fn check(new: &NewCrate, manifest: &CrateManifest, own_index: &str) -> Result<(), Error> {
-    let mismatch = |what: &str| {
-        Error::invalid(format!(
-            "the publish request and the .crate's Cargo.toml disagree about {what}"
-        ))
-    };
+    let mismatch =
+        |what: &str| Error::invalid(format!("the publish request and the .crate's Cargo.toml disagree about {what}"));
     if new.name != manifest.name {
-        return Err(mismatch(&format!(
-            "the name (`{}` and `{}`)",
-            new.name, manifest.name
-        )));
+        return Err(mismatch(&format!("the name (`{}` and `{}`)", new.name, manifest.name)));
     }
     let vers = semver::Version::parse(&new.vers)
         .map_err(|e| Error::invalid(format!("invalid version `{}`: {e}", new.vers)))?;
     if vers.to_string() != manifest.vers {
-        return Err(mismatch(&format!(
-            "the version (`{}` and `{}`)",
-            new.vers, manifest.vers
-        )));
+        return Err(mismatch(&format!("the version (`{}` and `{}`)", new.vers, manifest.vers)));
     }
     if new.features != manifest.features {
         return Err(mismatch("the features"));
@@ -204,22 +180,15 @@ pub fn check(new: &NewCrate, manifest: &CrateManifest, own_index: &str) -> Resul
                 default_features: d.default_features,
                 target: squash(&d.target),
                 kind: d.kind.clone(),
-                registry: registry_key(
-                    Some(d.registry_for(own_index).as_deref().unwrap_or(own_index)),
-                    own_index,
-                ),
+                registry: registry_key(Some(d.registry_for(own_index).as_deref().unwrap_or(own_index)), own_index),
             }
         })
         .collect();
     stated.sort();
     packaged.sort();
     if stated != packaged {
-        let names = |keys: &[Key]| {
-            keys.iter()
-                .map(|k| format!("{} {}", k.crate_name, k.req))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let names =
+            |keys: &[Key]| keys.iter().map(|k| format!("{} {}", k.crate_name, k.req)).collect::<Vec<_>>().join(", ");
         return Err(mismatch(&format!(
             "the dependencies (the request lists [{}], the Cargo.toml [{}])",
             names(&stated),
@@ -277,63 +246,34 @@ pub(crate) mod tests {
         let f = split(&body).unwrap();
         assert_eq!(&body[f.crate_offset as usize..], &krate[..]);
         assert_eq!(f.crate_len as usize, krate.len());
-        assert!(split(&body[..body.len() - 1])
-            .unwrap_err()
-            .message
-            .contains("lengths say"));
+        assert!(split(&body[..body.len() - 1]).unwrap_err().message.contains("lengths say"));
         assert!(split(&b"\x01"[..]).is_err());
         let mut big = (JSON_LIMIT as u32 + 1).to_le_bytes().to_vec();
         big.resize(JSON_LIMIT as usize + 16, b' ');
-        assert_eq!(
-            split(&big).unwrap_err().kind,
-            sluice_plugin_sdk::ErrorKind::TooLarge
-        );
-        assert_eq!(
-            split(&b"junk"[..]).unwrap_err().kind,
-            sluice_plugin_sdk::ErrorKind::Invalid
-        );
+        assert_eq!(split(&big).unwrap_err().kind, sluice_plugin_sdk::ErrorKind::TooLarge);
+        assert_eq!(split(&b"junk"[..]).unwrap_err().kind, sluice_plugin_sdk::ErrorKind::Invalid);
     }
 
     #[test]
     fn the_json_must_state_the_packaged_crate() {
         let manifest = CrateManifest::from_toml(APP_TOML).unwrap();
-        check(
-            &new_crate(&serde_json::to_vec(&app_json()).unwrap()).unwrap(),
-            &manifest,
-            OWN_INDEX,
-        )
-        .unwrap();
+        check(&new_crate(&serde_json::to_vec(&app_json()).unwrap()).unwrap(), &manifest, OWN_INDEX).unwrap();
 
         let with = |f: &dyn Fn(&mut Value)| {
             let mut j = app_json();
             f(&mut j);
-            check(
-                &new_crate(&serde_json::to_vec(&j).unwrap()).unwrap(),
-                &manifest,
-                OWN_INDEX,
-            )
-            .unwrap_err()
-            .message
+            check(&new_crate(&serde_json::to_vec(&j).unwrap()).unwrap(), &manifest, OWN_INDEX).unwrap_err().message
         };
         assert!(with(&|j| j["vers"] = json!("0.2.1")).contains("version"));
         assert!(with(&|j| j["name"] = json!("other")).contains("name"));
         assert!(with(&|j| j["deps"][0]["version_req"] = json!("^0.2")).contains("dependencies"));
-        assert!(
-            with(&|j| j["deps"][0]["registry"] = json!(CRATES_IO_INDEX)).contains("dependencies")
-        );
-        assert!(
-            with(&|j| j["deps"][0]["explicit_name_in_toml"] = Value::Null).contains("dependencies")
-        );
+        assert!(with(&|j| j["deps"][0]["registry"] = json!(CRATES_IO_INDEX)).contains("dependencies"));
+        assert!(with(&|j| j["deps"][0]["explicit_name_in_toml"] = Value::Null).contains("dependencies"));
         assert!(with(&|j| j["features"]["fast"] = json!([])).contains("features"));
         // Spacing inside cfg() and `0.1` against `^0.1` are the same thing.
         let mut j = app_json();
         j["deps"][3]["target"] = json!("cfg( unix )");
         j["deps"][0]["version_req"] = json!("0.1");
-        check(
-            &new_crate(&serde_json::to_vec(&j).unwrap()).unwrap(),
-            &manifest,
-            OWN_INDEX,
-        )
-        .unwrap();
+        check(&new_crate(&serde_json::to_vec(&j).unwrap()).unwrap(), &manifest, OWN_INDEX).unwrap();
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::SourceTree;
 use sluice_plugin_sdk::{
-    Blob, Error, Extraction, Format, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response, TagFile, TagInfo, Tree,
-    TreeEntry, Trigger,
+    Blob, Error, Extraction, Format, FormatInfo, HostRegistry, Metadata, Outcome, Request, Response, TagFile, TagInfo,
+    Tree, TreeEntry, Trigger,
 };
 
 struct Plugin;

@@ -41,7 +41,11 @@ pub struct TaggedModule {
 }
 
 fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 /// The module path a git URL implies, the way import paths name repositories:
@@ -80,8 +84,9 @@ pub fn implied_module_path(url: &str) -> Option<String> {
 pub fn source_prefix(tag: &TagInfo) -> Result<Option<String>, Error> {
     match tag.source_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         Some(name) => {
-            module_path::check_module_path(name)
-                .map_err(|e| Error::invalid(format!("the source's configured module path {name:?} is not valid: {e}")))?;
+            module_path::check_module_path(name).map_err(|e| {
+                Error::invalid(format!("the source's configured module path {name:?} is not valid: {e}"))
+            })?;
             Ok(Some(name.to_string()))
         }
         None => Ok(implied_module_path(&tag.source).filter(|p| module_path::check_module_path(p).is_ok())),
@@ -110,7 +115,12 @@ fn read_go_mod(tree: &impl SourceTree, entries: &[TreeEntry], tag: &str, path: &
 
 /// Finds which module a version tag belongs to; none for tags that are not versions at all.
 /// `prefix` is the source's module path prefix, if it has one.
-pub fn resolve(tag: &str, tree: &impl SourceTree, entries: &[TreeEntry], prefix: Option<&str>) -> Result<Option<TaggedModule>, Error> {
+pub fn resolve(
+    tag: &str,
+    tree: &impl SourceTree,
+    entries: &[TreeEntry],
+    prefix: Option<&str>,
+) -> Result<Option<TaggedModule>, Error> {
     let (dir, name) = tag.rsplit_once('/').unwrap_or(("", tag));
     if !module_path::looks_like_version(name) {
         return Ok(None);
@@ -130,10 +140,16 @@ pub fn resolve(tag: &str, tree: &impl SourceTree, entries: &[TreeEntry], prefix:
     let mut synthesized = false;
     let (module, module_dir) = if let (Some(b), Some(major_dir)) = (in_major_dir, major_dir) {
         if !fits(&b) {
-            return Err(invalid(format!("{major_dir}/go.mod declares module {b}, which has no /v{} suffix", version.major())));
+            return Err(invalid(format!(
+                "{major_dir}/go.mod declares module {b}, which has no /v{} suffix",
+                version.major()
+            )));
         }
         if in_dir.as_deref().is_some_and(fits) {
-            return Err(invalid(format!("both {in_dir_path} and {major_dir}/go.mod declare a v{} module", version.major())));
+            return Err(invalid(format!(
+                "both {in_dir_path} and {major_dir}/go.mod declare a v{} module",
+                version.major()
+            )));
         }
         (b, major_dir)
     } else {
@@ -144,7 +160,9 @@ pub fn resolve(tag: &str, tree: &impl SourceTree, entries: &[TreeEntry], prefix:
                 return Err(invalid(format!("{in_dir_path}: {reason}")));
             }
             None if !dir.is_empty() => {
-                return Err(invalid(format!("no {in_dir_path} at this commit; a module in a subdirectory needs its own go.mod")))
+                return Err(invalid(format!(
+                    "no {in_dir_path} at this commit; a module in a subdirectory needs its own go.mod"
+                )))
             }
             None => {
                 let Some(path) = prefix else {
@@ -166,7 +184,8 @@ pub fn resolve(tag: &str, tree: &impl SourceTree, entries: &[TreeEntry], prefix:
             }
         }
     };
-    module_path::check_module_path(&module).map_err(|e| invalid(format!("module path {module:?} is not valid: {e}")))?;
+    module_path::check_module_path(&module)
+        .map_err(|e| invalid(format!("module path {module:?} is not valid: {e}")))?;
     if !dir.is_empty() {
         // Go finds a module's folder from its path: `example.com/repo/sub/v2` lives in `sub/`.
         let (without_major, _) = module_path::split_path_version(&module).map_err(|e| invalid(e.0))?;
@@ -220,7 +239,11 @@ mod tests {
         resolved_under(name, tree, None)
     }
 
-    fn resolved_under(name: &str, tree: &MemoryTree, prefix: Option<&str>) -> Result<Option<(String, String, String)>, String> {
+    fn resolved_under(
+        name: &str,
+        tree: &MemoryTree,
+        prefix: Option<&str>,
+    ) -> Result<Option<(String, String, String)>, String> {
         resolve(name, tree, &tree.entries, prefix)
             .map(|r| r.map(|t| (t.module, t.version.canonical, t.dir)))
             .map_err(|e| e.message)
@@ -231,21 +254,29 @@ mod tests {
         let v1 = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("m.go", "package m")]);
         assert_eq!(resolved("v1.0.0", &v1).unwrap(), Some(("example.com/m".into(), "v1.0.0".into(), "".into())));
         assert_eq!(resolved("v0.3.0-rc.1+build", &v1).unwrap().unwrap().1, "v0.3.0-rc.1");
-        assert!(resolved("v2.0.0", &v1).unwrap_err().contains("go.mod: module example.com/m takes only v0 and v1 versions"));
+        assert!(resolved("v2.0.0", &v1)
+            .unwrap_err()
+            .contains("go.mod: module example.com/m takes only v0 and v1 versions"));
 
         let v2 = MemoryTree::new(&[("go.mod", "module example.com/m/v2\n")]);
         assert_eq!(resolved("v2.1.0", &v2).unwrap().unwrap().0, "example.com/m/v2");
         assert!(resolved("v1.5.0", &v2).unwrap_err().contains("takes only v2.x.y versions, not v1.5.0"));
         assert!(resolved("v3.0.0", &v2).is_err());
 
-        let major_dir = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("v2/go.mod", "module example.com/m/v2\n")]);
-        assert_eq!(resolved("v2.0.0", &major_dir).unwrap(), Some(("example.com/m/v2".into(), "v2.0.0".into(), "v2".into())));
+        let major_dir =
+            MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("v2/go.mod", "module example.com/m/v2\n")]);
+        assert_eq!(
+            resolved("v2.0.0", &major_dir).unwrap(),
+            Some(("example.com/m/v2".into(), "v2.0.0".into(), "v2".into()))
+        );
         assert_eq!(resolved("v1.1.0", &major_dir).unwrap().unwrap().2, "");
 
         // Go refuses to guess when both places claim v2, or when v2/go.mod is not a v2 module.
-        let both = MemoryTree::new(&[("go.mod", "module example.com/m/v2\n"), ("v2/go.mod", "module example.com/m/v2\n")]);
+        let both =
+            MemoryTree::new(&[("go.mod", "module example.com/m/v2\n"), ("v2/go.mod", "module example.com/m/v2\n")]);
         assert!(resolved("v2.0.0", &both).unwrap_err().contains("both go.mod and v2/go.mod"));
-        let wrong = MemoryTree::new(&[("go.mod", "module example.com/m/v2\n"), ("v2/go.mod", "module example.com/m\n")]);
+        let wrong =
+            MemoryTree::new(&[("go.mod", "module example.com/m/v2\n"), ("v2/go.mod", "module example.com/m\n")]);
         assert!(resolved("v2.0.0", &wrong).unwrap_err().contains("has no /v2 suffix"));
         let linked = MemoryTree::new(&[]).with_symlink("go.mod", "other.mod");
         assert!(resolved("v1.0.0", &linked).unwrap_err().contains("not a regular file"));
@@ -258,7 +289,10 @@ mod tests {
             ("tools/go.mod", "module example.com/repo/tools\n"),
             ("wrong/go.mod", "module example.com/elsewhere\n"),
         ]);
-        assert_eq!(resolved("tools/v1.2.3", &tree).unwrap(), Some(("example.com/repo/tools".into(), "v1.2.3".into(), "tools".into())));
+        assert_eq!(
+            resolved("tools/v1.2.3", &tree).unwrap(),
+            Some(("example.com/repo/tools".into(), "v1.2.3".into(), "tools".into()))
+        );
         assert!(resolved("wrong/v1.0.0", &tree).unwrap_err().contains("ending in /wrong"));
         assert!(resolved("missing/v1.0.0", &tree).unwrap_err().contains("no missing/go.mod"));
     }
@@ -271,9 +305,15 @@ mod tests {
         assert_eq!(resolved("docs/draft", &tree).unwrap(), None);
         assert!(resolved("v1.2", &tree).unwrap_err().contains("not a semantic version"));
         assert!(resolved("1.2.3", &tree).unwrap_err().contains("start with 'v'"));
-        assert!(resolved("v1.0.0", &MemoryTree::new(&[("main.go", "package main")])).unwrap_err().contains("no go.mod"));
-        assert!(resolved("v1.0.0", &MemoryTree::new(&[("go.mod", "go 1.21\n")])).unwrap_err().contains("no module directive"));
-        assert!(resolved("v1.0.0", &MemoryTree::new(&[("go.mod", "module nodot/m\n")])).unwrap_err().contains("missing dot"));
+        assert!(resolved("v1.0.0", &MemoryTree::new(&[("main.go", "package main")]))
+            .unwrap_err()
+            .contains("no go.mod"));
+        assert!(resolved("v1.0.0", &MemoryTree::new(&[("go.mod", "go 1.21\n")]))
+            .unwrap_err()
+            .contains("no module directive"));
+        assert!(resolved("v1.0.0", &MemoryTree::new(&[("go.mod", "module nodot/m\n")]))
+            .unwrap_err()
+            .contains("missing dot"));
     }
 
     #[test]
@@ -289,9 +329,13 @@ mod tests {
     #[test]
     fn modules_without_go_mod_take_the_source_path() {
         let legacy = MemoryTree::new(&[("errors.go", "package errors"), ("LICENSE", "BSD")]);
-        let under = |tag: &str| resolve(tag, &legacy, &legacy.entries, Some("github.com/pkg/errors")).map(|r| r.unwrap());
+        let under =
+            |tag: &str| resolve(tag, &legacy, &legacy.entries, Some("github.com/pkg/errors")).map(|r| r.unwrap());
         let v0 = under("v0.9.1").unwrap();
-        assert_eq!((v0.module.as_str(), v0.version.canonical.as_str(), v0.synthesized), ("github.com/pkg/errors", "v0.9.1", true));
+        assert_eq!(
+            (v0.module.as_str(), v0.version.canonical.as_str(), v0.synthesized),
+            ("github.com/pkg/errors", "v0.9.1", true)
+        );
         // v2+ of a path without /vN: what the public proxy serves as +incompatible.
         let v2 = under("v2.1.0").unwrap();
         assert_eq!((v2.version.canonical.as_str(), v2.version.incompatible), ("v2.1.0+incompatible", true));
@@ -314,7 +358,10 @@ mod tests {
 
     #[test]
     fn sources_publish_only_under_their_prefix() {
-        let tree = MemoryTree::new(&[("go.mod", "module github.com/them/lib\n"), ("sub/go.mod", "module github.com/me/lib/sub\n")]);
+        let tree = MemoryTree::new(&[
+            ("go.mod", "module github.com/them/lib\n"),
+            ("sub/go.mod", "module github.com/me/lib/sub\n"),
+        ]);
         let e = resolved_under("v1.0.0", &tree, Some("github.com/me/lib")).unwrap_err();
         assert!(e.contains("not under this source's module path github.com/me/lib"), "{e}");
         assert!(resolved_under("sub/v1.0.0", &tree, Some("github.com/me/lib")).unwrap().is_some());
@@ -322,8 +369,14 @@ mod tests {
         assert!(resolved_under("v1.0.0", &tree, Some("github.com/the")).is_err(), "a prefix is whole path elements");
 
         assert_eq!(implied_module_path("https://github.com/pkg/errors.git").as_deref(), Some("github.com/pkg/errors"));
-        assert_eq!(implied_module_path("https://token@GitHub.com:443/pkg/errors/").as_deref(), Some("github.com/pkg/errors"));
-        assert_eq!(implied_module_path("ssh://git@git.example.com/team/lib.git").as_deref(), Some("git.example.com/team/lib"));
+        assert_eq!(
+            implied_module_path("https://token@GitHub.com:443/pkg/errors/").as_deref(),
+            Some("github.com/pkg/errors")
+        );
+        assert_eq!(
+            implied_module_path("ssh://git@git.example.com/team/lib.git").as_deref(),
+            Some("git.example.com/team/lib")
+        );
         assert_eq!(implied_module_path("git@github.com:pkg/errors.git").as_deref(), Some("github.com/pkg/errors"));
         assert_eq!(implied_module_path("/srv/git/lib"), None);
         assert_eq!(implied_module_path("./lib:odd"), None);

@@ -65,7 +65,8 @@ fn tokenize(line: &str, number: usize) -> Result<(Vec<Token>, &str), GoModError>
                 rest = after;
             }
             _ => {
-                let end = rest.find(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | '`')).unwrap_or(rest.len());
+                let end =
+                    rest.find(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"' | '`')).unwrap_or(rest.len());
                 let end = rest[..end].find("//").unwrap_or(end);
                 tokens.push(Token::Word(rest[..end].to_string()));
                 rest = &rest[end..];
@@ -124,7 +125,8 @@ pub fn parse(text: &str) -> Result<GoMod, GoModError> {
                 continue;
             }
             Some((verb, _)) => {
-                let args = words(&tokens).ok_or_else(|| GoModError(format!("go.mod line {number}: unexpected parenthesis")))?;
+                let args = words(&tokens)
+                    .ok_or_else(|| GoModError(format!("go.mod line {number}: unexpected parenthesis")))?;
                 (verb.clone(), args)
             }
             None => {
@@ -135,7 +137,8 @@ pub fn parse(text: &str) -> Result<GoMod, GoModError> {
                     block = Some((verb.clone(), number));
                     continue;
                 }
-                let args = words(&tokens[1..]).ok_or_else(|| GoModError(format!("go.mod line {number}: unexpected parenthesis")))?;
+                let args = words(&tokens[1..])
+                    .ok_or_else(|| GoModError(format!("go.mod line {number}: unexpected parenthesis")))?;
                 (verb.clone(), args)
             }
         };
@@ -153,7 +156,11 @@ pub fn parse(text: &str) -> Result<GoMod, GoModError> {
                 let [path, version] = args[..] else {
                     return Err(GoModError(format!("go.mod line {number}: usage: require module/path v1.2.3")));
                 };
-                requires.push(Requirement { path: path.into(), version: version.into(), indirect: is_indirect(comment) });
+                requires.push(Requirement {
+                    path: path.into(),
+                    version: version.into(),
+                    indirect: is_indirect(comment),
+                });
             }
             _ => {}
         }

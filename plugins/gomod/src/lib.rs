@@ -39,7 +39,10 @@ pub fn info() -> FormatInfo {
 /// Unzips into scratch, then copies the `module@version/` folder's content into `pkg/`, so that a
 /// job finds go.mod at the root of `pkg/` and can run `go test ./...` there.
 pub fn extraction_for(meta: &Metadata) -> Extraction {
-    let step = |tool: &str, argv: &[&str]| ExtractionStep { tool: tool.into(), argv: argv.iter().map(|a| a.to_string()).collect() };
+    let step = |tool: &str, argv: &[&str]| ExtractionStep {
+        tool: tool.into(),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+    };
     let module_root = format!("{{scratch}}/{}@{}/.", meta.name, meta.version);
     Extraction {
         media_type: "application/zip".into(),
@@ -94,7 +97,11 @@ pub(crate) mod tests {
             self.entries.clone()
         }
         fn read(&self, path: &str) -> Result<Vec<u8>, String> {
-            self.files.iter().find(|(p, _)| p == path).map(|(_, b)| b.clone()).ok_or_else(|| format!("{path}: no such file"))
+            self.files
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, b)| b.clone())
+                .ok_or_else(|| format!("{path}: no such file"))
         }
     }
 
@@ -109,6 +116,9 @@ pub(crate) mod tests {
         assert_eq!(extraction.steps[1].argv, ["-R", "{scratch}/example.com/m/v2@v2.0.0/.", "{dest}"]);
         let trigger = trigger_for(&meta);
         assert_eq!(trigger.event, "package_push");
-        assert_eq!(trigger.variables, vec![("GO_MODULE".into(), "example.com/m/v2".into()), ("GO_VERSION".into(), "v2.0.0".into())]);
+        assert_eq!(
+            trigger.variables,
+            vec![("GO_MODULE".into(), "example.com/m/v2".into()), ("GO_VERSION".into(), "v2.0.0".into())]
+        );
     }
 }

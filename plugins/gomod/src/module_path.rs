@@ -26,8 +26,8 @@ enum PathKind {
 
 /// Element names Windows reserves; Go refuses them so that modules extract everywhere.
 const WINDOWS_RESERVED: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1",
-    "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9", "LPT1", "LPT2",
+    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
 ];
 
 fn module_char_ok(c: char) -> bool {
@@ -135,7 +135,9 @@ pub fn split_path_version(path: &str) -> Result<(&str, &str), PathError> {
         return Ok((path, ""));
     }
     if tail.contains('.') || tail.starts_with('0') || tail == "1" {
-        return err(format!("invalid major version suffix /v{tail} in {path:?} (use /v2 or above, or none for v0 and v1)"));
+        return err(format!(
+            "invalid major version suffix /v{tail} in {path:?} (use /v2 or above, or none for v0 and v1)"
+        ));
     }
     let cut = digits_start - 2;
     Ok((&path[..cut], &path[cut..]))
@@ -173,7 +175,9 @@ pub fn unescape(s: &str) -> Result<String, PathError> {
                 _ => return err(format!("invalid escaped path {s:?}: '!' must be followed by a lower-case letter")),
             },
             c if c.is_ascii_uppercase() => {
-                return err(format!("invalid escaped path {s:?}: capitals are written as '!' and the lower-case letter"))
+                return err(format!(
+                    "invalid escaped path {s:?}: capitals are written as '!' and the lower-case letter"
+                ))
             }
             c => out.push(c),
         }
@@ -224,10 +228,15 @@ pub fn parse_version(s: &str) -> Result<GoVersion, PathError> {
     let mut version = parsed.clone();
     version.build = semver::BuildMetadata::EMPTY;
     if parsed.build.as_str() == "incompatible" {
-        return err(format!("{s:?}: +incompatible versions are not supported; give the module a /v{} path", parsed.major));
+        return err(format!(
+            "{s:?}: +incompatible versions are not supported; give the module a /v{} path",
+            parsed.major
+        ));
     }
     if is_pseudo_version(&version) {
-        return err(format!("{s:?} looks like a pseudo-version, which Go computes itself; tag a release version instead"));
+        return err(format!(
+            "{s:?} looks like a pseudo-version, which Go computes itself; tag a release version instead"
+        ));
     }
     Ok(GoVersion { canonical: format!("v{version}"), semver: version, incompatible: false })
 }
@@ -325,7 +334,10 @@ mod tests {
         let v = |s| parse_version(s).unwrap();
         assert!(check_path_major("example.com/m", &v("v1.2.3")).is_ok());
         assert!(check_path_major("example.com/m", &v("v0.1.0")).is_ok());
-        assert!(check_path_major("example.com/m", &v("v2.0.0")).unwrap_err().0.contains("takes only v0 and v1 versions, not v2.0.0"));
+        assert!(check_path_major("example.com/m", &v("v2.0.0"))
+            .unwrap_err()
+            .0
+            .contains("takes only v0 and v1 versions, not v2.0.0"));
         assert!(check_path_major("example.com/m/v2", &v("v2.1.0")).is_ok());
         assert!(check_path_major("example.com/m/v2", &v("v3.0.0")).is_err());
         assert!(check_path_major("example.com/m/v2", &v("v1.0.0")).is_err());

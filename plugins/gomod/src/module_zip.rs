@@ -79,7 +79,9 @@ impl CollisionChecker {
             Some((other, _)) if other != path => {
                 return Err(format!("case-insensitive file name collision: {other:?} and {path:?}"))
             }
-            Some((_, other_dir)) if *other_dir != is_dir => return Err(format!("entry {path:?} is both a file and a directory")),
+            Some((_, other_dir)) if *other_dir != is_dir => {
+                return Err(format!("entry {path:?} is both a file and a directory"))
+            }
             Some(_) if !is_dir => return Err(format!("multiple entries for file {path:?}")),
             Some(_) => {}
             None => {
@@ -166,12 +168,18 @@ fn select_files(entries: &[TreeEntry], subdir: &str) -> Result<Vec<ZipFile>, Err
     }
     if !invalid.is_empty() {
         let shown: Vec<_> = invalid.iter().take(10).cloned().collect();
-        let more = if invalid.len() > shown.len() { format!("\n(and {} more)", invalid.len() - shown.len()) } else { String::new() };
+        let more = if invalid.len() > shown.len() {
+            format!("\n(and {} more)", invalid.len() - shown.len())
+        } else {
+            String::new()
+        };
         return Err(Error::invalid(format!("files Go cannot accept in a module:\n{}{more}", shown.join("\n"))));
     }
 
     if !subdir.is_empty() && !files.iter().any(|f| f.name == "LICENSE") {
-        if let Some(license) = entries.iter().find(|e| e.path == "LICENSE" && e.kind != "submodule" && e.size <= MAX_LICENSE) {
+        if let Some(license) =
+            entries.iter().find(|e| e.path == "LICENSE" && e.kind != "submodule" && e.size <= MAX_LICENSE)
+        {
             files.push(ZipFile { name: "LICENSE".into(), source: license.path.clone(), size: license.size });
         }
     }
@@ -186,11 +194,18 @@ const EXTENDED_TIMESTAMP: u16 = 0x5455;
 /// modification time is the commit time `time` (as in the `git archive` Go reads), which is how
 /// the version's `.info` time travels with the stored zip.
 pub fn create(
-    tree: &impl SourceTree, entries: &[TreeEntry], subdir: &str, module: &str, version: &str, time: u64,
+    tree: &impl SourceTree,
+    entries: &[TreeEntry],
+    subdir: &str,
+    module: &str,
+    version: &str,
+    time: u64,
 ) -> Result<Vec<u8>, Error> {
     let files = select_files(entries, subdir)?;
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let zip_error = |e: zip::result::ZipError| Error::new(sluice_plugin_sdk::ErrorKind::Internal, format!("writing the module zip: {e}"));
+    let zip_error = |e: zip::result::ZipError| {
+        Error::new(sluice_plugin_sdk::ErrorKind::Internal, format!("writing the module zip: {e}"))
+    };
     let mut options = zip::write::FullFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .last_modified_time(zip::DateTime::default());
@@ -202,7 +217,12 @@ pub fn create(
     for file in files {
         let data = tree.read(&file.source).map_err(|e| Error::invalid(format!("reading {}: {e}", file.source)))?;
         if data.len() as u64 != file.size {
-            return Err(Error::invalid(format!("{} is {} bytes, but the tree lists {}", file.source, data.len(), file.size)));
+            return Err(Error::invalid(format!(
+                "{} is {} bytes, but the tree lists {}",
+                file.source,
+                data.len(),
+                file.size
+            )));
         }
         writer.start_file(format!("{module}@{version}/{}", file.name), options.clone()).map_err(zip_error)?;
         writer.write_all(&data).map_err(|e| zip_error(e.into()))?;
@@ -267,11 +287,20 @@ mod tests {
 
     #[test]
     fn subdirectory_module_gets_root_license() {
-        let tree = MemoryTree::new(&[("LICENSE", "Apache"), ("sub/go.mod", "module example.com/r/sub\n"), ("sub/s.go", "package s"), ("other.go", "package r")]);
+        let tree = MemoryTree::new(&[
+            ("LICENSE", "Apache"),
+            ("sub/go.mod", "module example.com/r/sub\n"),
+            ("sub/s.go", "package s"),
+            ("other.go", "package r"),
+        ]);
         let zip_bytes = create(&tree, &tree.entries, "sub", "example.com/r/sub", "v1.2.3", 0).unwrap();
         assert_eq!(
             names(zip_bytes),
-            vec!["example.com/r/sub@v1.2.3/go.mod", "example.com/r/sub@v1.2.3/s.go", "example.com/r/sub@v1.2.3/LICENSE"]
+            vec![
+                "example.com/r/sub@v1.2.3/go.mod",
+                "example.com/r/sub@v1.2.3/s.go",
+                "example.com/r/sub@v1.2.3/LICENSE"
+            ]
         );
     }
 
@@ -283,13 +312,22 @@ mod tests {
         assert!(e.message.contains("case-insensitive file name collision"), "{}", e.message);
 
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("Dir/a.go", "a"), ("dir", "b")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("collision"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0)
+            .unwrap_err()
+            .message
+            .contains("collision"));
 
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("a:b.go", "x")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("malformed file path"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0)
+            .unwrap_err()
+            .message
+            .contains("malformed file path"));
 
         let tree = MemoryTree::new(&[("GO.MOD", "module example.com/m\n")]);
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("lowercase"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0)
+            .unwrap_err()
+            .message
+            .contains("lowercase"));
 
         // A symlink still takes part in collision checks before it is left out, as in Go.
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("a.go", "x")]).with_symlink("A.go", "a.go");
@@ -305,7 +343,10 @@ mod tests {
 
         let mut tree = MemoryTree::new(&[("go.mod", "module example.com/m\n")]);
         tree.entries[0].size = MAX_GO_MOD + 1;
-        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0).unwrap_err().message.contains("go.mod: file too large"));
+        assert!(create(&tree, &tree.entries, "", "example.com/m", "v1.0.0", 0)
+            .unwrap_err()
+            .message
+            .contains("go.mod: file too large"));
     }
 
     #[test]

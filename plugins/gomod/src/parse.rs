@@ -69,7 +69,8 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
         };
         let path = path.strip_suffix('/').unwrap_or(path);
         if !path.is_empty() {
-            module_path::check_file_path(path).map_err(|e| Error::invalid(format!("zip entry {:?}: {e}", entry.name())))?;
+            module_path::check_file_path(path)
+                .map_err(|e| Error::invalid(format!("zip entry {:?}: {e}", entry.name())))?;
         }
         total = total.saturating_add(entry.size());
     }
@@ -80,7 +81,9 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
     let go_mod_name = format!("{prefix}go.mod");
     let has_go_mod = archive.index_for_name(&go_mod_name).is_some();
     if parsed.incompatible && has_go_mod {
-        return Err(Error::invalid(format!("{version} is an +incompatible version, which only a module without go.mod has")));
+        return Err(Error::invalid(format!(
+            "{version} is an +incompatible version, which only a module without go.mod has"
+        )));
     }
     let go_mod = if has_go_mod {
         let mut go_mod = String::new();
@@ -95,7 +98,10 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
     };
     let parsed_mod = crate::gomod_file::parse(&go_mod).map_err(|e| Error::invalid(e.0))?;
     if parsed_mod.module != module {
-        return Err(Error::invalid(format!("go.mod declares module {}, but the zip holds {module}", parsed_mod.module)));
+        return Err(Error::invalid(format!(
+            "go.mod declares module {}, but the zip holds {module}",
+            parsed_mod.module
+        )));
     }
 
     let mut meta = Metadata::new(module, version);
@@ -124,8 +130,10 @@ mod tests {
 
     #[test]
     fn reads_identity_manifest_and_dependencies() {
-        let go_mod = "module example.com/M/v2\n\nrequire (\n\texample.com/dep v1.4.0\n\texample.com/ind v0.1.0 // indirect\n)\n";
-        let bytes = zip_of(&[("example.com/M/v2@v2.1.0/go.mod", go_mod), ("example.com/M/v2@v2.1.0/m.go", "package m")]);
+        let go_mod =
+            "module example.com/M/v2\n\nrequire (\n\texample.com/dep v1.4.0\n\texample.com/ind v0.1.0 // indirect\n)\n";
+        let bytes =
+            zip_of(&[("example.com/M/v2@v2.1.0/go.mod", go_mod), ("example.com/M/v2@v2.1.0/m.go", "package m")]);
         let meta = parse("v2.1.0.zip", &bytes).unwrap();
         assert_eq!(meta.name, "example.com/M/v2");
         assert_eq!(meta.version, "v2.1.0");
@@ -139,9 +147,11 @@ mod tests {
         let e = |files: &[(&str, &str)]| parse("x.zip", zip_of(files)).unwrap_err().message;
         assert!(parse("x.zip", b"not a zip".to_vec()).unwrap_err().message.contains("not a readable zip"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("other/x.go", "")]).contains("outside"));
-        assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("example.com/m@v1.0.0/../x", "")]).contains("invalid path element"));
+        assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("example.com/m@v1.0.0/../x", "")])
+            .contains("invalid path element"));
         assert!(e(&[("example.com/m@v2.0.0+incompatible/go.mod", "module example.com/m\n")]).contains("+incompatible"));
-        assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/other\n")]).contains("declares module example.com/other"));
+        assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/other\n")])
+            .contains("declares module example.com/other"));
         assert!(e(&[("example.com/m@v2.0.0/go.mod", "module example.com/m\n")]).contains("takes only v0 and v1"));
         assert!(e(&[("example.com/m@v1.0/go.mod", "module example.com/m\n")]).contains("not a semantic version"));
         assert!(e(&[("nodot@v1.0.0/go.mod", "module nodot\n")]).contains("missing dot"));

@@ -50,7 +50,8 @@ fn listed(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
 
 /// `.info`: the version and its commit time (the publish time for versions stored without one).
 fn info(artifact: &Artifact) -> sluice_plugin_sdk::Response {
-    let time_ms = Manifest::read(&artifact.metadata.manifest).time.map_or(artifact.published_ms, |s| s.saturating_mul(1000));
+    let time_ms =
+        Manifest::read(&artifact.metadata.manifest).time.map_or(artifact.published_ms, |s| s.saturating_mul(1000));
     let time = sluice_plugin_sdk::http::rfc3339_ms(time_ms);
     // Go prints whole seconds without a fraction (time.RFC3339Nano drops trailing zeros).
     let time = time.strip_suffix(".000Z").map_or(time.clone(), |t| format!("{t}Z"));
@@ -81,7 +82,9 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
         return Ok(Outcome::respond(info(latest.1)));
     }
     let Some((escaped, file)) = path.split_once("/@v/") else {
-        return Err(not_found(format!("{path} is not a GOPROXY path (module/@v/list, module/@v/VERSION.info, .mod, .zip, module/@latest)")));
+        return Err(not_found(format!(
+            "{path} is not a GOPROXY path (module/@v/list, module/@v/VERSION.info, .mod, .zip, module/@latest)"
+        )));
     };
     let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
     if file == "list" {
@@ -122,7 +125,7 @@ pub fn render_error(err: &Error) -> sluice_plugin_sdk::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::{Metadata, MemoryRegistry, Reply};
+    use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply};
 
     fn artifact(version: &str, published_ms: u64, yanked: bool) -> Artifact {
         let mut metadata = Metadata::new("github.com/Azure/m", version);
@@ -144,7 +147,13 @@ mod tests {
 
     fn registry(artifacts: Vec<Artifact>) -> MemoryRegistry {
         MemoryRegistry {
-            packages: vec![PackageView { name: "github.com/Azure/m".into(), created_ms: 0, modified_ms: 0, tags: vec![], artifacts }],
+            packages: vec![PackageView {
+                name: "github.com/Azure/m".into(),
+                created_ms: 0,
+                modified_ms: 0,
+                tags: vec![],
+                artifacts,
+            }],
         }
     }
 
@@ -175,7 +184,10 @@ mod tests {
             artifact("v1.3.0-rc.1", 2, false),
             artifact("v1.9.0", 4, true),
         ]);
-        assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()), (200, "v1.2.0\nv1.3.0-rc.1\nv1.10.0\n".into()));
+        assert_eq!(
+            body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()),
+            (200, "v1.2.0\nv1.3.0-rc.1\nv1.10.0\n".into())
+        );
         assert_eq!(get(&reg, "/github.com/azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
         assert_eq!(get(&reg, "/github.com/Azure/m/@v/list").unwrap_err().kind, ErrorKind::Invalid);
     }
@@ -190,7 +202,10 @@ mod tests {
         assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v1.0.0.mod").unwrap()).1, "module github.com/Azure/m\n");
         match get(&reg, "/github.com/%21azure/m/@v/v1.0.0.zip").unwrap().reply {
             Reply::ServeFile(f) => {
-                assert_eq!((f.package.as_str(), f.file_name.as_str(), f.content_type.as_str()), ("github.com/Azure/m", "v1.0.0.zip", "application/zip"))
+                assert_eq!(
+                    (f.package.as_str(), f.file_name.as_str(), f.content_type.as_str()),
+                    ("github.com/Azure/m", "v1.0.0.zip", "application/zip")
+                )
             }
             Reply::Respond(_) => panic!("zip must be a stored file"),
         }
@@ -206,7 +221,11 @@ mod tests {
 
     #[test]
     fn latest_prefers_releases() {
-        let reg = registry(vec![artifact("v1.0.0", 1, false), artifact("v1.1.0-beta.1", 2, false), artifact("v1.2.0", 3, true)]);
+        let reg = registry(vec![
+            artifact("v1.0.0", 1, false),
+            artifact("v1.1.0-beta.1", 2, false),
+            artifact("v1.2.0", 3, true),
+        ]);
         let (_, info) = body(get(&reg, "/github.com/!azure/m/@latest").unwrap());
         assert!(info.contains("\"v1.0.0\""), "{info}");
         let reg = registry(vec![artifact("v0.1.0-alpha", 1, false), artifact("v0.1.0-beta", 2, false)]);

@@ -375,7 +375,11 @@ pub(crate) mod tests {
             platform_value("java"),
             Value::Object {
                 class: "Gem::Platform".into(),
-                ivars: vec![("@cpu".into(), Value::Nil), ("@os".into(), Value::str("java")), ("@version".into(), Value::Nil)],
+                ivars: vec![
+                    ("@cpu".into(), Value::Nil),
+                    ("@os".into(), Value::str("java")),
+                    ("@version".into(), Value::Nil)
+                ],
             }
         );
         assert_eq!(platform_value("ruby"), Value::str("ruby"));

@@ -134,7 +134,11 @@ impl Platform {
             }
         }
         let first = parts.remove(0);
-        let mut cpu = Some(if first.len() == 4 && first.starts_with('i') && first.ends_with("86") { "x86".to_string() } else { first.clone() });
+        let mut cpu = Some(if first.len() == 4 && first.starts_with('i') && first.ends_with("86") {
+            "x86".to_string()
+        } else {
+            first.clone()
+        });
         if parts.len() == 2 && is_number(&parts[1]) {
             return Platform { cpu, os: parts[0].clone(), version: Some(parts[1].clone()) };
         }

@@ -76,7 +76,12 @@ pub fn render_error(err: &Error) -> Response {
 /// `gem push`: the body is the gem. Its spec names the stored file before the host stores it.
 fn push(body: impl ReadAt) -> Result<Outcome, Error> {
     let spec = read_gem(body, Check::SpecOnly)?;
-    let publish = Effect::Publish(Upload { file_name: spec.file_name(), source: UploadSource::Body, package: None, tags: Vec::new() });
+    let publish = Effect::Publish(Upload {
+        file_name: spec.file_name(),
+        source: UploadSource::Body,
+        package: None,
+        tags: Vec::new(),
+    });
     let message = format!("Successfully registered gem: {} ({})", spec.name, spec.version_and_platform());
     Ok(Outcome::with_effects(vec![publish], http::text(200, message)))
 }

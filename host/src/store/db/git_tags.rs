@@ -89,7 +89,8 @@ impl Db {
 
     pub fn git_tags(&self, repository: &str) -> Result<Vec<GitTagRow>> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 ORDER BY seen_at DESC, tag"))?;
+        let mut stmt =
+            conn.prepare(&format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 ORDER BY seen_at DESC, tag"))?;
         let rows = stmt.query_map([repository], git_tag_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -20,7 +20,10 @@ impl Db {
 
     /// Stored files per repository.
     pub fn files_per_repository(&self) -> Result<Rows> {
-        self.grouped("SELECT p.repository, count(*) FROM files f JOIN packages p ON p.id = f.package_id GROUP BY p.repository", 1)
+        self.grouped(
+            "SELECT p.repository, count(*) FROM files f JOIN packages p ON p.id = f.package_id GROUP BY p.repository",
+            1,
+        )
     }
 
     /// Pushes per repository (the audit log, deleted files included).

@@ -368,7 +368,9 @@ impl Db {
     // ---- packages -----------------------------------------------------------------------------
 
     fn package_by_key(conn: &Connection, repository: &str, key: &str) -> Result<Option<PackageRow>> {
-        let mut stmt = conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"
+        ))?;
         Ok(stmt.query_row([repository, key], package_row).optional()?)
     }
 
@@ -383,7 +385,8 @@ impl Db {
 
     fn tags_of(conn: &Connection, package_id: i64) -> Result<Vec<(String, String)>> {
         let mut stmt = conn.prepare_cached("SELECT tag, version FROM tags WHERE package_id = ?1 ORDER BY tag")?;
-        let rows = stmt.query_map([package_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            stmt.query_map([package_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -408,16 +411,26 @@ impl Db {
     }
 
     /// Packages with a visible file whose name contains `query` (case-insensitively), by name.
-    pub fn search(&self, repository: &str, query: &str, offset: u32, limit: u32, vis: Visibility) -> Result<(u64, Vec<PackageWithFiles>)> {
+    pub fn search(
+        &self,
+        repository: &str,
+        query: &str,
+        offset: u32,
+        limit: u32,
+        vis: Visibility,
+    ) -> Result<(u64, Vec<PackageWithFiles>)> {
         let conn = self.conn()?;
-        let pattern = format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let pattern =
+            format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         let filter = format!(
             "FROM packages p WHERE p.repository = ?1 AND lower(p.name) LIKE ?2 ESCAPE '\\' \
              AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})",
             vis.condition()
         );
-        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"))?;
+        let total: i64 =
+            conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"))?;
         let packages = stmt
             .query_map(params![repository, pattern, limit, offset], package_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -445,7 +458,11 @@ impl Db {
     /// Stores a published file: the package row, the file row, its push and its tags, in one
     /// transaction. `persist` runs inside it, after every check passed and before the commit, so
     /// that the blob is durable before any row points at it. Returns (push id, file id).
-    pub fn publish(&self, new: &NewFile, persist: impl FnOnce() -> std::result::Result<(), String>) -> Result<(i64, i64)> {
+    pub fn publish(
+        &self,
+        new: &NewFile,
+        persist: impl FnOnce() -> std::result::Result<(), String>,
+    ) -> Result<(i64, i64)> {
         self.write(|tx| {
             let now = now_ms();
             tx.execute(
@@ -517,7 +534,9 @@ impl Db {
     }
 
     fn package_id_for_write(tx: &Connection, repository: &str, key: &str) -> Result<i64> {
-        Self::package_by_key(tx, repository, key)?.map(|p| p.id).ok_or_else(|| DbError::NotFound(format!("package {key}")))
+        Self::package_by_key(tx, repository, key)?
+            .map(|p| p.id)
+            .ok_or_else(|| DbError::NotFound(format!("package {key}")))
     }
 
     fn touch(tx: &Connection, package_id: i64) -> Result<()> {
@@ -526,13 +545,23 @@ impl Db {
     }
 
     /// Points a tag at a version (which must have a file `vis` allows), or removes it.
-    pub fn set_tag(&self, repository: &str, key: &str, tag: &str, version: Option<&str>, vis: Visibility) -> Result<()> {
+    pub fn set_tag(
+        &self,
+        repository: &str,
+        key: &str,
+        tag: &str,
+        version: Option<&str>,
+        vis: Visibility,
+    ) -> Result<()> {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             match version {
                 Some(v) => {
                     let exists: bool = tx.query_row(
-                        &format!("SELECT EXISTS (SELECT 1 FROM files f WHERE f.package_id = ?1 AND f.version = ?2 AND {})", vis.condition()),
+                        &format!(
+                            "SELECT EXISTS (SELECT 1 FROM files f WHERE f.package_id = ?1 AND f.version = ?2 AND {})",
+                            vis.condition()
+                        ),
                         params![package_id, v],
                         |r| r.get(0),
                     )?;
@@ -542,7 +571,8 @@ impl Db {
                     Self::put_tag(tx, package_id, tag, v)?;
                 }
                 None => {
-                    let n = tx.execute("DELETE FROM tags WHERE package_id = ?1 AND tag = ?2", params![package_id, tag])?;
+                    let n =
+                        tx.execute("DELETE FROM tags WHERE package_id = ?1 AND tag = ?2", params![package_id, tag])?;
                     if n == 0 {
                         return Err(DbError::NotFound(format!("tag {tag} of {key}")));
                     }
@@ -552,7 +582,15 @@ impl Db {
         })
     }
 
-    fn update_files(&self, repository: &str, key: &str, version: &str, qualifier: Option<&str>, set: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
+    fn update_files(
+        &self,
+        repository: &str,
+        key: &str,
+        version: &str,
+        qualifier: Option<&str>,
+        set: &str,
+        value: &dyn rusqlite::ToSql,
+    ) -> Result<()> {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             let n = tx.execute(
@@ -570,7 +608,14 @@ impl Db {
         self.update_files(repository, key, version, None, "deprecated", &message)
     }
 
-    pub fn yank(&self, repository: &str, key: &str, version: &str, qualifier: Option<&str>, yanked: bool) -> Result<()> {
+    pub fn yank(
+        &self,
+        repository: &str,
+        key: &str,
+        version: &str,
+        qualifier: Option<&str>,
+        yanked: bool,
+    ) -> Result<()> {
         self.update_files(repository, key, version, qualifier, "yanked", &yanked)
     }
 
@@ -580,8 +625,11 @@ impl Db {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             let shas: Vec<String> = {
-                let mut stmt = tx.prepare("SELECT sha256 FROM files WHERE package_id = ?1 AND (?2 IS NULL OR version = ?2)")?;
-                let rows = stmt.query_map(params![package_id, version], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut stmt =
+                    tx.prepare("SELECT sha256 FROM files WHERE package_id = ?1 AND (?2 IS NULL OR version = ?2)")?;
+                let rows = stmt
+                    .query_map(params![package_id, version], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows
             };
             if shas.is_empty() {
@@ -621,9 +669,14 @@ impl Db {
     /// cannot interleave. A publish of the same bytes either commits first (the reference is seen
     /// and the blob stays) or runs after the removal (finds no blob and writes it again).
     /// Returns whether the blob was removed.
-    pub fn remove_blob_if_unreferenced(&self, sha256: &str, remove: impl FnOnce() -> std::result::Result<(), String>) -> Result<bool> {
+    pub fn remove_blob_if_unreferenced(
+        &self,
+        sha256: &str,
+        remove: impl FnOnce() -> std::result::Result<(), String>,
+    ) -> Result<bool> {
         self.write(|tx| {
-            let referenced: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?;
+            let referenced: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?;
             if referenced {
                 return Ok(false);
             }
@@ -641,7 +694,8 @@ impl Db {
             "SELECT {PUSH_COLUMNS} FROM pushes WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR id < ?2) \
              ORDER BY id DESC LIMIT ?3"
         ))?;
-        let rows = stmt.query_map(params![repository, before, limit], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            stmt.query_map(params![repository, before, limit], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -673,8 +727,14 @@ mod tests {
         NewFile { released: true, ..unreleased(version, file_name, d, tags) }
     }
 
-    const ALICE: Pusher<'static> =
-        Pusher { actor: "alice", token_id: None, token_name: Some("alice"), client_addr: None, user_agent: None, commit_sha: None };
+    const ALICE: Pusher<'static> = Pusher {
+        actor: "alice",
+        token_id: None,
+        token_name: Some("alice"),
+        client_addr: None,
+        user_agent: None,
+        commit_sha: None,
+    };
 
     /// A file of a gated repository, before its pipeline passed.
     fn unreleased<'a>(version: &'a str, file_name: &'a str, d: &'a Digests, tags: &'a [String]) -> NewFile<'a> {

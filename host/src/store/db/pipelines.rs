@@ -91,7 +91,13 @@ pub struct JobRow {
 
 impl JobRow {
     fn state(&self) -> JobState {
-        JobState { id: self.id, stage_index: self.stage_index, status: self.status, allow_failure: self.allow_failure, manual: self.manual }
+        JobState {
+            id: self.id,
+            stage_index: self.stage_index,
+            status: self.status,
+            allow_failure: self.allow_failure,
+            manual: self.manual,
+        }
     }
 }
 
@@ -125,8 +131,10 @@ pub struct DeliveryRow {
     pub created_at: i64,
 }
 
-const PIPELINE_COLUMNS: &str = "id, repository, push_id, source, status, variables, created_at, finished_at, extraction";
-const JOB_COLUMNS: &str = "id, pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
+const PIPELINE_COLUMNS: &str =
+    "id, repository, push_id, source, status, variables, created_at, finished_at, extraction";
+const JOB_COLUMNS: &str =
+    "id, pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
      status, runner, exit_code, failure_reason, created_at, started_at, finished_at, manual, approved_by, approved_at";
 /// How many columns `JOB_COLUMNS` names: the index of the first column a query adds after them.
 const JOB_COLUMN_COUNT: usize = 20;
@@ -224,8 +232,13 @@ pub(super) fn insert_pipeline(tx: &Connection, repository: &str, push_id: i64, p
         "INSERT INTO pipelines (repository, push_id, source, status, variables, extraction, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
-            repository, push_id, p.source, Status::Created,
-            serde_json::to_string(&vars).expect("strings serialise"), p.extraction.to_string(), now_ms()
+            repository,
+            push_id,
+            p.source,
+            Status::Created,
+            serde_json::to_string(&vars).expect("strings serialise"),
+            p.extraction.to_string(),
+            now_ms()
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -251,7 +264,9 @@ impl Db {
     }
 
     fn jobs_of(conn: &Connection, pipeline_id: i64) -> Result<Vec<JobRow>> {
-        let mut stmt = conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE pipeline_id = ?1 ORDER BY stage_index, id"))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE pipeline_id = ?1 ORDER BY stage_index, id"
+        ))?;
         let rows = stmt.query_map([pipeline_id], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -284,7 +299,9 @@ impl Db {
     pub fn job(&self, id: i64) -> Result<Option<(JobRow, String)>> {
         Ok(self
             .conn()?
-            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?)))
+            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| {
+                Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?))
+            })
             .optional()?)
     }
 
@@ -308,9 +325,15 @@ impl Db {
         let mut change = None;
         if t.status != p.status {
             let finished = t.status.is_final().then_some(now);
-            tx.execute("UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1", params![id, t.status, finished])?;
+            tx.execute(
+                "UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                params![id, t.status, finished],
+            )?;
             let previous = p.status;
-            change = Some(StatusChange { pipeline: PipelineRow { status: t.status, finished_at: finished, ..p.clone() }, previous });
+            change = Some(StatusChange {
+                pipeline: PipelineRow { status: t.status, finished_at: finished, ..p.clone() },
+                previous,
+            });
         }
         if t.release {
             Self::release_push(tx, p.push_id)?;
@@ -330,8 +353,11 @@ impl Db {
     /// Lets clients see a push's files, and points the tags they were published with at them.
     fn release_push(tx: &Connection, push_id: i64) -> Result<()> {
         let pending: Vec<(i64, String, String)> = {
-            let mut stmt = tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
-            let rows = stmt.query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt =
+                tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
+            let rows = stmt
+                .query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             rows
         };
         for (package_id, version, tags) in pending {
@@ -401,7 +427,13 @@ impl Db {
     /// Records a runner job's result and moves its pipeline on. `None` when the job was no
     /// longer running (canceled, reaped); its token ends either way, so a finished or canceled
     /// job's token reads nothing more.
-    pub fn finish_job(&self, job: &JobRow, success: bool, exit_code: Option<i64>, reason: Option<&str>) -> Result<Option<Stepped>> {
+    pub fn finish_job(
+        &self,
+        job: &JobRow,
+        success: bool,
+        exit_code: Option<i64>,
+        reason: Option<&str>,
+    ) -> Result<Option<Stepped>> {
         self.write(|tx| {
             tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = ?1", [job.id])?;
             let stepped = match Self::step(tx, job.pipeline_id, Event::Finish { job: job.id, success })? {
@@ -409,7 +441,10 @@ impl Db {
                 Ok(_) => return Ok(None),
                 Err(refused) => return Err(DbError::NotFound(refused.to_string())),
             };
-            tx.execute("UPDATE jobs SET exit_code = ?2, failure_reason = ?3 WHERE id = ?1", params![job.id, exit_code, reason])?;
+            tx.execute(
+                "UPDATE jobs SET exit_code = ?2, failure_reason = ?3 WHERE id = ?1",
+                params![job.id, exit_code, reason],
+            )?;
             Ok(Some(stepped))
         })
     }
@@ -469,13 +504,17 @@ impl Db {
     /// changed runs the new jobs); host jobs keep their result.
     pub fn reset_pipeline(&self, id: i64, jobs: &[NewJob]) -> Result<PipelineRow> {
         self.write(|tx| {
-            let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+            let p =
+                tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
             if !p.status.is_final() {
                 return Err(DbError::Conflict(format!("pipeline {id} is still {}; a retry", p.status)));
             }
             tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind IN ('runner', 'config')", [id])?;
             insert_jobs(tx, id, p.push_id, jobs)?;
-            tx.execute("UPDATE pipelines SET status = ?2, finished_at = NULL WHERE id = ?1", params![id, Status::Created])?;
+            tx.execute(
+                "UPDATE pipelines SET status = ?2, finished_at = NULL WHERE id = ?1",
+                params![id, Status::Created],
+            )?;
             Ok(PipelineRow { status: Status::Created, finished_at: None, ..p })
         })
     }
@@ -518,11 +557,19 @@ impl Db {
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivered = 0 AND attempts < ?1 AND next_attempt_at <= ?2 \
              ORDER BY id LIMIT 100"
         ))?;
-        let rows = stmt.query_map(params![max_attempts, now_ms()], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows =
+            stmt.query_map(params![max_attempts, now_ms()], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    pub fn record_attempt(&self, id: i64, status_code: Option<u16>, error: Option<&str>, delivered: bool, retry_in_ms: i64) -> Result<()> {
+    pub fn record_attempt(
+        &self,
+        id: i64,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        delivered: bool,
+        retry_in_ms: i64,
+    ) -> Result<()> {
         self.conn()?.execute(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, status_code = ?2, error = ?3, delivered = ?4, \
              next_attempt_at = ?5 WHERE id = ?1",

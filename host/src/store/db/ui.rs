@@ -5,8 +5,8 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{
-    file_row, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS, PACKAGE_COLUMNS,
-    PUSH_COLUMNS,
+    file_row, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS,
+    PACKAGE_COLUMNS, PUSH_COLUMNS,
 };
 
 /// A row of a repository's package list.
@@ -93,7 +93,8 @@ impl Db {
         let filter = "FROM packages p WHERE p.repository = ?1 AND (?2 = '%%' OR lower(p.name) LIKE ?2 ESCAPE '\\') \
                       AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
         let pattern = like_pattern(query);
-        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
+        let total: i64 =
+            conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT p.name, p.modified_at, \
                (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
@@ -104,7 +105,13 @@ impl Db {
         ))?;
         let rows = stmt
             .query_map(params![repository, pattern, limit, offset], |r| {
-                Ok(UiPackage { name: r.get(0)?, modified_at: r.get(1)?, versions: r.get(2)?, latest: r.get(3)?, status: r.get(4)? })
+                Ok(UiPackage {
+                    name: r.get(0)?,
+                    modified_at: r.get(1)?,
+                    versions: r.get(2)?,
+                    latest: r.get(3)?,
+                    status: r.get(4)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, rows))
@@ -114,20 +121,27 @@ impl Db {
     pub fn ui_package(&self, repository: &str, key: &str) -> Result<Option<PackageRow>> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row(&format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"), [repository, key], package_row)
+            .query_row(
+                &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"),
+                [repository, key],
+                package_row,
+            )
             .optional()?)
     }
 
     /// One page of a package's files, newest push first, with their pipelines, and the total.
     pub fn ui_files(&self, package_id: i64, offset: u32, limit: u32) -> Result<(i64, Vec<UiFile>)> {
         let conn = self.conn()?;
-        let total: i64 = conn.query_row("SELECT count(*) FROM files WHERE package_id = ?1", [package_id], |r| r.get(0))?;
+        let total: i64 =
+            conn.query_row("SELECT count(*) FROM files WHERE package_id = ?1", [package_id], |r| r.get(0))?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {FILE_COLUMNS}, pl.id, pl.status FROM files f LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
              WHERE f.package_id = ?1 ORDER BY f.id DESC LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = stmt
-            .query_map(params![package_id, limit, offset], |r| Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .query_map(params![package_id, limit, offset], |r| {
+                Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, rows))
     }
@@ -139,7 +153,11 @@ impl Db {
         let version: Option<String> = match version {
             Some(v) => Some(v.to_string()),
             None => conn
-                .query_row("SELECT version FROM files WHERE package_id = ?1 ORDER BY id DESC LIMIT 1", [package_id], |r| r.get(0))
+                .query_row(
+                    "SELECT version FROM files WHERE package_id = ?1 ORDER BY id DESC LIMIT 1",
+                    [package_id],
+                    |r| r.get(0),
+                )
                 .optional()?,
         };
         let Some(version) = version else { return Ok(Vec::new()) };
@@ -148,7 +166,9 @@ impl Db {
              WHERE f.package_id = ?1 AND f.version = ?2 ORDER BY f.qualifier"
         ))?;
         let rows = stmt
-            .query_map(params![package_id, version], |r| Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .query_map(params![package_id, version], |r| {
+                Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -190,14 +210,22 @@ impl Db {
             values.push(r);
         }
         let rows = stmt
-            .query_map(values.as_slice(), |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .query_map(values.as_slice(), |r| {
+                Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     /// One page of the packages of `repositories` whose name contains `query`, by name then
     /// repository, with the total: the top bar's search across the repositories a viewer reads.
-    pub fn ui_search(&self, repositories: &[String], query: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiFound>)> {
+    pub fn ui_search(
+        &self,
+        repositories: &[String],
+        query: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(i64, Vec<UiFound>)> {
         if repositories.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -231,7 +259,13 @@ impl Db {
             .query_map(values.as_slice(), |r| {
                 Ok(UiFound {
                     repository: r.get(0)?,
-                    package: UiPackage { name: r.get(1)?, modified_at: r.get(2)?, versions: r.get(3)?, latest: r.get(4)?, status: r.get(5)? },
+                    package: UiPackage {
+                        name: r.get(1)?,
+                        modified_at: r.get(2)?,
+                        versions: r.get(3)?,
+                        latest: r.get(4)?,
+                        status: r.get(5)?,
+                    },
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -255,7 +289,9 @@ impl Db {
              WHERE f.released = 0 AND pu.repository = ?1 ORDER BY pu.id DESC LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = stmt
-            .query_map(params![repository, limit, offset], |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }))?
+            .query_map(params![repository, limit, offset], |r| {
+                Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok((total, rows))
     }
@@ -263,15 +299,18 @@ impl Db {
     /// Whether a push has a file clients cannot have yet (its gate holds it).
     pub fn ui_push_held(&self, push_id: i64) -> Result<bool> {
         let conn = self.conn()?;
-        Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE push_id = ?1 AND released = 0)", [push_id], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM files WHERE push_id = ?1 AND released = 0)",
+            [push_id],
+            |r| r.get(0),
+        )?)
     }
 
     /// The last `max_lines` lines of a job's log (read from its last 16 KiB only).
     pub fn ui_log_tail(&self, job_id: i64, max_lines: usize) -> Result<String> {
         let conn = self.conn()?;
-        let tail: Option<String> = conn
-            .query_row("SELECT substr(log, -16384) FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))
-            .optional()?;
+        let tail: Option<String> =
+            conn.query_row("SELECT substr(log, -16384) FROM jobs WHERE id = ?1", [job_id], |r| r.get(0)).optional()?;
         let tail = tail.unwrap_or_default();
         let lines: Vec<&str> = tail.trim_end().lines().collect();
         Ok(lines[lines.len().saturating_sub(max_lines)..].join("\n"))
@@ -281,7 +320,9 @@ impl Db {
     pub fn ui_release_of(&self, pipeline_id: i64) -> Result<Option<UiRelease>> {
         let conn = self.conn()?;
         let row: Option<(Option<String>, Option<i64>)> = conn
-            .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         Ok(match row {
             Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
@@ -299,13 +340,19 @@ impl Db {
                 .optional()?
                 .ok_or_else(|| DbError::NotFound(format!("pipeline {pipeline_id}")))?;
             let pending: Vec<(i64, String, String)> = {
-                let mut stmt = tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
-                let rows = stmt.query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut stmt = tx.prepare(
+                    "SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0",
+                )?;
+                let rows = stmt
+                    .query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows
             };
             if pending.is_empty() {
                 let before: Option<(Option<String>, Option<i64>)> = tx
-                    .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
                     .optional()?;
                 let before = match before {
                     Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
@@ -319,7 +366,10 @@ impl Db {
                 }
                 Self::touch(tx, *package_id)?;
             }
-            tx.execute("UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0", [push_id])?;
+            tx.execute(
+                "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0",
+                [push_id],
+            )?;
             let release = UiRelease { released_by: by.to_string(), released_at: now_ms() };
             tx.execute(
                 "UPDATE pipelines SET released_by = ?2, released_at = ?3 WHERE id = ?1",
@@ -338,8 +388,20 @@ mod tests {
 
     fn push(db: &Db, repository: &str, name: &str, n: u8, released: bool) {
         let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 };
-        let pusher = Pusher { actor: "alice", token_id: None, token_name: None, client_addr: None, user_agent: None, commit_sha: None };
-        let pipeline = NewPipeline { source: "package_push".into(), extraction: serde_json::json!({}), variables: Default::default(), jobs: Vec::new() };
+        let pusher = Pusher {
+            actor: "alice",
+            token_id: None,
+            token_name: None,
+            client_addr: None,
+            user_agent: None,
+            commit_sha: None,
+        };
+        let pipeline = NewPipeline {
+            source: "package_push".into(),
+            extraction: serde_json::json!({}),
+            variables: Default::default(),
+            jobs: Vec::new(),
+        };
         let file_name = format!("{name}-{n}.tgz");
         let version = format!("1.0.{n}");
         db.publish(
@@ -374,13 +436,20 @@ mod tests {
         let pipeline = held[0].pipeline_id.unwrap();
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
 
-        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else { panic!("released") };
+        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else {
+            panic!("released")
+        };
         assert_eq!((files, release.released_by.as_str()), (1, "root"));
-        let seen = db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().expect("clients see it");
+        let seen = db
+            .package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline))
+            .unwrap()
+            .expect("clients see it");
         assert_eq!(seen.tags, vec![("latest".to_string(), "1.0.1".to_string())], "the push's tags point at it now");
         assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 0);
         assert_eq!(db.ui_release_of(pipeline).unwrap().unwrap().released_by, "root");
-        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else").unwrap() else { panic!("once") };
+        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else").unwrap() else {
+            panic!("once")
+        };
         assert_eq!(before.released_by, "root", "a second release keeps the first one's record");
         assert!(matches!(db.ui_release(999, "root"), Err(DbError::NotFound(_))));
     }
