@@ -69,7 +69,7 @@ pub struct Held {
 
 /// Why a pipeline holds its push, and the jobs that reason names. Jobs waiting for someone's
 /// approval (status `manual`) come first: that is what the version waits for.
-pub fn reason<'j>(status: Option<Status>, jobs: &'j [JobRow]) -> (&'static str, Vec<&'j JobRow>) {
+pub fn reason(status: Option<Status>, jobs: &[JobRow]) -> (&'static str, Vec<&JobRow>) {
     let with = |s: Status| jobs.iter().filter(|j| j.status == s).collect::<Vec<_>>();
     let manual = with(Status::Manual);
     if !manual.is_empty() {
