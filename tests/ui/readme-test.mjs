@@ -89,6 +89,7 @@ try {
   check(dom.urls.every((u) => /^(https?:|mailto:)/.test(u)), `only http(s) URLs are left (${dom.urls.join(" ")})`);
   check(!dom.urls.some((u) => u.includes("docs/usage.md") || u.includes("img/logo.png")), "relative URLs are dropped");
   check(dom.imgs.every((s) => s === null || s.startsWith("https://")), `images keep only https sources (${dom.imgs.join(" ")})`);
+  check((await readme.innerText()).includes("logo"), "a relative Markdown image shows its alt text instead");
 
   // An older version's page shows that version's README.
   await open(`/ui/npm/packages/${PKG}?version=1.0.0`);

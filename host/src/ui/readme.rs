@@ -11,7 +11,7 @@
 use std::sync::OnceLock;
 
 use ammonia::{Builder, UrlRelative};
-use pulldown_cmark::{html, Options, Parser};
+use pulldown_cmark::{html, Event, Options, Parser, Tag, TagEnd};
 
 /// READMEs longer than this are cut before rendering (a page, not an archive; bounds the work).
 const MAX_README: usize = 512 * 1024;
@@ -29,7 +29,21 @@ pub fn render(markdown: &str) -> Option<String> {
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS | Options::ENABLE_FOOTNOTES;
     let mut unsafe_html = String::with_capacity(end * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(&markdown[..end], options));
+    // A Markdown image that could not load here (relative, http) becomes its alt text rather than
+    // an empty <img>; images never nest, so one flag tracks the one being dropped.
+    let mut dropping = false;
+    let events = Parser::new_ext(&markdown[..end], options).filter(|event| match event {
+        Event::Start(Tag::Image { dest_url, .. }) if !dest_url.starts_with("https://") => {
+            dropping = true;
+            false
+        }
+        Event::End(TagEnd::Image) if dropping => {
+            dropping = false;
+            false
+        }
+        _ => true,
+    });
+    html::push_html(&mut unsafe_html, events);
     Some(sanitiser().clean(&unsafe_html).to_string())
 }
 
@@ -88,6 +102,7 @@ mod tests {
         assert!(html.contains(r#"<img src="https://example.com/b.png" alt="good">"#), "{html}");
         assert!(!html.contains("img/logo.png") && !html.contains("docs/x.md"), "relative URLs dropped: {html}");
         assert!(!html.contains("http://example.com/a.png"), "plain-http images dropped: {html}");
+        assert!(html.contains("<p>rel plain <img"), "a dropped Markdown image leaves its alt text: {html}");
         assert!(html.contains(r#"type="checkbox""#), "task lists keep their checkboxes: {html}");
     }
 
