@@ -16,6 +16,7 @@
 pub(crate) mod badge;
 pub mod gate;
 mod pages;
+mod readme;
 
 use std::sync::OnceLock;
 

@@ -156,7 +156,9 @@ pub async fn package(
             return Err(UiError::NotFound(format!("version {} of `{name}`", q.version.unwrap_or_default())));
         };
         let version = first.file.version.clone();
-        let meta = artifact_of(&first.file).metadata;
+        let mut meta = artifact_of(&first.file).metadata;
+        // The shown version's README, rendered and sanitised; the raw text stays out of the page.
+        let readme = meta.readme.take().as_deref().and_then(super::readme::render);
         let hint = &repository.plugin.info.install_hint;
         let install = (!hint.is_empty()).then(|| {
             hint.replace("{url}", &format!("{base}/{repo}"))
@@ -190,6 +192,7 @@ pub async fn package(
                 "version": version,
                 "selected": files_of_version,
                 "meta": meta,
+                "readme": readme,
                 "install": install,
                 "tags": tags,
                 "files": files,
