@@ -321,10 +321,12 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Images may come from https too: a README's images are the only ones, and the sanitiser keeps
+    // only https sources (ui/readme.rs). Scripts stay same-origin only.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; \
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data: https:; \
              form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
