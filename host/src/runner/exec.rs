@@ -819,6 +819,25 @@ mod tests {
         assert_eq!(outcome, Outcome::Success, "{log}");
     }
 
+    /// The `State:` line of the process whose pid is in `pid_file` (empty once it is gone). SIGKILL
+    /// is delivered at once but acted on when the process next runs, so on a loaded machine it can
+    /// still show as running for a moment: this waits up to 2 s for it to be gone or a zombie.
+    async fn state_once_killed(pid_file: &std::path::Path) -> String {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        let state = || {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+            status.lines().find(|l| l.starts_with("State:")).unwrap_or("").to_string()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let now = state();
+            if now.is_empty() || now.contains('Z') || std::time::Instant::now() > deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     #[tokio::test]
     async fn the_timeout_kills_the_script_and_what_it_started() {
         let (_tmp, exec) = exec();
@@ -828,10 +847,7 @@ mod tests {
         assert_eq!(outcome, Outcome::failed(FailureReason::JobTimeout), "{log}");
         assert!(log.contains("job exceeded its timeout of 1 s"), "{log}");
         println!("stopped after {took:?}");
-        let pid = std::fs::read_to_string(exec.work.join("sleep.pid")).unwrap();
-        // Gone, or a zombie waiting for whoever reaps orphans here.
-        let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
-        let state = status.lines().find(|l| l.starts_with("State:")).unwrap_or("");
+        let state = state_once_killed(&exec.work.join("sleep.pid")).await;
         assert!(state.is_empty() || state.contains('Z'), "the background sleep survived the timeout: {state}");
     }
 
@@ -848,18 +864,7 @@ mod tests {
         let (outcome, log, took) = run_with(&exec, &j, b"", rx).await;
         assert_eq!(outcome, Outcome::Canceled, "{log}");
         println!("stopped after {took:?}");
-        let pid = std::fs::read_to_string(exec.work.join("sleep.pid")).unwrap();
-        // SIGKILL is delivered at once but acted on when the process next runs: on a loaded
-        // machine it may still show as running for a moment. Gone or a zombie within 2 s is dead.
-        let state = || {
-            let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
-            status.lines().find(|l| l.starts_with("State:")).unwrap_or("").to_string()
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while !(state().is_empty() || state().contains('Z')) && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let state = state();
+        let state = state_once_killed(&exec.work.join("sleep.pid")).await;
         assert!(state.is_empty() || state.contains('Z'), "the script's process survived the cancel: {state}");
     }
 
