@@ -12,7 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use support::{sluice_bin, Server};
@@ -21,28 +20,7 @@ use support::{sluice_bin, Server};
 
 /// A small npm tarball whose bytes depend on `name`, `version` and `salt` only.
 fn tarball(name: &str, version: &str, salt: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    let manifest = json!({ "name": name, "version": version, "description": salt, "license": "MIT" }).to_string();
-    for (path, data) in [("package/package.json", manifest.as_bytes()), ("package/index.js", salt.as_bytes())] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        builder.append_data(&mut h, path, data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Vec<u8> {
-    let file = format!("{name}-{version}.tgz");
-    serde_json::to_vec(&json!({
-        "_id": name, "name": name, "dist-tags": { "latest": version },
-        "versions": { version: { "name": name, "version": version, "dist": { "tarball": format!("http://x/{name}/-/{file}") } } },
-        "_attachments": { file: { "content_type": "application/octet-stream",
-            "data": base64::engine::general_purpose::STANDARD.encode(tgz), "length": tgz.len() } },
-    }))
-    .unwrap()
+    support::npm_fixture::simple_package(name, version, salt, salt)
 }
 
 fn publish(
@@ -57,7 +35,7 @@ fn publish(
     http.put(format!("{url}/{repo}/{name}"))
         .bearer_auth(token)
         .header("content-type", "application/json")
-        .body(publish_body(name, version, tgz))
+        .body(support::npm_fixture::publish_body(name, version, tgz))
         .send()
         .map(|r| r.status().as_u16())
         .unwrap_or(0)

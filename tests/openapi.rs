@@ -7,44 +7,20 @@ mod support;
 
 use std::process::Command;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 use support::{require_tool, Server};
 
-/// A small npm tarball (the npm plugin is the built-in format these tests publish with).
-fn tarball(name: &str, version: &str) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    let manifest = json!({ "name": name, "version": version, "description": "fuzzed", "license": "MIT" }).to_string();
-    for (path, data) in
-        [("package/package.json", manifest.as_bytes()), ("package/index.js", b"module.exports = 1;\n".as_slice())]
-    {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        builder.append_data(&mut h, path, data).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
 /// `npm publish` over HTTP: the packument with the tarball attached.
 fn publish(server: &Server, repo: &str, token: &str, name: &str, version: &str) {
-    let tgz = tarball(name, version);
-    let file = format!("{name}-{version}.tgz");
-    let body = json!({
-        "_id": name, "name": name, "dist-tags": { "latest": version },
-        "versions": { version: { "name": name, "version": version, "dist": { "tarball": format!("http://x/{name}/-/{file}") } } },
-        "_attachments": { file: { "content_type": "application/octet-stream",
-            "data": base64::engine::general_purpose::STANDARD.encode(&tgz), "length": tgz.len() } },
-    });
+    let tgz = support::npm_fixture::simple_package(name, version, "fuzzed", "module.exports = 1;\n");
+    let body = support::npm_fixture::publish_body(name, version, &tgz);
     let encoded = name.replace('/', "%2f");
     let r = server
         .http()
         .put(format!("{}/{repo}/{encoded}", server.url))
         .bearer_auth(token)
         .header("content-type", "application/json")
-        .body(body.to_string())
+        .body(body)
         .send()
         .expect("publish");
     assert!(r.status().is_success(), "publish {name}@{version} to {repo}: {}", r.status());

@@ -166,3 +166,25 @@ pub fn symlink_chain_package(name: &str, version: &str) -> Tarball {
         .symlink("package/y", "x/..")
         .file("package/y/escaped.txt", "written outside the package\n")
 }
+
+/// A minimal package (`package/package.json` and `package/index.js`) whose bytes depend only on
+/// its arguments: `index` is the script's text.
+pub fn simple_package(name: &str, version: &str, description: &str, index: &str) -> Vec<u8> {
+    let manifest =
+        serde_json::json!({ "name": name, "version": version, "description": description, "license": "MIT" });
+    Tarball::new().file("package/package.json", manifest.to_string()).file("package/index.js", index).build()
+}
+
+/// The JSON body `npm publish` sends for `tgz`: the packument with the tarball attached, under
+/// the key npm gives it (`@scope/name-1.0.0.tgz` for a scoped package).
+pub fn publish_body(name: &str, version: &str, tgz: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let file = format!("{name}-{version}.tgz");
+    serde_json::to_vec(&serde_json::json!({
+        "_id": name, "name": name, "dist-tags": { "latest": version },
+        "versions": { version: { "name": name, "version": version, "dist": { "tarball": format!("http://x/{name}/-/{file}") } } },
+        "_attachments": { file: { "content_type": "application/octet-stream",
+            "data": base64::engine::general_purpose::STANDARD.encode(tgz), "length": tgz.len() } },
+    }))
+    .unwrap()
+}
