@@ -73,6 +73,10 @@ pub struct Config {
     /// Seconds between clean-up passes over the blob store (one also runs at start).
     #[serde(default = "default_cleanup_interval_secs")]
     pub cleanup_interval_secs: u64,
+    /// The most memory kept protocol documents (packuments, indexes) may hold, in MiB; the least
+    /// recently read go first.
+    #[serde(default = "default_document_cache_mb")]
+    pub document_cache_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -233,6 +237,9 @@ fn default_blob_grace_secs() -> u64 {
 fn default_cleanup_interval_secs() -> u64 {
     3600
 }
+fn default_document_cache_mb() -> u64 {
+    256
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -333,6 +340,7 @@ impl Config {
             ("SLUICE_ANONYMOUS_BODY_KB", &mut self.anonymous_body_kb),
             ("SLUICE_BLOB_GRACE_SECS", &mut self.blob_grace_secs),
             ("SLUICE_CLEANUP_INTERVAL_SECS", &mut self.cleanup_interval_secs),
+            ("SLUICE_DOCUMENT_CACHE_MB", &mut self.document_cache_mb),
         ] {
             if let Some(v) = get(name) {
                 *field = num(name, v)?;

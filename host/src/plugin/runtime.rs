@@ -317,6 +317,32 @@ impl Plugin {
         )
     }
 
+    /// Renders a kept response again for the document cache, off the readers' path: it gets the
+    /// time a parse gets, since a large package's document is rendered once per change.
+    pub fn render(
+        &self,
+        req: &wit::Request,
+        registry: Arc<dyn RegistryView>,
+    ) -> Result<Result<wit::Outcome, wit::Error>, CallError> {
+        self.call_with(
+            "render",
+            self.limits.parse_timeout,
+            Some(registry),
+            |s| Ok(s.data_mut().table.push(BlobHandle::Memory(Vec::new()))?),
+            |p, s, blob| p.call_handle(s, req, blob, self.limits.sizes),
+        )
+    }
+
+    /// The bytes to append to a kept append-only response for `changes`; none: render it whole.
+    pub fn extend(
+        &self,
+        req: &wit::Request,
+        changes: &[wit::Change],
+        registry: Arc<dyn RegistryView>,
+    ) -> Result<Result<Option<Vec<u8>>, wit::Error>, CallError> {
+        self.call("extend", self.limits.parse_timeout, Some(registry), |p, s| p.call_extend(s, req, changes))
+    }
+
     pub fn render_error(&self, err: &wit::Error) -> Result<wit::Response, CallError> {
         self.call("render-error", self.limits.call_timeout, None, |p, s| p.call_render_error(s, err))
     }
