@@ -1,35 +1,42 @@
 //! The small SDK every Sluice format plugin builds on.
 //!
-//! It carries the bindings of the newest plugin contract (`wit/v0.2.0`), and the helpers that
+//! It carries the bindings of the newest plugin contract (`wit/v0.3.0`), and the helpers that
 //! every plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), finding string values
-//! in a large JSON body without holding it ([`json_scan`]), answering HTTP requests ([`http`]) and
+//! in a large JSON body without holding it ([`json_scan`]), answering HTTP requests ([`http`]),
+//! declaring which responses the host may keep ([`Outcome::keep_for_package`] and friends) and
 //! looking things up in the repository through a [`Registry`] that native unit tests can replace
 //! with [`MemoryRegistry`].
 //!
-//! A plugin built with this SDK is a plugin of contract 0.2.0. Plugins built against 0.1.0 keep
-//! loading (the host converts at the boundary); they are built from `wit/v0.1.0` directly, as the
-//! runtime tests' fault plugin is.
+//! A plugin built with this SDK is a plugin of contract 0.3.0. Plugins built against older
+//! contracts keep loading (the host converts at the boundary); they are built from `wit/v0.1.0`
+//! directly, as the runtime tests' fault plugin is.
 //!
-//! A plugin implements [`Format`] and exports it with
-//! `sluice_plugin_sdk::export_format!(MyFormat with_types_in sluice_plugin_sdk);`, compiled only for
-//! `wasm32` so that the format logic stays a plain Rust library that `cargo test` runs natively.
+//! A plugin implements [`Plugin`] (only what its format needs: the other methods have defaults)
+//! and exports it with `sluice_plugin_sdk::export!(MyPlugin);`, which expands to nothing but on
+//! `wasm32`, so that the format logic stays a plain Rust library that `cargo test` runs natively.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.2.0",
+    path: "../wit/v0.3.0",
     world: "format-plugin",
     pub_export_macro: true,
     export_macro_name: "export_format",
     default_bindings_module: "sluice_plugin_sdk",
     generate_all,
+    // Lets unit tests compare what handlers return (keeps, effects) directly.
+    additional_derives: [PartialEq],
 });
 
 pub mod http;
 pub mod io;
 pub mod json_scan;
+mod keep;
+mod plugin;
 mod registry_view;
 
+/// The raw generated export trait; plugins implement [`Plugin`] instead and [`export!`] bridges.
 pub use exports::sluice::plugin::format::Guest as Format;
-pub use registry_view::{HostRegistry, MemoryRegistry, Registry};
+pub use plugin::{HostTree, Plugin, SourceTree};
+pub use registry_view::{summary_of, HostRegistry, MemoryRegistry, Registry, SummaryOnly};
 pub use sluice::plugin::types::*;
 
 impl Error {
@@ -44,6 +51,12 @@ impl Error {
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unauthorized, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
     }
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
@@ -108,11 +121,11 @@ impl Limits {
 impl Outcome {
     /// Just a response, no effects.
     pub fn respond(response: Response) -> Self {
-        Outcome { effects: Vec::new(), reply: Reply::Respond(response) }
+        Outcome { effects: Vec::new(), reply: Reply::Respond(response), keep: None }
     }
     /// Effects, then a response.
     pub fn with_effects(effects: Vec<Effect>, response: Response) -> Self {
-        Outcome { effects, reply: Reply::Respond(response) }
+        Outcome { effects, reply: Reply::Respond(response), keep: None }
     }
     /// Stream a stored file.
     pub fn serve_file(
@@ -127,6 +140,7 @@ impl Outcome {
                 file_name: file_name.into(),
                 content_type: content_type.into(),
             }),
+            keep: None,
         }
     }
 }

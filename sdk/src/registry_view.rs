@@ -1,12 +1,18 @@
 //! The repository as a plugin sees it, behind a trait so that protocol code unit-tests natively.
 
-use crate::{PackageView, SearchPage};
+use crate::{PackageSummary, PackageView, SearchPage, TokenInfo, VersionState};
 
 /// Read access to the repository's visible packages (the host has applied the gate).
 pub trait Registry {
+    /// A package with every visible file's metadata: what a render needs.
     fn package(&self, name: &str) -> Option<PackageView>;
     fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage;
     fn all_packages(&self) -> Vec<PackageView>;
+    /// A package's tags and files without metadata: what a write compares against, at a
+    /// fraction of the cost of [`Registry::package`].
+    fn summary(&self, name: &str) -> Option<PackageSummary>;
+    /// The tokens of the request's caller; empty without a credential.
+    fn tokens(&self) -> Vec<TokenInfo>;
 }
 
 /// The host's registry, through the plugin's imports.
@@ -22,12 +28,45 @@ impl Registry for HostRegistry {
     fn all_packages(&self) -> Vec<PackageView> {
         crate::sluice::plugin::registry::all_packages()
     }
+    fn summary(&self, name: &str) -> Option<PackageSummary> {
+        crate::sluice::plugin::registry::summary(name)
+    }
+    fn tokens(&self) -> Vec<TokenInfo> {
+        crate::sluice::plugin::registry::tokens()
+    }
+}
+
+/// The summary the host would give for a package view (what [`MemoryRegistry`] answers).
+pub fn summary_of(view: &PackageView) -> PackageSummary {
+    PackageSummary {
+        name: view.name.clone(),
+        tags: view.tags.clone(),
+        files: view
+            .artifacts
+            .iter()
+            .map(|a| VersionState {
+                version: a.version.clone(),
+                qualifier: a.qualifier.clone(),
+                deprecated: a.deprecated.clone(),
+                yanked: a.yanked,
+            })
+            .collect(),
+    }
 }
 
 /// An in-memory registry for unit tests of protocol handlers.
 #[derive(Default)]
 pub struct MemoryRegistry {
     pub packages: Vec<PackageView>,
+    /// What `tokens` lists: the caller's tokens.
+    pub tokens: Vec<TokenInfo>,
+}
+
+impl MemoryRegistry {
+    /// A registry holding these packages and no tokens.
+    pub fn with_packages(packages: Vec<PackageView>) -> Self {
+        MemoryRegistry { packages, tokens: Vec::new() }
+    }
 }
 
 impl Registry for MemoryRegistry {
@@ -44,5 +83,34 @@ impl Registry for MemoryRegistry {
     }
     fn all_packages(&self) -> Vec<PackageView> {
         self.packages.clone()
+    }
+    fn summary(&self, name: &str) -> Option<PackageSummary> {
+        self.packages.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(summary_of)
+    }
+    fn tokens(&self) -> Vec<TokenInfo> {
+        self.tokens.clone()
+    }
+}
+
+/// A registry for unit tests of write handlers: it answers `summary` and `tokens` from a
+/// [`MemoryRegistry`] and panics on the calls that load every file's metadata (`package`,
+/// `all_packages`, `search`), so a test shows that a write costs the change, not the package.
+pub struct SummaryOnly<'a>(pub &'a MemoryRegistry);
+
+impl Registry for SummaryOnly<'_> {
+    fn package(&self, name: &str) -> Option<PackageView> {
+        panic!("a write loaded the whole package {name}; it needs only its summary")
+    }
+    fn search(&self, query: &str, _offset: u32, _limit: u32) -> SearchPage {
+        panic!("a write searched the repository for {query:?}")
+    }
+    fn all_packages(&self) -> Vec<PackageView> {
+        panic!("a write loaded every package of the repository")
+    }
+    fn summary(&self, name: &str) -> Option<PackageSummary> {
+        self.0.summary(name)
+    }
+    fn tokens(&self) -> Vec<TokenInfo> {
+        self.0.tokens()
     }
 }

@@ -2,8 +2,8 @@
 //! index protocol (RFC 2789) and the registry web API (`cargo publish`, `yank`, `search`,
 //! `owner --list`).
 //!
-//! The format logic is plain Rust that unit-tests natively; [`component`] (wasm only) exports it
-//! through the plugin contract.
+//! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
+//! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
 pub mod index;
 pub mod krate;
@@ -11,11 +11,11 @@ pub mod manifest;
 pub mod protocol;
 pub mod publish;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
-
 use sluice_plugin_sdk::io::ReadAt;
-use sluice_plugin_sdk::{Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
+    Response, Trigger,
+};
 
 pub fn info() -> FormatInfo {
     FormatInfo {
@@ -64,6 +64,32 @@ pub fn trigger(meta: &Metadata) -> Trigger {
         jobs: Vec::new(),
     }
 }
+
+/// The Cargo plugin, exported through the SDK.
+pub struct Cargo;
+
+impl Plugin for Cargo {
+    fn info() -> FormatInfo {
+        info()
+    }
+    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
+        parse(file_name, file)
+    }
+    fn extraction_for(_meta: &Metadata) -> Extraction {
+        extraction()
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger(meta)
+    }
+    fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, _limits: &Limits) -> Result<Outcome, Error> {
+        protocol::handle(registry, req, body)
+    }
+    fn render_error(err: &Error) -> Response {
+        protocol::render_error(err)
+    }
+}
+
+sluice_plugin_sdk::export!(Cargo);
 
 #[cfg(test)]
 mod tests {

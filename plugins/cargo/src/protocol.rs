@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http;
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource, Yank,
+    summary_of, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource, Yank,
 };
 
 /// The tag prefix that records who published a crate: the contract has no publisher field in
@@ -26,13 +26,16 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
             200,
             format!("Sluice Cargo registry. Index: sparse+{}/index/\n", req.base_url),
         ))),
+        // Not kept: whether it says `auth-required` depends on the request carrying a principal.
         (_, ["index", "config.json"]) if read => Ok(Outcome::respond(cached(req, config_json(req)))),
         (_, ["index", rest @ ..]) if read => index_file(registry, req, rest),
         ("PUT", ["api", "v1", "crates", "new"]) => publish(registry, req, body),
-        (_, ["api", "v1", "crates"]) if read => search(registry, req),
+        (_, ["api", "v1", "crates"]) if read => search(registry, req).map(Outcome::keep_for_repository),
         ("DELETE", ["api", "v1", "crates", name, version, "yank"]) => yank(registry, name, version, true),
         ("PUT", ["api", "v1", "crates", name, version, "unyank"]) => yank(registry, name, version, false),
-        (_, ["api", "v1", "crates", name, "owners"]) if read => owners(registry, name),
+        (_, ["api", "v1", "crates", name, "owners"]) if read => {
+            owners(registry, name).map(|o| o.keep_for_package(*name))
+        }
         (_, ["api", "v1", "crates", _, "owners"]) => Err(Error::unsupported(
             "owners are the tokens that published the crate; grant publishing with a token of the repository instead",
         )),
@@ -111,7 +114,8 @@ fn index_file(registry: &impl Registry, req: &Request, rest: &[&str]) -> Result<
     }
     let package = registry.package(name).ok_or_else(|| not_found(name))?;
     let body = index::file(&package, &own_index(&req.base_url))?;
-    Ok(Outcome::respond(cached(req, http::bytes(200, "text/plain; charset=utf-8", body.into_bytes()))))
+    let response = cached(req, http::bytes(200, "text/plain; charset=utf-8", body.into_bytes()));
+    Ok(Outcome::respond(response).keep_for_package(*name))
 }
 
 fn publish(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result<Outcome, Error> {
@@ -137,13 +141,16 @@ fn publish(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Result
 /// uploaded twice, yanked or not, nor with only other build metadata.
 fn check_new_version(registry: &impl Registry, manifest: &CrateManifest) -> Result<(), Error> {
     let canonical = canonical_name(&manifest.name);
-    let existing = match registry.package(&manifest.name) {
+    // The summary (versions without metadata) is all the check needs.
+    let existing = match registry.summary(&manifest.name) {
         Some(p) => Some(p),
         // Another spelling with `-` and `_` swapped: search is by substring, so look among the
-        // crates sharing the name's longest run without separators.
+        // crates sharing the name's longest run without separators (only for a new name).
         None if manifest.name.contains(['-', '_']) => {
             let probe = manifest.name.split(['-', '_']).max_by_key(|s| s.len()).unwrap_or(&manifest.name);
-            registry.search(probe, 0, 1000).packages.into_iter().find(|p| canonical_name(&p.name) == canonical)
+            let found =
+                registry.search(probe, 0, 1000).packages.into_iter().find(|p| canonical_name(&p.name) == canonical);
+            found.as_ref().map(summary_of)
         }
         None => None,
     };
@@ -157,7 +164,7 @@ fn check_new_version(registry: &impl Registry, manifest: &CrateManifest) -> Resu
         )));
     }
     let version = semver::Version::parse(&manifest.vers).map_err(|e| Error::invalid(e.to_string()))?;
-    for a in &existing.artifacts {
+    for a in &existing.files {
         if let Ok(v) = semver::Version::parse(&a.version) {
             if (v.major, v.minor, v.patch, &v.pre) == (version.major, version.minor, version.patch, &version.pre) {
                 return Err(already_uploaded(&a.version));
@@ -172,8 +179,8 @@ fn find_package(registry: &impl Registry, name: &str) -> Result<PackageView, Err
 }
 
 fn yank(registry: &impl Registry, name: &str, version: &str, yanked: bool) -> Result<Outcome, Error> {
-    let package = find_package(registry, name)?;
-    if !package.artifacts.iter().any(|a| a.version == version) {
+    let package = registry.summary(name).ok_or_else(|| not_found(name))?;
+    if !package.files.iter().any(|f| f.version == version) {
         return Err(Error::not_found(format!("crate `{name}` does not have a version `{version}`")));
     }
     let effect = Effect::Yank(Yank { package: package.name, version: version.to_string(), qualifier: None, yanked });
@@ -214,7 +221,7 @@ fn search(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> {
 
 /// `cargo owner --list`: the principals that published versions of the crate.
 fn owners(registry: &impl Registry, name: &str) -> Result<Outcome, Error> {
-    let package = find_package(registry, name)?;
+    let package = registry.summary(name).ok_or_else(|| not_found(name))?;
     let users: Vec<_> = package
         .tags
         .iter()
@@ -244,7 +251,7 @@ mod tests {
     use crate::manifest::tests::APP_TOML;
     use crate::publish::tests::{app_json, frame};
     use serde_json::Value;
-    use sluice_plugin_sdk::{MemoryRegistry, Reply};
+    use sluice_plugin_sdk::{MemoryRegistry, Reply, Source, SummaryOnly};
 
     fn request(method: &str, path: &str, query: &str, headers: &[(&str, &str)]) -> Request {
         Request {
@@ -262,6 +269,7 @@ mod tests {
         let mut old = CrateManifest::from_toml(APP_TOML).unwrap();
         old.vers = "0.1.0".into();
         MemoryRegistry {
+            tokens: Vec::new(),
             packages: vec![PackageView {
                 name: "sluice-app".into(),
                 created_ms: 0,
@@ -318,7 +326,8 @@ mod tests {
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"0.3.0\"");
         let krate = crate::krate::tests::crate_file(&[("sluice-app-0.3.0/Cargo.toml", &toml)]);
         let body = frame(&json, &krate);
-        let outcome = handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), body.clone()).unwrap();
+        let outcome =
+            handle(&SummaryOnly(&registry()), &request("PUT", "/api/v1/crates/new", "", &[]), body.clone()).unwrap();
         match &outcome.effects[..] {
             [Effect::Publish(Upload { file_name, source: UploadSource::BodyRange((offset, len)), package, tags })] => {
                 assert_eq!(file_name, "sluice-app-0.3.0.crate");
@@ -332,7 +341,7 @@ mod tests {
 
         // A yanked version is still taken: crates.io never reuses a version.
         let again = frame(&app_json(), &app_crate());
-        let err = handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), again).unwrap_err();
+        let err = handle(&SummaryOnly(&registry()), &request("PUT", "/api/v1/crates/new", "", &[]), again).unwrap_err();
         assert_eq!(
             (err.kind, err.message.as_str()),
             (ErrorKind::Conflict, "crate version `0.2.0` is already uploaded")
@@ -361,13 +370,14 @@ mod tests {
     #[test]
     fn yank_search_owners_and_downloads() {
         let reg = registry();
+        let writes = SummaryOnly(&reg);
         let outcome =
-            handle(&reg, &request("DELETE", "/api/v1/crates/sluice-app/0.1.0/yank", "", &[]), Vec::new()).unwrap();
+            handle(&writes, &request("DELETE", "/api/v1/crates/sluice-app/0.1.0/yank", "", &[]), Vec::new()).unwrap();
         assert!(matches!(&outcome.effects[..], [Effect::Yank(Yank { yanked: true, qualifier: None, .. })]));
         let outcome =
-            handle(&reg, &request("PUT", "/api/v1/crates/sluice-app/0.2.0/unyank", "", &[]), Vec::new()).unwrap();
+            handle(&writes, &request("PUT", "/api/v1/crates/sluice-app/0.2.0/unyank", "", &[]), Vec::new()).unwrap();
         assert!(matches!(&outcome.effects[..], [Effect::Yank(Yank { yanked: false, .. })]));
-        let missing = handle(&reg, &request("DELETE", "/api/v1/crates/sluice-app/9.0.0/yank", "", &[]), Vec::new());
+        let missing = handle(&writes, &request("DELETE", "/api/v1/crates/sluice-app/9.0.0/yank", "", &[]), Vec::new());
         assert_eq!(missing.unwrap_err().kind, ErrorKind::NotFound);
 
         let found = body_json(&get("/api/v1/crates", "q=sluice&per_page=5", &[]).unwrap());
@@ -395,5 +405,59 @@ mod tests {
         assert_eq!(body_json(&r)["errors"][0]["detail"], "internal server error");
         let r = render_error(&Error::unauthorized("needs a token"));
         assert_eq!(r.status, 401);
+    }
+
+    fn outcome(path: &str, query: &str) -> Outcome {
+        handle(&registry(), &request("GET", path, query, &[]), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn reads_declare_what_they_depend_on() {
+        let package = vec![Source::Package("sluice-app".into())];
+        assert_eq!(outcome("/index/sl/ui/sluice-app", "").kept_for(), Some(&package[..]));
+        assert_eq!(outcome("/api/v1/crates/sluice-app/owners", "").kept_for(), Some(&package[..]));
+        assert_eq!(outcome("/api/v1/crates", "q=sluice").kept_for(), Some(&[Source::Repository][..]));
+        // config.json says `auth-required` by the request's principal: never kept.
+        assert!(outcome("/index/config.json", "").keep.is_none());
+        assert!(outcome("/api/v1/crates/sluice-app/0.2.0/download", "").keep.is_none());
+        let etag = respond(outcome("/index/sl/ui/sluice-app", "")).headers.into_iter().find(|(k, _)| k == "etag");
+        let revalidated = handle(
+            &registry(),
+            &request("GET", "/index/sl/ui/sluice-app", "", &[("if-none-match", &etag.unwrap().1)]),
+            Vec::new(),
+        )
+        .unwrap();
+        assert!(revalidated.keep.is_none(), "a 304 is not the document");
+    }
+
+    /// A crate with 10,000 versions: its index file lists each once, in order, and a publish
+    /// against it reads only the summary.
+    #[test]
+    fn ten_thousand_versions() {
+        let mut reg = registry();
+        let template = reg.packages[0].artifacts[0].clone();
+        reg.packages[0].artifacts = (0..10_000)
+            .map(|i| {
+                let mut manifest = CrateManifest::from_stored(&template.metadata.manifest).unwrap();
+                manifest.vers = format!("1.{}.{}", i / 100, i % 100);
+                artifact(manifest.to_metadata(), false)
+            })
+            .collect();
+        let file = respond(handle(&reg, &request("GET", "/index/sl/ui/sluice-app", "", &[]), Vec::new()).unwrap());
+        let text = String::from_utf8(file.body).unwrap();
+        let versions: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["vers"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(versions.len(), 10_000);
+        assert_eq!((versions[0].as_str(), versions[9_999].as_str()), ("1.0.0", "1.99.99"));
+
+        let mut json = app_json();
+        json["vers"] = json!("1.42.7");
+        let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"1.42.7\"");
+        let krate = crate::krate::tests::crate_file(&[("sluice-app-1.42.7/Cargo.toml", &toml)]);
+        let req = request("PUT", "/api/v1/crates/new", "", &[]);
+        let err = handle(&SummaryOnly(&reg), &req, frame(&json, &krate)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
     }
 }

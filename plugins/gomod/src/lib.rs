@@ -8,16 +8,12 @@ pub mod module_zip;
 pub mod parse;
 pub mod proxy;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
-
-use sluice_plugin_sdk::{Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, TreeEntry, Trigger};
-
-/// The files of a tagged commit: the host's `tree` resource in the plugin, a map in unit tests.
-pub trait SourceTree {
-    fn entries(&self) -> Vec<TreeEntry>;
-    fn read(&self, path: &str) -> Result<Vec<u8>, String>;
-}
+use sluice_plugin_sdk::io::ReadAt;
+pub use sluice_plugin_sdk::SourceTree;
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
+    Response, TagFile, TagInfo, Trigger,
+};
 
 /// The stored file name of a version; unique within a module because versions are.
 pub fn zip_file_name(version: &str) -> String {
@@ -62,9 +58,39 @@ pub fn trigger_for(meta: &Metadata) -> Trigger {
     }
 }
 
+/// The Go modules plugin, exported through the SDK.
+pub struct GoModules;
+
+impl Plugin for GoModules {
+    fn info() -> FormatInfo {
+        info()
+    }
+    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
+        parse::parse(file_name, file)
+    }
+    fn extraction_for(meta: &Metadata) -> Extraction {
+        extraction_for(meta)
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger_for(meta)
+    }
+    fn handle(registry: &impl Registry, req: &Request, _body: impl ReadAt, _limits: &Limits) -> Result<Outcome, Error> {
+        proxy::handle(registry, req)
+    }
+    fn render_error(err: &Error) -> Response {
+        proxy::render_error(err)
+    }
+    fn from_tag(tag: &TagInfo, tree: &impl SourceTree) -> Result<Option<TagFile>, Error> {
+        from_tag::from_tag(tag, tree)
+    }
+}
+
+sluice_plugin_sdk::export!(GoModules);
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use sluice_plugin_sdk::TreeEntry;
 
     /// An in-memory tree of files, symlinks and submodules.
     pub struct MemoryTree {

@@ -79,7 +79,7 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
             .find(|(v, _)| !v.is_prerelease())
             .or_else(|| live.last())
             .ok_or_else(|| not_found(format!("module {module_path} has no versions")))?;
-        return Ok(Outcome::respond(info(latest.1)));
+        return Ok(Outcome::respond(info(latest.1)).keep_for_package(module_path));
     }
     let Some((escaped, file)) = path.split_once("/@v/") else {
         return Err(not_found(format!(
@@ -92,7 +92,7 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
         let mut list: Vec<String> = listed(&view).into_iter().map(|(v, _)| v.canonical).collect();
         list.dedup();
         let body: String = list.iter().map(|v| format!("{v}\n")).collect();
-        return Ok(Outcome::respond(text(200, body)));
+        return Ok(Outcome::respond(text(200, body)).keep_for_package(module_path));
     }
     let (escaped_version, suffix) = file
         .rsplit_once('.')
@@ -103,9 +103,11 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     let artifact = view.artifacts.iter().find(|a| a.version == version).ok_or_else(|| {
         not_found(format!("{module_path}@{version}: no such version (this repository serves tagged versions only)"))
     })?;
+    // `.info` and `.mod` are rendered from the module's view alone; the zip is a stored file.
     Ok(match suffix {
-        "info" => Outcome::respond(info(artifact)),
-        "mod" => Outcome::respond(text(200, Manifest::read(&artifact.metadata.manifest).go_mod)),
+        "info" => Outcome::respond(info(artifact)).keep_for_package(module_path),
+        "mod" => Outcome::respond(text(200, Manifest::read(&artifact.metadata.manifest).go_mod))
+            .keep_for_package(module_path),
         _ => Outcome::serve_file(view.name.clone(), artifact.file_name.clone(), "application/zip"),
     })
 }
@@ -125,7 +127,7 @@ pub fn render_error(err: &Error) -> sluice_plugin_sdk::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply};
+    use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply, Source};
 
     fn artifact(version: &str, published_ms: u64, yanked: bool) -> Artifact {
         let mut metadata = Metadata::new("github.com/Azure/m", version);
@@ -147,6 +149,7 @@ mod tests {
 
     fn registry(artifacts: Vec<Artifact>) -> MemoryRegistry {
         MemoryRegistry {
+            tokens: Vec::new(),
             packages: vec![PackageView {
                 name: "github.com/Azure/m".into(),
                 created_ms: 0,
@@ -278,5 +281,29 @@ mod tests {
         let reg = registry(vec![stored("v2.0.0+incompatible", legacy, None), stored("v1.1.0", real, None)]);
         assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/list").unwrap()).1, "v1.1.0\n");
         assert_eq!(body(get(&reg, "/github.com/!azure/m/@v/v2.0.0+incompatible.info").unwrap()).0, 200);
+    }
+
+    #[test]
+    fn reads_declare_what_they_depend_on() {
+        let reg = registry(vec![artifact("v1.0.0", 1, false)]);
+        let module = [Source::Package("github.com/Azure/m".into())];
+        for path in ["@v/list", "@v/v1.0.0.info", "@v/v1.0.0.mod", "@latest"] {
+            let outcome = get(&reg, &format!("/github.com/!azure/m/{path}")).unwrap();
+            assert_eq!(outcome.kept_for(), Some(&module[..]), "{path}");
+            assert!(outcome.keep.unwrap().vary.is_empty());
+        }
+        assert!(get(&reg, "/github.com/!azure/m/@v/v1.0.0.zip").unwrap().keep.is_none());
+    }
+
+    /// A module with 10,000 versions lists each once, in semver order.
+    #[test]
+    fn ten_thousand_versions() {
+        let artifacts = (0..10_000).rev().map(|i| artifact(&format!("v1.{}.{}", i / 100, i % 100), i, false)).collect();
+        let reg = registry(artifacts);
+        let (_, list) = body(get(&reg, "/github.com/!azure/m/@v/list").unwrap());
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 10_000);
+        assert_eq!((lines[0], lines[1], lines[9_999]), ("v1.0.0", "v1.0.1", "v1.99.99"));
+        assert!(body(get(&reg, "/github.com/!azure/m/@latest").unwrap()).1.contains("\"v1.99.99\""));
     }
 }

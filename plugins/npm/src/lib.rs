@@ -1,8 +1,8 @@
 //! The npm format of Sluice: `.tgz` packages with a `package.json` in their one top folder
 //! (`package/` as npm packs them), served over the npm registry protocol that npm 11 speaks.
 //!
-//! The format logic is plain Rust that unit-tests natively; `component` exports it as the
-//! `format` interface when built for `wasm32`.
+//! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
+//! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
 pub mod error;
 pub mod layout;
@@ -10,11 +10,13 @@ pub mod name;
 pub mod packument;
 pub mod protocol;
 pub mod tarball;
+pub mod tokens;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
-
-use sluice_plugin_sdk::{Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
+use sluice_plugin_sdk::io::ReadAt;
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
+    Response, Trigger,
+};
 
 pub fn info() -> FormatInfo {
     FormatInfo {
@@ -50,6 +52,32 @@ pub fn trigger_for(meta: &Metadata) -> Trigger {
         jobs: Vec::new(),
     }
 }
+
+/// The npm plugin, exported through the SDK.
+pub struct Npm;
+
+impl Plugin for Npm {
+    fn info() -> FormatInfo {
+        info()
+    }
+    fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+        tarball::parse(file_name, file, limits)
+    }
+    fn extraction_for(meta: &Metadata) -> Extraction {
+        extraction_for(meta)
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger_for(meta)
+    }
+    fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
+        protocol::handle(registry, req, body, limits)
+    }
+    fn render_error(err: &Error) -> Response {
+        error::render(err.clone())
+    }
+}
+
+sluice_plugin_sdk::export!(Npm);
 
 #[cfg(test)]
 mod tests {

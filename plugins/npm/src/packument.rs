@@ -4,8 +4,10 @@ use crate::name;
 use crate::tarball::HAS_SHRINKWRAP;
 use base64::Engine;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http::{encode_segment, rfc3339_ms};
-use sluice_plugin_sdk::{Artifact, PackageView};
+use sluice_plugin_sdk::{summary_of, Artifact, PackageSummary, PackageView, VersionState};
+use std::collections::{HashMap, HashSet};
 
 /// The media type of the abbreviated packument that `npm install` asks for.
 pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -41,28 +43,62 @@ const INSTALL_FIELDS: &[&str] = &[
 const PACKAGE_FIELDS: &[&str] =
     &["description", "homepage", "repository", "bugs", "license", "keywords", "author", "contributors", "readme"];
 
-/// One file per version (npm has no qualifiers), oldest first; a later file of the same version wins.
+/// One file per version (npm has no qualifiers), oldest first; a later file of the same version
+/// wins and takes its place. Linear: one map from version to its last position.
 pub fn versions(view: &PackageView) -> Vec<&Artifact> {
-    let mut out: Vec<&Artifact> = Vec::new();
-    for artifact in &view.artifacts {
-        out.retain(|a| a.version != artifact.version);
-        out.push(artifact);
-    }
-    out
+    last_of_each(&view.artifacts, |a| a.version.as_str())
 }
 
-/// The package's revision, which npm sends back on unpublish: it changes whenever a version is
-/// added or removed or the package is modified, so a stale read is detected.
-pub fn rev(view: &PackageView) -> String {
-    format!("{}-{:x}", view.artifacts.len(), view.modified_ms)
+/// [`versions`] for a summary: one state per version.
+pub fn summary_versions(summary: &PackageSummary) -> Vec<&VersionState> {
+    last_of_each(&summary.files, |f| f.version.as_str())
+}
+
+/// The last item of each key, in the order of those last items.
+fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        last.insert(key(item), i);
+    }
+    items.iter().enumerate().filter(|(i, item)| last[key(item)] == *i).map(|(_, item)| item).collect()
+}
+
+/// The package's revision, which npm sends back on unpublish and deprecate: it changes whenever
+/// a version is added or removed, deprecated or undeprecated, or a tag moves, so a stale read is
+/// detected. Computed from the summary alone, so that writes never load the versions' metadata;
+/// the packument computes the same from its view.
+pub fn rev(summary: &PackageSummary) -> String {
+    let mut hash = Sha256::new();
+    for file in &summary.files {
+        hash.update(file.version.as_bytes());
+        hash.update([0, u8::from(file.yanked)]);
+        hash.update(file.deprecated.as_deref().map_or(&[1][..], str::as_bytes));
+        hash.update([0]);
+    }
+    hash.update([0xff]);
+    for (tag, version) in &summary.tags {
+        hash.update(tag.as_bytes());
+        hash.update([0]);
+        hash.update(version.as_bytes());
+        hash.update([0]);
+    }
+    format!("{}-{}", summary.files.len(), hex::encode(&hash.finalize()[..8]))
 }
 
 /// Dist-tags that point at a visible version (a tag may name a version the gate still hides).
 pub fn tags(view: &PackageView) -> Map<String, Value> {
-    let visible = versions(view);
-    view.tags
-        .iter()
-        .filter(|(_, v)| visible.iter().any(|a| &a.version == v))
+    visible_tags(&view.tags, view.artifacts.iter().map(|a| a.version.as_str()))
+}
+
+/// [`tags`] for a summary.
+pub fn summary_tags(summary: &PackageSummary) -> Map<String, Value> {
+    visible_tags(&summary.tags, summary.files.iter().map(|f| f.version.as_str()))
+}
+
+fn visible_tags<'a>(tags: &[(String, String)], versions: impl Iterator<Item = &'a str>) -> Map<String, Value> {
+    let visible: HashSet<&str> = versions.collect();
+    tags.iter()
+        .filter(|(_, v)| visible.contains(v.as_str()))
         .map(|(t, v)| (t.clone(), Value::String(v.clone())))
         .collect()
 }
@@ -139,7 +175,7 @@ pub fn full(view: &PackageView, base_url: &str) -> Value {
     }
     let mut doc = Map::new();
     doc.insert("_id".into(), json!(view.name));
-    doc.insert("_rev".into(), json!(rev(view)));
+    doc.insert("_rev".into(), json!(rev(&summary_of(view))));
     doc.insert("name".into(), json!(view.name));
     doc.insert("dist-tags".into(), Value::Object(tags(view)));
     if let Some(Value::Object(latest)) = latest(view).and_then(|a| versions.get(&a.version)) {
@@ -221,7 +257,8 @@ pub(crate) mod tests {
         view.artifacts[0].deprecated = Some("use 1.1".into());
         let doc = full(&view, BASE);
         assert_eq!(doc["_id"], "@scope/demo");
-        assert_eq!(doc["_rev"], "2-18bcfe6eea0");
+        let rev = doc["_rev"].as_str().unwrap();
+        assert!(rev.starts_with("2-") && rev.len() == 18, "{rev}");
         assert_eq!(doc["dist-tags"], json!({"latest": "1.1.0"}), "tags of invisible versions are dropped");
         assert_eq!(doc["description"], "A test package");
         assert_eq!(doc["time"]["created"], "2023-11-14T22:13:20.000Z");

@@ -1,7 +1,7 @@
 //! The npm registry protocol as npm 11 speaks it: packuments, tarballs, publish, dist-tags,
-//! deprecate, unpublish, whoami, ping and search.
+//! deprecate, unpublish, whoami, ping, search and the caller's tokens (`npm token list|revoke`).
 
-use crate::{name, packument, tarball};
+use crate::{name, packument, tarball, tokens};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -9,10 +9,10 @@ use sluice_plugin_sdk::http::{self, rfc3339_ms};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::json_scan::{self, Segment, StringSpan};
 use sluice_plugin_sdk::{
-    Deprecation, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, TagChange, Upload,
-    UploadSource, VersionRef,
+    Deprecation, Effect, Error, ErrorKind, Limits, Outcome, PackageSummary, PackageView, Registry, Request, TagChange,
+    Upload, UploadSource, VersionRef,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The most the package document may hold once its attachments' base64 text is cut out: the
 /// versions, dist-tags and READMEs that the plugin parses in memory. Tarballs do not count here;
@@ -58,18 +58,21 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits
         }
         ("DELETE", ["-rev", rev]) => {
             signed_in(req)?;
-            let view = current(registry, &name, rev)?;
-            Ok(Outcome::with_effects(vec![Effect::DeletePackage(view.name)], ok()))
+            let summary = current(registry, &name, rev)?;
+            Ok(Outcome::with_effects(vec![Effect::DeletePackage(summary.name)], ok()))
         }
         ("DELETE", ["-", file, "-rev", rev]) => {
             signed_in(req)?;
-            let view = current(registry, &name, rev)?;
-            // The unpublish PUT before this request usually removed the version already.
-            let effects = view
-                .artifacts
+            let summary = current(registry, &name, rev)?;
+            // The unpublish PUT before this request usually removed the version already. Files
+            // are stored under the name `publish` gives them, so the version names its file.
+            let effects = summary
+                .files
                 .iter()
-                .find(|a| a.file_name == *file)
-                .map(|a| Effect::DeleteVersion(VersionRef { package: view.name.clone(), version: a.version.clone() }))
+                .find(|f| name::tarball_file_name(&summary.name, &f.version) == *file)
+                .map(|f| {
+                    Effect::DeleteVersion(VersionRef { package: summary.name.clone(), version: f.version.clone() })
+                })
                 .into_iter()
                 .collect();
             Ok(Outcome::with_effects(effects, ok()))
@@ -91,12 +94,25 @@ fn registry_route(
 ) -> Result<Outcome, Error> {
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (method, path.as_slice()) {
-        ("GET", ["ping"]) => Ok(Outcome::respond(http::json(200, &json!({})))),
+        ("GET", ["ping"]) => Ok(Outcome::respond(http::json(200, &json!({}))).keep_forever()),
+        // Never kept: the answer is the caller's.
         ("GET", ["whoami"]) => {
             let name = signed_in(req)?;
             Ok(Outcome::respond(http::json(200, &json!({ "username": name }))))
         }
-        ("GET", ["v1", "search"]) => Ok(Outcome::respond(http::json(200, &search(registry, req)))),
+        ("GET", ["v1", "search"]) => {
+            Ok(Outcome::respond(http::json(200, &search(registry, req))).keep_for_repository())
+        }
+        ("GET", ["npm", "v1", "tokens"]) => {
+            signed_in(req)?;
+            Ok(Outcome::respond(http::json(200, &tokens::list(&registry.tokens()))))
+        }
+        ("DELETE", ["npm", "v1", "tokens", "token", key]) => {
+            signed_in(req)?;
+            // The host refuses a key that is not one of the caller's tokens.
+            Ok(Outcome::with_effects(vec![Effect::RevokeToken((*key).to_string())], http::empty(204)))
+        }
+        (_, ["npm", "v1", "tokens", ..]) => Err(Error::unsupported(format!("{method} is not supported here"))),
         (_, ["package", ..]) => dist_tags(registry, req, method, &segments[1..], body),
         _ => Err(Error::not_found("no such route")),
     }
@@ -114,16 +130,17 @@ fn dist_tags(
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let tag = match rest.as_slice() {
         ["dist-tags"] if method == "GET" => {
-            let view = package(registry, &name)?;
-            return Ok(Outcome::respond(http::json(200, &Value::Object(packument::tags(&view)))));
+            let summary = summary(registry, &name)?;
+            let tags = Value::Object(packument::summary_tags(&summary));
+            return Ok(Outcome::respond(http::json(200, &tags)).keep_for_package(name));
         }
         ["dist-tags", tag] if matches!(method, "PUT" | "POST" | "DELETE") => *tag,
         ["dist-tags", ..] => return Err(Error::unsupported(format!("{method} is not supported here"))),
         _ => return Err(Error::not_found("no such route")),
     };
     signed_in(req)?;
-    let view = package(registry, &name)?;
-    let mut tags = packument::tags(&view);
+    let view = summary(registry, &name)?;
+    let mut tags = packument::summary_tags(&view);
     let version = if method == "DELETE" {
         if tag == "latest" {
             return Err(Error::invalid("the latest tag cannot be removed"));
@@ -140,7 +157,7 @@ fn dist_tags(
         let text = String::from_utf8_lossy(&text);
         // npm sends the version as a JSON string; older clients sent it bare.
         let version = serde_json::from_str::<String>(&text).unwrap_or_else(|_| text.trim().to_string());
-        if !packument::versions(&view).iter().any(|a| a.version == version) {
+        if !view.files.iter().any(|f| f.version == version) {
             return Err(Error::not_found(format!("{name} has no version {version}")));
         }
         tags.insert(tag.to_string(), json!(version));
@@ -161,7 +178,8 @@ fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<
     } else {
         http::json(200, &packument::full(&view, &req.base_url))
     };
-    Ok(Outcome::respond(response))
+    // Rendered from the package and the request's URL; full or abbreviated by `Accept`.
+    Ok(Outcome::respond(response).keep_for_package(name).vary("accept"))
 }
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
@@ -172,7 +190,8 @@ fn get_version(registry: &impl Registry, req: &Request, name: &str, spec: &str) 
         .into_iter()
         .find(|a| a.version == version)
         .ok_or_else(|| Error::not_found(format!("{name} has no version or dist-tag {spec}")))?;
-    Ok(Outcome::respond(http::json(200, &packument::version_manifest(&view, artifact, &req.base_url))))
+    let manifest = packument::version_manifest(&view, artifact, &req.base_url);
+    Ok(Outcome::respond(http::json(200, &manifest)).keep_for_package(name))
 }
 
 /// The parts of a packument that publish, deprecate and unpublish send, parsed with the
@@ -312,8 +331,8 @@ pub fn publish(
             limits.max_upload_bytes >> 20
         )));
     }
-    if let Some(view) = registry.package(name) {
-        if view.artifacts.iter().any(|a| a.version == version) {
+    if let Some(summary) = registry.summary(name) {
+        if summary.files.iter().any(|f| f.version == version) {
             return Err(publish_over(&version));
         }
     }
@@ -336,10 +355,10 @@ pub fn publish_over(version: &str) -> Error {
 pub fn update(registry: &impl Registry, name: &str, doc: Document, rev: Option<&str>) -> Result<Outcome, Error> {
     let view = match rev {
         Some(rev) => current(registry, name, rev)?,
-        None => package(registry, name)?,
+        None => summary(registry, name)?,
     };
     let sent = doc.versions.ok_or_else(|| Error::invalid("the package document has no versions"))?;
-    let stored = packument::versions(&view);
+    let stored = packument::summary_versions(&view);
 
     let mut deprecations = Vec::new();
     let mut deletions = Vec::new();
@@ -369,8 +388,9 @@ pub fn update(registry: &impl Registry, name: &str, doc: Document, rev: Option<&
     // Tags move first, so that none points at a version about to be removed.
     let mut effects = Vec::new();
     if rev.is_some() {
-        let before = packument::tags(&view);
-        let remaining = |v: &str| stored.iter().any(|a| a.version == v) && sent.contains_key(v);
+        let before = packument::summary_tags(&view);
+        let stored_versions: HashSet<&str> = stored.iter().map(|f| f.version.as_str()).collect();
+        let remaining = |v: &str| stored_versions.contains(v) && sent.contains_key(v);
         for (tag, version) in &doc.dist_tags {
             let Some(version) = version.as_str() else { continue };
             if before.get(tag).and_then(Value::as_str) != Some(version) && remaining(version) {
@@ -386,7 +406,7 @@ pub fn update(registry: &impl Registry, name: &str, doc: Document, rev: Option<&
     Ok(Outcome::with_effects(effects, ok()))
 }
 
-fn tag_change(view: &PackageView, tag: &str, version: Option<&str>) -> Effect {
+fn tag_change(view: &PackageSummary, tag: &str, version: Option<&str>) -> Effect {
     Effect::SetTag(TagChange { package: view.name.clone(), tag: tag.to_string(), version: version.map(str::to_string) })
 }
 
@@ -439,9 +459,13 @@ fn package(registry: &impl Registry, name: &str) -> Result<PackageView, Error> {
     registry.package(name).ok_or_else(|| Error::not_found(format!("{name} is not in this registry")))
 }
 
-/// The package, if `rev` is still its revision.
-fn current(registry: &impl Registry, name: &str, rev: &str) -> Result<PackageView, Error> {
-    let view = package(registry, name)?;
+fn summary(registry: &impl Registry, name: &str) -> Result<PackageSummary, Error> {
+    registry.summary(name).ok_or_else(|| Error::not_found(format!("{name} is not in this registry")))
+}
+
+/// The package's summary, if `rev` is still its revision.
+fn current(registry: &impl Registry, name: &str, rev: &str) -> Result<PackageSummary, Error> {
+    let view = summary(registry, name)?;
     let now = packument::rev(&view);
     if now != rev {
         return Err(Error::new(
@@ -461,7 +485,7 @@ mod tests {
     use super::*;
     use crate::packument::tests::{view, BASE};
     use crate::tarball::tests::good_tgz;
-    use sluice_plugin_sdk::{MemoryRegistry, Reply, Response};
+    use sluice_plugin_sdk::{MemoryRegistry, Reply, Response, Source, SummaryOnly, TokenInfo};
 
     fn request(method: &str, path: &str, principal: Option<&str>) -> Request {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
@@ -478,12 +502,19 @@ mod tests {
     fn registry() -> MemoryRegistry {
         let mut scoped = view("@scope/demo", &["1.0.0", "1.1.0"], &[("latest", "1.1.0"), ("beta", "1.0.0")]);
         scoped.artifacts[0].deprecated = Some("old".into());
-        MemoryRegistry { packages: vec![view("demo", &["1.0.0"], &[("latest", "1.0.0")]), scoped] }
+        MemoryRegistry { tokens: Vec::new(), packages: vec![view("demo", &["1.0.0"], &[("latest", "1.0.0")]), scoped] }
     }
 
+    /// A request as alice; writes get a registry that refuses to load whole packages, so every
+    /// write test also shows that a write reads only the package's summary.
     fn call(method: &str, path: &str, body: Value) -> Result<Outcome, Error> {
         let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
-        handle(&registry(), &request(method, path, Some("alice")), body, &Limits::TEST)
+        let req = request(method, path, Some("alice"));
+        if method == "GET" {
+            handle(&registry(), &req, body, &Limits::TEST)
+        } else {
+            handle(&SummaryOnly(&registry()), &req, body, &Limits::TEST)
+        }
     }
 
     fn response(outcome: &Outcome) -> (u16, Value) {
@@ -507,7 +538,8 @@ mod tests {
         let mut req = request("GET", "/@scope%2fdemo", None);
         let (status, doc) = response(&handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap());
         assert_eq!(status, 200);
-        assert_eq!(doc["_rev"], "2-18bcfe6eea0");
+        let summary = registry().summary("@scope/demo").unwrap();
+        assert_eq!(doc["_rev"], packument::rev(&summary));
         req.headers =
             vec![("accept".into(), "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*".into())];
         let outcome = handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap();
@@ -609,6 +641,11 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::Unauthorized);
     }
 
+    /// The revision npm would have read from the packument.
+    fn rev_of(name: &str) -> String {
+        full_doc(name)["_rev"].as_str().unwrap().to_string()
+    }
+
     fn full_doc(name: &str) -> Value {
         let view = registry().package(name).unwrap();
         packument::full(&view, BASE)
@@ -628,6 +665,7 @@ mod tests {
                 Effect::Yank(y) => format!("yank {}@{}", y.package, y.version),
                 Effect::DeleteVersion(v) => format!("delete {}@{}", v.package, v.version),
                 Effect::DeletePackage(p) => format!("delete {p}"),
+                Effect::RevokeToken(key) => format!("revoke {key}"),
             })
             .collect()
     }
@@ -653,12 +691,12 @@ mod tests {
         let mut doc = full_doc("@scope/demo");
         doc["versions"].as_object_mut().unwrap().remove("1.1.0");
         doc["dist-tags"] = json!({"latest": "1.0.0", "beta": "1.0.0"});
-        let outcome = call("PUT", "/@scope%2fdemo/-rev/2-18bcfe6eea0", doc).unwrap();
+        let outcome = call("PUT", &format!("/@scope%2fdemo/-rev/{}", rev_of("@scope/demo")), doc).unwrap();
         assert_eq!(effects(&outcome), ["tag @scope/demo latest=1.0.0", "delete @scope/demo@1.1.0"]);
 
         let mut doc = full_doc("@scope/demo");
         doc["dist-tags"] = json!({"latest": "1.1.0"});
-        let outcome = call("PUT", "/@scope%2fdemo/-rev/2-18bcfe6eea0", doc).unwrap();
+        let outcome = call("PUT", &format!("/@scope%2fdemo/-rev/{}", rev_of("@scope/demo")), doc).unwrap();
         assert_eq!(effects(&outcome), ["tag @scope/demo beta=-"]);
 
         let e = call("PUT", "/@scope%2fdemo/-rev/1-0", full_doc("@scope/demo")).unwrap_err();
@@ -667,17 +705,24 @@ mod tests {
 
         let mut doc = full_doc("demo");
         doc["versions"] = json!({});
-        assert!(call("PUT", "/demo/-rev/1-18bcfe6eea0", doc).unwrap_err().message.contains("every version"));
+        assert!(call("PUT", &format!("/demo/-rev/{}", rev_of("demo")), doc)
+            .unwrap_err()
+            .message
+            .contains("every version"));
 
-        let outcome = call("DELETE", "/@scope/demo/-/demo-1.1.0.tgz/-rev/2-18bcfe6eea0", Value::Null).unwrap();
+        let outcome =
+            call("DELETE", &format!("/@scope/demo/-/demo-1.1.0.tgz/-rev/{}", rev_of("@scope/demo")), Value::Null)
+                .unwrap();
         assert_eq!(effects(&outcome), ["delete @scope/demo@1.1.0"]);
-        let outcome = call("DELETE", "/@scope/demo/-/demo-9.0.0.tgz/-rev/2-18bcfe6eea0", Value::Null).unwrap();
+        let outcome =
+            call("DELETE", &format!("/@scope/demo/-/demo-9.0.0.tgz/-rev/{}", rev_of("@scope/demo")), Value::Null)
+                .unwrap();
         assert!(outcome.effects.is_empty(), "a tarball already gone is fine");
     }
 
     #[test]
     fn unpublish_whole_package() {
-        let outcome = call("DELETE", "/demo/-rev/1-18bcfe6eea0", Value::Null).unwrap();
+        let outcome = call("DELETE", &format!("/demo/-rev/{}", rev_of("demo")), Value::Null).unwrap();
         assert_eq!(effects(&outcome), ["delete demo"]);
         assert_eq!(call("DELETE", "/gone/-rev/1-0", Value::Null).unwrap_err().kind, ErrorKind::NotFound);
     }
@@ -720,5 +765,105 @@ mod tests {
             (Some("@scope/demo"), Some("1.1.0"), Some("scope"))
         );
         assert_eq!(pkg["maintainers"], json!([]));
+    }
+
+    #[test]
+    fn reads_declare_what_they_depend_on() {
+        let package = |name: &str| Some(vec![Source::Package(name.into())]);
+        let mut req = request("GET", "/@scope%2fdemo", None);
+        for accept in ["application/json", packument::ABBREVIATED] {
+            req.headers = vec![("accept".into(), accept.into())];
+            let keep = handle(&registry(), &req, Vec::new(), &Limits::TEST).unwrap().keep.expect("kept");
+            assert_eq!(Some(keep.depends_on), package("@scope/demo"));
+            assert_eq!(keep.vary, ["accept"], "full and abbreviated are two documents");
+            assert!(!keep.append_only);
+        }
+        let version = call("GET", "/@scope%2fdemo/beta", Value::Null).unwrap();
+        assert_eq!(version.kept_for().map(<[Source]>::to_vec), package("@scope/demo"));
+        let tags = call("GET", "/-/package/@scope%2fdemo/dist-tags", Value::Null).unwrap();
+        assert_eq!(tags.kept_for().map(<[Source]>::to_vec), package("@scope/demo"));
+        let search = call("GET", "/-/v1/search?text=demo", Value::Null).unwrap();
+        assert_eq!(search.kept_for(), Some(&[Source::Repository][..]));
+        assert_eq!(call("GET", "/-/ping", Value::Null).unwrap().kept_for(), Some(&[][..]));
+
+        // The caller's own answers, files and writes are never kept.
+        assert!(call("GET", "/-/whoami", Value::Null).unwrap().keep.is_none());
+        assert!(call("GET", "/-/npm/v1/tokens", Value::Null).unwrap().keep.is_none());
+        assert!(call("GET", "/demo/-/demo-1.0.0.tgz", Value::Null).unwrap().keep.is_none());
+        let tag = call("PUT", "/-/package/@scope%2fdemo/dist-tags/next", json!("1.0.0")).unwrap();
+        assert!(tag.keep.is_none());
+    }
+
+    fn token(key: &str, scopes: &[&str]) -> TokenInfo {
+        TokenInfo {
+            key: key.into(),
+            name: format!("{key}-name"),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            repository: None,
+            created_ms: 1_700_000_000_000,
+            expires_ms: None,
+            last_used_ms: Some(1_700_000_500_000),
+        }
+    }
+
+    #[test]
+    fn token_list_and_revoke() {
+        let mut reg = registry();
+        reg.tokens = vec![token("a1b2c3d4", &["read"]), token("e5f6a7b8", &["read", "publish"])];
+        let req = request("GET", "/-/npm/v1/tokens", Some("alice"));
+        let (status, list) = response(&handle(&reg, &req, Vec::new(), &Limits::TEST).unwrap());
+        assert_eq!(status, 200);
+        assert_eq!(list["total"], 2);
+        assert!(list["urls"]["next"].is_null(), "npm pages by urls.next; one page holds all");
+        let first = &list["objects"][0];
+        assert_eq!(first["key"], "a1b2c3d4");
+        assert_eq!(first["token"], "sluice_");
+        assert_eq!(first["name"], "a1b2c3d4-name");
+        assert_eq!(first["readonly"], true);
+        assert_eq!(first["automation"], false);
+        assert!(first["cidr_whitelist"].is_null());
+        assert_eq!(first["created"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(first["updated"], "2023-11-14T22:21:40.000Z");
+        assert_eq!(list["objects"][1]["readonly"], false);
+
+        let anonymous = request("GET", "/-/npm/v1/tokens", None);
+        assert_eq!(handle(&reg, &anonymous, Vec::new(), &Limits::TEST).unwrap_err().kind, ErrorKind::Unauthorized);
+
+        let revoke = call("DELETE", "/-/npm/v1/tokens/token/e5f6a7b8", Value::Null).unwrap();
+        assert_eq!(effects(&revoke), ["revoke e5f6a7b8"]);
+        let Reply::Respond(r) = &revoke.reply else { panic!() };
+        assert_eq!(r.status, 204);
+        let anonymous = request("DELETE", "/-/npm/v1/tokens/token/e5f6a7b8", None);
+        assert_eq!(handle(&reg, &anonymous, Vec::new(), &Limits::TEST).unwrap_err().kind, ErrorKind::Unauthorized);
+        assert_eq!(call("PUT", "/-/npm/v1/tokens", Value::Null).unwrap_err().kind, ErrorKind::Unsupported);
+    }
+
+    /// A package with 10,000 versions renders right (the render is linear in versions; see
+    /// `packument::versions`) and a write against it reads only its summary.
+    #[test]
+    fn ten_thousand_versions() {
+        let versions: Vec<String> = (0..10_000).map(|i| format!("1.{}.{}", i / 100, i % 100)).collect();
+        let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
+        let big = view("big", &refs, &[("latest", "1.99.99"), ("old", "1.0.0")]);
+        let reg = MemoryRegistry::with_packages(vec![big]);
+
+        let mut req = request("GET", "/big", None);
+        let (_, full) = response(&handle(&reg, &req, Vec::new(), &Limits::TEST).unwrap());
+        assert_eq!(full["versions"].as_object().unwrap().len(), 10_000);
+        assert_eq!(full["time"].as_object().unwrap().len(), 10_002);
+        assert_eq!(full["dist-tags"], json!({"latest": "1.99.99", "old": "1.0.0"}));
+        assert_eq!(full["versions"]["1.42.7"]["dist"]["tarball"], "http://reg.test/npm/big/-/big-1.42.7.tgz");
+        req.headers = vec![("accept".into(), packument::ABBREVIATED.into())];
+        let (_, abbreviated) = response(&handle(&reg, &req, Vec::new(), &Limits::TEST).unwrap());
+        assert_eq!(abbreviated["versions"].as_object().unwrap().len(), 10_000);
+
+        let tgz = good_tgz("big", "2.0.0");
+        let req = request("PUT", "/big", Some("alice"));
+        let body = serde_json::to_vec(&publish_body("big", "2.0.0", &tgz)).unwrap();
+        let outcome = handle(&SummaryOnly(&reg), &req, body, &Limits::TEST).unwrap();
+        assert_eq!(effects(&outcome), ["publish big-2.0.0.tgz"]);
+        let body = serde_json::to_vec(&publish_body("big", "1.50.0", &tgz)).unwrap();
+        let err = handle(&SummaryOnly(&reg), &req, body, &Limits::TEST).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
     }
 }

@@ -2,8 +2,8 @@
 //! search feed `nuget list` needs), so that nuget.exe and dotnet can push, restore, search and
 //! unlist packages.
 //!
-//! Everything here is plain Rust that unit-tests natively; `component` (wasm32 only) exports it
-//! through the plugin contract.
+//! Everything here is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
+//! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
 pub mod multipart;
 pub mod nupkg;
@@ -13,10 +13,11 @@ pub mod search;
 pub mod v2feed;
 pub mod version;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
-
-use sluice_plugin_sdk::{Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
+use sluice_plugin_sdk::io::ReadAt;
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
+    Response, Trigger,
+};
 
 pub fn info() -> FormatInfo {
     FormatInfo {
@@ -51,6 +52,32 @@ pub fn trigger(meta: &Metadata) -> Trigger {
         jobs: Vec::new(),
     }
 }
+
+/// The NuGet plugin, exported through the SDK.
+pub struct NuGet;
+
+impl Plugin for NuGet {
+    fn info() -> FormatInfo {
+        info()
+    }
+    fn parse(_file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+        nupkg::parse(file, limits)
+    }
+    fn extraction_for(_meta: &Metadata) -> Extraction {
+        extraction()
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger(meta)
+    }
+    fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
+        protocol::handle(registry, req, &body, limits)
+    }
+    fn render_error(err: &Error) -> Response {
+        protocol::render_error(err)
+    }
+}
+
+sluice_plugin_sdk::export!(NuGet);
 
 #[cfg(test)]
 mod tests {

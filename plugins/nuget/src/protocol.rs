@@ -91,19 +91,32 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limit
     let segments = req.segments();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let read = matches!(req.method.as_str(), "GET" | "HEAD");
+    // Every read below renders from the registry view and the request's URL alone, so the host
+    // may keep it until what it read changes (the `keep_*` calls leave stored files and errors
+    // alone).
     match (req.method.as_str(), segments.as_slice()) {
-        (_, ["v3", "index.json"]) if read => Ok(Outcome::respond(json(200, &service_index(&urls)))),
-        (_, ["v3-flatcontainer", id, "index.json"]) if read => flat_versions(registry, id),
-        (_, ["v3-flatcontainer", id, version, file]) if read => flat_file(registry, id, version, file),
-        (_, ["v3", "registration", id, "index.json"]) if read => registration::index(registry, &urls, id),
-        (_, ["v3", "registration", id, "page", lower, upper]) if read => {
-            registration::page(registry, &urls, id, lower, upper)
+        (_, ["v3", "index.json"]) if read => Ok(Outcome::respond(json(200, &service_index(&urls))).keep_forever()),
+        (_, ["v3-flatcontainer", id, "index.json"]) if read => {
+            flat_versions(registry, id).map(|o| o.keep_for_package(*id))
         }
-        (_, ["v3", "registration", id, leaf]) if read => registration::leaf(registry, &urls, id, leaf),
-        (_, ["v3", "search"]) if read => search::query(registry, &urls, req),
-        (_, ["v3", "autocomplete"]) if read => search::autocomplete(registry, req),
-        (_, ["api", "v2"]) if read => Ok(Outcome::respond(v2feed::service_document(&urls))),
-        (_, ["api", "v2", "Search()"]) if read => v2feed::search(registry, &urls, req),
+        (_, ["v3-flatcontainer", id, version, file]) if read => {
+            flat_file(registry, id, version, file).map(|o| o.keep_for_package(*id))
+        }
+        (_, ["v3", "registration", id, "index.json"]) if read => {
+            registration::index(registry, &urls, id).map(|o| o.keep_for_package(*id))
+        }
+        (_, ["v3", "registration", id, "page", lower, upper]) if read => {
+            registration::page(registry, &urls, id, lower, upper).map(|o| o.keep_for_package(*id))
+        }
+        (_, ["v3", "registration", id, leaf]) if read => {
+            registration::leaf(registry, &urls, id, leaf).map(|o| o.keep_for_package(*id))
+        }
+        (_, ["v3", "search"]) if read => search::query(registry, &urls, req).map(Outcome::keep_for_repository),
+        (_, ["v3", "autocomplete"]) if read => search::autocomplete(registry, req).map(Outcome::keep_for_repository),
+        (_, ["api", "v2"]) if read => Ok(Outcome::respond(v2feed::service_document(&urls)).keep_forever()),
+        (_, ["api", "v2", "Search()"]) if read => {
+            v2feed::search(registry, &urls, req).map(Outcome::keep_for_repository)
+        }
         ("PUT", ["api", "v2", "package"]) => push(registry, req, body, limits),
         ("DELETE", ["api", "v2", "package", id, version]) => set_listed(registry, req, id, version, false),
         ("POST", ["api", "v2", "package", id, version]) => set_listed(registry, req, id, version, true),
@@ -230,11 +243,12 @@ fn push(registry: &impl Registry, req: &Request, body: &impl ReadAt, limits: &Li
     let boundary = multipart::boundary(req.header("content-type").unwrap_or(""))?;
     let (offset, len) = multipart::file_part(body, &boundary)?;
     let meta = nupkg::parse(BodyRange { body, offset, len }, limits)?;
-    if let Some(existing) = registry.package(&meta.name) {
-        if let Some(artifact) = existing.artifacts.iter().find(|a| same_version(&a.version, &meta.version)) {
+    // The summary (versions without metadata) is all a duplicate check needs.
+    if let Some(existing) = registry.summary(&meta.name) {
+        if let Some(file) = existing.files.iter().find(|f| same_version(&f.version, &meta.version)) {
             return Err(Error::new(
                 ErrorKind::Conflict,
-                format!("package '{}' {} already exists and cannot be modified", existing.name, artifact.version),
+                format!("package '{}' {} already exists and cannot be modified", existing.name, file.version),
             ));
         }
     }
@@ -266,16 +280,20 @@ fn set_listed(
     listed: bool,
 ) -> Result<Outcome, Error> {
     require_api_key(req)?;
-    let package = find_package(registry, id)?;
-    let artifact = find_version(&package, version)?;
+    let package = registry.summary(id).ok_or_else(|| Error::not_found(format!("package '{id}' was not found")))?;
+    let file = package
+        .files
+        .iter()
+        .find(|f| same_version(&f.version, version))
+        .ok_or_else(|| Error::not_found(format!("package '{}' has no version {version}", package.name)))?;
     let yank = Effect::Yank(Yank {
         package: package.name.clone(),
-        version: artifact.version.clone(),
+        version: file.version.clone(),
         qualifier: None,
         yanked: !listed,
     });
     let what = if listed { "relisted" } else { "unlisted" };
-    let message = format!("{} {} {what}", package.name, artifact.version);
+    let message = format!("{} {} {what}", package.name, file.version);
     Ok(Outcome::with_effects(vec![yank], http::text(200, message)))
 }
 
@@ -291,7 +309,7 @@ pub fn render_error(err: &Error) -> Response {
 pub(crate) mod tests {
     use super::*;
     use crate::nupkg::tests::DEMO_NUSPEC;
-    use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply};
+    use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply, Source, SummaryOnly};
     use std::io::Write;
 
     pub fn request(method: &str, path_and_query: &str) -> Request {
@@ -338,6 +356,7 @@ pub(crate) mod tests {
 
     pub fn registry_with(id: &str, versions: &[(&str, bool)]) -> MemoryRegistry {
         MemoryRegistry {
+            tokens: Vec::new(),
             packages: vec![PackageView {
                 name: id.into(),
                 created_ms: 0,
@@ -441,7 +460,8 @@ pub(crate) mod tests {
     fn push_refuses_duplicates_and_invalid_packages() {
         let (req, body) = push_request(&nupkg());
         let existing = registry_with("sluice.demo", &[("1.0", false)]);
-        assert_eq!(handle(&existing, &req, &body, &Limits::TEST).unwrap_err().kind, ErrorKind::Conflict);
+        let err = handle(&SummaryOnly(&existing), &req, &body, &Limits::TEST).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
         let (req, body) = push_request(b"not a zip");
         let err = handle(&MemoryRegistry::default(), &req, &body, &Limits::TEST).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Invalid);
@@ -463,6 +483,7 @@ pub(crate) mod tests {
     #[test]
     fn delete_unlists_and_post_relists() {
         let reg = registry_with("Sluice.Demo", &[("1.0.0-Beta", false)]);
+        let reg = SummaryOnly(&reg);
         let outcome =
             handle(&reg, &request("DELETE", "/api/v2/package/sluice.demo/1.0.0-beta"), &Vec::new(), &Limits::TEST)
                 .unwrap();
@@ -489,5 +510,50 @@ pub(crate) mod tests {
         assert_eq!(r.status, 409);
         assert_eq!(String::from_utf8(r.body).unwrap(), "package 'A' 1.0.0 already exists");
         assert_eq!(render_error(&Error::new(ErrorKind::Internal, "db path /x")).body, b"internal server error");
+    }
+
+    #[test]
+    fn reads_declare_what_they_depend_on() {
+        let reg = registry_with("Sluice.Demo", &[("1.0.0", false), ("2.0.0", true)]);
+        let package = |id: &str| vec![Source::Package(id.into())];
+        for path in [
+            "/v3-flatcontainer/sluice.demo/index.json",
+            "/v3-flatcontainer/sluice.demo/1.0.0/sluice.demo.nuspec",
+            "/v3/registration/sluice.demo/index.json",
+            "/v3/registration/sluice.demo/1.0.0.json",
+        ] {
+            let outcome = get(&reg, path).unwrap();
+            assert_eq!(outcome.kept_for().map(<[Source]>::to_vec), Some(package("sluice.demo")), "{path}");
+        }
+        for path in ["/v3/search?q=demo", "/v3/autocomplete?q=demo", "/api/v2/Search()?searchTerm='demo'"] {
+            assert_eq!(get(&reg, path).unwrap().kept_for(), Some(&[Source::Repository][..]), "{path}");
+        }
+        for path in ["/v3/index.json", "/api/v2"] {
+            assert_eq!(get(&reg, path).unwrap().kept_for(), Some(&[][..]), "{path}: depends on nothing");
+        }
+        let nupkg = get(&reg, "/v3-flatcontainer/sluice.demo/1.0.0/sluice.demo.1.0.0.nupkg").unwrap();
+        assert!(nupkg.keep.is_none(), "a stored file is not a kept response");
+    }
+
+    /// A package with 10,000 versions: the flat container lists each once, lowest first, the
+    /// registration index pages them, and a push against it reads only the summary.
+    #[test]
+    fn ten_thousand_versions() {
+        let versions: Vec<(String, bool)> =
+            (0..10_000).rev().map(|i| (format!("1.{}.{}", i / 100, i % 100), i % 7 == 0)).collect();
+        let refs: Vec<(&str, bool)> = versions.iter().map(|(v, y)| (v.as_str(), *y)).collect();
+        let reg = registry_with("Sluice.Demo", &refs);
+        let list = respond_json(get(&reg, "/v3-flatcontainer/sluice.demo/index.json").unwrap());
+        let list = list["versions"].as_array().unwrap();
+        assert_eq!(list.len(), 10_000);
+        assert_eq!(
+            (list[0].as_str(), list[1].as_str(), list[9_999].as_str()),
+            (Some("1.0.0"), Some("1.0.1"), Some("1.99.99"))
+        );
+        let index = respond_json(get(&reg, "/v3/registration/sluice.demo/index.json").unwrap());
+        assert_eq!(index["count"], 10_000_usize.div_ceil(crate::registration::PAGE_SIZE));
+        let (req, body) = push_request(&nupkg());
+        let outcome = handle(&SummaryOnly(&reg), &req, &body, &Limits::TEST).unwrap();
+        assert_eq!(outcome.effects.len(), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! The RubyGems format: `.gem` files, `gem push`/`gem yank`, and the indexes `gem` and `bundle`
 //! install from (the compact index and the Marshal indexes).
 //!
-//! The format logic is plain Rust that unit-tests natively; [`component`] (wasm only) exports it
-//! through the plugin contract.
+//! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
+//! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
 pub mod gem;
 pub mod index;
@@ -12,11 +12,11 @@ pub mod protocol;
 pub mod spec;
 pub mod version;
 
-#[cfg(target_arch = "wasm32")]
-mod component;
-
 use sluice_plugin_sdk::io::ReadAt;
-use sluice_plugin_sdk::{Error, Extraction, ExtractionStep, FormatInfo, Metadata, PublishMode, Trigger};
+use sluice_plugin_sdk::{
+    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
+    Response, Trigger,
+};
 
 pub fn info() -> FormatInfo {
     FormatInfo {
@@ -68,6 +68,32 @@ pub fn trigger(meta: &Metadata) -> Trigger {
         jobs: Vec::new(),
     }
 }
+
+/// The RubyGems plugin, exported through the SDK.
+pub struct RubyGems;
+
+impl Plugin for RubyGems {
+    fn info() -> FormatInfo {
+        info()
+    }
+    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
+        parse(file_name, file)
+    }
+    fn extraction_for(_meta: &Metadata) -> Extraction {
+        extraction()
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger(meta)
+    }
+    fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, _limits: &Limits) -> Result<Outcome, Error> {
+        protocol::handle(registry, req, body)
+    }
+    fn render_error(err: &Error) -> Response {
+        protocol::render_error(err)
+    }
+}
+
+sluice_plugin_sdk::export!(RubyGems);
 
 #[cfg(test)]
 mod tests {

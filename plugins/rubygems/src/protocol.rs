@@ -214,6 +214,7 @@ mod tests {
     fn registry() -> MemoryRegistry {
         let spec = hello();
         MemoryRegistry {
+            tokens: Vec::new(),
             packages: vec![package(
                 "sluice-hello",
                 vec![
