@@ -33,6 +33,10 @@ pub struct Config {
     /// Time limit of parsing one package file, in milliseconds.
     #[serde(default = "default_parse_timeout_ms")]
     pub parse_timeout_ms: u64,
+    /// Time limit of rendering a kept document again after a change, in milliseconds. A render
+    /// that fails leaves the previous document serving.
+    #[serde(default = "default_render_timeout_ms")]
+    pub render_timeout_ms: u64,
     /// Where compiled plugins are cached (default: `DATA/plugin-cache`).
     #[serde(default)]
     pub plugin_cache: Option<PathBuf>,
@@ -213,6 +217,9 @@ fn default_plugin_timeout_ms() -> u64 {
 fn default_parse_timeout_ms() -> u64 {
     30_000
 }
+fn default_render_timeout_ms() -> u64 {
+    10_000
+}
 fn default_poll_seconds() -> u64 {
     300
 }
@@ -333,6 +340,7 @@ impl Config {
             ("SLUICE_PLUGIN_MEMORY_MB", &mut self.plugin_memory_mb),
             ("SLUICE_PLUGIN_TIMEOUT_MS", &mut self.plugin_timeout_ms),
             ("SLUICE_PARSE_TIMEOUT_MS", &mut self.parse_timeout_ms),
+            ("SLUICE_RENDER_TIMEOUT_MS", &mut self.render_timeout_ms),
             ("SLUICE_HEADER_TIMEOUT_SECS", &mut self.header_timeout_secs),
             ("SLUICE_BODY_IDLE_TIMEOUT_SECS", &mut self.body_idle_timeout_secs),
             ("SLUICE_KEEPALIVE_IDLE_SECS", &mut self.keepalive_idle_secs),

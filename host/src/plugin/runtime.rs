@@ -28,6 +28,8 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Wall-clock limit of a call that reads a whole package (`parse`, `from-tag`).
     pub parse_timeout: Duration,
+    /// Wall-clock limit of rendering a kept document again (off the readers' path).
+    pub render_timeout: Duration,
     /// The operator's size limits, passed to `parse` and `handle` (contract 0.2.0 and later).
     pub sizes: wit::Limits,
 }
@@ -38,6 +40,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_timeout: Duration::from_secs(1),
             parse_timeout: Duration::from_secs(30),
+            render_timeout: Duration::from_secs(10),
             sizes: wit::Limits { max_upload_bytes: 1 << 30, max_unpacked_bytes: 512 << 20 },
         }
     }
@@ -317,8 +320,9 @@ impl Plugin {
         )
     }
 
-    /// Renders a kept response again for the document cache, off the readers' path: it gets the
-    /// time a parse gets, since a large package's document is rendered once per change.
+    /// Renders a kept response again for the document cache, off the readers' path: it gets
+    /// `render_timeout`, since a large package's document is rendered once per change and a
+    /// failure only means the previous document keeps serving.
     pub fn render(
         &self,
         req: &wit::Request,
@@ -326,7 +330,7 @@ impl Plugin {
     ) -> Result<Result<wit::Outcome, wit::Error>, CallError> {
         self.call_with(
             "render",
-            self.limits.parse_timeout,
+            self.limits.render_timeout,
             Some(registry),
             |s| Ok(s.data_mut().table.push(BlobHandle::Memory(Vec::new()))?),
             |p, s, blob| p.call_handle(s, req, blob, self.limits.sizes),
@@ -340,7 +344,7 @@ impl Plugin {
         changes: &[wit::Change],
         registry: Arc<dyn RegistryView>,
     ) -> Result<Result<Option<Vec<u8>>, wit::Error>, CallError> {
-        self.call("extend", self.limits.parse_timeout, Some(registry), |p, s| p.call_extend(s, req, changes))
+        self.call("extend", self.limits.render_timeout, Some(registry), |p, s| p.call_extend(s, req, changes))
     }
 
     pub fn render_error(&self, err: &wit::Error) -> Result<wit::Response, CallError> {

@@ -82,6 +82,7 @@ impl Registry {
             memory_bytes: (config.plugin_memory_mb as usize) << 20,
             call_timeout: Duration::from_millis(config.plugin_timeout_ms),
             parse_timeout: Duration::from_millis(config.parse_timeout_ms),
+            render_timeout: Duration::from_millis(config.render_timeout_ms),
             sizes: crate::plugin::wit::Limits {
                 max_upload_bytes: config.max_upload_mb << 20,
                 max_unpacked_bytes: config.max_unpacked_mb << 20,
