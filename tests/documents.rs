@@ -187,6 +187,11 @@ fn a_render_that_fails_keeps_the_previous_document_serving() {
         server.wait_for(Duration::from_secs(5), || server.log().contains("rendering a kept document again failed")),
         "the failed render is logged"
     );
+    let metrics = server.get("/metrics").1;
+    assert!(
+        metrics.lines().any(|l| l.starts_with("sluice_documents_total{event=\"stale_served\"}") && !l.ends_with(" 0")),
+        "and counted: {metrics}"
+    );
     // Once renders may take their time again, the next read renders the current document.
     std::fs::write(server.config_dir().join("sluice.toml"), "render_timeout_ms = 10000\n").unwrap();
     server.restart();

@@ -97,5 +97,20 @@ fn render(reg: &Registry, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppE
         visible(reg.db.pipelines_per_status()?),
     );
     gauge(&mut out, "sluice_jobs", "Runner jobs by status.", &["status"], reg.db.jobs_per_status()?);
+    let d = &reg.documents.stats;
+    family(&mut out, "sluice_documents_total", "counter", "Kept protocol documents: what reads of them did.");
+    for (event, counter) in [
+        ("hit", &d.hits),
+        ("not_modified", &d.not_modified),
+        ("render", &d.renders),
+        ("append", &d.appends),
+        ("failed_render", &d.failed_renders),
+        ("stale_served", &d.stale_served),
+        ("evicted", &d.evictions),
+    ] {
+        sample(&mut out, "sluice_documents_total", &[("event", event)], counter.load(Ordering::Relaxed));
+    }
+    family(&mut out, "sluice_document_bytes", "gauge", "Memory held by kept protocol documents.");
+    sample(&mut out, "sluice_document_bytes", &[], reg.documents.size());
     Ok(out)
 }

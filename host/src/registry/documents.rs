@@ -55,7 +55,9 @@ pub struct Kept {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: bytes::Bytes,
-    /// A strong validator, quoted (`"…"`).
+    /// A strong validator, quoted (`"…"`): the MD5 of the body in hex, which is what Bundler
+    /// (before 2.5) compares a compact index file's ETag with to verify a ranged append, and what
+    /// rubygems.org sends. Any opaque value would do for the other clients.
     pub etag: String,
     /// `sha-256=:…:` of the whole body, for `Repr-Digest` (Bundler checks ranged appends by it).
     pub digest: String,
@@ -104,7 +106,7 @@ impl Kept {
         Kept {
             status,
             headers,
-            etag: format!("\"{}\"", hex::encode(&sha[..16])),
+            etag: format!("\"{}\"", hex::encode(md5::Md5::digest(&body))),
             digest: format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha)),
             body,
             depends_on,
