@@ -14,8 +14,8 @@ pub mod version;
 
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
-    Response, Trigger,
+    Change, Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry,
+    Request, Response, Trigger,
 };
 
 pub fn info() -> FormatInfo {
@@ -90,6 +90,9 @@ impl Plugin for RubyGems {
     }
     fn render_error(err: &Error) -> Response {
         protocol::render_error(err)
+    }
+    fn extend(registry: &impl Registry, req: &Request, changes: &[Change]) -> Result<Option<Vec<u8>>, Error> {
+        protocol::extend(registry, req, changes)
     }
 }
 
