@@ -33,6 +33,10 @@ pub struct Config {
     /// Time limit of parsing one package file, in milliseconds.
     #[serde(default = "default_parse_timeout_ms")]
     pub parse_timeout_ms: u64,
+    /// Time limit of rendering a kept document again after a change, in milliseconds. A render
+    /// that fails leaves the previous document serving.
+    #[serde(default = "default_render_timeout_ms")]
+    pub render_timeout_ms: u64,
     /// Where compiled plugins are cached (default: `DATA/plugin-cache`).
     #[serde(default)]
     pub plugin_cache: Option<PathBuf>,
@@ -73,6 +77,10 @@ pub struct Config {
     /// Seconds between clean-up passes over the blob store (one also runs at start).
     #[serde(default = "default_cleanup_interval_secs")]
     pub cleanup_interval_secs: u64,
+    /// The most memory kept protocol documents (packuments, indexes) may hold, in MiB; the least
+    /// recently read go first.
+    #[serde(default = "default_document_cache_mb")]
+    pub document_cache_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -209,6 +217,9 @@ fn default_plugin_timeout_ms() -> u64 {
 fn default_parse_timeout_ms() -> u64 {
     30_000
 }
+fn default_render_timeout_ms() -> u64 {
+    10_000
+}
 fn default_poll_seconds() -> u64 {
     300
 }
@@ -232,6 +243,9 @@ fn default_blob_grace_secs() -> u64 {
 }
 fn default_cleanup_interval_secs() -> u64 {
     3600
+}
+fn default_document_cache_mb() -> u64 {
+    256
 }
 
 impl Default for Config {
@@ -326,6 +340,7 @@ impl Config {
             ("SLUICE_PLUGIN_MEMORY_MB", &mut self.plugin_memory_mb),
             ("SLUICE_PLUGIN_TIMEOUT_MS", &mut self.plugin_timeout_ms),
             ("SLUICE_PARSE_TIMEOUT_MS", &mut self.parse_timeout_ms),
+            ("SLUICE_RENDER_TIMEOUT_MS", &mut self.render_timeout_ms),
             ("SLUICE_HEADER_TIMEOUT_SECS", &mut self.header_timeout_secs),
             ("SLUICE_BODY_IDLE_TIMEOUT_SECS", &mut self.body_idle_timeout_secs),
             ("SLUICE_KEEPALIVE_IDLE_SECS", &mut self.keepalive_idle_secs),
@@ -333,6 +348,7 @@ impl Config {
             ("SLUICE_ANONYMOUS_BODY_KB", &mut self.anonymous_body_kb),
             ("SLUICE_BLOB_GRACE_SECS", &mut self.blob_grace_secs),
             ("SLUICE_CLEANUP_INTERVAL_SECS", &mut self.cleanup_interval_secs),
+            ("SLUICE_DOCUMENT_CACHE_MB", &mut self.document_cache_mb),
         ] {
             if let Some(v) = get(name) {
                 *field = num(name, v)?;

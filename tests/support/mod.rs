@@ -39,6 +39,8 @@ pub struct Server {
     /// A scratch folder the test may use for clients' files (also removed on drop).
     pub work: PathBuf,
     config: Option<PathBuf>,
+    /// Everything the server (and its restarts) logged.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -76,8 +78,9 @@ impl Server {
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let (child, url) = Self::spawn(&data, config.as_deref(), &[]);
-        Server { child, url, data, work, config, _dir: dir }
+        let log = std::sync::Arc::default();
+        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &log);
+        Server { child, url, data, work, config, log, _dir: dir }
     }
 
     /// Like [`Server::start_with_config`], with the server started through `launcher` (a command
@@ -89,8 +92,9 @@ impl Server {
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let (child, url) = Self::spawn(&data, Some(&path), launcher);
-        Server { child, url, data, work, config: Some(path), _dir: dir }
+        let log = std::sync::Arc::default();
+        let (child, url) = Self::spawn(&data, Some(&path), launcher, &log);
+        Server { child, url, data, work, config: Some(path), log, _dir: dir }
     }
 
     /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder
@@ -98,7 +102,7 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[]);
+        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.log);
         self.child = child;
         self.url = url;
     }
@@ -109,7 +113,17 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    fn spawn(data: &Path, config: Option<&Path>, launcher: &[&str]) -> (Child, String) {
+    /// What the server has printed so far (its log, since `RUST_LOG=info`).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn spawn(
+        data: &Path,
+        config: Option<&Path>,
+        launcher: &[&str],
+        log: &std::sync::Arc<std::sync::Mutex<String>>,
+    ) -> (Child, String) {
         let mut cmd = match launcher.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -125,8 +139,20 @@ impl Server {
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         // Every test server shares one cache of compiled plugins, so only the first compiles them.
         cmd.env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"));
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start sluice serve");
+        // The log goes to stderr: passed on to the test's, and kept for [`Server::log`].
+        let stderr = child.stderr.take().unwrap();
+        let errlog = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let mut log = errlog.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -62,6 +62,7 @@ pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
     tokio::spawn(registry.clone().run_background());
     tokio::spawn(registry.clone().poll_git());
     tokio::spawn(registry.clone().clean_periodically());
+    tokio::spawn(registry.clone().refresh_documents());
     let _ = app.set(router(registry));
     println!("sluice listening on http://{addr}");
     accepting.await?

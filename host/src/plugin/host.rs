@@ -67,6 +67,9 @@ pub trait RegistryView: Send + Sync {
     fn package(&self, name: &str) -> Option<wit::PackageView>;
     fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage;
     fn all_packages(&self) -> Vec<wit::PackageView>;
+    fn summary(&self, name: &str) -> Option<wit::PackageSummary>;
+    /// The tokens of the request's caller.
+    fn tokens(&self) -> Vec<wit::TokenInfo>;
 }
 
 /// A store's data for one call.
@@ -129,5 +132,13 @@ impl registry::Host for CallState {
 
     fn all_packages(&mut self) -> wasmtime::Result<Vec<wit::PackageView>> {
         Ok(self.registry.as_ref().map(|r| r.all_packages()).unwrap_or_default())
+    }
+
+    fn summary(&mut self, name: String) -> wasmtime::Result<Option<wit::PackageSummary>> {
+        Ok(self.registry.as_ref().and_then(|r| r.summary(&name)))
+    }
+
+    fn tokens(&mut self) -> wasmtime::Result<Vec<wit::TokenInfo>> {
+        Ok(self.registry.as_ref().map(|r| r.tokens()).unwrap_or_default())
     }
 }

@@ -323,6 +323,12 @@ impl RegistryView for EmptyView {
     fn all_packages(&self) -> Vec<wit::PackageView> {
         Vec::new()
     }
+    fn summary(&self, _name: &str) -> Option<wit::PackageSummary> {
+        None
+    }
+    fn tokens(&self) -> Vec<wit::TokenInfo> {
+        Vec::new()
+    }
 }
 
 /// Bytes that are no package of any format: not an archive, not text, not JSON.

@@ -28,6 +28,8 @@ pub struct Limits {
     pub call_timeout: Duration,
     /// Wall-clock limit of a call that reads a whole package (`parse`, `from-tag`).
     pub parse_timeout: Duration,
+    /// Wall-clock limit of rendering a kept document again (off the readers' path).
+    pub render_timeout: Duration,
     /// The operator's size limits, passed to `parse` and `handle` (contract 0.2.0 and later).
     pub sizes: wit::Limits,
 }
@@ -38,6 +40,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_timeout: Duration::from_secs(1),
             parse_timeout: Duration::from_secs(30),
+            render_timeout: Duration::from_secs(10),
             sizes: wit::Limits { max_upload_bytes: 1 << 30, max_unpacked_bytes: 512 << 20 },
         }
     }
@@ -315,6 +318,33 @@ impl Plugin {
             |s| Ok(s.data_mut().table.push(body)?),
             |p, s, blob| p.call_handle(s, req, blob, self.limits.sizes),
         )
+    }
+
+    /// Renders a kept response again for the document cache, off the readers' path: it gets
+    /// `render_timeout`, since a large package's document is rendered once per change and a
+    /// failure only means the previous document keeps serving.
+    pub fn render(
+        &self,
+        req: &wit::Request,
+        registry: Arc<dyn RegistryView>,
+    ) -> Result<Result<wit::Outcome, wit::Error>, CallError> {
+        self.call_with(
+            "render",
+            self.limits.render_timeout,
+            Some(registry),
+            |s| Ok(s.data_mut().table.push(BlobHandle::Memory(Vec::new()))?),
+            |p, s, blob| p.call_handle(s, req, blob, self.limits.sizes),
+        )
+    }
+
+    /// The bytes to append to a kept append-only response for `changes`; none: render it whole.
+    pub fn extend(
+        &self,
+        req: &wit::Request,
+        changes: &[wit::Change],
+        registry: Arc<dyn RegistryView>,
+    ) -> Result<Result<Option<Vec<u8>>, wit::Error>, CallError> {
+        self.call("extend", self.limits.render_timeout, Some(registry), |p, s| p.call_extend(s, req, changes))
     }
 
     pub fn render_error(&self, err: &wit::Error) -> Result<wit::Response, CallError> {

@@ -2,6 +2,7 @@
 //! layer turns requests into calls here; everything here is synchronous and runs on blocking
 //! threads.
 
+pub mod documents;
 mod git_tags;
 mod protocol;
 mod view;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use git_tags::{SyncJob, SyncReport};
-pub use protocol::{ClientRequest, NewPush, Reply};
+pub use protocol::{ClientRequest, NewPush, Reply, Rerender};
 pub use view::artifact_of;
 
 use crate::config::{Config, Gate, ReadAccess, RepositoryConfig};
@@ -66,6 +67,8 @@ pub struct Registry {
     pub events: Events,
     /// Git syncs run one at a time.
     git_sync: git_tags::GitSync,
+    /// Protocol documents kept between changes.
+    pub documents: documents::Documents,
 }
 
 impl Registry {
@@ -79,6 +82,7 @@ impl Registry {
             memory_bytes: (config.plugin_memory_mb as usize) << 20,
             call_timeout: Duration::from_millis(config.plugin_timeout_ms),
             parse_timeout: Duration::from_millis(config.parse_timeout_ms),
+            render_timeout: Duration::from_millis(config.render_timeout_ms),
             sizes: crate::plugin::wit::Limits {
                 max_upload_bytes: config.max_upload_mb << 20,
                 max_unpacked_bytes: config.max_unpacked_mb << 20,
@@ -132,7 +136,6 @@ impl Registry {
             repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
         }
         Ok(Registry {
-            config,
             db,
             blobs,
             runtime,
@@ -140,6 +143,8 @@ impl Registry {
             repositories,
             events: Events::default(),
             git_sync: Default::default(),
+            documents: documents::Documents::new(config.document_cache_mb << 20),
+            config,
         })
     }
 

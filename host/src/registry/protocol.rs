@@ -10,8 +10,35 @@ use crate::plugin::{wit, BlobHandle, CallError};
 use crate::store::db::{DbError, NewFile, Pusher};
 use crate::store::PendingBlob;
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::documents::{self, DocRequest, Kept, Slot};
 use super::view::RepositoryView;
 use super::{Registry, Repository};
+
+/// What rendering a kept document again gave.
+pub enum Rerender {
+    /// The document to serve (new, or the previous one when the render failed).
+    Kept(Arc<Kept>),
+    /// The plugin answers something that is not kept any more (an error: the package is gone).
+    Answer(Result<wit::Response, wit::Error>),
+}
+
+/// A read the document cache may answer: no body, GET or HEAD.
+fn is_read(req: &ClientRequest) -> bool {
+    req.body.is_none() && (req.method == "GET" || req.method == "HEAD")
+}
+
+fn doc_request<'a>(repo: &'a Repository, req: &'a ClientRequest) -> DocRequest<'a> {
+    DocRequest {
+        repository: repo.name(),
+        path: &req.path,
+        query: &req.query,
+        base_url: &req.base_url,
+        headers: &req.headers,
+    }
+}
 
 /// A client's request to `/{repository}/...`, credentials already resolved and stripped.
 pub struct ClientRequest {
@@ -42,7 +69,13 @@ pub struct NewPush<'a> {
 /// What the HTTP layer sends back.
 pub enum Reply {
     Response(wit::Response),
-    File { path: PathBuf, size: u64, content_type: String },
+    /// A kept document: the HTTP layer answers `If-None-Match` and `Range` from it.
+    Kept(Arc<Kept>),
+    File {
+        path: PathBuf,
+        size: u64,
+        content_type: String,
+    },
 }
 
 /// The HTTP status of an error kind, before the plugin shapes the response.
@@ -75,8 +108,9 @@ impl Registry {
         }
     }
 
-    fn serve_inner(&self, repo: &Repository, req: &mut ClientRequest) -> Result<Reply, wit::Error> {
-        use wit::ErrorKind::{Forbidden, Internal, Unauthorized};
+    /// Whether the caller may read `repo` through its protocol.
+    pub fn may_read(&self, repo: &Repository, req: &ClientRequest) -> Result<(), wit::Error> {
+        use wit::ErrorKind::{Forbidden, Unauthorized};
         if req.bad_credential {
             return Err(error(Unauthorized, "the token is not valid (it may have been revoked)"));
         }
@@ -92,6 +126,30 @@ impl Registry {
                 Some(_) => {}
             }
         }
+        Ok(())
+    }
+
+    /// A fresh kept document for a read, if there is one: answered without a plugin call or a
+    /// query (the HTTP layer calls this before going to a blocking thread).
+    pub fn fresh_document(&self, repo: &Repository, req: &ClientRequest) -> Option<Arc<Kept>> {
+        if !is_read(req) || self.may_read(repo, req).is_err() {
+            return None;
+        }
+        let kept = self.documents.find(&doc_request(repo, req))?.current();
+        kept.is_fresh(self.db.changes(), repo.name()).then(|| {
+            self.documents.stats.hits.fetch_add(1, Ordering::Relaxed);
+            kept
+        })
+    }
+
+    fn serve_inner(&self, repo: &Repository, req: &mut ClientRequest) -> Result<Reply, wit::Error> {
+        use wit::ErrorKind::Internal;
+        self.may_read(repo, req)?;
+        if is_read(req) {
+            if let Some(slot) = self.documents.find(&doc_request(repo, req)) {
+                return self.serve_kept(repo, req, &slot);
+            }
+        }
         let body = match &req.body {
             Some(b) => BlobHandle::file(b.reopen().map_err(|e| error(Internal, e.to_string()))?)
                 .map_err(|e| error(Internal, format!("open request body: {e}")))?,
@@ -105,13 +163,25 @@ impl Registry {
             base_url: req.base_url.clone(),
             principal: req.principal.as_ref().map(|p| p.name.clone()),
         };
-        let view = RepositoryView::shared(self.db.clone(), repo);
-        let outcome = repo.plugin.handle(&wit_req, body, view).map_err(call_failed)??;
+        // Taken before the plugin reads the view: the document reflects at least this much.
+        let rendered_at = self.db.changes().seen();
+        let view = RepositoryView::shared(self.db.clone(), repo, req.principal.as_ref().map(|p| p.name.as_str()));
+        let mut outcome = repo.plugin.handle(&wit_req, body, view).map_err(call_failed)??;
 
-        if !outcome.effects.is_empty() {
-            self.authorize_write(repo, req)?;
+        if let (true, true, Some(keep)) =
+            (is_read(req) && req.method == "GET", outcome.effects.is_empty(), &outcome.keep)
+        {
+            if let wit::Reply::Respond(response) = outcome.reply {
+                let request = wit::Request { principal: None, ..wit_req };
+                let depends = documents::dependencies(keep, |n| repo.key(n));
+                let kept = Kept::new(response, keep, depends, rendered_at, request);
+                return Ok(Reply::Kept(self.documents.insert(&doc_request(repo, req), &keep.vary, kept)));
+            }
         }
-        for effect in outcome.effects {
+        if !outcome.effects.is_empty() {
+            self.authorize_effects(repo, req, &outcome.effects)?;
+        }
+        for effect in std::mem::take(&mut outcome.effects) {
             self.apply(repo, req, effect)?;
         }
         match outcome.reply {
@@ -120,7 +190,143 @@ impl Registry {
         }
     }
 
-    fn authorize_write(&self, repo: &Repository, req: &ClientRequest) -> Result<(), wit::Error> {
+    /// A kept document: as it is while fresh; rendered again (one render at a time) when
+    /// stale, and served stale only when that render fails.
+    fn serve_kept(&self, repo: &Repository, req: &ClientRequest, slot: &Slot) -> Result<Reply, wit::Error> {
+        let kept = slot.current();
+        if kept.is_fresh(self.db.changes(), repo.name()) {
+            self.documents.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Reply::Kept(kept));
+        }
+        match self.render_again(repo, slot) {
+            Rerender::Kept(kept) => Ok(Reply::Kept(kept)),
+            Rerender::Answer(result) => {
+                self.documents.remove(&doc_request(repo, req));
+                result.map(Reply::Response)
+            }
+        }
+    }
+
+    /// Renders a stale kept document again: extends an append-only one with the changes since
+    /// it was rendered (when the plugin can), else renders it whole. A failed render keeps the
+    /// previous bytes (logged and counted; the next read or change tries again).
+    pub fn render_again(&self, repo: &Repository, slot: &Slot) -> Rerender {
+        let _one_render = slot.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = slot.current();
+        let feed = self.db.changes();
+        if kept.is_fresh(feed, repo.name()) {
+            // Another reader rendered it while this one waited.
+            return Rerender::Kept(kept);
+        }
+        let rendered_at = feed.seen();
+        if kept.append_only {
+            match self.extend(repo, &kept, rendered_at) {
+                Ok(Some(longer)) => {
+                    self.documents.stats.appends.fetch_add(1, Ordering::Relaxed);
+                    return Rerender::Kept(self.documents.replace(slot, longer));
+                }
+                Ok(None) => {}
+                Err(e) => return self.keep_stale(repo, &kept, &e),
+            }
+        }
+        let view = RepositoryView::shared(self.db.clone(), repo, None);
+        match repo.plugin.render(&kept.request, view) {
+            Err(e) => self.keep_stale(repo, &kept, &e.to_string()),
+            Ok(Err(e)) if e.kind == wit::ErrorKind::Internal => self.keep_stale(repo, &kept, &e.message),
+            Ok(Err(e)) => Rerender::Answer(Err(e)),
+            Ok(Ok(outcome)) => match (outcome.reply, outcome.keep, outcome.effects.is_empty()) {
+                (wit::Reply::Respond(response), Some(keep), true) => {
+                    self.documents.stats.renders.fetch_add(1, Ordering::Relaxed);
+                    let depends = documents::dependencies(&keep, |n| repo.key(n));
+                    Rerender::Kept(
+                        self.documents
+                            .replace(slot, Kept::new(response, &keep, depends, rendered_at, kept.request.clone())),
+                    )
+                }
+                (wit::Reply::Respond(response), _, true) => Rerender::Answer(Ok(response)),
+                _ => self.keep_stale(repo, &kept, "a render of a kept document asked for effects or a file"),
+            },
+        }
+    }
+
+    /// The append-only document with the lines for the changes since its render, or none to
+    /// render it whole (the plugin asked for it, or the log no longer reaches back that far).
+    fn extend(&self, repo: &Repository, kept: &Kept, rendered_at: u64) -> Result<Option<Kept>, String> {
+        const MAX_CHANGES: u32 = 10_000;
+        let oldest = self.db.oldest_change(repo.name()).map_err(|e| e.to_string())?;
+        if oldest > kept.rendered_at + 1 {
+            return Ok(None);
+        }
+        let rows = self.db.changes_since(repo.name(), kept.rendered_at, MAX_CHANGES).map_err(|e| e.to_string())?;
+        if rows.len() as u32 == MAX_CHANGES {
+            return Ok(None);
+        }
+        let newest = rows.last().map(|r| r.seq as u64).unwrap_or(0).max(rendered_at);
+        let changes: Vec<wit::Change> = rows
+            .into_iter()
+            .map(|r| wit::Change {
+                seq: r.seq as u64,
+                package: r.name,
+                kind: match r.kind.as_str() {
+                    "added" => wit::ChangeKind::Added,
+                    "removed" => wit::ChangeKind::Removed,
+                    _ => wit::ChangeKind::Updated,
+                },
+                version: r.version,
+                qualifier: r.qualifier,
+                at_ms: r.at as u64,
+            })
+            .collect();
+        let view = RepositoryView::shared(self.db.clone(), repo, None);
+        match repo.plugin.extend(&kept.request, &changes, view) {
+            Ok(Ok(Some(tail))) => Ok(Some(kept.extended(&tail, newest))),
+            Ok(Ok(None)) => Ok(None),
+            Ok(Err(e)) => Err(e.message),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn keep_stale(&self, repo: &Repository, kept: &Arc<Kept>, why: &str) -> Rerender {
+        self.documents.stats.failed_renders.fetch_add(1, Ordering::Relaxed);
+        self.documents.stats.stale_served.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            repository = repo.name(), path = %kept.request.path, error = %why,
+            "rendering a kept document again failed; serving the previous one until a render succeeds"
+        );
+        Rerender::Kept(kept.clone())
+    }
+
+    /// Renders again, in the background, the stale documents readers use, after each change.
+    pub async fn refresh_documents(self: Arc<Self>) {
+        loop {
+            self.db.changes().notify.notified().await;
+            // Let a burst of changes (a pipeline releasing, a script publishing) settle first.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let reg = self.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for slot in reg.documents.stale_in_use(reg.db.changes()) {
+                    if let Ok(repo) = reg.repository(slot.repository()) {
+                        reg.render_again(repo, &slot);
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Effects need the `publish` scope, except revoking one's own token, which needs a token.
+    fn authorize_effects(
+        &self,
+        repo: &Repository,
+        req: &ClientRequest,
+        effects: &[wit::Effect],
+    ) -> Result<(), wit::Error> {
+        if effects.iter().all(|e| matches!(e, wit::Effect::RevokeToken(_))) {
+            return match req.principal {
+                Some(_) => Ok(()),
+                None => Err(error(wit::ErrorKind::Unauthorized, "authentication required: this needs a token")),
+            };
+        }
         match &req.principal {
             None => Err(error(
                 wit::ErrorKind::Unauthorized,
@@ -157,6 +363,12 @@ impl Registry {
                 tracing::info!(repository = name, package = %p, "deleted package");
                 self.collect_blobs(&shas);
             }),
+            wit::Effect::RevokeToken(key) => {
+                let principal = req.principal.as_ref().expect("authorised before effects");
+                self.db.revoke_token_named(&principal.name, &key).map(|()| {
+                    tracing::info!(repository = name, token = %principal.name, "revoked a token through the client protocol");
+                })
+            }
         };
         result.map_err(db_error)
     }

@@ -12,16 +12,29 @@ pub(super) struct RepositoryView {
     pub repository: String,
     pub visibility: Visibility,
     pub case_insensitive: bool,
+    /// The caller's token name, for `tokens`.
+    pub principal: Option<String>,
 }
 
 impl RepositoryView {
-    pub fn shared(db: Db, repo: &super::Repository) -> Arc<dyn RegistryView> {
+    /// The view for a request of `principal` (none for renders of kept documents, which must
+    /// not depend on who asked).
+    pub fn shared(db: Db, repo: &super::Repository, principal: Option<&str>) -> Arc<dyn RegistryView> {
         Arc::new(RepositoryView {
             db,
             repository: repo.name().to_string(),
             visibility: repo.client_visibility(),
             case_insensitive: repo.plugin.info.case_insensitive_names,
+            principal: principal.map(str::to_string),
         })
+    }
+
+    fn key(&self, name: &str) -> String {
+        if self.case_insensitive {
+            name.to_lowercase()
+        } else {
+            name.to_string()
+        }
     }
 
     fn log_err<T: Default>(&self, what: &str, r: Result<T, crate::store::DbError>) -> T {
@@ -71,8 +84,7 @@ fn package_view(p: PackageWithFiles) -> wit::PackageView {
 
 impl RegistryView for RepositoryView {
     fn package(&self, name: &str) -> Option<wit::PackageView> {
-        let key = if self.case_insensitive { name.to_lowercase() } else { name.to_string() };
-        self.log_err("package", self.db.package(&self.repository, &key, self.visibility)).map(package_view)
+        self.log_err("package", self.db.package(&self.repository, &self.key(name), self.visibility)).map(package_view)
     }
 
     fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage {
@@ -85,5 +97,39 @@ impl RegistryView for RepositoryView {
         let (_, packages) =
             self.log_err("all packages", self.db.search(&self.repository, "", 0, u32::MAX, self.visibility));
         packages.into_iter().map(package_view).collect()
+    }
+
+    fn summary(&self, name: &str) -> Option<wit::PackageSummary> {
+        let s = self.log_err("summary", self.db.package_summary(&self.repository, &self.key(name), self.visibility))?;
+        Some(wit::PackageSummary {
+            name: s.name,
+            tags: s.tags,
+            files: s
+                .files
+                .into_iter()
+                .map(|(version, qualifier, deprecated, yanked)| wit::VersionState {
+                    version,
+                    qualifier,
+                    deprecated,
+                    yanked,
+                })
+                .collect(),
+        })
+    }
+
+    fn tokens(&self) -> Vec<wit::TokenInfo> {
+        let Some(name) = &self.principal else { return Vec::new() };
+        self.log_err("tokens", self.db.tokens_named(name))
+            .into_iter()
+            .map(|(t, hash)| wit::TokenInfo {
+                key: hash,
+                name: t.name,
+                scopes: t.scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                repository: t.repository,
+                created_ms: t.created_at as u64,
+                expires_ms: t.expires_at.map(|v| v as u64),
+                last_used_ms: t.last_used_at.map(|v| v as u64),
+            })
+            .collect()
     }
 }

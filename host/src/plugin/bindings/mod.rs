@@ -9,22 +9,25 @@
 
 pub mod v0_1_0;
 pub mod v0_2_0;
+pub mod v0_3_0;
 
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store};
 
 use super::host::{BlobHandle, CallState, TreeHandle};
+use v0_2_0::convert;
 
 /// The contract version the host's own types speak.
-pub use v0_2_0 as current;
+pub use v0_3_0 as current;
 
 use current as latest;
 
 /// Every contract version this host loads, newest first: (WIT package version, world export).
-pub const VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
+pub const VERSIONS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
 
 /// Adds every version's imports to `linker` (their names differ by version, so they coexist).
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    v0_3_0::add_to_linker(linker)?;
     v0_2_0::add_to_linker(linker)?;
     v0_1_0::add_to_linker(linker)
 }
@@ -39,12 +42,14 @@ pub fn contract_of(component: &Component, engine: &Engine) -> Option<&'static st
 pub enum PluginPre {
     V0_1_0(v0_1_0::FormatPluginPre<CallState>),
     V0_2_0(v0_2_0::FormatPluginPre<CallState>),
+    V0_3_0(v0_3_0::FormatPluginPre<CallState>),
 }
 
 /// One instance of a plugin, whatever its version.
 pub enum Instance {
     V0_1_0(v0_1_0::FormatPlugin),
     V0_2_0(v0_2_0::FormatPlugin),
+    V0_3_0(v0_3_0::FormatPlugin),
 }
 
 impl PluginPre {
@@ -53,7 +58,8 @@ impl PluginPre {
         let pre = linker.instantiate_pre(component)?;
         Ok(match version {
             "0.1.0" => PluginPre::V0_1_0(v0_1_0::FormatPluginPre::new(pre)?),
-            _ => PluginPre::V0_2_0(v0_2_0::FormatPluginPre::new(pre)?),
+            "0.2.0" => PluginPre::V0_2_0(v0_2_0::FormatPluginPre::new(pre)?),
+            _ => PluginPre::V0_3_0(v0_3_0::FormatPluginPre::new(pre)?),
         })
     }
 
@@ -61,6 +67,7 @@ impl PluginPre {
         Ok(match self {
             PluginPre::V0_1_0(p) => Instance::V0_1_0(p.instantiate(store)?),
             PluginPre::V0_2_0(p) => Instance::V0_2_0(p.instantiate(store)?),
+            PluginPre::V0_3_0(p) => Instance::V0_3_0(p.instantiate(store)?),
         })
     }
 }
@@ -71,7 +78,8 @@ impl Instance {
     pub fn call_info(&self, s: &mut Store<CallState>) -> wasmtime::Result<latest::FormatInfo> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_info(s).map(Into::into),
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_info(s),
+            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_info(s),
         }
     }
 
@@ -87,7 +95,10 @@ impl Instance {
             Instance::V0_1_0(p) => {
                 p.sluice_plugin_format().call_parse(s, file_name, file).map(|r| r.map(Into::into).map_err(Into::into))
             }
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
+            Instance::V0_2_0(p) => {
+                convert(&p.sluice_plugin_format().call_parse(s, file_name, file, convert(&limits)?)?)
+            }
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
         }
     }
 
@@ -100,7 +111,8 @@ impl Instance {
             Instance::V0_1_0(p) => {
                 p.sluice_plugin_format().call_extraction_for(s, &meta.clone().into()).map(Into::into)
             }
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
+            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
         }
     }
 
@@ -111,7 +123,8 @@ impl Instance {
     ) -> wasmtime::Result<latest::Trigger> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_trigger_for(s, &meta.clone().into()).map(Into::into),
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
+            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
         }
     }
 
@@ -127,7 +140,10 @@ impl Instance {
                 .sluice_plugin_format()
                 .call_handle(s, &req.clone().into(), body)
                 .map(|r| r.map(Into::into).map_err(Into::into)),
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
+            Instance::V0_2_0(p) => {
+                convert(&p.sluice_plugin_format().call_handle(s, &convert(req)?, body, convert(&limits)?)?)
+            }
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
         }
     }
 
@@ -138,7 +154,8 @@ impl Instance {
     ) -> wasmtime::Result<latest::Response> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_render_error(s, &err.clone().into()).map(Into::into),
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_render_error(s, err),
+            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_render_error(s, &convert(err)?)?),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_render_error(s, err),
         }
     }
 
@@ -153,7 +170,22 @@ impl Instance {
                 .sluice_plugin_format()
                 .call_from_tag(s, &tag.clone().into(), tree)
                 .map(|r| r.map(|f| f.map(Into::into)).map_err(Into::into)),
-            Instance::V0_2_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
+            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
+        }
+    }
+
+    /// `extend` of an append-only kept response. Older plugins keep nothing, so they are never
+    /// asked; should they be, "render it whole" is the answer that is always right.
+    pub fn call_extend(
+        &self,
+        s: &mut Store<CallState>,
+        req: &latest::Request,
+        changes: &[latest::Change],
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, latest::Error>> {
+        match self {
+            Instance::V0_1_0(_) | Instance::V0_2_0(_) => Ok(Ok(None)),
+            Instance::V0_3_0(p) => p.sluice_plugin_format().call_extend(s, req, changes),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `sluice:plugin@0.1.0`, frozen. Its records are converted to and from the newest version's at
-//! the boundary, and its imports call the newest implementation: 0.2.0 only added things
-//! (a README, size limits, a base64 upload source), so an old plugin loses nothing.
+//! the boundary, and its imports call the newest implementation: 0.2.0 and 0.3.0 only added things
+//! (a README, size limits, a base64 upload source; kept responses, summaries, tokens), so an old
+//! plugin loses nothing.
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.1.0",
@@ -187,7 +188,7 @@ impl From<Reply> for latest::Reply {
 
 impl From<Outcome> for latest::Outcome {
     fn from(v: Outcome) -> Self {
-        Self { effects: all(v.effects), reply: v.reply.into() }
+        Self { effects: all(v.effects), reply: v.reply.into(), keep: None }
     }
 }
 
@@ -394,6 +395,7 @@ mod tests {
                 "effects": [{"Publish": {"file_name": "demo-1.0.0.tgz", "source": {"BodyRange": [10, 20]},
                     "package": "demo", "tags": ["latest"]}}],
                 "reply": {"Respond": {"status": 201, "headers": [], "body": [111, 107]}},
+                "keep": null,
             })
         );
     }

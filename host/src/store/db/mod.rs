@@ -11,6 +11,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
+pub mod changes;
 pub mod git_tags;
 pub mod metrics;
 pub mod pipelines;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/005_tokens_receipts.sql"),
     include_str!("../migrations/006_manual_jobs.sql"),
     include_str!("../migrations/007_release_audit.sql"),
+    include_str!("../migrations/008_changes_search.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,7 @@ pub fn now_ms() -> i64 {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    feed: std::sync::Arc<changes::ChangeFeed>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -143,6 +146,15 @@ pub struct PackageWithFiles {
     pub package: PackageRow,
     pub files: Vec<FileRow>,
     pub tags: Vec<(String, String)>,
+}
+
+/// A package without its files' metadata ([`Db::package_summary`]).
+#[derive(Debug, Clone)]
+pub struct PackageSummary {
+    pub name: String,
+    pub tags: Vec<(String, String)>,
+    /// (version, qualifier, deprecated, yanked), oldest first.
+    pub files: Vec<(String, String, Option<String>, bool)>,
 }
 
 /// Which files a query returns.
@@ -262,8 +274,9 @@ impl Db {
             c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
         });
         let pool = r2d2::Pool::builder().max_size(16).build(manager)?;
-        let db = Db { pool };
+        let db = Db { pool, feed: Default::default() };
         db.migrate()?;
+        db.start_feed()?;
         Ok(db)
     }
 
@@ -296,6 +309,7 @@ impl Db {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
+        self.observe_changes(&conn);
         Ok(out)
     }
 
@@ -346,6 +360,30 @@ impl Db {
         let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id DESC"))?;
         let rows = stmt.query_map([], token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    /// The live (not revoked, not expired) tokens of one name, with their hashes: what a format's
+    /// own token listing (`npm token list`) shows its caller. The hash identifies a token
+    /// without being a secret.
+    pub fn tokens_named(&self, name: &str) -> Result<Vec<(TokenRow, String)>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLUMNS}, hash FROM tokens WHERE name = ?1 AND revoked = 0 \
+             AND (expires_at IS NULL OR expires_at > ?2) ORDER BY id"
+        ))?;
+        let rows = stmt
+            .query_map(params![name, now_ms()], |r| Ok((token_row(r)?, r.get(9)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes the token of `name` whose hash is `hash`; `NotFound` when `name` has no such token
+    /// (a caller may revoke only its own).
+    pub fn revoke_token_named(&self, name: &str, hash: &str) -> Result<()> {
+        match self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE name = ?1 AND hash = ?2", [name, hash])? {
+            0 => Err(DbError::NotFound("token".into())),
+            _ => Ok(()),
+        }
     }
 
     /// Revokes a token for good. `NotFound` when there is no such token.
@@ -410,7 +448,9 @@ impl Db {
         Ok(Some(PackageWithFiles { package, files, tags }))
     }
 
-    /// Packages with a visible file whose name contains `query` (case-insensitively), by name.
+    /// Packages with a visible file whose name or summary contains `query` (case-insensitively),
+    /// by key, a page at a time. Three characters or more are looked up in the trigram index;
+    /// shorter queries (which the trigram index cannot answer) compare names only.
     pub fn search(
         &self,
         repository: &str,
@@ -420,25 +460,59 @@ impl Db {
         vis: Visibility,
     ) -> Result<(u64, Vec<PackageWithFiles>)> {
         let conn = self.conn()?;
-        let pattern =
-            format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let filter = format!(
-            "FROM packages p WHERE p.repository = ?1 AND lower(p.name) LIKE ?2 ESCAPE '\\' \
-             AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})",
-            vis.condition()
-        );
-        let total: i64 =
-            conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
+        let query = query.trim();
+        let visible = format!("EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})", vis.condition());
+        let (filter, needle) = if query.is_empty() {
+            (format!("FROM packages p WHERE p.repository = ?1 AND ?2 = '' AND {visible}"), String::new())
+        } else if query.chars().count() >= 3 {
+            (
+                format!(
+                    "FROM packages p JOIN package_search s ON s.rowid = p.id \
+                     WHERE p.repository = ?1 AND package_search MATCH ?2 AND {visible}"
+                ),
+                // One phrase: the query's characters in order, quotes doubled as FTS5 escapes them.
+                format!("\"{}\"", query.replace('"', "\"\"")),
+            )
+        } else {
+            (
+                format!("FROM packages p WHERE p.repository = ?1 AND instr(lower(p.name), ?2) > 0 AND {visible}"),
+                query.to_lowercase(),
+            )
+        };
+        let total: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) {filter}"))?
+            .query_row(params![repository, needle], |r| r.get(0))?;
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"))?;
         let packages = stmt
-            .query_map(params![repository, pattern, limit, offset], package_row)?
+            .query_map(params![repository, needle, limit, offset], package_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let mut out = Vec::with_capacity(packages.len());
         for p in packages {
             out.extend(Self::with_files(&conn, p, vis)?);
         }
         Ok((total as u64, out))
+    }
+
+    /// A package's tags and visible files without their metadata (cheap for writes to compare
+    /// against): (name, tags, [(version, qualifier, deprecated, yanked)]).
+    pub fn package_summary(&self, repository: &str, key: &str, vis: Visibility) -> Result<Option<PackageSummary>> {
+        let conn = self.conn()?;
+        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT f.version, f.qualifier, f.deprecated, f.yanked FROM files f \
+             WHERE f.package_id = ?1 AND {} ORDER BY f.id",
+            vis.condition()
+        ))?;
+        let files = stmt
+            .query_map([package.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<Vec<(String, String, Option<String>, bool)>>>()?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let tags =
+            Self::tags_of(&conn, package.id)?.into_iter().filter(|(_, v)| files.iter().any(|f| &f.0 == v)).collect();
+        Ok(Some(PackageSummary { name: package.name, tags, files }))
     }
 
     /// One file by package key and file name, whatever its state.
@@ -642,6 +716,10 @@ impl Db {
                     Self::touch(tx, package_id)?;
                 }
                 None => {
+                    // Files and tags first, while the package row is there for the change log's
+                    // triggers (a cascade would run them after it is gone).
+                    tx.execute("DELETE FROM files WHERE package_id = ?1", [package_id])?;
+                    tx.execute("DELETE FROM tags WHERE package_id = ?1", [package_id])?;
                     tx.execute("DELETE FROM packages WHERE id = ?1", [package_id])?;
                 }
             }

@@ -1,0 +1,446 @@
+//! Kept documents: protocol responses a plugin marked with `keep` (packuments, registration
+//! pages, compact index files, version lists), stored as bytes and served again without calling
+//! the plugin or reading the package's rows, until the change log says what they were rendered
+//! from changed.
+//!
+//! A document is keyed by what it may depend on: repository, path, query, base URL (which carries
+//! the `Host` a request came to) and the request headers the plugin named in `vary`. It records
+//! the change-log position it reflects (`rendered_at`); it is fresh while no package it depends on
+//! has a newer change in the [`ChangeFeed`]. A stale document is rendered again by the first
+//! reader (one render at a time per document) and, for documents readers use, in the background
+//! right after the change. A render that fails (a trap, a timeout, an internal error) keeps the
+//! previous bytes serving, is logged and counted, and is retried on the next read or change;
+//! readers never get a 500 for it. A render that answers with a client error (the package was
+//! deleted) replaces the document: that is the answer now.
+//!
+//! Documents live in memory, bounded by `document_cache_mb`; after a restart they are rendered
+//! again from the store on first read, so a crash between a commit and a render loses nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::plugin::wit;
+use crate::store::db::changes::ChangeFeed;
+
+/// Where a document is kept: everything but the `vary` headers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FamilyKey {
+    repository: String,
+    path: String,
+    query: String,
+    base_url: String,
+}
+
+/// The documents at one place, one per combination of the `vary` headers' values.
+#[derive(Default)]
+struct Family {
+    vary: RwLock<Vec<String>>,
+    slots: RwLock<HashMap<Vec<Option<String>>, Arc<Slot>>>,
+}
+
+/// What a document depends on, by package key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dependency {
+    Package(String),
+    Repository,
+}
+
+/// A kept response: its bytes, validators, and how to render it again.
+#[derive(Debug)]
+pub struct Kept {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+    /// A strong validator, quoted (`"…"`).
+    pub etag: String,
+    /// `sha-256=:…:` of the whole body, for `Repr-Digest` (Bundler checks ranged appends by it).
+    pub digest: String,
+    pub depends_on: Vec<Dependency>,
+    pub append_only: bool,
+    /// The change-log position this document reflects.
+    pub rendered_at: u64,
+    /// The request it was rendered for, to render it again (no principal, no credentials).
+    pub request: wit::Request,
+}
+
+impl Kept {
+    pub fn new(
+        response: wit::Response,
+        keep: &wit::Keep,
+        depends_on: Vec<Dependency>,
+        rendered_at: u64,
+        request: wit::Request,
+    ) -> Kept {
+        let headers = response
+            .headers
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.to_ascii_lowercase().as_str(), "etag" | "content-length" | "repr-digest"))
+            .collect();
+        Self::with_body(
+            response.status,
+            headers,
+            response.body.into(),
+            keep.append_only,
+            depends_on,
+            rendered_at,
+            request,
+        )
+    }
+
+    fn with_body(
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: bytes::Bytes,
+        append_only: bool,
+        depends_on: Vec<Dependency>,
+        rendered_at: u64,
+        request: wit::Request,
+    ) -> Kept {
+        let sha = Sha256::digest(&body);
+        Kept {
+            status,
+            headers,
+            etag: format!("\"{}\"", hex::encode(&sha[..16])),
+            digest: format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha)),
+            body,
+            depends_on,
+            append_only,
+            rendered_at,
+            request,
+        }
+    }
+
+    /// This document with `tail` appended, reflecting the change log up to `rendered_at`.
+    pub fn extended(&self, tail: &[u8], rendered_at: u64) -> Kept {
+        let mut body = Vec::with_capacity(self.body.len() + tail.len());
+        body.extend_from_slice(&self.body);
+        body.extend_from_slice(tail);
+        Self::with_body(
+            self.status,
+            self.headers.clone(),
+            body.into(),
+            self.append_only,
+            self.depends_on.clone(),
+            rendered_at,
+            self.request.clone(),
+        )
+    }
+
+    /// Whether no change the document depends on came after its render.
+    pub fn is_fresh(&self, feed: &ChangeFeed, repository: &str) -> bool {
+        self.depends_on.iter().all(|d| match d {
+            Dependency::Package(key) => feed.package(repository, key) <= self.rendered_at,
+            Dependency::Repository => feed.repository(repository) <= self.rendered_at,
+        })
+    }
+
+    /// Same bytes: a render that changed nothing does not change the validator.
+    fn same_bytes(&self, other: &Kept) -> bool {
+        self.status == other.status && self.etag == other.etag && self.headers == other.headers
+    }
+}
+
+/// One document and its render lock.
+pub struct Slot {
+    repository: String,
+    kept: RwLock<Arc<Kept>>,
+    /// Held while rendering, so concurrent readers of a stale document wait for one render.
+    pub rendering: Mutex<()>,
+    last_read: AtomicU64,
+    /// Read since its last render: the background refresher re-renders only documents in use.
+    read_since_render: AtomicBool,
+}
+
+impl Slot {
+    pub fn current(&self) -> Arc<Kept> {
+        self.kept.read().expect("slot lock").clone()
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct DocumentStats {
+    pub hits: AtomicU64,
+    pub not_modified: AtomicU64,
+    pub renders: AtomicU64,
+    pub appends: AtomicU64,
+    pub failed_renders: AtomicU64,
+    pub stale_served: AtomicU64,
+    pub evictions: AtomicU64,
+}
+
+pub struct Documents {
+    families: RwLock<HashMap<FamilyKey, Arc<Family>>>,
+    bytes: AtomicU64,
+    cap_bytes: u64,
+    clock: AtomicU64,
+    pub stats: DocumentStats,
+}
+
+/// What a request looks like to the cache.
+pub struct DocRequest<'a> {
+    pub repository: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub base_url: &'a str,
+    pub headers: &'a [(String, String)],
+}
+
+impl DocRequest<'_> {
+    fn family_key(&self) -> FamilyKey {
+        FamilyKey {
+            repository: self.repository.to_string(),
+            path: self.path.to_string(),
+            query: self.query.to_string(),
+            base_url: self.base_url.to_string(),
+        }
+    }
+
+    fn vary_values(&self, vary: &[String]) -> Vec<Option<String>> {
+        vary.iter()
+            .map(|name| self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
+            .collect()
+    }
+}
+
+impl Documents {
+    pub fn new(cap_bytes: u64) -> Documents {
+        Documents {
+            families: Default::default(),
+            bytes: AtomicU64::new(0),
+            cap_bytes,
+            clock: AtomicU64::new(0),
+            stats: DocumentStats::default(),
+        }
+    }
+
+    /// The kept document for a request, fresh or not, marked as read.
+    pub fn find(&self, req: &DocRequest) -> Option<Arc<Slot>> {
+        let family = self.families.read().expect("cache lock").get(&req.family_key())?.clone();
+        let values = req.vary_values(&family.vary.read().expect("cache lock"));
+        let slot = family.slots.read().expect("cache lock").get(&values)?.clone();
+        slot.last_read.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        slot.read_since_render.store(true, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// Keeps a freshly rendered document for a request (replacing one kept there before).
+    pub fn insert(&self, req: &DocRequest, vary: &[String], kept: Kept) -> Arc<Kept> {
+        let kept = Arc::new(kept);
+        let key = req.family_key();
+        let family = {
+            let mut families = self.families.write().expect("cache lock");
+            families.entry(key).or_default().clone()
+        };
+        {
+            let mut current = family.vary.write().expect("cache lock");
+            if *current != vary {
+                // The plugin varies by other headers now: what was kept under the old ones is
+                // keyed wrongly.
+                let mut slots = family.slots.write().expect("cache lock");
+                for slot in slots.values() {
+                    self.bytes.fetch_sub(slot.current().body.len() as u64, Ordering::Relaxed);
+                }
+                slots.clear();
+                *current = vary.to_vec();
+            }
+        }
+        let values = req.vary_values(vary);
+        let slot = Arc::new(Slot {
+            repository: req.repository.to_string(),
+            kept: RwLock::new(kept.clone()),
+            rendering: Mutex::new(()),
+            last_read: AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed)),
+            read_since_render: AtomicBool::new(false),
+        });
+        self.bytes.fetch_add(kept.body.len() as u64, Ordering::Relaxed);
+        if let Some(old) = family.slots.write().expect("cache lock").insert(values, slot) {
+            self.bytes.fetch_sub(old.current().body.len() as u64, Ordering::Relaxed);
+        }
+        self.stats.renders.fetch_add(1, Ordering::Relaxed);
+        self.evict_if_needed();
+        kept
+    }
+
+    /// Replaces a slot's document after a render. Keeps the old one (and its validator) when the
+    /// bytes are the same.
+    pub fn replace(&self, slot: &Slot, kept: Kept) -> Arc<Kept> {
+        let mut current = slot.kept.write().expect("slot lock");
+        slot.read_since_render.store(false, Ordering::Relaxed);
+        if current.same_bytes(&kept) {
+            let same = Arc::new(Kept { body: current.body.clone(), ..kept });
+            *current = same.clone();
+            return same;
+        }
+        let kept = Arc::new(kept);
+        self.bytes.fetch_add(kept.body.len() as u64, Ordering::Relaxed);
+        self.bytes.fetch_sub(current.body.len() as u64, Ordering::Relaxed);
+        *current = kept.clone();
+        drop(current);
+        self.evict_if_needed();
+        kept
+    }
+
+    /// Forgets a document (its render now answers an error, or keeps nothing).
+    pub fn remove(&self, req: &DocRequest) {
+        let Some(family) = self.families.read().expect("cache lock").get(&req.family_key()).cloned() else { return };
+        let values = req.vary_values(&family.vary.read().expect("cache lock"));
+        let old = family.slots.write().expect("cache lock").remove(&values);
+        if let Some(old) = old {
+            self.bytes.fetch_sub(old.current().body.len() as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Documents that are stale and were read since their last render: the ones worth
+    /// rendering again right after a change.
+    pub fn stale_in_use(&self, feed: &ChangeFeed) -> Vec<Arc<Slot>> {
+        let families: Vec<Arc<Family>> = self.families.read().expect("cache lock").values().cloned().collect();
+        let mut out = Vec::new();
+        for family in families {
+            for slot in family.slots.read().expect("cache lock").values() {
+                if slot.read_since_render.load(Ordering::Relaxed) && !slot.current().is_fresh(feed, &slot.repository) {
+                    out.push(slot.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Drops the least recently read documents while more than the cap is held.
+    fn evict_if_needed(&self) {
+        if self.size() <= self.cap_bytes {
+            return;
+        }
+        let mut families = self.families.write().expect("cache lock");
+        let mut all: Vec<(u64, FamilyKey, Vec<Option<String>>, u64)> = Vec::new();
+        for (key, family) in families.iter() {
+            for (values, slot) in family.slots.read().expect("cache lock").iter() {
+                all.push((
+                    slot.last_read.load(Ordering::Relaxed),
+                    key.clone(),
+                    values.clone(),
+                    slot.current().body.len() as u64,
+                ));
+            }
+        }
+        all.sort_by_key(|e| e.0);
+        let target = self.cap_bytes / 10 * 9;
+        for (_, key, values, len) in all {
+            if self.size() <= target {
+                break;
+            }
+            if let Some(family) = families.get(&key) {
+                if family.slots.write().expect("cache lock").remove(&values).is_some() {
+                    self.bytes.fetch_sub(len, Ordering::Relaxed);
+                    self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        families.retain(|_, f| !f.slots.read().expect("cache lock").is_empty());
+    }
+}
+
+/// The dependencies a plugin declared, as package keys.
+pub fn dependencies(keep: &wit::Keep, key_of: impl Fn(&str) -> String) -> Vec<Dependency> {
+    keep.depends_on
+        .iter()
+        .map(|s| match s {
+            wit::Source::Package(name) => Dependency::Package(key_of(name)),
+            wit::Source::Repository => Dependency::Repository,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(path: &str) -> wit::Request {
+        wit::Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            base_url: "http://x/r".into(),
+            principal: None,
+        }
+    }
+
+    fn kept(body: &str, at: u64) -> Kept {
+        let keep = wit::Keep { depends_on: vec![wit::Source::Package("a".into())], vary: vec![], append_only: false };
+        Kept::new(
+            wit::Response { status: 200, headers: vec![("etag".into(), "\"plugin\"".into())], body: body.into() },
+            &keep,
+            dependencies(&keep, str::to_string),
+            at,
+            request("/a"),
+        )
+    }
+
+    #[test]
+    fn documents_are_found_by_path_and_vary_headers_and_replaced_in_place() {
+        let docs = Documents::new(1 << 20);
+        let abbreviated = vec![("accept".to_string(), "application/vnd.npm.install-v1+json".to_string())];
+        let req = |headers: &'static [(String, String)]| DocRequest {
+            repository: "r",
+            path: "/a",
+            query: "",
+            base_url: "http://x/r",
+            headers,
+        };
+        let vary = vec!["accept".to_string()];
+        let full_req = DocRequest { headers: &[], ..req(&[]) };
+        docs.insert(&full_req, &vary, kept("full", 1));
+        let abbr_req = DocRequest { headers: &abbreviated, ..req(&[]) };
+        docs.insert(&abbr_req, &vary, kept("abbr", 1));
+        assert_eq!(&docs.find(&full_req).unwrap().current().body[..], b"full");
+        let slot = docs.find(&abbr_req).unwrap();
+        assert_eq!(&slot.current().body[..], b"abbr");
+        assert!(slot.current().headers.is_empty(), "the plugin's validator is replaced by the host's");
+        assert!(docs.find(&DocRequest { path: "/b", ..req(&[]) }).is_none());
+        let before = slot.current().etag.clone();
+        docs.replace(&slot, kept("abbr", 2));
+        assert_eq!(slot.current().etag, before, "same bytes, same validator");
+        assert_eq!(slot.current().rendered_at, 2);
+        docs.replace(&slot, kept("abbr2", 3));
+        assert_ne!(slot.current().etag, before);
+        assert_eq!(docs.size(), 4 + 5);
+    }
+
+    #[test]
+    fn the_least_recently_read_documents_go_first_when_over_the_cap() {
+        let docs = Documents::new(10);
+        let req = |path: &'static str| DocRequest { repository: "r", path, query: "", base_url: "b", headers: &[] };
+        docs.insert(&req("/a"), &[], kept("aaaa", 1));
+        docs.insert(&req("/b"), &[], kept("bbbb", 1));
+        docs.find(&req("/a"));
+        docs.insert(&req("/c"), &[], kept("cccc", 1));
+        assert!(docs.find(&req("/b")).is_none(), "the oldest read went");
+        assert!(docs.find(&req("/a")).is_some() && docs.find(&req("/c")).is_some());
+        assert!(docs.size() <= 10);
+    }
+
+    #[test]
+    fn appending_changes_the_validator_and_the_digest_of_the_whole() {
+        let base = kept("created_at: x\n---\n", 1);
+        let longer = base.extended(b"a 1.0 abc\n", 5);
+        assert_eq!(&longer.body[..], b"created_at: x\n---\na 1.0 abc\n");
+        assert_ne!(longer.etag, base.etag);
+        let whole = kept("created_at: x\n---\na 1.0 abc\n", 9);
+        assert_eq!(longer.digest, whole.digest);
+        assert_eq!(longer.rendered_at, 5);
+    }
+}
