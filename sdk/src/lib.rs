@@ -166,3 +166,57 @@ impl Artifact {
         !self.yanked
     }
 }
+
+/// The most of a README a plugin keeps for the package page (nuget.org's limit on an embedded
+/// README): longer ones are cut there, so that one package cannot bloat every listing.
+pub const MAX_README_BYTES: u64 = 1024 * 1024;
+
+/// A README file's bytes as text for [`Metadata::readme`]: at most [`MAX_README_BYTES`] (cut on
+/// a character boundary), invalid UTF-8 replaced, none when it is empty or blank.
+pub fn readme_text(bytes: &[u8]) -> Option<String> {
+    let cut = &bytes[..bytes.len().min(MAX_README_BYTES as usize)];
+    let mut text = String::from_utf8_lossy(cut).into_owned();
+    if cut.len() < bytes.len() && text.ends_with('\u{fffd}') {
+        // The cut split a character.
+        text.pop();
+    }
+    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// Whether a file name (no folder) is a README, and how much a package page prefers it: Markdown
+/// (`README.md`, `readme.markdown`) before plain text (`README`, `README.txt`) before any other
+/// (`README.rdoc`, `README.rst`). Lower is preferred; none for other files.
+pub fn readme_rank(file_name: &str) -> Option<u8> {
+    let lower = file_name.to_ascii_lowercase();
+    if lower != "readme" && !lower.starts_with("readme.") {
+        return None;
+    }
+    Some(if lower.ends_with(".md") || lower.ends_with(".markdown") {
+        0
+    } else if lower == "readme" || lower.ends_with(".txt") {
+        1
+    } else {
+        2
+    })
+}
+
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+
+    #[test]
+    fn readme_text_is_capped_and_lossy() {
+        assert_eq!(readme_text(b"\xef\xbb\xbf# Hi\n").as_deref(), Some("# Hi\n"));
+        assert_eq!(readme_text(b"  \n"), None);
+        let long = "é".repeat(MAX_README_BYTES as usize);
+        let text = readme_text(long.as_bytes()).unwrap();
+        assert_eq!(text.len(), MAX_README_BYTES as usize);
+        assert!(text.chars().all(|c| c == 'é'));
+        assert_eq!(readme_rank("README.md"), Some(0));
+        assert_eq!(readme_rank("readme"), Some(1));
+        assert_eq!(readme_rank("README.rdoc"), Some(2));
+        assert_eq!(readme_rank("READMEFIRST"), None);
+        assert_eq!(readme_rank("CHANGELOG.md"), None);
+    }
+}

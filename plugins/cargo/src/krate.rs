@@ -4,7 +4,7 @@
 use crate::manifest::CrateManifest;
 use flate2::read::GzDecoder;
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::Error;
+use sluice_plugin_sdk::{readme_rank, readme_text, Error, MAX_README_BYTES};
 use std::io::Read;
 use std::path::Component;
 
@@ -44,11 +44,34 @@ impl<R: ReadAt> ReadAt for Slice<R> {
 
 /// Reads the crate's manifest and checks that the archive is one crate version's.
 pub fn read_crate(file: impl ReadAt, check: Check) -> Result<CrateManifest, Error> {
+    read_crate_within(file, check, UNPACKED_LIMIT).map(|(manifest, _)| manifest)
+}
+
+/// [`read_crate`], unpacking no more than `max_unpacked` bytes (the operator's limit, never more
+/// than [`UNPACKED_LIMIT`]); with [`Check::Full`], also the README cargo names: the
+/// normalised Cargo.toml's `readme` (cargo copies a README from outside the crate in and points
+/// `readme` at it), else `README.md`, `README.txt` or `README` at the top as cargo defaults,
+/// none with `readme = false`.
+pub fn read_crate_within(
+    file: impl ReadAt,
+    check: Check,
+    max_unpacked: u64,
+) -> Result<(CrateManifest, Option<String>), Error> {
+    let limit = max_unpacked.min(UNPACKED_LIMIT);
     let gz = GzDecoder::new(BlobReader::new(file));
-    let mut archive = tar::Archive::new(LimitedReader::new(gz, UNPACKED_LIMIT, "the unpacked crate"));
+    let mut archive = tar::Archive::new(LimitedReader::new(gz, limit, "the unpacked crate"));
     let mut top: Option<String> = None;
     let mut manifest = None;
-    let bad = |what: String| Error::invalid(format!("not a valid .crate: {what}"));
+    let mut readme_setting: Option<Option<String>> = None;
+    // README-like files (by name, anywhere) met before the manifest said which one it is.
+    let mut readmes: Vec<(String, Vec<u8>)> = Vec::new();
+    let bad = |what: String| {
+        if what.contains("over its size limit") {
+            Error::too_large(format!("the crate unpacks to more than this registry's limit of {} MiB", limit >> 20))
+        } else {
+            Error::invalid(format!("not a valid .crate: {what}"))
+        }
+    };
     for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
@@ -81,9 +104,22 @@ pub fn read_crate(file: impl ReadAt, check: Check) -> Result<CrateManifest, Erro
                 .read_to_string(&mut text)
                 .map_err(|e| bad(format!("Cargo.toml: {e}")))?;
             manifest = Some(CrateManifest::from_toml(&text)?);
+            readme_setting = crate::manifest::readme_setting(&text);
             if check == Check::ManifestOnly {
                 break;
             }
+            continue;
+        }
+        let inner: Vec<String> = rest.iter().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        let inner = inner.join("/");
+        let wanted = match &readme_setting {
+            Some(Some(path)) => manifest.is_some() && normalise(path) == inner,
+            _ => readme_rank(rest.last().map(|c| c.as_os_str().to_string_lossy()).as_deref().unwrap_or("")).is_some(),
+        };
+        if kind.is_file() && wanted && readmes.len() < 8 {
+            let mut bytes = Vec::new();
+            (&mut entry).take(MAX_README_BYTES).read_to_end(&mut bytes).map_err(|e| bad(e.to_string()))?;
+            readmes.push((inner, bytes));
         }
     }
     let manifest = manifest.ok_or_else(|| bad("it has no Cargo.toml in its top folder".into()))?;
@@ -94,7 +130,20 @@ pub fn read_crate(file: impl ReadAt, check: Check) -> Result<CrateManifest, Erro
             top.unwrap_or_default()
         )));
     }
-    Ok(manifest)
+    let chosen = match readme_setting {
+        Some(None) => None,
+        Some(Some(path)) => readmes.into_iter().find(|(p, _)| *p == normalise(&path)),
+        None => ["README.md", "README.txt", "README"]
+            .iter()
+            .find_map(|name| readmes.iter().position(|(p, _)| p == name))
+            .map(|i| readmes.swap_remove(i)),
+    };
+    Ok((manifest, chosen.and_then(|(_, bytes)| readme_text(&bytes))))
+}
+
+/// A manifest path (`./docs/README.md`, `docs\README.md`) as the archive names it.
+fn normalise(path: &str) -> String {
+    path.replace('\\', "/").trim_start_matches("./").to_string()
 }
 
 #[cfg(test)]
@@ -146,5 +195,32 @@ pub(crate) mod tests {
         let slice = Slice { inner: &body, offset: 4, len: krate.len() as u64 };
         assert_eq!(slice.read_at(0, u32::MAX), krate);
         assert_eq!(read_crate(slice, Check::ManifestOnly).unwrap().name, "sluice-app");
+    }
+
+    /// As `cargo package` lays a crate out: Cargo.toml.orig and Cargo.toml first, the README
+    /// where `readme` says (copied in from the workspace root when it was `../README.md`).
+    #[test]
+    fn finds_the_readme_cargo_names() {
+        let with = |readme: &str| APP_TOML.replace("[package]\n", &format!("[package]\n{readme}"));
+        let readme = |toml: &str, files: &[(&str, &str)]| {
+            let mut entries = vec![("sluice-app-0.2.0/Cargo.toml", toml)];
+            entries.extend(files.iter().map(|(p, b)| (*p, *b)));
+            entries.push(("sluice-app-0.2.0/src/lib.rs", "pub fn f() {}\n"));
+            read_crate_within(crate_file(&entries), Check::Full, UNPACKED_LIMIT).unwrap().1
+        };
+        let files = [("sluice-app-0.2.0/README.md", "# App\n"), ("sluice-app-0.2.0/docs/guide.md", "# Guide\n")];
+        assert_eq!(readme(APP_TOML, &files).as_deref(), Some("# App\n"), "cargo's default README.md");
+        assert_eq!(readme(&with("readme = \"docs/guide.md\"\n"), &files).as_deref(), Some("# Guide\n"));
+        assert_eq!(readme(&with("readme = false\n"), &files), None);
+        assert_eq!(readme(APP_TOML, &[("sluice-app-0.2.0/README", "plain")]).as_deref(), Some("plain"));
+        assert_eq!(readme(APP_TOML, &[("sluice-app-0.2.0/docs/README.md", "# nested")]), None);
+        // A README before Cargo.toml in the archive is found too.
+        let krate = crate_file(&[("sluice-app-0.2.0/README.md", "# first"), ("sluice-app-0.2.0/Cargo.toml", APP_TOML)]);
+        assert_eq!(read_crate_within(krate, Check::Full, UNPACKED_LIMIT).unwrap().1.as_deref(), Some("# first"));
+
+        let big = "x".repeat(4096);
+        let krate = crate_file(&[("sluice-app-0.2.0/Cargo.toml", APP_TOML), ("sluice-app-0.2.0/big.rs", &big)]);
+        let err = read_crate_within(krate, Check::Full, 1024).unwrap_err();
+        assert_eq!(err.kind, sluice_plugin_sdk::ErrorKind::TooLarge, "{}", err.message);
     }
 }

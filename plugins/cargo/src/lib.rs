@@ -33,15 +33,17 @@ pub fn info() -> FormatInfo {
 
 /// Reads and checks a `.crate`; the host stores it under `file_name`, which must be the name
 /// cargo downloads it by (`NAME-VERSION.crate`).
-pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
-    let manifest = krate::read_crate(file, krate::Check::Full)?;
+pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+    let (manifest, readme) = krate::read_crate_within(file, krate::Check::Full, limits.max_unpacked_bytes)?;
     if file_name != manifest.file_name() {
         return Err(Error::invalid(format!(
             "the file is named {file_name:?} but its Cargo.toml makes it {:?}",
             manifest.file_name()
         )));
     }
-    Ok(manifest.to_metadata())
+    let mut meta = manifest.to_metadata();
+    meta.readme = readme;
+    Ok(meta)
 }
 
 /// A `.crate` is a gzipped tar with everything under `NAME-VERSION/`: unpack it so that
@@ -72,8 +74,8 @@ impl Plugin for Cargo {
     fn info() -> FormatInfo {
         info()
     }
-    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
-        parse(file_name, file)
+    fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+        parse(file_name, file, limits)
     }
     fn extraction_for(_meta: &Metadata) -> Extraction {
         extraction()
@@ -98,16 +100,16 @@ mod tests {
 
     #[test]
     fn parse_checks_the_stored_name() {
-        let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
+        let meta = parse("sluice-app-0.2.0.crate", app_crate(), &Limits::TEST).unwrap();
         assert_eq!((meta.name.as_str(), meta.version.as_str()), ("sluice-app", "0.2.0"));
         assert_eq!(meta.license.as_deref(), Some("MIT OR Apache-2.0"));
-        let err = parse("upload.crate", app_crate()).unwrap_err();
+        let err = parse("upload.crate", app_crate(), &Limits::TEST).unwrap_err();
         assert!(err.message.contains("sluice-app-0.2.0.crate"), "{}", err.message);
     }
 
     #[test]
     fn trigger_and_extraction() {
-        let meta = parse("sluice-app-0.2.0.crate", app_crate()).unwrap();
+        let meta = parse("sluice-app-0.2.0.crate", app_crate(), &Limits::TEST).unwrap();
         assert_eq!(trigger(&meta).variables[0], ("CRATE_NAME".to_string(), "sluice-app".to_string()));
         assert_eq!(extraction().steps[0].argv.join(" "), "-xzf {archive} -C {dest} --strip-components=1");
         assert_eq!(info().name, "cargo");

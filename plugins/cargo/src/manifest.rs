@@ -308,6 +308,17 @@ fn strings(value: &Value, at: &str) -> Result<Vec<String>, Error> {
         .collect()
 }
 
+/// The normalised manifest's `package.readme`: a path, `false` (none: `Some(None)`), or absent
+/// (cargo's default README files: `None`).
+pub fn readme_setting(text: &str) -> Option<Option<String>> {
+    let doc: Table = toml::from_str(text).ok()?;
+    match doc.get("package")?.as_table()?.get("readme")? {
+        Value::String(path) => Some(Some(path.clone())),
+        Value::Boolean(false) => Some(None),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

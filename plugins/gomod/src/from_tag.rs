@@ -321,7 +321,7 @@ mod tests {
         let tree = MemoryTree::new(&[("go.mod", "module example.com/m\n"), ("m.go", "package m")]);
         let file = from_tag(&tag("v1.0.0"), &tree).unwrap().unwrap();
         assert_eq!(file.file_name, "v1.0.0.zip");
-        let meta = crate::parse::parse(&file.file_name, &file.bytes).unwrap();
+        let meta = crate::parse::parse(&file.file_name, &file.bytes, &sluice_plugin_sdk::Limits::TEST).unwrap();
         assert_eq!((meta.name.as_str(), meta.version.as_str()), ("example.com/m", "v1.0.0"));
         assert!(from_tag(&tag("nightly"), &tree).unwrap().is_none());
     }
@@ -349,7 +349,7 @@ mod tests {
         info.source_name = Some("github.com/pkg/errors".into());
         let file = from_tag(&info, &legacy).unwrap().unwrap();
         assert_eq!(file.file_name, "v2.1.0+incompatible.zip");
-        let meta = crate::parse::parse(&file.file_name, &file.bytes).unwrap();
+        let meta = crate::parse::parse(&file.file_name, &file.bytes, &sluice_plugin_sdk::Limits::TEST).unwrap();
         assert_eq!((meta.name.as_str(), meta.version.as_str()), ("github.com/pkg/errors", "v2.1.0+incompatible"));
         let manifest = crate::parse::Manifest::read(&meta.manifest);
         assert_eq!(manifest.go_mod, "module github.com/pkg/errors\n");

@@ -65,8 +65,8 @@ impl Plugin for GoModules {
     fn info() -> FormatInfo {
         info()
     }
-    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
-        parse::parse(file_name, file)
+    fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+        parse::parse(file_name, file, limits)
     }
     fn extraction_for(meta: &Metadata) -> Extraction {
         extraction_for(meta)

@@ -5,7 +5,7 @@
 use crate::module_path;
 use crate::module_zip::{MAX_GO_MOD, MAX_ZIP_FILE};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::{Dependency, Error, Metadata};
+use sluice_plugin_sdk::{readme_rank, readme_text, Dependency, Error, Limits, Metadata, MAX_README_BYTES};
 use std::io::Read;
 
 /// What is stored with a version: the go.mod the proxy serves as `.mod`, and the commit time it
@@ -37,8 +37,8 @@ fn split_prefix(name: &str) -> Result<(&str, &str), Error> {
     Ok((module, version))
 }
 
-/// Reads a module zip.
-pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
+/// Reads a module zip; its content may unpack to no more than `limits.max_unpacked_bytes`.
+pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
     let size = file.size();
     if size > MAX_ZIP_FILE {
         return Err(Error::too_large(format!("{file_name}: module zip is larger than {MAX_ZIP_FILE} bytes")));
@@ -61,6 +61,8 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
     let prefix = format!("{module}@{version}/");
     let mut total: u64 = 0;
     let mut time = None;
+    // The module root's README files, for the package page: (rank, index).
+    let mut readmes: Vec<(u8, String, usize)> = Vec::new();
     for index in 0..archive.len() {
         let entry = archive.by_index_raw(index).map_err(|e| Error::invalid(format!("{file_name}: {e}")))?;
         time = time.or_else(|| crate::module_zip::entry_time(&entry));
@@ -72,10 +74,21 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
             module_path::check_file_path(path)
                 .map_err(|e| Error::invalid(format!("zip entry {:?}: {e}", entry.name())))?;
         }
+        if entry.is_file() && !path.contains('/') {
+            if let Some(rank) = readme_rank(path) {
+                readmes.push((rank, path.to_string(), index));
+            }
+        }
         total = total.saturating_add(entry.size());
     }
     if total > MAX_ZIP_FILE {
         return Err(Error::too_large(format!("{file_name}: module content is larger than {MAX_ZIP_FILE} bytes")));
+    }
+    if total > limits.max_unpacked_bytes {
+        return Err(Error::too_large(format!(
+            "{file_name}: module content unpacks to more than this registry's limit of {} MiB",
+            limits.max_unpacked_bytes >> 20
+        )));
     }
 
     let go_mod_name = format!("{prefix}go.mod");
@@ -111,6 +124,15 @@ pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
         .map(|r| Dependency { name: r.path, requirement: r.version, kind: "runtime".into(), group: String::new() })
         .collect();
     meta.manifest = serde_json::to_string(&Manifest { go_mod, time }).expect("a manifest serialises");
+    if let Some((_, name, index)) = readmes.into_iter().min() {
+        let entry = archive.by_index(index).map_err(|e| Error::invalid(format!("{file_name}: {e}")))?;
+        let mut bytes = Vec::new();
+        entry
+            .take(MAX_README_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::invalid(format!("{file_name}: reading {name}: {e}")))?;
+        meta.readme = readme_text(&bytes);
+    }
     Ok(meta)
 }
 
@@ -134,7 +156,7 @@ mod tests {
             "module example.com/M/v2\n\nrequire (\n\texample.com/dep v1.4.0\n\texample.com/ind v0.1.0 // indirect\n)\n";
         let bytes =
             zip_of(&[("example.com/M/v2@v2.1.0/go.mod", go_mod), ("example.com/M/v2@v2.1.0/m.go", "package m")]);
-        let meta = parse("v2.1.0.zip", &bytes).unwrap();
+        let meta = parse("v2.1.0.zip", &bytes, &Limits::TEST).unwrap();
         assert_eq!(meta.name, "example.com/M/v2");
         assert_eq!(meta.version, "v2.1.0");
         assert_eq!(Manifest::read(&meta.manifest), Manifest { go_mod: go_mod.into(), time: None });
@@ -144,8 +166,11 @@ mod tests {
 
     #[test]
     fn rejects_malformed_zips() {
-        let e = |files: &[(&str, &str)]| parse("x.zip", zip_of(files)).unwrap_err().message;
-        assert!(parse("x.zip", b"not a zip".to_vec()).unwrap_err().message.contains("not a readable zip"));
+        let e = |files: &[(&str, &str)]| parse("x.zip", zip_of(files), &Limits::TEST).unwrap_err().message;
+        assert!(parse("x.zip", b"not a zip".to_vec(), &Limits::TEST)
+            .unwrap_err()
+            .message
+            .contains("not a readable zip"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("other/x.go", "")]).contains("outside"));
         assert!(e(&[("example.com/m@v1.0.0/go.mod", "module example.com/m\n"), ("example.com/m@v1.0.0/../x", "")])
             .contains("invalid path element"));
@@ -155,5 +180,27 @@ mod tests {
         assert!(e(&[("example.com/m@v2.0.0/go.mod", "module example.com/m\n")]).contains("takes only v0 and v1"));
         assert!(e(&[("example.com/m@v1.0/go.mod", "module example.com/m\n")]).contains("not a semantic version"));
         assert!(e(&[("nodot@v1.0.0/go.mod", "module nodot\n")]).contains("missing dot"));
+    }
+
+    /// A module as `git archive` of a tag gives it: README.md at the root beside a docs/ folder
+    /// with its own README, and a plain README too.
+    #[test]
+    fn reads_the_module_roots_readme() {
+        let p = "github.com/Azure/m@v1.2.0/";
+        let files = |extra: &[(&str, &str)]| {
+            let mut all = vec![(format!("{p}go.mod"), "module github.com/Azure/m\n".to_string())];
+            all.extend(extra.iter().map(|(n, b)| (format!("{p}{n}"), b.to_string())));
+            let refs: Vec<(&str, &str)> = all.iter().map(|(n, b)| (n.as_str(), b.as_str())).collect();
+            parse("v1.2.0.zip", zip_of(&refs), &Limits::TEST).unwrap().readme
+        };
+        let readme = files(&[("README", "plain"), ("docs/README.md", "# docs"), ("README.md", "# m\n")]);
+        assert_eq!(readme.as_deref(), Some("# m\n"), "Markdown at the root first");
+        assert_eq!(files(&[("readme.txt", "text"), ("docs/README.md", "# docs")]).as_deref(), Some("text"));
+        assert_eq!(files(&[("docs/README.md", "# docs"), ("m.go", "package m")]), None);
+
+        let limits = Limits { max_upload_bytes: 1 << 20, max_unpacked_bytes: 1000 };
+        let big = "x".repeat(2000);
+        let zip = zip_of(&[(&format!("{p}go.mod"), "module github.com/Azure/m\n"), (&format!("{p}big.go"), &big)]);
+        assert_eq!(parse("v1.2.0.zip", zip, &limits).unwrap_err().kind, sluice_plugin_sdk::ErrorKind::TooLarge);
     }
 }

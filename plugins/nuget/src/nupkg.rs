@@ -11,7 +11,7 @@ use crate::version::NuGetVersion;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::{Dependency, Error, Limits, Metadata};
+use sluice_plugin_sdk::{readme_text, Dependency, Error, Limits, Metadata, MAX_README_BYTES};
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::{Read, Seek};
@@ -81,6 +81,9 @@ pub fn parse<R: ReadAt>(source: R, limits: &Limits) -> Result<Metadata, Error> {
             return Err(Error::invalid(format!("the icon `{path}` is not a PNG or JPEG file, the types NuGet shows")));
         }
         files.push(embedded(&mut archive, EmbeddedRole::Icon, path)?);
+    }
+    if let Some(path) = read_nuspec(&meta.manifest)?.readme.map(|p| p.trim().to_string()).filter(|p| !p.is_empty()) {
+        meta.readme = Some(readme(&mut archive, &path)?);
     }
     if !files.is_empty() {
         let stored = StoredManifest { nuspec: Cow::Borrowed(&meta.manifest), files };
@@ -153,11 +156,7 @@ fn embedded<R: Read + Seek>(
     path: &str,
 ) -> Result<EmbeddedFile, Error> {
     let wanted = zip_path(path);
-    let index = archive.index_for_name(&wanted).or_else(|| {
-        // Packers on Windows differ in case; NuGet finds the file case-insensitively.
-        let name = archive.file_names().find(|n| n.eq_ignore_ascii_case(&wanted))?.to_string();
-        archive.index_for_name(&name)
-    });
+    let index = entry_for(archive, &wanted);
     let what = match role {
         EmbeddedRole::License => "the license file",
         EmbeddedRole::Icon => "the icon file",
@@ -172,6 +171,31 @@ fn embedded<R: Read + Seek>(
         }
     })?;
     Ok(EmbeddedFile { role, path: wanted, data: base64::engine::general_purpose::STANDARD.encode(data) })
+}
+
+/// The zip entry a nuspec path names; packers on Windows differ in case, and NuGet finds the
+/// file case-insensitively.
+fn entry_for<R: Read + Seek>(archive: &zip::ZipArchive<R>, wanted: &str) -> Option<usize> {
+    archive.index_for_name(wanted).or_else(|| {
+        let name = archive.file_names().find(|n| n.eq_ignore_ascii_case(wanted))?.to_string();
+        archive.index_for_name(&name)
+    })
+}
+
+/// The README the nuspec names (`<readme>`), which nuget.org requires to be in the package and
+/// at most 1 MiB; Markdown as the author wrote it.
+fn readme<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, path: &str) -> Result<String, Error> {
+    let wanted = zip_path(path);
+    let index = entry_for(archive, &wanted)
+        .ok_or_else(|| Error::invalid(format!("the nuspec names the readme `{path}`, which is not in the package")))?;
+    let data = read_entry(archive, index, MAX_README_BYTES, "the readme file").map_err(|e| {
+        if e.message.contains("over its size limit") {
+            Error::too_large(format!("the readme `{path}` is larger than {} MiB", MAX_README_BYTES >> 20))
+        } else {
+            e
+        }
+    })?;
+    Ok(readme_text(&data).unwrap_or_default())
 }
 
 /// A nuspec path (`images\icon.png`, `./LICENSE.txt`) as the zip entry name it packs to.
@@ -291,6 +315,8 @@ struct NuspecMetadata {
     license_url: Option<String>,
     icon: Option<String>,
     icon_url: Option<String>,
+    /// The embedded README's path (`<readme>docs\README.md</readme>`), shown on nuget.org.
+    readme: Option<String>,
     project_url: Option<String>,
     tags: Option<String>,
     repository: Option<Repository>,
@@ -647,6 +673,37 @@ pub(crate) mod tests {
         assert!(message(parse(pkg, &Limits::TEST).unwrap_err()).contains("not a PNG or JPEG"));
         // A manifest stored without embedded files is the nuspec itself.
         assert_eq!(StoredManifest::read(DEMO_NUSPEC).nuspec, DEMO_NUSPEC);
+    }
+
+    /// As `dotnet pack` writes a package with `<PackageReadmeFile>docs\README.md</PackageReadmeFile>`:
+    /// the nuspec's `<readme>` with a Windows path, the file under the folder it was packed from.
+    #[test]
+    fn reads_the_readme_the_nuspec_names() {
+        let nuspec = DEMO_NUSPEC.replace("<license ", "<readme>docs\\README.md</readme><license ");
+        assert!(nuspec.contains("<readme>docs\\README.md</readme>"));
+        let readme = b"\xef\xbb\xbf# Sluice.Demo\n\nUse it like `Demo.Run()`.\n";
+        let pkg = zip_of(&[
+            ("Sluice.Demo.nuspec", nuspec.as_bytes()),
+            ("docs/README.md", readme),
+            ("lib/net6.0/Sluice.Demo.dll", b"MZ"),
+        ]);
+        let meta = parse(pkg, &Limits::TEST).unwrap();
+        assert_eq!(meta.readme.as_deref(), Some("# Sluice.Demo\n\nUse it like `Demo.Run()`.\n"));
+        assert_eq!(meta.manifest, nuspec, "the README is not kept in the manifest");
+        // Packed on Windows, the entry's case may differ.
+        let pkg = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes()), ("docs/readme.MD", b"hi")]);
+        assert_eq!(parse(pkg, &Limits::TEST).unwrap().readme.as_deref(), Some("hi"));
+        // No `<readme>`: none, whatever files the package has.
+        let pkg = zip_of(&[("Sluice.Demo.nuspec", DEMO_NUSPEC.as_bytes()), ("README.md", b"hi")]);
+        assert_eq!(parse(pkg, &Limits::TEST).unwrap().readme, None);
+
+        let missing = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes())]);
+        let err = parse(missing, &Limits::TEST).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(err.message.contains("the readme `docs\\README.md`, which is not in the package"), "{}", err.message);
+        let huge = vec![b'a'; MAX_README_BYTES as usize + 1];
+        let pkg = zip_of(&[("Sluice.Demo.nuspec", nuspec.as_bytes()), ("docs/README.md", &huge)]);
+        assert_eq!(parse(pkg, &Limits::TEST).unwrap_err().kind, ErrorKind::TooLarge);
     }
 
     #[test]

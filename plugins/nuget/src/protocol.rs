@@ -552,8 +552,9 @@ pub(crate) mod tests {
         );
         let index = respond_json(get(&reg, "/v3/registration/sluice.demo/index.json").unwrap());
         assert_eq!(index["count"], 10_000_usize.div_ceil(crate::registration::PAGE_SIZE));
+        // Sluice.Demo 1.0.0 is among them (1.0 is 1.0.0).
         let (req, body) = push_request(&nupkg());
-        let outcome = handle(&SummaryOnly(&reg), &req, &body, &Limits::TEST).unwrap();
-        assert_eq!(outcome.effects.len(), 1);
+        let err = handle(&SummaryOnly(&reg), &req, &body, &Limits::TEST).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Conflict);
     }
 }

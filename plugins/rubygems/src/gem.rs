@@ -6,7 +6,7 @@ use flate2::read::GzDecoder;
 use serde_yaml::Value;
 use sha2::{Digest, Sha256, Sha512};
 use sluice_plugin_sdk::io::{BlobReader, LimitedReader, ReadAt};
-use sluice_plugin_sdk::Error;
+use sluice_plugin_sdk::{readme_rank, readme_text, Error, MAX_README_BYTES};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
@@ -36,8 +36,22 @@ struct Digests {
     sha512: String,
 }
 
+/// What a full read of a gem finds besides its specification.
+pub struct GemContents {
+    pub spec: Gemspec,
+    /// The README at the top of `data.tar.gz`, as the package page shows it.
+    pub readme: Option<String>,
+}
+
 /// Reads a gem's specification, checking the whole file when asked.
 pub fn read_gem(source: impl ReadAt, check: Check) -> Result<Gemspec, Error> {
+    read_gem_within(source, check, DATA_LIMIT).map(|c| c.spec)
+}
+
+/// [`read_gem`], with `data.tar.gz` unpacked to at most `max_unpacked` bytes (the operator's
+/// limit, never more than [`DATA_LIMIT`]), and the gem's README.
+pub fn read_gem_within(source: impl ReadAt, check: Check, max_unpacked: u64) -> Result<GemContents, Error> {
+    let mut readmes: Vec<(String, Vec<u8>)> = Vec::new();
     let mut archive = tar::Archive::new(BlobReader::new(source));
     let mut metadata: Option<Vec<u8>> = None;
     let mut checksums: Option<Vec<u8>> = None;
@@ -64,7 +78,7 @@ pub fn read_gem(source: impl ReadAt, check: Check) -> Result<Gemspec, Error> {
         match name {
             METADATA => metadata = Some(read_limited(&mut hashing, METADATA_LIMIT, "metadata.gz")?),
             CHECKSUMS => checksums = Some(read_limited(&mut hashing, CHECKSUMS_LIMIT, "checksums.yaml.gz")?),
-            _ => check_data(&mut hashing)?,
+            _ => check_data(&mut hashing, max_unpacked.min(DATA_LIMIT), &mut readmes)?,
         }
         digests.insert(name, hashing.finish().map_err(not_a_gem)?);
         if check == Check::SpecOnly {
@@ -81,7 +95,26 @@ pub fn read_gem(source: impl ReadAt, check: Check) -> Result<Gemspec, Error> {
             verify_checksums(&gunzip(&checksums, CHECKSUMS_LIMIT, CHECKSUMS)?, &digests)?;
         }
     }
-    Gemspec::from_yaml(&gunzip(&metadata, METADATA_LIMIT, METADATA)?)
+    let yaml = gunzip(&metadata, METADATA_LIMIT, METADATA)?;
+    let spec = Gemspec::from_yaml(&yaml)?;
+    let readme = pick_readme(readmes, &crate::spec::listed_files(&yaml)).and_then(|bytes| readme_text(&bytes));
+    Ok(GemContents { spec, readme })
+}
+
+/// Whether a path in `data.tar.gz` is a README at the gem's top (`README.md`, `README`,
+/// `readme.rdoc`...).
+fn is_readme(path: &str) -> bool {
+    !path.contains('/') && readme_rank(path).is_some()
+}
+
+/// The README a gem page shows: among the top-level README files that the gemspec's `files`
+/// lists (all of them when it lists none), Markdown first, then plain text, then any other.
+fn pick_readme(candidates: Vec<(String, Vec<u8>)>, listed: &[String]) -> Option<Vec<u8>> {
+    candidates
+        .into_iter()
+        .filter(|(name, _)| listed.is_empty() || listed.iter().any(|l| l.trim_start_matches("./") == name))
+        .min_by_key(|(name, _)| (readme_rank(name), name.clone()))
+        .map(|(_, bytes)| bytes)
 }
 
 fn not_a_gem(e: io::Error) -> Error {
@@ -106,14 +139,27 @@ fn safe_path<R: Read>(entry: &tar::Entry<'_, R>, archive: &str) -> Result<String
     Ok(path.trim_start_matches("./").to_string())
 }
 
-/// Walks `data.tar.gz`: a valid gzip of a tar whose entries are all plain files and folders.
-fn check_data(raw: &mut impl Read) -> Result<(), Error> {
-    let unpacked = LimitedReader::new(GzDecoder::new(&mut *raw), DATA_LIMIT, "data.tar.gz unpacked");
+/// Walks `data.tar.gz`: a valid gzip of a tar whose entries are all plain files and folders,
+/// unpacking to at most `limit` bytes; keeps its top-level README files (a few, each cut to
+/// [`MAX_README_BYTES`]).
+fn check_data(raw: &mut impl Read, limit: u64, readmes: &mut Vec<(String, Vec<u8>)>) -> Result<(), Error> {
+    let unpacked = LimitedReader::new(GzDecoder::new(&mut *raw), limit, "data.tar.gz unpacked");
     let mut files = tar::Archive::new(unpacked);
-    let bad = |e: io::Error| Error::invalid(format!("data.tar.gz is not a valid gzip-compressed tar: {e}"));
+    let bad = |e: io::Error| {
+        if e.to_string().contains("over its size limit") {
+            Error::too_large(format!("data.tar.gz unpacks to more than this registry's limit of {} MiB", limit >> 20))
+        } else {
+            Error::invalid(format!("data.tar.gz is not a valid gzip-compressed tar: {e}"))
+        }
+    };
     for entry in files.entries().map_err(bad)? {
-        let entry = entry.map_err(bad)?;
-        safe_path(&entry, "data.tar.gz")?;
+        let mut entry = entry.map_err(bad)?;
+        let path = safe_path(&entry, "data.tar.gz")?;
+        if entry.header().entry_type().is_file() && is_readme(&path) && readmes.len() < 8 {
+            let mut bytes = Vec::new();
+            (&mut entry).take(MAX_README_BYTES).read_to_end(&mut bytes).map_err(bad)?;
+            readmes.push((path, bytes));
+        }
     }
     drop(files);
     // Hash the rest of the entry (the gzip trailer, tar padding) that the walk did not need.
@@ -337,5 +383,54 @@ pub(crate) mod tests {
         let err = read_gem(replaced("metadata.gz", gzip(&huge)), Check::SpecOnly).unwrap_err();
         assert_eq!(err.kind, sluice_plugin_sdk::ErrorKind::TooLarge);
         assert!(err.message.contains("metadata.gz unpacked is larger than"), "{}", err.message);
+    }
+
+    /// A gem as `bundle gem` lays it out: README.md and friends at the top of data.tar.gz, named
+    /// in the gemspec's `files`, next to lib/ and a docs/ folder of its own.
+    fn gem_with(files: &[&str], data: &[(&str, &[u8])]) -> Vec<u8> {
+        let yaml = String::from_utf8(include_bytes!("../tests/fixtures/sluice-hello-1.2.0.yaml").to_vec()).unwrap();
+        let listed: String = files.iter().map(|f| format!("- {f}\n")).collect();
+        let yaml = yaml.replace("files:\n- lib/hello.rb\n", &format!("files:\n{listed}"));
+        let data: Vec<(String, Vec<u8>)> = data.iter().map(|(p, b)| (p.to_string(), b.to_vec())).collect();
+        let entries: Vec<_> = fixture_entries()
+            .into_iter()
+            .filter(|(p, _)| p != "checksums.yaml.gz")
+            .map(|(p, b)| match p.as_str() {
+                "metadata.gz" => (p, gzip(yaml.as_bytes())),
+                "data.tar.gz" => (p, gzip(&tar_of(&data))),
+                _ => (p, b),
+            })
+            .collect();
+        tar_of(&entries)
+    }
+
+    #[test]
+    fn finds_the_readme_the_gemspec_packs() {
+        let data: &[(&str, &[u8])] = &[
+            ("README.rdoc", b"= Hello"),
+            ("README.md", b"# Hello\n\nSay hi.\n"),
+            ("docs/README.md", b"# Docs"),
+            ("CHANGELOG.md", b"# 1.2.0"),
+            ("lib/hello.rb", b"puts 1"),
+        ];
+        let readme = |files: &[&str], data: &[(&str, &[u8])]| {
+            read_gem_within(gem_with(files, data), Check::Full, DATA_LIMIT).unwrap().readme
+        };
+        let all = ["README.md", "README.rdoc", "CHANGELOG.md", "docs/README.md", "lib/hello.rb"];
+        assert_eq!(readme(&all, data).as_deref(), Some("# Hello\n\nSay hi.\n"), "Markdown first");
+        assert_eq!(readme(&["README.rdoc", "lib/hello.rb"], data).as_deref(), Some("= Hello"), "only what is packed");
+        assert_eq!(readme(&["lib/hello.rb"], &[("lib/hello.rb", b"puts 1"), ("docs/README.md", b"x")]), None);
+        assert_eq!(readme(&[], &[("readme", b"plain")]).as_deref(), Some("plain"), "no files list: any README");
+        // The spec alone never needs data.tar.gz.
+        assert!(read_gem_within(HELLO_GEM, Check::Full, DATA_LIMIT).unwrap().readme.is_none());
+    }
+
+    #[test]
+    fn data_unpacks_within_the_operators_limit() {
+        let big = vec![b'x'; 64 << 10];
+        let gem = gem_with(&["lib/big.rb"], &[("lib/big.rb", &big)]);
+        assert!(read_gem_within(gem.clone(), Check::Full, 1 << 20).is_ok());
+        let err = read_gem_within(gem, Check::Full, 32 << 10).err().unwrap();
+        assert_eq!(err.kind, sluice_plugin_sdk::ErrorKind::TooLarge, "{}", err.message);
     }
 }

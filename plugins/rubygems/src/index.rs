@@ -8,6 +8,7 @@ use crate::version;
 use md5::Md5;
 use sha2::Digest;
 use sluice_plugin_sdk::{Artifact, Error, PackageView};
+use std::collections::HashMap;
 
 /// A stored gem file with its parsed spec.
 pub struct Release<'a> {
@@ -117,11 +118,16 @@ pub fn specs(packages: &[PackageView], which: SpecsIndex) -> Result<Vec<u8>, Err
             .filter(|r| !r.artifact.yanked && is_prerelease(&r.spec.version) == (which == SpecsIndex::Prerelease))
             .map(|r| r.spec)
             .collect();
+        // The highest version per platform, found in one pass (linear in versions).
+        let mut highest: HashMap<&str, &str> = HashMap::new();
         for spec in &live {
-            let newest = live
-                .iter()
-                .filter(|other| other.platform == spec.platform)
-                .all(|other| version::compare(&other.version, &spec.version).is_le());
+            let best = highest.entry(spec.platform.as_str()).or_insert(spec.version.as_str());
+            if version::compare(best, &spec.version).is_lt() {
+                *best = spec.version.as_str();
+            }
+        }
+        for spec in &live {
+            let newest = version::compare(highest[spec.platform.as_str()], &spec.version).is_le();
             if which != SpecsIndex::Latest || newest {
                 tuples.push((spec.name.clone(), spec.version.clone(), spec.platform.clone()));
             }

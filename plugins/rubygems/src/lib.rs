@@ -14,8 +14,8 @@ pub mod version;
 
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
-    Response, Trigger,
+    Change, Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry,
+    Request, Response, Trigger,
 };
 
 pub fn info() -> FormatInfo {
@@ -31,15 +31,17 @@ pub fn info() -> FormatInfo {
 
 /// Reads and checks a `.gem`. The host stores it under `file_name`, which must be the name
 /// RubyGems gives this gem (`NAME-VERSION[-PLATFORM].gem`): clients download it by that name.
-pub fn parse(file_name: &str, file: impl ReadAt) -> Result<Metadata, Error> {
-    let spec = gem::read_gem(file, gem::Check::Full)?;
+pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+    let gem::GemContents { spec, readme } = gem::read_gem_within(file, gem::Check::Full, limits.max_unpacked_bytes)?;
     if file_name != spec.file_name() {
         return Err(Error::invalid(format!(
             "the file is named {file_name:?} but its gemspec makes it {:?}",
             spec.file_name()
         )));
     }
-    Ok(spec.to_metadata())
+    let mut meta = spec.to_metadata();
+    meta.readme = readme;
+    Ok(meta)
 }
 
 /// A gem is a tar holding `data.tar.gz`: unpack the outer tar to scratch, then the files.
@@ -76,8 +78,8 @@ impl Plugin for RubyGems {
     fn info() -> FormatInfo {
         info()
     }
-    fn parse(file_name: &str, file: impl ReadAt, _limits: &Limits) -> Result<Metadata, Error> {
-        parse(file_name, file)
+    fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
+        parse(file_name, file, limits)
     }
     fn extraction_for(_meta: &Metadata) -> Extraction {
         extraction()
@@ -91,6 +93,9 @@ impl Plugin for RubyGems {
     fn render_error(err: &Error) -> Response {
         protocol::render_error(err)
     }
+    fn extend(registry: &impl Registry, req: &Request, changes: &[Change]) -> Result<Option<Vec<u8>>, Error> {
+        protocol::extend(registry, req, changes)
+    }
 }
 
 sluice_plugin_sdk::export!(RubyGems);
@@ -102,17 +107,17 @@ mod tests {
 
     #[test]
     fn parse_checks_the_stored_name() {
-        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM).unwrap();
+        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM, &Limits::TEST).unwrap();
         assert_eq!((meta.name.as_str(), meta.version.as_str(), meta.qualifier.as_str()), ("sluice-hello", "1.2.0", ""));
         assert_eq!(meta.summary.as_deref(), Some("Says hello"));
         assert_eq!(meta.authors, ["Ada", "Bob"]);
-        let err = parse("upload.gem", HELLO_GEM).unwrap_err();
+        let err = parse("upload.gem", HELLO_GEM, &Limits::TEST).unwrap_err();
         assert!(err.message.contains("sluice-hello-1.2.0.gem"), "{}", err.message);
     }
 
     #[test]
     fn trigger_and_extraction() {
-        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM).unwrap();
+        let meta = parse("sluice-hello-1.2.0.gem", HELLO_GEM, &Limits::TEST).unwrap();
         let t = trigger(&meta);
         assert_eq!(t.event, "package_push");
         assert!(t.variables.contains(&("GEM_PLATFORM".to_string(), "ruby".to_string())));

@@ -369,6 +369,17 @@ fn strings(value: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The gemspec's `files` (what `gem build` packed into `data.tar.gz`); empty when the YAML
+/// lists none or does not parse (`from_yaml` reports that).
+pub fn listed_files(yaml: &[u8]) -> Vec<String> {
+    let Ok(root) = serde_yaml::from_slice::<serde_yaml::Value>(yaml) else { return Vec::new() };
+    untag(&root)
+        .get("files")
+        .and_then(serde_yaml::Value::as_sequence)
+        .map(|files| files.iter().filter_map(|f| f.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
