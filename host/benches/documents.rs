@@ -66,7 +66,11 @@ fn say_latencies(what: &str, lat: &[Duration]) {
 
 /// `CONCURRENCY` clients for `SECONDS` over `urls`, with `If-None-Match` from `etags` when given:
 /// (requests/s, sorted latencies).
-async fn load(client: reqwest::Client, urls: Arc<Vec<String>>, etags: Option<Arc<Vec<String>>>) -> (f64, Vec<Duration>) {
+async fn load(
+    client: reqwest::Client,
+    urls: Arc<Vec<String>>,
+    etags: Option<Arc<Vec<String>>>,
+) -> (f64, Vec<Duration>) {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(SECONDS);
     let mut workers = Vec::new();

@@ -129,7 +129,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     if let Some(kept) = registry.fresh_document(registry.repository(&repo_name)?, &req) {
         return Ok(kept_response(&registry, &kept, &parts.headers, is_head, &req.path));
     }
-    let reg = registry.clone();
+    let (reg, path) = (registry.clone(), req.path.clone());
     let reply = super::blocking(move || {
         let repo = reg.repository(&repo_name)?;
         Ok(reg.serve_client(repo, req))
@@ -137,7 +137,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     .await?;
     match reply {
         Reply::Response(r) => Ok(response_of(r)),
-        Reply::Kept(kept) => Ok(kept_response(&registry, &kept, &parts.headers, is_head, "")),
+        Reply::Kept(kept) => Ok(kept_response(&registry, &kept, &parts.headers, is_head, &path)),
         Reply::File { path, size, content_type } => {
             let file = tokio::fs::File::open(&path)
                 .await
@@ -183,6 +183,9 @@ fn kept_response(registry: &super::State, kept: &Kept, headers: &HeaderMap, is_h
     if kept.status == 200 {
         h.insert(header::ETAG, HeaderValue::from_str(&kept.etag).expect("hex is a valid header"));
         h.insert("repr-digest", HeaderValue::from_str(&kept.digest).expect("base64 is a valid header"));
+        // The older RFC 3230 form too, which RubyGems clients and rubygems.org still use.
+        let legacy = kept.digest.replace("=:", "=").trim_end_matches(':').to_string();
+        h.insert("digest", HeaderValue::from_str(&legacy).expect("base64 is a valid header"));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());

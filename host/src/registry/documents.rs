@@ -80,7 +80,9 @@ impl Kept {
         let headers = response
             .headers
             .into_iter()
-            .filter(|(k, _)| !matches!(k.to_ascii_lowercase().as_str(), "etag" | "content-length" | "repr-digest"))
+            .filter(|(k, _)| {
+                !matches!(k.to_ascii_lowercase().as_str(), "etag" | "content-length" | "repr-digest" | "digest")
+            })
             .collect();
         Self::with_body(
             response.status,
