@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod gate;
+pub mod rules;
 pub mod state;
 mod webhooks;
 
