@@ -11,8 +11,8 @@ use axum::http::HeaderMap;
 
 use super::principal;
 use crate::auth::{self, Principal, Scope};
+use crate::domain::state::Status;
 use crate::error::AppError;
-use crate::pipeline::Status;
 use crate::registry::Registry;
 use crate::store::db::JobRow;
 

@@ -17,8 +17,8 @@ use super::access::{caller, require, require_or_hide};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
 use crate::auth::{self, Scope};
+use crate::domain::gate;
 use crate::error::AppError;
-use crate::pipeline::gate;
 use crate::registry::artifact_of;
 use crate::store::db::{PushRow, Visibility};
 
@@ -227,7 +227,7 @@ async fn list_held(
         require(&reg, &headers, Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
         let (total, held) =
-            crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
+            super::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
         Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
     })
     .await
@@ -246,7 +246,7 @@ async fn release_pipeline(
         let missing = || format!("pipeline {id}");
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         let admin = require_or_hide(&reg, &headers, Scope::Admin, &p.repository, missing)?;
-        let release = crate::ui::gate::release(&reg, &p, &admin.name)?;
+        let release = super::ui::gate::release(&reg, &p, &admin.name)?;
         Ok(Json(json!({ "pipeline": {
             "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
             "released_by": release.released_by, "released_at": release.released_at,

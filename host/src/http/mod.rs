@@ -1,5 +1,10 @@
 //! The HTTP server: `/{repository}/...` goes to the repository's format plugin, `/api/v1/...` is
-//! the native API, `/` and `/ui/...` are the web UI, `/health` answers load balancers.
+//! the native API, `/` and `/ui/...` are the web UI ([`ui`]), `/health` answers load balancers.
+//! Who may do what is settled in [`access`], the one authorisation entry.
+//!
+//! May call: every module below it (`registry`, `pipeline`, `store`, `auth`, `domain`, `plugin`,
+//! `config`, `error`, `git_source`, and `runner::protocol` for the jobs API's wire types). Nothing
+//! but `main` calls it.
 
 pub mod access;
 mod api;
@@ -8,6 +13,7 @@ mod metrics;
 mod openapi;
 mod pipelines;
 mod server;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,10 +36,10 @@ pub fn router(registry: State) -> Router {
         // The native API, with its OpenAPI document at /api/v1/openapi.json.
         .merge(openapi::router())
         // The web UI: `/` is its repositories page; its other pages live under `/ui/`.
-        .route("/", get(crate::ui::home))
-        .merge(crate::ui::router())
+        .route("/", get(ui::home))
+        .merge(ui::router())
         .fallback(client::serve)
-        .layer(axum::middleware::from_fn_with_state(registry.clone(), crate::ui::package_badges))
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), ui::package_badges))
         // A body that sends nothing for this long is dropped (its spooled temp file with it).
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
             registry.config.body_idle_timeout_secs,

@@ -10,7 +10,7 @@ use super::exec::Run;
 use super::job::{FailureReason, Finish, JobResult, Outcome};
 use super::protocol::LogAnswer;
 use super::{process, workspace};
-use crate::pipeline::state::Status;
+use crate::domain::state::Status;
 
 pub(crate) enum RequestError {
     /// Ask again later (connection refused, server error, ...).

@@ -6,6 +6,9 @@
 //! script run with bash ([`exec`]) in a process group of its own ([`process`]), all inside the job
 //! folder ([`workspace`]). The log is shipped while the job runs, in batches, and
 //! the answer to each batch tells whether the job was canceled.
+//!
+//! May call: `domain` (the job statuses in [`protocol`]) and nothing else of the host: it is a
+//! separate process that only speaks HTTP to the server. The server uses [`protocol`] alone.
 
 mod api;
 mod exec;

@@ -95,7 +95,7 @@ fn respond(answer: Result<(StatusCode, String), crate::error::AppError>) -> Resp
 /// The colour of a status (the badge's text: a pipeline status, or `none`/`unknown`), shared
 /// with the CSS of the HTML badges.
 pub fn colour(status: &str) -> &'static str {
-    use crate::pipeline::Status;
+    use crate::domain::state::Status;
     match status.parse::<Status>() {
         Ok(Status::Success) => "#2e7d32",
         Ok(Status::Failed) => "#c62828",

@@ -271,7 +271,7 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
                 "log": log,
                 "log_bytes": log.len(),
                 "final": job.status.is_final(),
-                "finals": crate::pipeline::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
+                "finals": crate::domain::state::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
             }),
         )
     })

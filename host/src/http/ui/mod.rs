@@ -12,6 +12,10 @@
 //! `read` scope on it. The UI takes the token from a cookie that `/ui/login` sets (HttpOnly,
 //! SameSite=Strict); only this module reads that cookie (the format plugins' routes never do).
 //! Everything works without JavaScript except following a running job's log live.
+//!
+//! May call: what the rest of `http` may (`registry`, `pipeline`, `store`, `auth`, `domain`,
+//! `plugin`, `error`) and `http` itself (its state, [`super::access`], `blocking`); the API
+//! (`http/api.rs`) uses its held-versions view ([`gate`]).
 
 pub(crate) mod badge;
 pub mod gate;
@@ -42,11 +46,13 @@ pub fn router() -> Router<crate::http::State> {
         .route("/ui/", get(pages::repositories))
         .route(
             "/ui/static/sluice.css",
-            get(|| async { static_file("text/css; charset=utf-8", include_str!("../../templates/sluice.css")) }),
+            get(|| async { static_file("text/css; charset=utf-8", include_str!("../../../templates/sluice.css")) }),
         )
         .route(
             "/ui/static/follow.js",
-            get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../templates/follow.js")) }),
+            get(|| async {
+                static_file("text/javascript; charset=utf-8", include_str!("../../../templates/follow.js"))
+            }),
         )
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
@@ -322,7 +328,7 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Images may come from https too: a README's images are the only ones, and the sanitiser keeps
-    // only https sources (ui/readme.rs). Scripts stay same-origin only.
+    // only https sources (readme.rs). Scripts stay same-origin only.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -345,7 +351,7 @@ pub fn render(name: &str, viewer: Option<&str>, mut ctx: Value) -> Result<String
 
 macro_rules! templates {
     ($env:ident, $($name:literal),* $(,)?) => {
-        $( $env.add_template($name, include_str!(concat!("../../templates/", $name))).expect(concat!("template ", $name, " parses")); )*
+        $( $env.add_template($name, include_str!(concat!("../../../templates/", $name))).expect(concat!("template ", $name, " parses")); )*
     };
 }
 
@@ -436,8 +442,8 @@ mod filters {
 
 /// Whether a page showing this status should reload to follow it: the status will change without
 /// anyone's action (not final, and not waiting for someone to play a manual job).
-pub fn moving(status: crate::pipeline::Status) -> bool {
-    !status.is_final() && status != crate::pipeline::Status::Manual
+pub fn moving(status: crate::domain::state::Status) -> bool {
+    !status.is_final() && status != crate::domain::state::Status::Manual
 }
 
 /// [`moving`] for a status the UI's queries read as text; an unknown word does not move, so no
