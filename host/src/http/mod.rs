@@ -15,6 +15,8 @@ mod pipelines;
 mod server;
 pub mod ui;
 
+pub use access::{principal_from, Caller, JobToken};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +24,6 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 
-use crate::auth::{self, Principal};
 use crate::error::AppError;
 use crate::registry::Registry;
 
@@ -90,24 +91,6 @@ async fn ready(axum::extract::State(registry): axum::extract::State<State>) -> a
                 .into_response()
         }
         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
-}
-
-/// The request's token, if it carries a credential: `Ok(None)` without one, an error for a
-/// credential that is no valid token. `extra` are a format's own credential headers.
-pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
-    principal_from(registry, headers, &[])
-}
-
-pub fn principal_from(
-    registry: &Registry,
-    headers: &HeaderMap,
-    extra: &[String],
-) -> Result<Option<Principal>, AppError> {
-    let Some(secret) = auth::credential(headers, extra) else { return Ok(None) };
-    match registry.db.token_by_hash(&auth::hash_token(&secret))? {
-        Some(row) => Ok(Some(Principal::from_row(row))),
-        None => Err(AppError::Unauthorized("the token is not valid".into())),
     }
 }
 

@@ -33,8 +33,9 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::Value;
 
-use crate::auth::{self, Principal, Scope};
+use crate::auth::{Principal, Scope};
 use crate::error::AppError;
+use crate::http::access::{self, Caller, Viewing};
 use crate::registry::{Registry, Repository};
 use crate::store::db::TokenRow;
 use crate::store::DbError;
@@ -109,26 +110,31 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    pub fn of(reg: &Registry, headers: &HeaderMap) -> Result<Viewer, UiError> {
-        if let Some(secret) = cookie(headers, COOKIE) {
-            // A revoked or unknown token in the cookie reads as signed out.
-            let token = reg.db.token_by_hash(&auth::hash_token(&secret))?;
-            let csrf = token.as_ref().map(|_| csrf_token(&secret));
-            return Ok(Viewer { principal: token.clone().map(Principal::from_row), token, csrf });
-        }
-        let principal = crate::http::principal(reg, headers).unwrap_or(None);
-        Ok(Viewer { principal, token: None, csrf: None })
+    /// The viewer of the caller's request, through the one authorisation entry
+    /// ([`Caller::viewer`]).
+    pub fn of(caller: &Caller) -> Result<Viewer, UiError> {
+        let Viewing { principal, session } = caller.viewer()?;
+        let (token, csrf) = match session {
+            Some((token, secret)) => (Some(token), Some(csrf_token(&secret))),
+            None => (None, None),
+        };
+        Ok(Viewer { principal, token, csrf })
     }
 
-    /// Whether the viewer's token grants `scope` on `repository`: the rule `http::access`
-    /// applies to the same action in the API (`Principal::allows`, never a runner-only token).
+    /// Whether the viewer's token grants `scope` on `repository` (on every repository if `None`):
+    /// the rule `http::access` applies to the same action in the API ([`access::grants`]).
+    fn grants(&self, scope: Scope, repository: Option<&str>) -> bool {
+        self.principal.as_ref().is_some_and(|p| access::grants(p, scope, repository))
+    }
+
+    /// Whether the viewer's token grants `scope` on `repository`.
     pub fn may(&self, scope: Scope, repository: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(scope, Some(repository)))
+        self.grants(scope, Some(repository))
     }
 
     /// An admin of every repository: who may list, create and revoke tokens (as in the API).
     pub fn is_admin(&self) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.is_admin())
+        self.grants(Scope::Admin, None)
     }
 
     /// Checks a form that changes something: it must come from this site's own pages (the
@@ -148,13 +154,13 @@ impl Viewer {
     }
 
     pub fn can_read(&self, repo: &Repository) -> bool {
-        !repo.private() || self.principal.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repo.name())))
+        !repo.private() || self.may(Scope::Read, repo.name())
     }
 
     /// Whether pushers' addresses and agents may be shown for this repository's pushes: only
     /// to a token that may read the repository (anonymous readers of public ones see no IPs).
     pub fn sees_clients(&self, repo: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repo)))
+        self.may(Scope::Read, repo)
     }
 
     /// The repository, if it exists and the viewer may read it.
@@ -173,7 +179,7 @@ impl Viewer {
     /// Whether the viewer may play this repository's manual jobs (an admin, or the `approve`
     /// scope on it).
     pub fn can_approve(&self, repo: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Approve, Some(repo)))
+        self.may(Scope::Approve, repo)
     }
 
     pub fn name(&self) -> Option<&str> {
