@@ -217,3 +217,40 @@ impl JobToken {
         Ok((job, sha))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(scopes: &[Scope], repository: Option<&str>) -> Principal {
+        Principal {
+            token_id: 1,
+            name: "t".into(),
+            scopes: scopes.to_vec(),
+            repository: repository.map(str::to_string),
+            kind: "personal".into(),
+        }
+    }
+
+    #[test]
+    fn a_token_limited_to_a_repository_grants_nothing_on_every_repository() {
+        let limited = token(&[Scope::Admin], Some("libs"));
+        assert!(grants(&limited, Scope::Admin, Some("libs")));
+        assert!(!grants(&limited, Scope::Admin, Some("tools")));
+        assert!(!grants(&limited, Scope::Admin, None), "an admin of one repository is no admin of all");
+        assert!(!grants(&limited, Scope::Read, None));
+        let admin = token(&[Scope::Admin], None);
+        assert!(grants(&admin, Scope::Admin, None) && grants(&admin, Scope::Read, Some("tools")));
+    }
+
+    #[test]
+    fn a_runner_token_grants_only_the_runner_scope() {
+        let runner = token(&[Scope::Runner], None);
+        assert!(runner_only(&runner));
+        assert!(grants(&runner, Scope::Runner, None));
+        for scope in [Scope::Read, Scope::Publish, Scope::Approve, Scope::Admin] {
+            assert!(!grants(&runner, scope, Some("libs")), "{scope:?}");
+        }
+        assert!(!runner_only(&token(&[Scope::Runner, Scope::Read], None)));
+    }
+}

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::Caller;
+use super::access::{grants, Caller};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
 use crate::auth::{self, Scope};
@@ -72,7 +72,7 @@ async fn list_pushes(
             (Some(mine), _) => Some(mine.clone()),
             (None, asked) => asked,
         };
-        if !p.allows(Scope::Read, repository.as_deref()) {
+        if !grants(&p, Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pushes", p.name)));
         }
         let pushes = reg.db.pushes(repository.as_deref(), q.before, q.limit.unwrap_or(100).min(1000))?;
@@ -107,7 +107,7 @@ async fn list_repositories(State(reg): State<super::State>, caller: Caller) -> R
         let repos: Vec<Value> = reg
             .repositories
             .values()
-            .filter(|r| !r.private() || p.allows(Scope::Read, Some(r.name())))
+            .filter(|r| !r.private() || grants(&p, Scope::Read, Some(r.name())))
             .map(|r| {
                 json!({
                     "name": r.name(),

@@ -24,7 +24,9 @@ pub async fn metrics(State(reg): State<super::State>, caller: super::Caller) -> 
             return Err(AppError::Unauthorized("metrics need a token here".into()));
         }
         let may_see = |repository: &str| match reg.repositories.get(repository) {
-            Some(r) if r.private() => caller.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repository))),
+            Some(r) if r.private() => {
+                caller.as_ref().is_some_and(|p| super::access::grants(p, Scope::Read, Some(repository)))
+            }
             _ => true,
         };
         render(&reg, &may_see)

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{Caller, JobToken};
+use super::access::{grants, Caller, JobToken};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
 use crate::auth::Scope;
@@ -63,7 +63,7 @@ async fn list_pipelines(
     blocking(move || {
         let p = caller.authenticated()?;
         let repository = q.repository.or(p.repository.clone());
-        if !p.allows(Scope::Read, repository.as_deref()) {
+        if !grants(&p, Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pipelines here", p.name)));
         }
         let pipelines = reg.db.pipelines(repository.as_deref(), q.limit.unwrap_or(50).min(500))?;
@@ -332,7 +332,7 @@ async fn push_file(
                 r.db.files_by_sha(&sha)?.iter().any(|(repository, released)| {
                     let Ok(repo) = r.repository(repository) else { return false };
                     let visible = gate::visible(repo.config.gate, *released);
-                    p.allows(Scope::Admin, Some(repository)) || (visible && p.allows(Scope::Read, Some(repository)))
+                    grants(&p, Scope::Admin, Some(repository)) || (visible && grants(&p, Scope::Read, Some(repository)))
                 })
             }
         };
@@ -401,7 +401,7 @@ async fn list_deliveries(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let p = caller.authenticated()?;
-        if !p.is_admin() {
+        if !grants(&p, Scope::Admin, None) {
             return Err(AppError::Forbidden("webhook deliveries are for admins".into()));
         }
         Ok(Json(json!({ "deliveries": reg.db.deliveries(q.repository.as_deref(), q.limit.unwrap_or(100).min(1000))? })))

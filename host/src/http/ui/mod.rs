@@ -10,7 +10,8 @@
 //!
 //! Auth is the API's: a private repository's pages (`read = "token"`) need a token with the
 //! `read` scope on it. The UI takes the token from a cookie that `/ui/login` sets (HttpOnly,
-//! SameSite=Strict); only this module reads that cookie (the format plugins' routes never do).
+//! SameSite=Strict); only the UI's pages read that cookie, through `http::access`
+//! (`Caller::viewer`, the one authorisation entry): the API and the format plugins' routes never do.
 //! Everything works without JavaScript except following a running job's log live.
 //!
 //! May call: what the rest of `http` may (`registry`, `pipeline`, `store`, `auth`, `domain`,
