@@ -42,11 +42,16 @@ pub fn grants(p: &Principal, scope: Scope, repository: Option<&str>) -> bool {
     }
 }
 
+/// The row of the token `secret` is, if it is one (tokens are stored as hashes).
+fn token_row(registry: &Registry, secret: &str) -> Result<Option<TokenRow>, DbError> {
+    registry.db.token_by_hash(&auth::hash_token(secret))
+}
+
 /// The token a credential names: `Ok(None)` without a credential, an error for a credential
 /// that is no valid token.
 fn resolve(registry: &Registry, secret: Option<&str>) -> Result<Option<Principal>, AppError> {
     let Some(secret) = secret else { return Ok(None) };
-    match registry.db.token_by_hash(&auth::hash_token(secret))? {
+    match token_row(registry, secret)? {
         Some(row) => Ok(Some(Principal::from_row(row))),
         None => Err(AppError::Unauthorized("the token is not valid".into())),
     }
@@ -65,7 +70,7 @@ pub fn principal_from(
 /// Whether `secret` (typed into the web UI's sign-in form) is a valid token; the cookie it then
 /// becomes is read by [`Caller::viewer`].
 pub fn is_token(registry: &Registry, secret: &str) -> Result<bool, DbError> {
-    Ok(registry.db.token_by_hash(&auth::hash_token(secret))?.is_some())
+    Ok(token_row(registry, secret)?.is_some())
 }
 
 /// Who is calling: the credential of the request (`Authorization`, see [`auth::credential`]) and,
@@ -158,7 +163,7 @@ impl Caller {
     /// which the session's CSRF token is derived).
     pub fn viewer(&self) -> Result<Viewing, DbError> {
         if let Some(secret) = &self.cookie {
-            let token = self.reg.db.token_by_hash(&auth::hash_token(secret))?;
+            let token = token_row(&self.reg, secret)?;
             let principal = token.clone().map(Principal::from_row);
             return Ok(Viewing { principal, session: token.map(|t| (t, secret.clone())) });
         }
