@@ -6,6 +6,7 @@ use base64::Engine as _;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+use crate::error::AppError;
 use crate::store::db::TokenRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -152,6 +153,16 @@ pub enum IssueError {
     Invalid(String),
     #[error(transparent)]
     Store(crate::store::DbError),
+}
+
+/// A refused token request is the caller's mistake (400); a store failure is the store's.
+impl From<IssueError> for AppError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Invalid(msg) => AppError::BadRequest(msg),
+            IssueError::Store(e) => e.into(),
+        }
+    }
 }
 
 pub fn hash_token(token: &str) -> String {

@@ -43,15 +43,6 @@ impl From<crate::store::BlobError> for AppError {
     }
 }
 
-impl From<crate::auth::IssueError> for AppError {
-    fn from(e: crate::auth::IssueError) -> Self {
-        match e {
-            crate::auth::IssueError::Invalid(msg) => AppError::BadRequest(msg),
-            crate::auth::IssueError::Store(e) => e.into(),
-        }
-    }
-}
-
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -3,14 +3,15 @@
 //! - [`plugin`]: the wasmtime runtime that loads and calls format plugins.
 //! - [`store`]: SQLite metadata and the content-addressed blob store.
 //! - [`registry`]: repositories, protocol requests and their effects.
+//! - [`domain`]: the pure rules: the pipeline state machine and the gate.
 //! - [`pipeline`]: the pipeline a push triggers, its jobs, runners' API, webhooks.
-//! - [`http`]: the axum server.
+//! - [`http`]: the axum server, the one authorisation entry, and the web UI (`http::ui`).
 //! - [`runner`]: `sluice runner`, which takes pipeline jobs and runs them.
-//! - [`ui`]: the web UI (server-rendered pages and status badges).
 //! - [`outbound`]: requests to other hosts, behind the outbound-address guard.
 
 pub mod auth;
 pub mod config;
+pub mod domain;
 pub mod error;
 pub mod git_source;
 pub mod http;
@@ -20,4 +21,3 @@ pub mod plugin;
 pub mod registry;
 pub mod runner;
 pub mod store;
-pub mod ui;

@@ -13,12 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{caller, require, require_or_hide};
+use super::access::{grants, Caller};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
 use crate::auth::{self, Scope};
+use crate::domain::gate;
 use crate::error::AppError;
-use crate::pipeline::gate;
 use crate::registry::artifact_of;
 use crate::store::db::{PushRow, Visibility};
 
@@ -59,11 +59,11 @@ struct PushQuery {
     responses((status = 200, body = doc::PushList), Errors))]
 async fn list_pushes(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<PushQuery>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = caller(&reg, &headers)?;
+        let p = caller.authenticated()?;
         // A token limited to one repository sees that repository's pushes only.
         let repository = match (&p.repository, q.repository) {
             (Some(mine), Some(asked)) if *mine != asked => {
@@ -72,7 +72,7 @@ async fn list_pushes(
             (Some(mine), _) => Some(mine.clone()),
             (None, asked) => asked,
         };
-        if !p.allows(Scope::Read, repository.as_deref()) {
+        if !grants(&p, Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pushes", p.name)));
         }
         let pushes = reg.db.pushes(repository.as_deref(), q.before, q.limit.unwrap_or(100).min(1000))?;
@@ -86,13 +86,13 @@ async fn list_pushes(
     responses((status = 200, body = PushRow), Errors))]
 async fn get_push(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("push {id}");
         let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-        require_or_hide(&reg, &headers, Scope::Read, &push.repository, missing)?;
+        caller.require_or_hide(Scope::Read, &push.repository, missing)?;
         Ok(Json(json!(push)))
     })
     .await
@@ -101,13 +101,13 @@ async fn get_push(
 /// The repositories the token may read (public ones for every token).
 #[utoipa::path(get, path = "/repositories", tag = "repositories", security(("token" = [])),
     responses((status = 200, body = doc::RepositoryList), Errors))]
-async fn list_repositories(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+async fn list_repositories(State(reg): State<super::State>, caller: Caller) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = caller(&reg, &headers)?;
+        let p = caller.authenticated()?;
         let repos: Vec<Value> = reg
             .repositories
             .values()
-            .filter(|r| !r.private() || p.allows(Scope::Read, Some(r.name())))
+            .filter(|r| !r.private() || grants(&p, Scope::Read, Some(r.name())))
             .map(|r| {
                 json!({
                     "name": r.name(),
@@ -140,12 +140,12 @@ struct PackageQuery {
     responses((status = 200, body = doc::PackageList), Errors))]
 async fn list_packages(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
     Query(q): Query<PackageQuery>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        caller.require(Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
         let (total, packages) = reg.db.search(
             &repo,
@@ -169,11 +169,11 @@ async fn list_packages(
     security(("token" = ["read"])), responses((status = 200, body = doc::PackageDetail), Errors))]
 pub(super) async fn get_package(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((repo, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        caller.require(Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
         let p = reg
             .db
@@ -219,15 +219,15 @@ pub(super) async fn get_package(
     responses((status = 200, body = doc::HeldList), Errors))]
 async fn list_held(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
     Query(q): Query<PackageQuery>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        caller.require(Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
         let (total, held) =
-            crate::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
+            super::ui::gate::held(&reg, repository, q.offset.unwrap_or(0), q.limit.unwrap_or(50).min(500))?;
         Ok(Json(json!({ "repository": repo, "gated": repository.gated(), "total": total, "held": held })))
     })
     .await
@@ -239,14 +239,14 @@ async fn list_held(
     security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
 async fn release_pipeline(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("pipeline {id}");
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-        let admin = require_or_hide(&reg, &headers, Scope::Admin, &p.repository, missing)?;
-        let release = crate::ui::gate::release(&reg, &p, &admin.name)?;
+        let admin = caller.require_or_hide(Scope::Admin, &p.repository, missing)?;
+        let release = super::ui::gate::release(&reg, &p, &admin.name)?;
         Ok(Json(json!({ "pipeline": {
             "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
             "released_by": release.released_by, "released_at": release.released_at,
@@ -258,9 +258,9 @@ async fn release_pipeline(
 /// The loaded format plugins.
 #[utoipa::path(get, path = "/plugins", tag = "meta", security(("token" = [])),
     responses((status = 200, body = doc::PluginList), Errors))]
-async fn list_plugins(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+async fn list_plugins(State(reg): State<super::State>, caller: Caller) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        caller(&reg, &headers)?;
+        caller.authenticated()?;
         let plugins: Vec<Value> = reg
             .plugins
             .values()
@@ -292,11 +292,11 @@ struct NewToken {
     responses((status = 200, body = doc::IssuedToken), Errors))]
 async fn create_token(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Json(t): Json<NewToken>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Admin, None)?;
+        caller.require(Scope::Admin, None)?;
         if let Some(r) = &t.repository {
             reg.repository(r)?;
         }
@@ -309,9 +309,9 @@ async fn create_token(
 /// Every token (never their secrets), with its last use, for admins.
 #[utoipa::path(get, path = "/tokens", tag = "tokens", security(("token" = ["admin"])),
     responses((status = 200, body = doc::TokenList), Errors))]
-async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+async fn list_tokens(State(reg): State<super::State>, caller: Caller) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Admin, None)?;
+        caller.require(Scope::Admin, None)?;
         Ok(Json(json!({ "tokens": reg.db.tokens()? })))
     })
     .await
@@ -322,11 +322,11 @@ async fn list_tokens(State(reg): State<super::State>, headers: HeaderMap) -> Res
     responses((status = 200, body = doc::Revoked), Errors))]
 async fn revoke_token(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let admin = require(&reg, &headers, Scope::Admin, None)?;
+        let admin = caller.require(Scope::Admin, None)?;
         reg.db.revoke_token(id)?;
         tracing::info!(token = id, by = %admin.name, "token revoked");
         Ok(Json(json!({ "id": id, "revoked": true })))
@@ -339,11 +339,11 @@ async fn revoke_token(
     security(("token" = ["publish"])), responses((status = 202, body = doc::SyncJobAnswer), Errors))]
 async fn sync_repository(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     blocking(move || {
-        let p = require(&reg, &headers, Scope::Publish, Some(&repo))?;
+        let p = caller.require(Scope::Publish, Some(&repo))?;
         let repository = reg.repository(&repo)?;
         let job = reg.start_sync(repository, &p.name)?;
         Ok((StatusCode::ACCEPTED, Json(sync_job_json(&job))))
@@ -361,11 +361,11 @@ fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
     responses((status = 200, body = doc::SyncJobAnswer), Errors))]
 async fn get_sync_job(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((repo, id)): Path<(String, u64)>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        caller.require(Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
         let job = reg.sync_job(&repo, id).ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
         Ok(Json(sync_job_json(&job)))
@@ -432,11 +432,11 @@ fn delivery_id(headers: &HeaderMap) -> Option<String> {
     security(("token" = ["read"])), responses((status = 200, body = doc::GitTagList), Errors))]
 async fn list_git_tags(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, Some(&repo))?;
+        caller.require(Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
         Ok(Json(json!({ "tags": reg.db.git_tags(&repo)? })))
     })

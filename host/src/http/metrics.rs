@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::auth::Scope;
@@ -17,14 +17,16 @@ use crate::store::db::metrics::Rows;
 /// `/metrics`. A private repository's series are shown only to a token that may read it, so
 /// an anonymous scrape does not name private repositories; `metrics = "token"` needs a token
 /// for any of it.
-pub async fn metrics(State(reg): State<super::State>, headers: HeaderMap) -> Result<impl IntoResponse, AppError> {
+pub async fn metrics(State(reg): State<super::State>, caller: super::Caller) -> Result<impl IntoResponse, AppError> {
     let text = super::blocking(move || {
-        let caller = super::principal(&reg, &headers)?;
+        let caller = caller.principal()?;
         if reg.config.metrics == MetricsAccess::Token && caller.is_none() {
             return Err(AppError::Unauthorized("metrics need a token here".into()));
         }
         let may_see = |repository: &str| match reg.repositories.get(repository) {
-            Some(r) if r.private() => caller.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repository))),
+            Some(r) if r.private() => {
+                caller.as_ref().is_some_and(|p| super::access::grants(p, Scope::Read, Some(repository)))
+            }
             _ => true,
         };
         render(&reg, &may_see)

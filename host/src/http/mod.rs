@@ -1,5 +1,10 @@
 //! The HTTP server: `/{repository}/...` goes to the repository's format plugin, `/api/v1/...` is
-//! the native API, `/` and `/ui/...` are the web UI, `/health` answers load balancers.
+//! the native API, `/` and `/ui/...` are the web UI ([`ui`]), `/health` answers load balancers.
+//! Who may do what is settled in [`access`], the one authorisation entry.
+//!
+//! May call: every module below it (`registry`, `pipeline`, `store`, `auth`, `domain`, `plugin`,
+//! `config`, `error`, `git_source`, and `runner::protocol` for the jobs API's wire types). Nothing
+//! but `main` calls it.
 
 pub mod access;
 mod api;
@@ -8,6 +13,9 @@ mod metrics;
 mod openapi;
 mod pipelines;
 mod server;
+pub mod ui;
+
+pub use access::{principal_from, Caller, JobToken};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +24,6 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 
-use crate::auth::{self, Principal};
 use crate::error::AppError;
 use crate::registry::Registry;
 
@@ -30,10 +37,10 @@ pub fn router(registry: State) -> Router {
         // The native API, with its OpenAPI document at /api/v1/openapi.json.
         .merge(openapi::router())
         // The web UI: `/` is its repositories page; its other pages live under `/ui/`.
-        .route("/", get(crate::ui::home))
-        .merge(crate::ui::router())
+        .route("/", get(ui::home))
+        .merge(ui::router())
         .fallback(client::serve)
-        .layer(axum::middleware::from_fn_with_state(registry.clone(), crate::ui::package_badges))
+        .layer(axum::middleware::from_fn_with_state(registry.clone(), ui::package_badges))
         // A body that sends nothing for this long is dropped (its spooled temp file with it).
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(Duration::from_secs(
             registry.config.body_idle_timeout_secs,
@@ -85,24 +92,6 @@ async fn ready(axum::extract::State(registry): axum::extract::State<State>) -> a
                 .into_response()
         }
         Err(_) => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
-    }
-}
-
-/// The request's token, if it carries a credential: `Ok(None)` without one, an error for a
-/// credential that is no valid token. `extra` are a format's own credential headers.
-pub fn principal(registry: &Registry, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
-    principal_from(registry, headers, &[])
-}
-
-pub fn principal_from(
-    registry: &Registry,
-    headers: &HeaderMap,
-    extra: &[String],
-) -> Result<Option<Principal>, AppError> {
-    let Some(secret) = auth::credential(headers, extra) else { return Ok(None) };
-    match registry.db.token_by_hash(&auth::hash_token(&secret))? {
-        Some(row) => Ok(Some(Principal::from_row(row))),
-        None => Err(AppError::Unauthorized("the token is not valid".into())),
     }
 }
 

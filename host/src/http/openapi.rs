@@ -44,7 +44,7 @@ pub const TOKEN: &str = "token";
     ),
     modifiers(&TokenScheme),
     components(schemas(ErrorBody)),
-    paths(openapi_json, super::api::get_package, crate::ui::badge::package_badge_doc, crate::ui::badge::pipeline),
+    paths(openapi_json, super::api::get_package, super::ui::badge::package_badge_doc, super::ui::badge::pipeline),
     tags(
         (name = "audit", description = "The push audit log"),
         (name = "repositories", description = "Repositories, their packages and git-tag sources"),

@@ -15,12 +15,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{self, job_of_token, running_job_of_token};
+use super::access::{grants, Caller, JobToken};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
 use crate::auth::Scope;
+use crate::domain::gate;
 use crate::error::AppError;
-use crate::pipeline::gate;
 use crate::registry::Registry;
 use crate::runner::protocol::{Finish, LogAnswer};
 use crate::store::db::{JobRow, PipelineRow};
@@ -43,11 +43,6 @@ pub fn router() -> OpenApiRouter<super::State> {
         .routes(routes!(list_deliveries))
 }
 
-/// Requires a token granting `scope` on `repository`.
-fn require(reg: &Registry, headers: &HeaderMap, scope: Scope, repository: &str) -> Result<(), AppError> {
-    access::require(reg, headers, scope, Some(repository)).map(|_| ())
-}
-
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
@@ -62,13 +57,13 @@ struct ListQuery {
     responses((status = 200, body = doc::PipelineList), Errors))]
 async fn list_pipelines(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = access::caller(&reg, &headers)?;
+        let p = caller.authenticated()?;
         let repository = q.repository.or(p.repository.clone());
-        if !p.allows(Scope::Read, repository.as_deref()) {
+        if !grants(&p, Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pipelines here", p.name)));
         }
         let pipelines = reg.db.pipelines(repository.as_deref(), q.limit.unwrap_or(50).min(500))?;
@@ -81,18 +76,18 @@ async fn list_pipelines(
 /// may not read it.
 fn pipeline_for(
     reg: &Registry,
-    headers: &HeaderMap,
+    caller: &Caller,
     id: i64,
     scope: Scope,
 ) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
     let missing = || format!("pipeline {id}");
     let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-    access::require_or_hide(reg, headers, scope, &found.0.repository, missing)?;
+    caller.require_or_hide(scope, &found.0.repository, missing)?;
     Ok(found)
 }
 
-fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, AppError> {
-    let (p, jobs) = pipeline_for(reg, headers, id, Scope::Read)?;
+fn pipeline_json(reg: &Registry, caller: &Caller, id: i64) -> Result<Value, AppError> {
+    let (p, jobs) = pipeline_for(reg, caller, id, Scope::Read)?;
     let push = reg.db.push(p.push_id)?;
     Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
 }
@@ -102,10 +97,10 @@ fn pipeline_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<Value, 
     responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn get_pipeline(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
-    blocking(move || pipeline_json(&reg, &headers, id).map(Json)).await
+    blocking(move || pipeline_json(&reg, &caller, id).map(Json)).await
 }
 
 /// Runs a finished pipeline's failed and canceled jobs again (with the repository's current pipeline file).
@@ -113,13 +108,13 @@ async fn get_pipeline(
     responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn retry_pipeline(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        pipeline_for(&reg, &headers, id, Scope::Admin)?;
+        pipeline_for(&reg, &caller, id, Scope::Admin)?;
         reg.retry_pipeline(id)?;
-        pipeline_json(&reg, &headers, id).map(Json)
+        pipeline_json(&reg, &caller, id).map(Json)
     })
     .await
 }
@@ -129,22 +124,22 @@ async fn retry_pipeline(
     responses((status = 200, body = doc::PipelineDetail), Errors))]
 async fn cancel_pipeline(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        pipeline_for(&reg, &headers, id, Scope::Admin)?;
+        pipeline_for(&reg, &caller, id, Scope::Admin)?;
         reg.cancel_pipeline(id)?;
-        pipeline_json(&reg, &headers, id).map(Json)
+        pipeline_json(&reg, &caller, id).map(Json)
     })
     .await
 }
 
-fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, String), AppError> {
+fn job_json(reg: &Registry, caller: &Caller, id: i64) -> Result<(JobRow, String), AppError> {
     let missing = || format!("job {id}");
     let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-    access::require_or_hide(reg, headers, Scope::Read, &p.repository, missing)?;
+    caller.require_or_hide(Scope::Read, &p.repository, missing)?;
     Ok((job, log))
 }
 
@@ -153,11 +148,11 @@ fn job_json(reg: &Registry, headers: &HeaderMap, id: i64) -> Result<(JobRow, Str
     responses((status = 200, body = doc::JobDetail), Errors))]
 async fn get_job(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let (job, log) = job_json(&reg, &headers, id)?;
+        let (job, log) = job_json(&reg, &caller, id)?;
         Ok(Json(json!({ "job": job, "log": log })))
     })
     .await
@@ -176,12 +171,12 @@ struct LogQuery {
         headers(("x-job-status" = String, description = "The job's status"))), Errors))]
 async fn get_job_log(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, AppError> {
     blocking(move || {
-        let (job, log) = job_json(&reg, &headers, id)?;
+        let (job, log) = job_json(&reg, &caller, id)?;
         let from = q.offset.unwrap_or(0).min(log.len());
         let from = (from..=log.len()).find(|i| log.is_char_boundary(*i)).unwrap_or(log.len());
         Ok((
@@ -216,13 +211,12 @@ struct RunnerInfo {
         (status = 204, description = "No job within `wait` seconds"), Errors))]
 async fn request_job(
     State(reg): State<super::State>,
+    caller: Caller,
     headers: HeaderMap,
     Query(q): Query<RequestQuery>,
     body: Option<Json<RunnerInfo>>,
 ) -> Result<Response, AppError> {
-    let r = reg.clone();
-    let h = headers.clone();
-    let limited_to = blocking(move || Ok(access::require_runner(&r, &h)?.repository)).await?;
+    let limited_to = blocking(move || Ok(caller.require_runner()?.repository)).await?;
     let runner = body.and_then(|b| b.0.runner).unwrap_or_else(|| "runner".into());
     let base = super::external_url(&reg, &headers);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(30).min(120));
@@ -247,15 +241,12 @@ async fn request_job(
     responses((status = 200, body = doc::JobState), Errors))]
 async fn append_log(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    job_token: JobToken,
     Path(id): Path<i64>,
     body: String,
 ) -> Result<Json<LogAnswer>, AppError> {
     blocking(move || {
-        let (job, _) = job_of_token(&reg, &headers)?;
-        if job.id != id {
-            return Err(AppError::Forbidden("the job token belongs to another job".into()));
-        }
+        job_token.job_for(id)?;
         let status = reg.db.append_log(id, &body)?;
         Ok(Json(LogAnswer { status }))
     })
@@ -279,7 +270,7 @@ struct FinishBody {
     security(("token" = ["job"])), responses((status = 200, body = doc::JobState), Errors))]
 async fn finish_job(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    job_token: JobToken,
     Path(id): Path<i64>,
     body: axum::body::Bytes,
 ) -> Result<Json<LogAnswer>, AppError> {
@@ -290,10 +281,7 @@ async fn finish_job(
         ))
     })?;
     blocking(move || {
-        let (job, _) = job_of_token(&reg, &headers)?;
-        if job.id != id {
-            return Err(AppError::Forbidden("the job token belongs to another job".into()));
-        }
+        let job = job_token.job_for(id)?;
         let status = reg.finish_job(&job, &f)?;
         Ok(Json(LogAnswer { status }))
     })
@@ -306,14 +294,14 @@ async fn finish_job(
     security(("token" = ["approve"]), ("token" = ["admin"])), responses((status = 200, body = doc::PlayedJob), Errors))]
 async fn play_job(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("job {id}");
         let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-        let approver = access::require_or_hide(&reg, &headers, Scope::Approve, &p.repository, missing)?;
+        let approver = caller.require_or_hide(Scope::Approve, &p.repository, missing)?;
         reg.play_job(&job, &p.repository, &approver)?;
         let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         Ok(Json(json!({ "job": job })))
@@ -329,21 +317,22 @@ async fn play_job(
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = String), Errors))]
 async fn push_file(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
+    job_token: JobToken,
     Path(sha256): Path<String>,
 ) -> Result<Response, AppError> {
     let r = reg.clone();
     let sha = sha256.clone();
     let path = blocking(move || {
         let missing = || format!("file {sha}");
-        let allowed = match running_job_of_token(&r, &headers) {
+        let allowed = match job_token.running() {
             Ok((_, job_sha)) => job_sha == sha,
             Err(_) => {
-                let p = access::caller(&r, &headers)?;
+                let p = caller.authenticated()?;
                 r.db.files_by_sha(&sha)?.iter().any(|(repository, released)| {
                     let Ok(repo) = r.repository(repository) else { return false };
                     let visible = gate::visible(repo.config.gate, *released);
-                    p.allows(Scope::Admin, Some(repository)) || (visible && p.allows(Scope::Read, Some(repository)))
+                    grants(&p, Scope::Admin, Some(repository)) || (visible && grants(&p, Scope::Read, Some(repository)))
                 })
             }
         };
@@ -368,11 +357,11 @@ async fn push_file(
     responses((status = 200, description = "The pipeline file (empty when the repository has none)", content_type = "application/yaml", body = Value), Errors))]
 async fn get_pipeline_file(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
 ) -> Result<Response, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Read, &repo)?;
+        caller.require(Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
         let (_, yaml) = reg.pipeline_config(repository)?;
         Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
@@ -387,12 +376,12 @@ async fn get_pipeline_file(
     responses((status = 200, body = doc::PipelineFileSaved), Errors))]
 async fn put_pipeline_file(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(repo): Path<String>,
     body: String,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        require(&reg, &headers, Scope::Admin, &repo)?;
+        caller.require(Scope::Admin, Some(&repo))?;
         reg.repository(&repo)?;
         let config = crate::pipeline::PipelineConfig::parse(&body).map_err(|e| AppError::BadRequest(e.to_string()))?;
         reg.db.set_pipeline_config(&repo, &body)?;
@@ -407,12 +396,12 @@ async fn put_pipeline_file(
     responses((status = 200, body = doc::DeliveryList), Errors))]
 async fn list_deliveries(
     State(reg): State<super::State>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
-        let p = access::caller(&reg, &headers)?;
-        if !p.is_admin() {
+        let p = caller.authenticated()?;
+        if !grants(&p, Scope::Admin, None) {
             return Err(AppError::Forbidden("webhook deliveries are for admins".into()));
         }
         Ok(Json(json!({ "deliveries": reg.db.deliveries(q.repository.as_deref(), q.limit.unwrap_or(100).min(1000))? })))

@@ -1,9 +1,15 @@
 //! Pipelines: what a push triggers, how its jobs move from stage to stage, how runners get
-//! them, and who hears about it. The SQL is in `store::db::pipelines`; this is the behaviour.
+//! them, and who hears about it: the pipeline file ([`config`], its rules language [`rules`]),
+//! planning, claiming and advancing jobs, webhooks. The state machine itself is
+//! `domain::state` (pure); the SQL is in `store::db::pipelines`; this is the behaviour between.
+//!
+//! May call: `store`, `domain`, `auth`, `error`, `outbound` (webhooks), `plugin`, `registry` (the
+//! app state it runs on; that cycle is being removed by naming the app state) and
+//! `runner::protocol` (the wire types of the job a runner is given). Called by `registry` and
+//! `http`.
 
 pub mod config;
-pub mod gate;
-pub mod state;
+pub mod rules;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -12,9 +18,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use config::PipelineConfig;
-pub use state::Status;
 
 use crate::auth::{self, Principal};
+use crate::domain::state::Status;
 use crate::error::AppError;
 use crate::plugin::wit;
 use crate::registry::{Registry, Repository};

@@ -5,7 +5,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use crate::auth::{Principal, Scope};
-use crate::pipeline::{gate, PushFacts};
+use crate::domain::gate;
+use crate::pipeline::PushFacts;
 use crate::plugin::{wit, BlobHandle, CallError};
 use crate::store::db::{DbError, NewFile, Pusher};
 use crate::store::PendingBlob;

@@ -6,10 +6,11 @@ use reqwest::StatusCode;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::exec::{self, Run};
+use super::exec::Run;
 use super::job::{FailureReason, Finish, JobResult, Outcome};
 use super::protocol::LogAnswer;
-use crate::pipeline::state::Status;
+use super::{process, workspace};
+use crate::domain::state::Status;
 
 pub(crate) enum RequestError {
     /// Ask again later (connection refused, server error, ...).
@@ -115,7 +116,7 @@ impl Api {
         let result = tokio::select! {
             result = attempts => result,
             _ = tokio::time::sleep_until(run.deadline) => return Err(run.timed_out().await),
-            _ = exec::canceled(&mut cancel) => return Err(Outcome::Canceled),
+            _ = process::canceled(&mut cancel) => return Err(Outcome::Canceled),
         };
         match result {
             Ok((sha256, size)) if sha256.eq_ignore_ascii_case(run.job.sha256.trim()) => {
@@ -151,7 +152,7 @@ impl Api {
         if !status.is_success() {
             return Err((format!("download failed: HTTP {status} from {url}"), status.is_server_error()));
         }
-        exec::save_stream(response.bytes_stream(), dest).await.map_err(|m| (m, true))
+        workspace::save_stream(response.bytes_stream(), dest).await.map_err(|m| (m, true))
     }
 
     /// Appends to the job's log. `Ok(true)`: the job is no longer running on the server (canceled,

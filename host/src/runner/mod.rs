@@ -2,14 +2,23 @@
 //!
 //! The loop long-polls `POST /api/v1/jobs/request`; each job runs in `WORK/job-{id}`: the push's
 //! file is downloaded with the job's token and its sha256 checked ([`api`]), unpacked into `pkg/` with
-//! the tool the format plugin names, checked for entries outside `pkg/`, and the script run with bash
-//! in a process group of its own ([`exec`]). The log is shipped while the job runs, in batches, and
+//! the tool the format plugin names and checked for entries outside `pkg/` ([`extract`]), and the
+//! script run with bash ([`exec`]) in a process group of its own ([`process`]), all inside the job
+//! folder ([`workspace`]). The log is shipped while the job runs, in batches, and
 //! the answer to each batch tells whether the job was canceled.
+//!
+//! May call: `domain` (the job statuses in [`protocol`]) and nothing else of the host: it is a
+//! separate process that only speaks HTTP to the server. The server uses [`protocol`] alone.
 
 mod api;
 mod exec;
+mod extract;
 mod job;
+mod process;
 pub mod protocol;
+#[cfg(test)]
+mod testing;
+mod workspace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,8 +30,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use api::{Api, RequestError};
-use exec::{Exec, JobDir, Log, Run};
+use exec::{Exec, Run};
 use job::{Job, Outcome};
+use process::Log;
+use workspace::JobDir;
 
 /// How `sluice runner` was started.
 pub struct RunnerOptions {

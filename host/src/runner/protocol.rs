@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::state::Status;
+use crate::domain::state::Status;
 
 /// A job as `POST /api/v1/jobs/request` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

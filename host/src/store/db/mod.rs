@@ -170,7 +170,7 @@ impl Visibility {
     /// SQL condition on `f.released`.
     fn condition(self) -> &'static str {
         match self {
-            Visibility::Clients(gate) if crate::pipeline::gate::only_released(gate) => "f.released = 1",
+            Visibility::Clients(gate) if crate::domain::gate::only_released(gate) => "f.released = 1",
             _ => "1 = 1",
         }
     }

@@ -1,5 +1,5 @@
 //! The SQL of pipelines, jobs, pipeline files and webhook deliveries. What a status becomes is
-//! decided by `pipeline::state`; this file loads what it needs and persists its answer.
+//! decided by `domain::state`; this file loads what it needs and persists its answer.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{now_ms, Db, DbError, Result};
-use crate::pipeline::state::{self, Event, JobState, Refused, Status, Transition};
+use crate::domain::state::{self, Event, JobState, Refused, Status, Transition};
 
 /// Most log kept per job; the rest is cut with a notice.
 const MAX_LOG_BYTES: i64 = 4 << 20;
@@ -341,7 +341,7 @@ impl Db {
         Ok(Ok(Stepped { transition: t, change }))
     }
 
-    /// Moves a pipeline forward (see `pipeline::state`); on success the push's files are
+    /// Moves a pipeline forward (see `domain::state`); on success the push's files are
     /// released to clients.
     pub fn advance_pipeline(&self, id: i64) -> Result<Option<StatusChange>> {
         self.write(|tx| {

@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use super::pages::{here, ok, ok_with, page, pages, safe_next};
 use super::{UiError, Viewer};
 use crate::auth::{self, Scope};
+use crate::domain::state::Status;
 use crate::error::AppError;
+use crate::http::access::Caller;
 use crate::http::State as AppState;
-use crate::pipeline::Status;
 use crate::registry::{Registry, Repository};
 use crate::store::db::ui::{ReleaseOutcome, UiRelease};
 use crate::store::db::{now_ms, JobRow, PipelineRow};
@@ -194,12 +195,12 @@ pub struct HeldQuery {
 /// `/ui/{repo}/held`: what the gate holds, with the admin's actions.
 pub async fn held_page(
     State(reg): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     uri: OriginalUri,
     Path(repo): Path<String>,
     Query(q): Query<HeldQuery>,
 ) -> Response {
-    page(reg, headers, move |reg, viewer| {
+    page(reg, caller, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
         let page_no = q.page.unwrap_or(1).max(1);
         let (total, held) = held(reg, repository, (page_no - 1).saturating_mul(PAGE), PAGE)?;
@@ -237,13 +238,13 @@ pub struct ActionForm {
 /// `POST /ui/pipelines/{id}/{retry|cancel|release}` from the held view's buttons.
 pub async fn pipeline_action(
     State(reg): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path((id, action)): Path<(i64, String)>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let request_headers = headers.clone();
-    page(reg, headers, move |reg, viewer| {
-        viewer.check_form(reg, &request_headers, f.csrf.as_deref())?;
+    page(reg, caller, move |reg, viewer| {
+        viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         let missing = || UiError::NotFound(format!("pipeline {id}"));
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(missing)?;
         // As the API: a pipeline the viewer may not read does not exist for it.
@@ -322,8 +323,8 @@ fn tokens_page(reg: &Registry, viewer: &Viewer, status: StatusCode, extra: Value
     Ok(resp)
 }
 
-pub async fn tokens(State(reg): State<AppState>, headers: HeaderMap) -> Response {
-    page(reg, headers, |reg, viewer| tokens_page(reg, viewer, StatusCode::OK, json!({}))).await
+pub async fn tokens(State(reg): State<AppState>, caller: Caller) -> Response {
+    page(reg, caller, |reg, viewer| tokens_page(reg, viewer, StatusCode::OK, json!({}))).await
 }
 
 #[derive(Deserialize)]
@@ -340,10 +341,14 @@ pub struct NewTokenForm {
 
 /// Creates a token (admins of every repository, as `POST /api/v1/tokens`) and shows its secret
 /// this once.
-pub async fn create_token(State(reg): State<AppState>, headers: HeaderMap, Form(f): Form<NewTokenForm>) -> Response {
-    let request_headers = headers.clone();
-    page(reg, headers, move |reg, viewer| {
-        viewer.check_form(reg, &request_headers, f.csrf.as_deref())?;
+pub async fn create_token(
+    State(reg): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Form(f): Form<NewTokenForm>,
+) -> Response {
+    page(reg, caller, move |reg, viewer| {
+        viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
             return Err(UiError::Forbidden("only a token with the admin scope on every repository may create tokens".into()));
         }
@@ -379,13 +384,13 @@ pub async fn create_token(State(reg): State<AppState>, headers: HeaderMap, Form(
 /// Revokes a token (admins of every repository, as `DELETE /api/v1/tokens/{id}`).
 pub async fn revoke_token(
     State(reg): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Form(f): Form<ActionForm>,
 ) -> Response {
-    let request_headers = headers.clone();
-    page(reg, headers, move |reg, viewer| {
-        viewer.check_form(reg, &request_headers, f.csrf.as_deref())?;
+    page(reg, caller, move |reg, viewer| {
+        viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
             return Err(UiError::Forbidden(
                 "only a token with the admin scope on every repository may revoke tokens".into(),
@@ -408,8 +413,8 @@ pub struct SearchQuery {
 
 /// `/ui/search?q=…&page=…`: packages whose name contains the query, in every repository the
 /// viewer may read (public ones signed out).
-pub async fn search(State(reg): State<AppState>, headers: HeaderMap, Query(q): Query<SearchQuery>) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn search(State(reg): State<AppState>, caller: Caller, Query(q): Query<SearchQuery>) -> Response {
+    page(reg, caller, move |reg, viewer| {
         let readable: Vec<String> =
             reg.repositories.values().filter(|r| viewer.can_read(r)).map(|r| r.name().to_string()).collect();
         let query = q.q.unwrap_or_default().trim().to_string();

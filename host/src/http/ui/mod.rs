@@ -10,8 +10,13 @@
 //!
 //! Auth is the API's: a private repository's pages (`read = "token"`) need a token with the
 //! `read` scope on it. The UI takes the token from a cookie that `/ui/login` sets (HttpOnly,
-//! SameSite=Strict); only this module reads that cookie (the format plugins' routes never do).
+//! SameSite=Strict); only the UI's pages read that cookie, through `http::access`
+//! (`Caller::viewer`, the one authorisation entry): the API and the format plugins' routes never do.
 //! Everything works without JavaScript except following a running job's log live.
+//!
+//! May call: what the rest of `http` may (`registry`, `pipeline`, `store`, `auth`, `domain`,
+//! `plugin`, `error`) and `http` itself (its state, [`super::access`], `blocking`); the API
+//! (`http/api.rs`) uses its held-versions view ([`gate`]).
 
 pub(crate) mod badge;
 pub mod gate;
@@ -29,8 +34,9 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::Value;
 
-use crate::auth::{self, Principal, Scope};
+use crate::auth::{Principal, Scope};
 use crate::error::AppError;
+use crate::http::access::{self, Caller, Viewing};
 use crate::registry::{Registry, Repository};
 use crate::store::db::TokenRow;
 use crate::store::DbError;
@@ -42,11 +48,13 @@ pub fn router() -> Router<crate::http::State> {
         .route("/ui/", get(pages::repositories))
         .route(
             "/ui/static/sluice.css",
-            get(|| async { static_file("text/css; charset=utf-8", include_str!("../../templates/sluice.css")) }),
+            get(|| async { static_file("text/css; charset=utf-8", include_str!("../../../templates/sluice.css")) }),
         )
         .route(
             "/ui/static/follow.js",
-            get(|| async { static_file("text/javascript; charset=utf-8", include_str!("../../templates/follow.js")) }),
+            get(|| async {
+                static_file("text/javascript; charset=utf-8", include_str!("../../../templates/follow.js"))
+            }),
         )
         .route("/ui/login", get(pages::login_form).post(pages::login))
         .route("/ui/logout", post(pages::logout))
@@ -103,26 +111,31 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    pub fn of(reg: &Registry, headers: &HeaderMap) -> Result<Viewer, UiError> {
-        if let Some(secret) = cookie(headers, COOKIE) {
-            // A revoked or unknown token in the cookie reads as signed out.
-            let token = reg.db.token_by_hash(&auth::hash_token(&secret))?;
-            let csrf = token.as_ref().map(|_| csrf_token(&secret));
-            return Ok(Viewer { principal: token.clone().map(Principal::from_row), token, csrf });
-        }
-        let principal = crate::http::principal(reg, headers).unwrap_or(None);
-        Ok(Viewer { principal, token: None, csrf: None })
+    /// The viewer of the caller's request, through the one authorisation entry
+    /// ([`Caller::viewer`]).
+    pub fn of(caller: &Caller) -> Result<Viewer, UiError> {
+        let Viewing { principal, session } = caller.viewer()?;
+        let (token, csrf) = match session {
+            Some((token, secret)) => (Some(token), Some(csrf_token(&secret))),
+            None => (None, None),
+        };
+        Ok(Viewer { principal, token, csrf })
     }
 
-    /// Whether the viewer's token grants `scope` on `repository`: the rule `http::access`
-    /// applies to the same action in the API (`Principal::allows`, never a runner-only token).
+    /// Whether the viewer's token grants `scope` on `repository` (on every repository if `None`):
+    /// the rule `http::access` applies to the same action in the API ([`access::grants`]).
+    fn grants(&self, scope: Scope, repository: Option<&str>) -> bool {
+        self.principal.as_ref().is_some_and(|p| access::grants(p, scope, repository))
+    }
+
+    /// Whether the viewer's token grants `scope` on `repository`.
     pub fn may(&self, scope: Scope, repository: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(scope, Some(repository)))
+        self.grants(scope, Some(repository))
     }
 
     /// An admin of every repository: who may list, create and revoke tokens (as in the API).
     pub fn is_admin(&self) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.is_admin())
+        self.grants(Scope::Admin, None)
     }
 
     /// Checks a form that changes something: it must come from this site's own pages (the
@@ -142,13 +155,13 @@ impl Viewer {
     }
 
     pub fn can_read(&self, repo: &Repository) -> bool {
-        !repo.private() || self.principal.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repo.name())))
+        !repo.private() || self.may(Scope::Read, repo.name())
     }
 
     /// Whether pushers' addresses and agents may be shown for this repository's pushes: only
     /// to a token that may read the repository (anonymous readers of public ones see no IPs).
     pub fn sees_clients(&self, repo: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Read, Some(repo)))
+        self.may(Scope::Read, repo)
     }
 
     /// The repository, if it exists and the viewer may read it.
@@ -167,7 +180,7 @@ impl Viewer {
     /// Whether the viewer may play this repository's manual jobs (an admin, or the `approve`
     /// scope on it).
     pub fn can_approve(&self, repo: &str) -> bool {
-        self.principal.as_ref().is_some_and(|p| p.allows(Scope::Approve, Some(repo)))
+        self.may(Scope::Approve, repo)
     }
 
     pub fn name(&self) -> Option<&str> {
@@ -322,7 +335,7 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Images may come from https too: a README's images are the only ones, and the sanitiser keeps
-    // only https sources (ui/readme.rs). Scripts stay same-origin only.
+    // only https sources (readme.rs). Scripts stay same-origin only.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -345,7 +358,7 @@ pub fn render(name: &str, viewer: Option<&str>, mut ctx: Value) -> Result<String
 
 macro_rules! templates {
     ($env:ident, $($name:literal),* $(,)?) => {
-        $( $env.add_template($name, include_str!(concat!("../../templates/", $name))).expect(concat!("template ", $name, " parses")); )*
+        $( $env.add_template($name, include_str!(concat!("../../../templates/", $name))).expect(concat!("template ", $name, " parses")); )*
     };
 }
 
@@ -436,8 +449,8 @@ mod filters {
 
 /// Whether a page showing this status should reload to follow it: the status will change without
 /// anyone's action (not final, and not waiting for someone to play a manual job).
-pub fn moving(status: crate::pipeline::Status) -> bool {
-    !status.is_final() && status != crate::pipeline::Status::Manual
+pub fn moving(status: crate::domain::state::Status) -> bool {
+    !status.is_final() && status != crate::domain::state::Status::Manual
 }
 
 /// [`moving`] for a status the UI's queries read as text; an unknown word does not move, so no

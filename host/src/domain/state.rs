@@ -13,7 +13,7 @@
 //!   fail failed), `canceled` (a job was canceled) or `success`; before that `running`, `pending`,
 //!   or `manual` when the only thing left is a manual job waiting to be played.
 //! - Whether a pipeline's outcome releases the version to clients is the gate's rule
-//!   ([`crate::pipeline::gate::releases`]); the transition reports it.
+//!   ([`crate::domain::gate::releases`]); the transition reports it.
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{html_response, moving, moving_word, render, UiError, Viewer};
-use crate::auth;
+use crate::http::access::{self, Caller};
 use crate::http::State as AppState;
 use crate::plugin::wit;
 use crate::registry::{artifact_of, Registry};
@@ -21,11 +21,11 @@ const PUSHES_PAGE: u32 = 50;
 /// Runs `f` on a blocking thread with the viewer, rendering any error as a page.
 pub(super) async fn page(
     reg: AppState,
-    headers: HeaderMap,
+    caller: Caller,
     f: impl FnOnce(&Registry, &Viewer) -> Result<Response, UiError> + Send + 'static,
 ) -> Response {
     let out = tokio::task::spawn_blocking(move || {
-        let viewer = match Viewer::of(&reg, &headers) {
+        let viewer = match Viewer::of(&caller) {
             Ok(v) => v,
             Err(e) => return e.into_page(None),
         };
@@ -57,8 +57,8 @@ pub(super) fn here(uri: &OriginalUri) -> String {
 
 // ---- repositories ------------------------------------------------------------------------------
 
-pub async fn repositories(State(reg): State<AppState>, headers: HeaderMap) -> Response {
-    page(reg, headers, |reg, viewer| {
+pub async fn repositories(State(reg): State<AppState>, caller: Caller) -> Response {
+    page(reg, caller, |reg, viewer| {
         let mut repos = Vec::new();
         for r in reg.repositories.values() {
             let readable = viewer.can_read(r);
@@ -90,12 +90,12 @@ pub struct ListQuery {
 
 pub async fn packages(
     State(reg): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     uri: OriginalUri,
     Path(repo): Path<String>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    page(reg, headers, move |reg, viewer| {
+    page(reg, caller, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
         let query = q.q.unwrap_or_default().trim().to_string();
         let page_no = q.page.unwrap_or(1).max(1);
@@ -134,13 +134,14 @@ pub struct PackageQuery {
 
 pub async fn package(
     State(reg): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     uri: OriginalUri,
     Path((repo, name)): Path<(String, String)>,
     Query(q): Query<PackageQuery>,
 ) -> Response {
     let base = crate::http::external_url(&reg, &headers);
-    page(reg, headers, move |reg, viewer| {
+    page(reg, caller, move |reg, viewer| {
         let repository = viewer.repository(reg, &repo, &here(&uri))?;
         let package = reg
             .db
@@ -210,13 +211,8 @@ pub async fn package(
 
 // ---- pipelines and jobs ----------------------------------------------------------------------------
 
-pub async fn pipeline(
-    State(reg): State<AppState>,
-    headers: HeaderMap,
-    uri: OriginalUri,
-    Path(id): Path<i64>,
-) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
+    page(reg, caller, move |reg, viewer| {
         let (p, jobs) = reg.db.pipeline(id)?.ok_or_else(|| UiError::NotFound(format!("pipeline {id}")))?;
         let repository = viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
@@ -251,8 +247,8 @@ pub async fn pipeline(
     .await
 }
 
-pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri, Path(id): Path<i64>) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn job(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
+    page(reg, caller, move |reg, viewer| {
         let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
         let (p, _) = reg
             .db
@@ -271,7 +267,7 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
                 "log": log,
                 "log_bytes": log.len(),
                 "final": job.status.is_final(),
-                "finals": crate::pipeline::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
+                "finals": crate::domain::state::Status::ALL.into_iter().filter(|s| s.is_final()).collect::<Vec<_>>(),
             }),
         )
     })
@@ -281,8 +277,8 @@ pub async fn job(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalU
 /// The pipeline page's "play" button: plays a manual job for an approver, then shows the
 /// pipeline again. The form posts with the UI's cookie, which is SameSite=Strict, so another site
 /// cannot make a signed-in approver's browser send it.
-pub async fn play_job(State(reg): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn play_job(State(reg): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Response {
+    page(reg, caller, move |reg, viewer| {
         let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
         let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
         let back = format!("/ui/pipelines/{}", p.id);
@@ -310,13 +306,12 @@ pub struct LogQuery {
 /// anonymous reader of a public repository), so the UI answers it itself with the UI's auth.
 pub async fn job_log(
     State(reg): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
 ) -> Response {
     let out = crate::http::blocking(move || {
-        let viewer =
-            Viewer::of(&reg, &headers).map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("{e:?}")))?;
+        let viewer = Viewer::of(&caller).map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("{e:?}")))?;
         let (job, log) = reg.db.job(id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
         let (p, _) =
             reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
@@ -348,8 +343,8 @@ pub struct PushesQuery {
     repository: Option<String>,
 }
 
-pub async fn pushes(State(reg): State<AppState>, headers: HeaderMap, Query(q): Query<PushesQuery>) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn pushes(State(reg): State<AppState>, caller: Caller, Query(q): Query<PushesQuery>) -> Response {
+    page(reg, caller, move |reg, viewer| {
         // Only the repositories the viewer may read: public ones, and private ones its token reads.
         let readable: Vec<String> = reg
             .repositories
@@ -392,8 +387,8 @@ fn sample_metadata() -> wit::Metadata {
     wit::Metadata::named("example", "1.0.0")
 }
 
-pub async fn plugins(State(reg): State<AppState>, headers: HeaderMap, uri: OriginalUri) -> Response {
-    page(reg, headers, move |reg, viewer| {
+pub async fn plugins(State(reg): State<AppState>, caller: Caller, uri: OriginalUri) -> Response {
+    page(reg, caller, move |reg, viewer| {
         // As `GET /api/v1/plugins`: any valid token (plugin sources are server paths).
         if viewer.principal.is_none() {
             return Err(viewer.login_needed(&here(&uri)));
@@ -442,8 +437,8 @@ pub(super) fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-pub async fn login_form(State(reg): State<AppState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Response {
-    page(reg, headers, move |_reg, viewer| {
+pub async fn login_form(State(reg): State<AppState>, caller: Caller, Query(q): Query<NextQuery>) -> Response {
+    page(reg, caller, move |_reg, viewer| {
         ok("login.html", viewer, json!({ "title": "Sign in", "next": safe_next(q.next.as_deref()) }))
     })
     .await
@@ -455,18 +450,22 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login(State(reg): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(reg): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let secure = super::over_https(&reg, &headers);
-    let request_headers = headers.clone();
-    page(reg, headers, move |reg, viewer| {
+    page(reg, caller, move |reg, viewer| {
         // No session yet, so no CSRF token: the Origin check alone keeps other sites from
         // signing a browser in with their token.
-        super::same_origin(reg, &request_headers)?;
+        super::same_origin(reg, &headers)?;
         let token = form.token.trim().to_string();
         let next = safe_next(form.next.as_deref());
         let valid = !token.is_empty()
             && token.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'"' && b != b'\\')
-            && reg.db.token_by_hash(&auth::hash_token(&token))?.is_some();
+            && access::is_token(reg, &token)?;
         if !valid {
             let html = render(
                 "login.html",

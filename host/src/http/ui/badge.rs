@@ -6,6 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::Viewer;
+use crate::http::access::Caller;
 use crate::http::blocking;
 
 /// `(repo, name)` of `/api/v1/repositories/{repo}/packages/{name...}/badge.svg`.
@@ -30,8 +31,9 @@ pub fn package_badge_path(path: &str) -> Option<(String, String)> {
 pub fn package_badge_doc() {}
 
 pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, name: String) -> Response {
+    let caller = Caller::from_headers(reg.clone(), &headers);
     let answer = blocking(move || {
-        let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
+        let viewer = Viewer::of(&caller).map_err(to_app)?;
         let Some(repository) = reg.repositories.get(&repo) else {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
         };
@@ -53,9 +55,9 @@ pub async fn package(reg: crate::http::State, headers: HeaderMap, repo: String, 
     responses((status = 200, description = "The badge", content_type = "image/svg+xml", body = String),
         (status = 400, description = "An id that is no integer (axum's plain-text rejection)", content_type = "text/plain", body = String),
         (status = 404, description = "An `unknown` badge: no such pipeline, or one the caller may not read", content_type = "image/svg+xml", body = String)))]
-pub async fn pipeline(State(reg): State<crate::http::State>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+pub async fn pipeline(State(reg): State<crate::http::State>, caller: Caller, Path(id): Path<i64>) -> Response {
     let answer = blocking(move || {
-        let viewer = Viewer::of(&reg, &headers).map_err(to_app)?;
+        let viewer = Viewer::of(&caller).map_err(to_app)?;
         let Some((p, _)) = reg.db.pipeline(id)? else { return Ok((StatusCode::NOT_FOUND, "unknown".to_string())) };
         let Some(repository) = reg.repositories.get(&p.repository) else {
             return Ok((StatusCode::NOT_FOUND, "unknown".to_string()));
@@ -95,7 +97,7 @@ fn respond(answer: Result<(StatusCode, String), crate::error::AppError>) -> Resp
 /// The colour of a status (the badge's text: a pipeline status, or `none`/`unknown`), shared
 /// with the CSS of the HTML badges.
 pub fn colour(status: &str) -> &'static str {
-    use crate::pipeline::Status;
+    use crate::domain::state::Status;
     match status.parse::<Status>() {
         Ok(Status::Success) => "#2e7d32",
         Ok(Status::Failed) => "#c62828",

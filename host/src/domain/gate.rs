@@ -10,7 +10,7 @@
 //! - the store's client queries (`store/db/mod.rs`, `Visibility`): [`only_released`];
 //! - downloads by name and by address (`registry/protocol.rs` `serve_file`,
 //!   `http/pipelines.rs` `push_file`) and the API's package view (`http/api.rs`): [`visible`];
-//! - the pipeline state machine (`pipeline/state.rs`): [`releases`], persisted by the store's
+//! - the pipeline state machine (`domain/state.rs`): [`releases`], persisted by the store's
 //!   `release_push`.
 //!
 //! A pipeline waiting at a `when: manual` job (that may not fail) is not a success, so its
