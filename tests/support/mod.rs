@@ -9,6 +9,7 @@ pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;
 pub mod nuget_fixture;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,38 @@ pub struct Server {
     /// A scratch folder the test may use for clients' files (also removed on drop).
     pub work: PathBuf,
     config: Option<PathBuf>,
+    /// Where the server keeps blobs when not in `data/blobs`: the S3 server's environment, the
+    /// folder its objects land in, and the S3 server itself when the harness started it.
+    blobs: Blobs,
     _dir: tempfile::TempDir,
+}
+
+/// The blob backend a test server runs with. `SLUICE_TEST_BLOBS=s3` runs every server of a test
+/// binary on its own real S3 server (`scripts/test` runs the npm, pipeline and gate tests a second
+/// time so); a test can also hand one in ([`Server::start_on_s3`]).
+#[derive(Default)]
+struct Blobs {
+    env: Vec<(String, String)>,
+    objects: Option<PathBuf>,
+    _s3: Option<s3::S3Server>,
+}
+
+impl Blobs {
+    fn from_env() -> Blobs {
+        match std::env::var("SLUICE_TEST_BLOBS").as_deref() {
+            Ok("s3") => {
+                let server = s3::S3Server::start();
+                let blobs = Blobs::on(&server);
+                Blobs { _s3: Some(server), ..blobs }
+            }
+            Ok("local") | Ok("") | Err(_) => Blobs::default(),
+            Ok(other) => panic!("SLUICE_TEST_BLOBS={other}: expected `s3` or `local`"),
+        }
+    }
+
+    fn on(server: &s3::S3Server) -> Blobs {
+        Blobs { env: server.env(), objects: Some(server.root.join(s3::BUCKET).join(s3::PREFIX)), _s3: None }
+    }
 }
 
 impl Server {
@@ -68,6 +100,15 @@ impl Server {
     }
 
     fn launch_in(dir: tempfile::TempDir, config: Option<&str>) -> Server {
+        Self::launch_with(dir, config, Blobs::from_env())
+    }
+
+    /// A server (with this config, if any) that keeps its blobs on `s3`.
+    pub fn start_on_s3(config: Option<&str>, s3: &s3::S3Server) -> Server {
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3))
+    }
+
+    fn launch_with(dir: tempfile::TempDir, config: Option<&str>, blobs: Blobs) -> Server {
         let config = config.map(|toml| {
             let path = dir.path().join("sluice.toml");
             std::fs::write(&path, toml).unwrap();
@@ -76,8 +117,8 @@ impl Server {
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let (child, url) = Self::spawn(&data, config.as_deref(), &[]);
-        Server { child, url, data, work, config, _dir: dir }
+        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &blobs.env);
+        Server { child, url, data, work, config, blobs, _dir: dir }
     }
 
     /// Like [`Server::start_with_config`], with the server started through `launcher` (a command
@@ -89,8 +130,9 @@ impl Server {
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let (child, url) = Self::spawn(&data, Some(&path), launcher);
-        Server { child, url, data, work, config: Some(path), _dir: dir }
+        let blobs = Blobs::from_env();
+        let (child, url) = Self::spawn(&data, Some(&path), launcher, &blobs.env);
+        Server { child, url, data, work, config: Some(path), blobs, _dir: dir }
     }
 
     /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder
@@ -98,7 +140,7 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[]);
+        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.blobs.env);
         self.child = child;
         self.url = url;
     }
@@ -109,7 +151,7 @@ impl Server {
         let _ = self.child.wait();
     }
 
-    fn spawn(data: &Path, config: Option<&Path>, launcher: &[&str]) -> (Child, String) {
+    fn spawn(data: &Path, config: Option<&Path>, launcher: &[&str], env: &[(String, String)]) -> (Child, String) {
         let mut cmd = match launcher.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -122,6 +164,7 @@ impl Server {
         if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         // Every test server shares one cache of compiled plugins, so only the first compiles them.
         cmd.env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"));
@@ -224,22 +267,20 @@ impl Server {
         r.json().expect("JSON")
     }
 
-    /// Every file under `blobs/` (the stored package files).
+    /// Every stored package file: the files under `blobs/`, or, on object storage, the upload
+    /// temp files under `blobs/` and the objects in the bucket.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(rd) = std::fs::read_dir(dir) else { return };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out)
-                } else {
-                    out.push(p)
-                }
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.data.join("blobs"), &mut out);
+        s3::walk(&self.data.join("blobs"), &mut out);
+        if let Some(objects) = &self.blobs.objects {
+            s3::walk(objects, &mut out);
+        }
         out
+    }
+
+    /// Whether this server keeps its blobs in object storage.
+    pub fn on_s3(&self) -> bool {
+        self.blobs.objects.is_some()
     }
 
     /// Polls `check` every 50 ms until it returns true or `timeout` passes.

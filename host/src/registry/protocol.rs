@@ -2,7 +2,6 @@
 //! carries out the effects, then replies.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 
 use crate::auth::{Principal, Scope};
 use crate::pipeline::{gate, PushFacts};
@@ -42,7 +41,11 @@ pub struct NewPush<'a> {
 /// What the HTTP layer sends back.
 pub enum Reply {
     Response(wit::Response),
-    File { path: PathBuf, size: u64, content_type: String },
+    /// A stored file, served by the HTTP layer from the blob store (streamed, or a redirect).
+    Blob {
+        sha256: String,
+        content_type: String,
+    },
 }
 
 /// The HTTP status of an error kind, before the plugin shapes the response.
@@ -308,11 +311,7 @@ impl Registry {
         if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
         }
-        Ok(Reply::File {
-            path: self.blobs.path(&file.sha256),
-            size: file.size as u64,
-            content_type: f.content_type.clone(),
-        })
+        Ok(Reply::Blob { sha256: file.sha256, content_type: f.content_type.clone() })
     }
 
     /// The plugin's rendering of an error; plain text when the plugin itself fails.
