@@ -193,6 +193,7 @@ impl BlobStore {
             }
         };
         let prefix = ObjectPath::parse(prefix).map_err(|e| BlobError::Config(format!("`{url}`: {e}")))?;
+        tracing::info!(bucket, prefix = %prefix, "package files are kept in object storage");
         store.backend = Backend::Object(Arc::new(Bucket { store: s3, prefix, handle, _runtime: runtime }));
         Ok(store)
     }
