@@ -198,23 +198,31 @@ fn a_large_package_goes_up_in_parts_and_comes_back_intact_in_bounded_memory() {
 }
 
 #[test]
-fn ready_follows_the_bucket() {
+fn ready_follows_the_bucket_and_a_publish_during_an_outage_leaves_nothing() {
     let mut s3 = S3Server::start();
     let server = Server::start_on_s3(Some(NPM_REPO), &s3);
+    let token = server.token("publisher", "read,publish", None);
+    let npm = Npm::new(&server, "ready", Some(&token));
+    let pkg = make_package(&server.work, "during-outage", "1.0.0");
     let status = || server.get("/ready").0;
     assert_eq!(status(), 200);
 
     s3.stop();
     assert!(server.wait_for(Duration::from_secs(30), || status() == 503), "/ready turns 503 when the bucket is gone");
     assert_eq!(server.get("/health").0, 200, "the process itself is live");
+    // A publish while the bucket is gone fails, and leaves no version behind.
+    let (ok, _, err) = npm.run(&pkg, &["publish", "--fetch-retries", "0"]);
+    assert!(!ok, "a publish with the bucket down is refused");
+    assert!(err.contains("500") || err.contains("503"), "a server error, not a client one: {err}");
+    assert_eq!(server.get("/npm/during-outage").0, 404, "nothing of the failed publish is visible");
 
     s3.start_again();
     assert!(server.wait_for(Duration::from_secs(30), || status() == 200), "/ready is 200 once the bucket is back");
-    // And the server works on: a publish goes through.
-    let token = server.token("publisher", "read,publish", None);
-    let npm = Npm::new(&server, "ready", Some(&token));
-    npm.ok(&make_package(&server.work, "after-outage", "1.0.0"), &["publish"]);
+    // The same version publishes now: the failed attempt left no row that would refuse it.
+    npm.ok(&pkg, &["publish"]);
     assert_eq!(s3.objects().len(), 1);
+    let app = project(&server.work, "app");
+    npm.ok(&app, &["install", "during-outage@1.0.0"]);
 }
 
 /// Sets a file's modification time `age` into the past (what s3s-fs reports as LastModified).
