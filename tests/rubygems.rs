@@ -1,7 +1,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use support::gem::{build_gem, gem_install, push, ruby_cmd, REPO};
 use support::gem_fixture::{self, gzip, tar_of};
 use support::{require_tool, run, Server};

@@ -74,6 +74,15 @@ pub struct Config {
     /// it, so that a publish in flight is never touched.
     #[serde(default = "default_blob_grace_secs")]
     pub blob_grace_secs: u64,
+    /// Where package files are kept: unset for the `blobs/` folder in the data folder, or
+    /// `s3://bucket/prefix` for S3-compatible object storage (endpoint, region and credentials
+    /// from the standard `AWS_*` environment variables; see the README's "Blob storage").
+    #[serde(default)]
+    pub blobs: Option<String>,
+    /// Answer downloads from object storage with a redirect to a presigned URL instead of
+    /// streaming the bytes through the server.
+    #[serde(default)]
+    pub blob_redirect: bool,
     /// Seconds between clean-up passes over the blob store (one also runs at start).
     #[serde(default = "default_cleanup_interval_secs")]
     pub cleanup_interval_secs: u64,
@@ -331,6 +340,12 @@ impl Config {
         if let Some(v) = get("SLUICE_PUBLIC_URL") {
             self.public_url = Some(v);
         }
+        if let Some(v) = get("SLUICE_BLOBS") {
+            self.blobs = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get("SLUICE_BLOB_REDIRECT") {
+            self.blob_redirect = matches!(v.as_str(), "1" | "true" | "yes");
+        }
         if let Some(v) = get("SLUICE_PLUGIN_CACHE") {
             self.plugin_cache = Some(v.into());
         }
@@ -395,6 +410,16 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("repository `{}`: webhook {}: {e}", r.name, hook.url)))?;
             }
         }
+        if let Some(url) = &self.blobs {
+            if !url.strip_prefix("s3://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/')) {
+                return Err(ConfigError::Invalid(format!(
+                    "`blobs = {url:?}` is not an `s3://bucket/prefix` URL (leave it unset for the local folder)"
+                )));
+            }
+        }
+        if self.blob_redirect && self.blobs.is_none() {
+            return Err(ConfigError::Invalid("`blob_redirect` needs `blobs = \"s3://...\"`".into()));
+        }
         for (name, value) in [
             ("header_timeout_secs", self.header_timeout_secs),
             ("body_idle_timeout_secs", self.body_idle_timeout_secs),
@@ -447,6 +472,18 @@ mod tests {
         c.apply_env(|k| (k == "SLUICE_PLUGIN_TIMEOUT_MS").then(|| "250".to_string())).unwrap();
         assert_eq!(c.plugin_timeout_ms, 250);
         assert!(c.apply_env(|k| (k == "SLUICE_MAX_UPLOAD_MB").then(|| "lots".to_string())).is_err());
+    }
+
+    #[test]
+    fn blobs_are_the_local_folder_or_an_s3_url() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "SLUICE_BLOBS").then(|| "s3://pkgs/prefix".to_string())).unwrap();
+        assert_eq!(c.blobs.as_deref(), Some("s3://pkgs/prefix"));
+        assert!(c.validate().is_ok());
+        let local: Config = toml::from_str("blobs = \"/srv/blobs\"").unwrap();
+        assert!(local.validate().is_err(), "only s3:// URLs; the local folder is the default");
+        let redirect: Config = toml::from_str("blob_redirect = true").unwrap();
+        assert!(redirect.validate().is_err(), "a redirect needs object storage");
     }
 
     #[test]

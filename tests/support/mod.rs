@@ -10,6 +10,7 @@ pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;
 pub mod nuget_fixture;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,7 +43,38 @@ pub struct Server {
     config: Option<PathBuf>,
     /// Everything the server (and its restarts) logged.
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Where the server keeps blobs when not in `data/blobs`: the S3 server's environment, the
+    /// folder its objects land in, and the S3 server itself when the harness started it.
+    blobs: Blobs,
     _dir: tempfile::TempDir,
+}
+
+/// The blob backend a test server runs with. `SLUICE_TEST_BLOBS=s3` runs every server of a test
+/// binary on its own real S3 server (`scripts/test` runs the npm, pipeline and gate tests a second
+/// time so); a test can also hand one in ([`Server::start_on_s3`]).
+#[derive(Default)]
+struct Blobs {
+    env: Vec<(String, String)>,
+    objects: Option<PathBuf>,
+    _s3: Option<s3::S3Server>,
+}
+
+impl Blobs {
+    fn from_env() -> Blobs {
+        match std::env::var("SLUICE_TEST_BLOBS").as_deref() {
+            Ok("s3") => {
+                let server = s3::S3Server::start();
+                let blobs = Blobs::on(&server);
+                Blobs { _s3: Some(server), ..blobs }
+            }
+            Ok("local") | Ok("") | Err(_) => Blobs::default(),
+            Ok(other) => panic!("SLUICE_TEST_BLOBS={other}: expected `s3` or `local`"),
+        }
+    }
+
+    fn on(server: &s3::S3Server) -> Blobs {
+        Blobs { env: server.env(), objects: Some(server.root.join(s3::BUCKET).join(s3::PREFIX)), _s3: None }
+    }
 }
 
 impl Server {
@@ -71,6 +103,15 @@ impl Server {
     }
 
     fn launch_in(dir: tempfile::TempDir, config: Option<&str>) -> Server {
+        Self::launch_with(dir, config, Blobs::from_env())
+    }
+
+    /// A server (with this config, if any) that keeps its blobs on `s3`.
+    pub fn start_on_s3(config: Option<&str>, s3: &s3::S3Server) -> Server {
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3))
+    }
+
+    fn launch_with(dir: tempfile::TempDir, config: Option<&str>, blobs: Blobs) -> Server {
         let config = config.map(|toml| {
             let path = dir.path().join("sluice.toml");
             std::fs::write(&path, toml).unwrap();
@@ -80,8 +121,8 @@ impl Server {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = std::sync::Arc::default();
-        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &log);
-        Server { child, url, data, work, config, log, _dir: dir }
+        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &blobs.env, &log);
+        Server { child, url, data, work, config, blobs, log, _dir: dir }
     }
 
     /// Like [`Server::start_with_config`], with the server started through `launcher` (a command
@@ -93,9 +134,10 @@ impl Server {
         let data = dir.path().join("data");
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
+        let blobs = Blobs::from_env();
         let log = std::sync::Arc::default();
-        let (child, url) = Self::spawn(&data, Some(&path), launcher, &log);
-        Server { child, url, data, work, config: Some(path), log, _dir: dir }
+        let (child, url) = Self::spawn(&data, Some(&path), launcher, &blobs.env, &log);
+        Server { child, url, data, work, config: Some(path), blobs, log, _dir: dir }
     }
 
     /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder
@@ -103,7 +145,7 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.log);
+        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.blobs.env, &self.log);
         self.child = child;
         self.url = url;
     }
@@ -123,6 +165,7 @@ impl Server {
         data: &Path,
         config: Option<&Path>,
         launcher: &[&str],
+        env: &[(String, String)],
         log: &std::sync::Arc<std::sync::Mutex<String>>,
     ) -> (Child, String) {
         let mut cmd = match launcher.split_first() {
@@ -137,6 +180,7 @@ impl Server {
         if let Some(path) = config {
             cmd.arg("--config").arg(path);
         }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         // Every test server shares one cache of compiled plugins, so only the first compiles them.
         cmd.env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"));
@@ -251,22 +295,20 @@ impl Server {
         r.json().expect("JSON")
     }
 
-    /// Every file under `blobs/` (the stored package files).
+    /// Every stored package file: the files under `blobs/`, or, on object storage, the upload
+    /// temp files under `blobs/` and the objects in the bucket.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(rd) = std::fs::read_dir(dir) else { return };
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out)
-                } else {
-                    out.push(p)
-                }
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.data.join("blobs"), &mut out);
+        s3::walk(&self.data.join("blobs"), &mut out);
+        if let Some(objects) = &self.blobs.objects {
+            s3::walk(objects, &mut out);
+        }
         out
+    }
+
+    /// Whether this server keeps its blobs in object storage.
+    pub fn on_s3(&self) -> bool {
+        self.blobs.objects.is_some()
     }
 
     /// Polls `check` every 50 ms until it returns true or `timeout` passes.

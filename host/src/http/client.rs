@@ -138,17 +138,8 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     match reply {
         Reply::Response(r) => Ok(response_of(r)),
         Reply::Kept(kept) => Ok(kept_response(&registry, &kept, &parts.headers, is_head, &path)),
-        Reply::File { path, size, content_type } => {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("open blob {}: {e}", path.display())))?;
-            let body = if is_head { Body::empty() } else { Body::from_stream(tokio_util::io::ReaderStream::new(file)) };
-            Ok(Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, content_type)
-                .header(header::CONTENT_LENGTH, size)
-                .body(body)
-                .expect("valid response"))
+        Reply::Blob { sha256, content_type } => {
+            super::blob::blob_response(&registry, &sha256, &content_type, is_head).await
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 mod api;
+mod blob;
 mod client;
 mod metrics;
 mod openapi;

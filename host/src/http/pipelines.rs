@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -323,9 +322,8 @@ async fn push_file(
 ) -> Result<Response, AppError> {
     let r = reg.clone();
     let sha = sha256.clone();
-    let path = blocking(move || {
-        let missing = || format!("file {sha}");
-        let allowed = match job_token.running() {
+    let allowed = blocking(move || {
+        Ok(match job_token.running() {
             Ok((_, job_sha)) => job_sha == sha,
             Err(_) => {
                 let p = caller.authenticated()?;
@@ -335,20 +333,13 @@ async fn push_file(
                     grants(&p, Scope::Admin, Some(repository)) || (visible && grants(&p, Scope::Read, Some(repository)))
                 })
             }
-        };
-        if !allowed || !r.blobs.contains(&sha) {
-            return Err(AppError::NotFound(missing()));
-        }
-        Ok(r.blobs.path(&sha))
+        })
     })
     .await?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| AppError::Internal(anyhow::anyhow!("open blob: {e}")))?;
-    let size = file.metadata().await.map_err(|e| AppError::Internal(anyhow::anyhow!("stat blob: {e}")))?.len();
-    Ok(Response::builder()
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .header(header::CONTENT_LENGTH, size)
-        .body(Body::from_stream(tokio_util::io::ReaderStream::new(file)))
-        .expect("valid response"))
+    if !allowed {
+        return Err(AppError::NotFound(format!("file {sha256}")));
+    }
+    super::blob::blob_response(&reg, &sha256, "application/octet-stream", false).await
 }
 
 /// A repository's pipeline file (YAML).

@@ -77,7 +77,7 @@ impl Registry {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| anyhow::anyhow!("create data folder {}: {e}", config.data.display()))?;
         let db = Db::open(&config.data.join("sluice.db"))?;
-        let blobs = BlobStore::open(config.data.join("blobs"))?;
+        let blobs = BlobStore::open_configured(config.data.join("blobs"), config.blobs.as_deref())?;
         let limits = Limits {
             memory_bytes: (config.plugin_memory_mb as usize) << 20,
             call_timeout: Duration::from_millis(config.plugin_timeout_ms),

@@ -2,7 +2,6 @@
 //! carries out the effects, then replies.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 
 use crate::auth::{Principal, Scope};
 use crate::domain::gate;
@@ -72,9 +71,9 @@ pub enum Reply {
     Response(wit::Response),
     /// A kept document: the HTTP layer answers `If-None-Match` and `Range` from it.
     Kept(Arc<Kept>),
-    File {
-        path: PathBuf,
-        size: u64,
+    /// A stored file, served by the HTTP layer from the blob store (streamed, or a redirect).
+    Blob {
+        sha256: String,
         content_type: String,
     },
 }
@@ -521,11 +520,7 @@ impl Registry {
         if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
         }
-        Ok(Reply::File {
-            path: self.blobs.path(&file.sha256),
-            size: file.size as u64,
-            content_type: f.content_type.clone(),
-        })
+        Ok(Reply::Blob { sha256: file.sha256, content_type: f.content_type.clone() })
     }
 
     /// The plugin's rendering of an error; plain text when the plugin itself fails.
