@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn documents_are_found_by_path_and_vary_headers_and_replaced_in_place() {
         let docs = Documents::new(1 << 20);
-        let abbreviated = vec![("accept".to_string(), "application/vnd.npm.install-v1+json".to_string())];
+        let abbreviated = vec![("accept".to_string(), "application/vnd.example.abbreviated+json".to_string())];
         let req = |headers: &'static [(String, String)]| DocRequest {
             repository: "r",
             path: "/a",

@@ -1,7 +1,7 @@
 -- The change log: one row for every change clients can see, written by triggers in the same
 -- transaction as the change, whichever statement made it (a publish, a pipeline's release, a
 -- yank, a tag, a delete). Kept documents compare their render's `seq` with it, and append-only
--- documents (RubyGems' /versions) are extended from it.
+-- documents (a compact index's version list) are extended from it.
 CREATE TABLE changes (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     repository  TEXT NOT NULL,
