@@ -28,12 +28,11 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         // `gem` probes the source root before it uses the compact index.
         (_, []) if read => Ok(Outcome::respond(http::text(200, "Sluice RubyGems repository\n")).keep_forever()),
         // Appended to on each push and yank (see `extend`), so clients holding it fetch the
-        // new end with a `Range` request. No digest headers: they would not cover what the host
-        // appends, and Bundler refuses a file whose digest does not match.
+        // new end with a `Range` request. The host computes the validators of what it serves
+        // (ETag, Repr-Digest) over the whole extended body.
         (_, ["versions"]) if read => {
-            let body = index::versions(&registry.all_packages())?.into_bytes();
-            let response = http::bytes(200, COMPACT_TYPE, body).with_header("accept-ranges", "bytes");
-            Ok(Outcome::respond(response).keep_for_repository().append_only())
+            let body = index::versions(&registry.all_packages())?;
+            Ok(Outcome::respond(compact(body)).keep_for_repository().append_only())
         }
         (_, ["names"]) if read => {
             Ok(Outcome::respond(compact(index::names(&registry.all_packages()))).keep_for_repository())
