@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn reads_declare_what_they_depend_on() {
-        let package = vec![Source::Package("sluice-app".into())];
+        let package = [Source::Package("sluice-app".into())];
         assert_eq!(outcome("/index/sl/ui/sluice-app", "").kept_for(), Some(&package[..]));
         assert_eq!(outcome("/api/v1/crates/sluice-app/owners", "").kept_for(), Some(&package[..]));
         assert_eq!(outcome("/api/v1/crates", "q=sluice").kept_for(), Some(&[Source::Repository][..]));
