@@ -1,8 +1,9 @@
 //! The HTTP protocol `gem` and `bundle` speak: push, yank, the compact index, the Marshal
 //! indexes and gem downloads.
 
-use crate::gem::{read_gem, Check};
+pub use crate::errors::render_error;
 use crate::index::{self, SpecsIndex};
+use crate::parse::{read_gem, Check};
 use crate::spec::{Gemspec, RUBY_PLATFORM};
 use base64::Engine;
 use flate2::write::{GzEncoder, ZlibEncoder};
@@ -11,8 +12,8 @@ use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http::{self, query_pairs};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::{
-    Change, ChangeKind, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload,
-    UploadSource, VersionState, Yank,
+    Change, ChangeKind, Effect, Error, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource,
+    VersionState, Yank,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -75,18 +76,6 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         }
         _ => Err(Error::not_found(format!("no such resource: {}", req.path))),
     }
-}
-
-/// Renders an error as plain text with its status; `gem` prints the body as it is.
-pub fn render_error(err: &Error) -> Response {
-    let message = match err.kind {
-        ErrorKind::Unauthorized | ErrorKind::Forbidden => format!("Access Denied. {}", err.message),
-        // The host refuses a second file with the same name, version and platform.
-        ErrorKind::Conflict => format!("Repushing of gem versions is not allowed.\n{}", err.message),
-        ErrorKind::Internal => "Internal server error".to_string(),
-        _ => err.message.clone(),
-    };
-    http::text(err.kind.status(), format!("{}\n", message.trim_end()))
 }
 
 /// `gem push`: the body is the gem. Its spec names the stored file before the host stores it.
@@ -238,9 +227,10 @@ fn compact(body: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gem::tests::HELLO_GEM;
     use crate::index::tests::{artifact, hello, package, with};
+    use crate::parse::tests::HELLO_GEM;
     use flate2::read::{GzDecoder, ZlibDecoder};
+    use sluice_plugin_sdk::ErrorKind;
     use sluice_plugin_sdk::{MemoryRegistry, Reply, Source, SummaryOnly};
     use std::collections::{BTreeMap, BTreeSet};
     use std::io::Read;
