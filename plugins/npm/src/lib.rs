@@ -10,8 +10,6 @@ pub mod name;
 pub mod packument;
 pub mod parse;
 pub mod protocol;
-/// The module's name before the plugins shared one layout; the host's benchmark still uses it.
-pub use parse as tarball;
 pub mod tokens;
 
 use sluice_plugin_sdk::io::ReadAt;
