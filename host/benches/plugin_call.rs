@@ -25,7 +25,7 @@ fn main() {
     // Warm up both paths.
     for _ in 0..200 {
         plugin.parse("bench-pkg-1.0.0.tgz", BlobHandle::Memory(tarball.clone())).unwrap().unwrap();
-        sluice_plugin_npm::tarball::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST).unwrap();
+        sluice_plugin_npm::parse::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST).unwrap();
     }
     let mut wasm_samples = Vec::with_capacity(ROUNDS);
     let mut native_samples = Vec::with_capacity(ROUNDS);
@@ -40,7 +40,7 @@ fn main() {
         assert_eq!(meta.name, "bench-pkg");
 
         let t = Instant::now();
-        let meta = sluice_plugin_npm::tarball::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST)
+        let meta = sluice_plugin_npm::parse::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST)
             .unwrap();
         native_samples.push(t.elapsed());
         assert_eq!(meta.name, "bench-pkg");

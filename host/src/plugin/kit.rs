@@ -99,7 +99,7 @@ const LIB_RS: &str = r#"//! The `{{name}}` format for Sluice.
 //!
 //! Package files are uploaded with `PUT /PACKAGE/VERSION` (the body is the file), downloaded with
 //! `GET /PACKAGE/VERSION`, and `GET /PACKAGE` lists the versions as JSON. The format logic is
-//! plain Rust that `cargo test` runs natively; `component` (wasm only) exports it.
+//! plain Rust that `cargo test` runs natively; `export!` (wasm only) makes it the component.
 
 use serde_json::json;
 use sluice_plugin_sdk::io::ReadAt;
@@ -203,42 +203,38 @@ pub fn render_error(err: &Error) -> Response {
     http::json(err.kind.status(), &json!({ "error": err.message }))
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use sluice_plugin_sdk::{
-        Blob, Error, Extraction, FormatInfo, HostRegistry, Limits, Metadata, Outcome, Request, Response, TagFile,
-        TagInfo, Tree, Trigger,
-    };
+/// The plugin: the SDK's `Plugin` trait, whose other methods have defaults (`from_tag` refuses,
+/// `extend` asks for whole renders), exported by one macro for wasm32 builds.
+pub struct Plugin;
 
-    struct Plugin;
-
-    impl sluice_plugin_sdk::Format for Plugin {
-        fn info() -> FormatInfo {
-            crate::info()
-        }
-        // `limits` are the operator's (max upload, max unpacked): check sizes against them.
-        fn parse(file_name: String, file: &Blob, _limits: Limits) -> Result<Metadata, Error> {
-            crate::parse(&file_name, file)
-        }
-        fn extraction_for(_meta: Metadata) -> Extraction {
-            crate::extraction()
-        }
-        fn trigger_for(meta: Metadata) -> Trigger {
-            crate::trigger(&meta)
-        }
-        fn handle(req: Request, body: &Blob, _limits: Limits) -> Result<Outcome, Error> {
-            crate::handle(&HostRegistry, &req, body)
-        }
-        fn render_error(err: Error) -> Response {
-            crate::render_error(&err)
-        }
-        fn from_tag(_tag: TagInfo, _tree: &Tree) -> Result<Option<TagFile>, Error> {
-            Err(Error::unsupported("this format publishes uploads, not git tags"))
-        }
+impl sluice_plugin_sdk::Plugin for Plugin {
+    fn info() -> FormatInfo {
+        info()
     }
-
-    sluice_plugin_sdk::export_format!(Plugin with_types_in sluice_plugin_sdk);
+    // `limits` are the operator's (max upload, max unpacked): check sizes against them.
+    fn parse(file_name: &str, file: impl ReadAt, _limits: &sluice_plugin_sdk::Limits) -> Result<Metadata, Error> {
+        parse(file_name, file)
+    }
+    fn extraction_for(_meta: &Metadata) -> Extraction {
+        extraction()
+    }
+    fn trigger_for(meta: &Metadata) -> Trigger {
+        trigger(meta)
+    }
+    fn handle(
+        registry: &impl Registry,
+        req: &Request,
+        body: impl ReadAt,
+        _limits: &sluice_plugin_sdk::Limits,
+    ) -> Result<Outcome, Error> {
+        handle(registry, req, body)
+    }
+    fn render_error(err: &Error) -> Response {
+        render_error(err)
+    }
 }
+
+sluice_plugin_sdk::export!(Plugin);
 
 #[cfg(test)]
 mod tests {

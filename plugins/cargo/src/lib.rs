@@ -5,9 +5,10 @@
 //! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
 //! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
+pub mod errors;
 pub mod index;
-pub mod krate;
 pub mod manifest;
+pub mod parse;
 pub mod protocol;
 pub mod publish;
 
@@ -34,7 +35,7 @@ pub fn info() -> FormatInfo {
 /// Reads and checks a `.crate`; the host stores it under `file_name`, which must be the name
 /// cargo downloads it by (`NAME-VERSION.crate`).
 pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
-    let (manifest, readme) = krate::read_crate_within(file, krate::Check::Full, limits.max_unpacked_bytes)?;
+    let (manifest, readme) = parse::read_crate_within(file, parse::Check::Full, limits.max_unpacked_bytes)?;
     if file_name != manifest.file_name() {
         return Err(Error::invalid(format!(
             "the file is named {file_name:?} but its Cargo.toml makes it {:?}",
@@ -96,7 +97,7 @@ sluice_plugin_sdk::export!(Cargo);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::krate::tests::app_crate;
+    use crate::parse::tests::app_crate;
 
     #[test]
     fn parse_checks_the_stored_name() {

@@ -1,9 +1,10 @@
 //! The HTTP protocol cargo speaks to an alternative registry: the sparse index under `/index/`
 //! and the web API under `/api/v1/` (publish, yank, search, owners, downloads).
 
+pub use crate::errors::render_error;
 use crate::index::{self, index_path, own_index};
-use crate::krate::{read_crate, Check, Slice};
 use crate::manifest::{canonical_name, CrateManifest};
+use crate::parse::{read_crate, Check, Slice};
 use crate::publish;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -44,33 +45,7 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
     }
 }
 
-/// Renders an error the way cargo prints a registry's: `{"errors":[{"detail":"..."}]}`, shown
-/// after the status line.
-pub fn render_error(err: &Error) -> Response {
-    let detail = match err.kind {
-        // The host refuses a duplicate (name, version) it cannot see the gate hiding; say it the
-        // way crates.io does.
-        ErrorKind::Conflict => republish_detail(&err.message),
-        ErrorKind::Internal => "internal server error".to_string(),
-        _ => err.message.clone(),
-    };
-    http::json(err.kind.status(), &json!({ "errors": [{ "detail": detail }] }))
-}
-
-fn republish_detail(message: &str) -> String {
-    if message.starts_with("crate version") {
-        return message.to_string();
-    }
-    let version = message
-        .split(|c: char| c.is_whitespace() || "\"'`,;:()".contains(c))
-        .rfind(|w| semver::Version::parse(w).is_ok());
-    match version {
-        Some(v) => already_uploaded(v).message,
-        None => message.to_string(),
-    }
-}
-
-fn already_uploaded(version: &str) -> Error {
+pub(crate) fn already_uploaded(version: &str) -> Error {
     Error::new(ErrorKind::Conflict, format!("crate version `{version}` is already uploaded"))
 }
 
@@ -247,8 +222,8 @@ fn download(registry: &impl Registry, name: &str, version: &str) -> Result<Outco
 mod tests {
     use super::*;
     use crate::index::tests::artifact;
-    use crate::krate::tests::app_crate;
     use crate::manifest::tests::APP_TOML;
+    use crate::parse::tests::app_crate;
     use crate::publish::tests::{app_json, frame};
     use serde_json::Value;
     use sluice_plugin_sdk::{MemoryRegistry, Reply, Source, SummaryOnly};
@@ -324,7 +299,7 @@ mod tests {
         let mut json = app_json();
         json["vers"] = json!("0.3.0");
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"0.3.0\"");
-        let krate = crate::krate::tests::crate_file(&[("sluice-app-0.3.0/Cargo.toml", &toml)]);
+        let krate = crate::parse::tests::crate_file(&[("sluice-app-0.3.0/Cargo.toml", &toml)]);
         let body = frame(&json, &krate);
         let outcome =
             handle(&SummaryOnly(&registry()), &request("PUT", "/api/v1/crates/new", "", &[]), body.clone()).unwrap();
@@ -350,7 +325,7 @@ mod tests {
         let mut plus = app_json();
         plus["vers"] = json!("0.2.0+build.5");
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"0.2.0+build.5\"");
-        let krate = crate::krate::tests::crate_file(&[("sluice-app-0.2.0+build.5/Cargo.toml", &toml)]);
+        let krate = crate::parse::tests::crate_file(&[("sluice-app-0.2.0+build.5/Cargo.toml", &toml)]);
         let err =
             handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), frame(&plus, &krate)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Conflict, "only build metadata differs");
@@ -358,7 +333,7 @@ mod tests {
         let renamed = APP_TOML.replace("name = \"sluice-app\"", "name = \"sluice_app\"");
         let mut json = app_json();
         json["name"] = json!("sluice_app");
-        let krate = crate::krate::tests::crate_file(&[("sluice_app-0.2.0/Cargo.toml", &renamed)]);
+        let krate = crate::parse::tests::crate_file(&[("sluice_app-0.2.0/Cargo.toml", &renamed)]);
         let err =
             handle(&registry(), &request("PUT", "/api/v1/crates/new", "", &[]), frame(&json, &krate)).unwrap_err();
         assert!(err.message.contains("already published as `sluice-app`"), "{}", err.message);
@@ -413,7 +388,7 @@ mod tests {
 
     #[test]
     fn reads_declare_what_they_depend_on() {
-        let package = vec![Source::Package("sluice-app".into())];
+        let package = [Source::Package("sluice-app".into())];
         assert_eq!(outcome("/index/sl/ui/sluice-app", "").kept_for(), Some(&package[..]));
         assert_eq!(outcome("/api/v1/crates/sluice-app/owners", "").kept_for(), Some(&package[..]));
         assert_eq!(outcome("/api/v1/crates", "q=sluice").kept_for(), Some(&[Source::Repository][..]));
@@ -455,7 +430,7 @@ mod tests {
         let mut json = app_json();
         json["vers"] = json!("1.42.7");
         let toml = APP_TOML.replace("version = \"0.2.0\"", "version = \"1.42.7\"");
-        let krate = crate::krate::tests::crate_file(&[("sluice-app-1.42.7/Cargo.toml", &toml)]);
+        let krate = crate::parse::tests::crate_file(&[("sluice-app-1.42.7/Cargo.toml", &toml)]);
         let req = request("PUT", "/api/v1/crates/new", "", &[]);
         let err = handle(&SummaryOnly(&reg), &req, frame(&json, &krate)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Conflict);

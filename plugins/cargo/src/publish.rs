@@ -201,8 +201,8 @@ pub fn check(new: &NewCrate, manifest: &CrateManifest, own_index: &str) -> Resul
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::krate::tests::app_crate;
     use crate::manifest::tests::{APP_TOML, OWN_INDEX};
+    use crate::parse::tests::app_crate;
     use serde_json::{json, Value};
 
     /// The JSON cargo sends for [`APP_TOML`].

@@ -1,12 +1,13 @@
 //! Go modules for Sluice: versions come from git tags, each turned into the module zip Go itself
 //! would build, and are served to the go command over the GOPROXY protocol.
 
+pub mod errors;
 pub mod from_tag;
 pub mod gomod_file;
 pub mod module_path;
 pub mod module_zip;
 pub mod parse;
-pub mod proxy;
+pub mod protocol;
 
 use sluice_plugin_sdk::io::ReadAt;
 pub use sluice_plugin_sdk::SourceTree;
@@ -75,10 +76,10 @@ impl Plugin for GoModules {
         trigger_for(meta)
     }
     fn handle(registry: &impl Registry, req: &Request, _body: impl ReadAt, _limits: &Limits) -> Result<Outcome, Error> {
-        proxy::handle(registry, req)
+        protocol::handle(registry, req)
     }
     fn render_error(err: &Error) -> Response {
-        proxy::render_error(err)
+        protocol::render_error(err)
     }
     fn from_tag(tag: &TagInfo, tree: &impl SourceTree) -> Result<Option<TagFile>, Error> {
         from_tag::from_tag(tag, tree)

@@ -3,7 +3,7 @@
 //! `--config 'profile.dev.package.sluice-plugin-npm.opt-level=3'` or `--release` for optimised
 //! figures). Prints the best and median of a few renders of the full and abbreviated documents.
 
-use sluice_plugin_npm::{packument, tarball};
+use sluice_plugin_npm::{packument, parse};
 use sluice_plugin_sdk::{Artifact, PackageView};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ fn main() {
                 sha512: "ab".repeat(64),
                 sha1: "cd".repeat(20),
                 published_ms: 1_700_000_000_000 + i as u64,
-                metadata: tarball::metadata_from_manifest(&manifest.to_string()).unwrap(),
+                metadata: parse::metadata_from_manifest(&manifest.to_string()).unwrap(),
                 deprecated: None,
                 yanked: false,
             }

@@ -4,12 +4,12 @@
 //! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
 //! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
-pub mod error;
+pub mod errors;
 pub mod layout;
 pub mod name;
 pub mod packument;
+pub mod parse;
 pub mod protocol;
-pub mod tarball;
 pub mod tokens;
 
 use sluice_plugin_sdk::io::ReadAt;
@@ -61,7 +61,7 @@ impl Plugin for Npm {
         info()
     }
     fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
-        tarball::parse(file_name, file, limits)
+        parse::parse(file_name, file, limits)
     }
     fn extraction_for(meta: &Metadata) -> Extraction {
         extraction_for(meta)
@@ -73,7 +73,7 @@ impl Plugin for Npm {
         protocol::handle(registry, req, body, limits)
     }
     fn render_error(err: &Error) -> Response {
-        error::render(err.clone())
+        errors::render(err.clone())
     }
 }
 

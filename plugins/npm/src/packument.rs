@@ -1,7 +1,7 @@
 //! Packuments: the JSON documents npm reads about a package, rendered from the repository's view.
 
 use crate::name;
-use crate::tarball::HAS_SHRINKWRAP;
+use crate::parse::HAS_SHRINKWRAP;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -213,7 +213,7 @@ pub fn abbreviated(view: &PackageView, base_url: &str) -> Value {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::tarball::{metadata_from_manifest, tests::package_json};
+    use crate::parse::{metadata_from_manifest, tests::package_json};
 
     pub const BASE: &str = "http://reg.test/npm";
 

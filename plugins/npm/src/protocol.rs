@@ -1,7 +1,7 @@
 //! The npm registry protocol as npm 11 speaks it: packuments, tarballs, publish, dist-tags,
 //! deprecate, unpublish, whoami, ping, search and the caller's tokens (`npm token list|revoke`).
 
-use crate::{name, packument, tarball, tokens};
+use crate::{name, packument, parse, tokens};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -301,7 +301,7 @@ pub fn publish(
     {
         return Err(Error::invalid(format!("the manifest of {name}@{version} names another package or version")));
     }
-    let version = tarball::normalize_version(&version)?;
+    let version = parse::normalize_version(&version)?;
     let key = format!("{name}-{version}.tgz");
     let attachment = doc
         .attachments
@@ -484,7 +484,7 @@ fn ok() -> sluice_plugin_sdk::Response {
 mod tests {
     use super::*;
     use crate::packument::tests::{view, BASE};
-    use crate::tarball::tests::good_tgz;
+    use crate::parse::tests::good_tgz;
     use sluice_plugin_sdk::{MemoryRegistry, Reply, Response, Source, SummaryOnly, TokenInfo};
 
     fn request(method: &str, path: &str, principal: Option<&str>) -> Request {

@@ -5,8 +5,9 @@
 //! Everything here is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
 //! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
+pub mod errors;
 pub mod multipart;
-pub mod nupkg;
+pub mod parse;
 pub mod protocol;
 pub mod registration;
 pub mod search;
@@ -61,7 +62,7 @@ impl Plugin for NuGet {
         info()
     }
     fn parse(_file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
-        nupkg::parse(file, limits)
+        parse::parse(file, limits)
     }
     fn extraction_for(_meta: &Metadata) -> Extraction {
         extraction()

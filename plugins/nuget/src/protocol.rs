@@ -1,15 +1,15 @@
 //! The NuGet server protocol: the V3 service index and its resources, the push/delete endpoints
 //! (`PackagePublish/2.0.0`), and the V2 `Search()` feed that `nuget list` uses.
 
-use crate::nupkg::{EmbeddedRole, StoredManifest};
+pub use crate::errors::render_error;
+use crate::parse::{EmbeddedRole, StoredManifest};
 use crate::version::{same_version, NuGetVersion};
-use crate::{multipart, nupkg, registration, search, v2feed};
+use crate::{multipart, parse, registration, search, v2feed};
 use serde_json::json;
 use sluice_plugin_sdk::http::{self, json};
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Artifact, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, Response, Upload,
-    UploadSource, Yank,
+    Artifact, Effect, Error, ErrorKind, Limits, Outcome, PackageView, Registry, Request, Upload, UploadSource, Yank,
 };
 
 /// The URLs of one repository's NuGet resources.
@@ -198,7 +198,7 @@ fn flat_file(registry: &impl Registry, id: &str, version: &str, file: &str) -> R
             .file(role)
             .ok_or_else(|| Error::not_found(format!("package '{}' {canonical} embeds no {file} file", package.name)))?;
         let content_type = match role {
-            EmbeddedRole::Icon => nupkg::icon_type(&embedded.path).unwrap_or("application/octet-stream"),
+            EmbeddedRole::Icon => parse::icon_type(&embedded.path).unwrap_or("application/octet-stream"),
             EmbeddedRole::License => "text/plain; charset=utf-8",
         };
         Ok(Outcome::respond(http::bytes(200, content_type, embedded.bytes())))
@@ -242,7 +242,7 @@ fn push(registry: &impl Registry, req: &Request, body: &impl ReadAt, limits: &Li
     require_api_key(req)?;
     let boundary = multipart::boundary(req.header("content-type").unwrap_or(""))?;
     let (offset, len) = multipart::file_part(body, &boundary)?;
-    let meta = nupkg::parse(BodyRange { body, offset, len }, limits)?;
+    let meta = parse::parse(BodyRange { body, offset, len }, limits)?;
     // The summary (versions without metadata) is all a duplicate check needs.
     if let Some(existing) = registry.summary(&meta.name) {
         if let Some(file) = existing.files.iter().find(|f| same_version(&f.version, &meta.version)) {
@@ -297,18 +297,10 @@ fn set_listed(
     Ok(Outcome::with_effects(vec![yank], http::text(200, message)))
 }
 
-/// nuget.exe shows the status line and the plain-text body of a failed request.
-pub fn render_error(err: &Error) -> Response {
-    if err.kind == ErrorKind::Internal {
-        return http::text(500, "internal server error");
-    }
-    http::text(err.kind.status(), err.message.clone())
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::nupkg::tests::DEMO_NUSPEC;
+    use crate::parse::tests::DEMO_NUSPEC;
     use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply, Source, SummaryOnly};
     use std::io::Write;
 

@@ -5,7 +5,7 @@
 //! A package with at most [`PAGE_SIZE`] versions has one page inlined in its index; a larger one
 //! has pages of [`PAGE_SIZE`] versions, each a separate document the client fetches as needed.
 
-use crate::nupkg::{self, Group, License};
+use crate::parse::{self, Group, License};
 use crate::protocol::{versions, Urls, Versioned};
 use crate::version::NuGetVersion;
 use serde_json::{json, Value};
@@ -104,7 +104,7 @@ fn leaf_item(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
 
 fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
     let meta = &v.artifact.metadata;
-    let details = nupkg::details(&meta.manifest);
+    let details = parse::details(&meta.manifest);
     let published = if v.listed() { rfc3339_ms(v.artifact.published_ms) } else { UNLISTED_PUBLISHED.to_string() };
     // The stored version is normalised without build metadata; nuget.org shows the full string.
     let version =
@@ -157,7 +157,7 @@ impl Links {
         urls: &Urls,
         id: &str,
         version: &NuGetVersion,
-        details: Option<&nupkg::Details>,
+        details: Option<&parse::Details>,
         meta: &sluice_plugin_sdk::Metadata,
     ) -> Links {
         let Some(details) = details else {
@@ -288,7 +288,7 @@ mod tests {
             zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
             std::io::Write::write_all(&mut zip, body).unwrap();
         }
-        let meta = crate::nupkg::parse(zip.finish().unwrap().into_inner(), &sluice_plugin_sdk::Limits::TEST).unwrap();
+        let meta = crate::parse::parse(zip.finish().unwrap().into_inner(), &sluice_plugin_sdk::Limits::TEST).unwrap();
         let mut reg = registry_with("Real.World", &[(meta.version.as_str(), false)]);
         reg.packages[0].artifacts[0].metadata = meta;
         reg

@@ -1,7 +1,7 @@
 //! Search (`SearchQueryService`) and autocomplete: listed versions only, prerelease and SemVer 2
 //! versions only when the client asks for them.
 
-use crate::nupkg;
+use crate::parse;
 use crate::protocol::{versions, Urls, Versioned};
 use crate::registration::Links;
 use serde_json::json;
@@ -70,7 +70,7 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
             let visible: Vec<Versioned> = versions(package).into_iter().filter(|v| filter.admits(v)).collect();
             let latest = visible.last().expect("matching() keeps packages with a visible version");
             let meta = &latest.artifact.metadata;
-            let details = nupkg::details(&meta.manifest);
+            let details = parse::details(&meta.manifest);
             let links = Links::of(urls, &package.name, &latest.version, details.as_ref(), meta);
             json!({
                 "@id": urls.registration_index(&package.name),
@@ -90,7 +90,7 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
                 "verified": false,
                 "packageTypes": [{ "name": "Dependency" }],
                 "versions": visible.iter().map(|v| json!({
-                    "version": full_version(v, nupkg::details(&v.artifact.metadata.manifest).as_ref()),
+                    "version": full_version(v, parse::details(&v.artifact.metadata.manifest).as_ref()),
                     "downloads": 0,
                     "@id": urls.registration_leaf(&package.name, &v.version),
                 })).collect::<Vec<_>>(),
@@ -101,7 +101,7 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
 }
 
 /// The version with its build metadata, as nuget.org's search shows SemVer 2 versions.
-fn full_version(v: &Versioned, details: Option<&nupkg::Details>) -> String {
+fn full_version(v: &Versioned, details: Option<&parse::Details>) -> String {
     details.filter(|d| d.version == v.version).map_or(v.version.to_string(), |d| d.version.full())
 }
 

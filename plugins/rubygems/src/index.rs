@@ -241,7 +241,7 @@ fn date_value(date: &str) -> Value {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::gem::{read_gem, tests::HELLO_GEM, Check};
+    use crate::parse::{read_gem, tests::HELLO_GEM, Check};
     use sluice_plugin_sdk::Metadata;
 
     pub fn artifact(spec: &Gemspec, yanked: bool, published_ms: u64) -> Artifact {

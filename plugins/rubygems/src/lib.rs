@@ -4,9 +4,10 @@
 //! The format logic is plain Rust that unit-tests natively; `sluice_plugin_sdk::export!` turns
 //! its [`Plugin`] impl into the contract's `format` export when built for `wasm32`.
 
-pub mod gem;
+pub mod errors;
 pub mod index;
 pub mod marshal;
+pub mod parse;
 pub mod platform;
 pub mod protocol;
 pub mod spec;
@@ -32,7 +33,8 @@ pub fn info() -> FormatInfo {
 /// Reads and checks a `.gem`. The host stores it under `file_name`, which must be the name
 /// RubyGems gives this gem (`NAME-VERSION[-PLATFORM].gem`): clients download it by that name.
 pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Metadata, Error> {
-    let gem::GemContents { spec, readme } = gem::read_gem_within(file, gem::Check::Full, limits.max_unpacked_bytes)?;
+    let parse::GemContents { spec, readme } =
+        parse::read_gem_within(file, parse::Check::Full, limits.max_unpacked_bytes)?;
     if file_name != spec.file_name() {
         return Err(Error::invalid(format!(
             "the file is named {file_name:?} but its gemspec makes it {:?}",
@@ -103,7 +105,7 @@ sluice_plugin_sdk::export!(RubyGems);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gem::tests::HELLO_GEM;
+    use crate::parse::tests::HELLO_GEM;
 
     #[test]
     fn parse_checks_the_stored_name() {

@@ -1,8 +1,9 @@
 //! The HTTP protocol `gem` and `bundle` speak: push, yank, the compact index, the Marshal
 //! indexes and gem downloads.
 
-use crate::gem::{read_gem, Check};
+pub use crate::errors::render_error;
 use crate::index::{self, SpecsIndex};
+use crate::parse::{read_gem, Check};
 use crate::spec::{Gemspec, RUBY_PLATFORM};
 use base64::Engine;
 use flate2::write::{GzEncoder, ZlibEncoder};
@@ -11,8 +12,8 @@ use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http::{self, query_pairs};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::{
-    Change, ChangeKind, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload,
-    UploadSource, VersionState, Yank,
+    Change, ChangeKind, Effect, Error, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource,
+    VersionState, Yank,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -28,12 +29,11 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         // `gem` probes the source root before it uses the compact index.
         (_, []) if read => Ok(Outcome::respond(http::text(200, "Sluice RubyGems repository\n")).keep_forever()),
         // Appended to on each push and yank (see `extend`), so clients holding it fetch the
-        // new end with a `Range` request. No digest headers: they would not cover what the host
-        // appends, and Bundler refuses a file whose digest does not match.
+        // new end with a `Range` request. The host computes the validators of what it serves
+        // (ETag, Repr-Digest) over the whole extended body.
         (_, ["versions"]) if read => {
-            let body = index::versions(&registry.all_packages())?.into_bytes();
-            let response = http::bytes(200, COMPACT_TYPE, body).with_header("accept-ranges", "bytes");
-            Ok(Outcome::respond(response).keep_for_repository().append_only())
+            let body = index::versions(&registry.all_packages())?;
+            Ok(Outcome::respond(compact(body)).keep_for_repository().append_only())
         }
         (_, ["names"]) if read => {
             Ok(Outcome::respond(compact(index::names(&registry.all_packages()))).keep_for_repository())
@@ -76,18 +76,6 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         }
         _ => Err(Error::not_found(format!("no such resource: {}", req.path))),
     }
-}
-
-/// Renders an error as plain text with its status; `gem` prints the body as it is.
-pub fn render_error(err: &Error) -> Response {
-    let message = match err.kind {
-        ErrorKind::Unauthorized | ErrorKind::Forbidden => format!("Access Denied. {}", err.message),
-        // The host refuses a second file with the same name, version and platform.
-        ErrorKind::Conflict => format!("Repushing of gem versions is not allowed.\n{}", err.message),
-        ErrorKind::Internal => "Internal server error".to_string(),
-        _ => err.message.clone(),
-    };
-    http::text(err.kind.status(), format!("{}\n", message.trim_end()))
 }
 
 /// `gem push`: the body is the gem. Its spec names the stored file before the host stores it.
@@ -239,9 +227,10 @@ fn compact(body: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gem::tests::HELLO_GEM;
     use crate::index::tests::{artifact, hello, package, with};
+    use crate::parse::tests::HELLO_GEM;
     use flate2::read::{GzDecoder, ZlibDecoder};
+    use sluice_plugin_sdk::ErrorKind;
     use sluice_plugin_sdk::{MemoryRegistry, Reply, Source, SummaryOnly};
     use std::collections::{BTreeMap, BTreeSet};
     use std::io::Read;

@@ -10,10 +10,11 @@
 //! (`appendIncompatibleVersions`): not at all once the latest v0/v1 version has a go.mod (its
 //! author wants users on that line), and always served by exact version.
 
+pub use crate::errors::render_error;
 use crate::module_path::{self, GoVersion};
 use crate::parse::Manifest;
 use sluice_plugin_sdk::http::{json, text};
-use sluice_plugin_sdk::{Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request};
+use sluice_plugin_sdk::{Artifact, Error, Outcome, PackageView, Registry, Request};
 
 fn not_found(message: String) -> Error {
     Error::not_found(format!("not found: {message}"))
@@ -112,21 +113,10 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     })
 }
 
-/// Errors as plain text: the go command prints the body after the status line.
-pub fn render_error(err: &Error) -> sluice_plugin_sdk::Response {
-    let status = err.kind.status();
-    let body = if err.kind == ErrorKind::Internal { "internal server error".to_string() } else { err.message.clone() };
-    let response = text(status, format!("{body}\n"));
-    if err.kind == ErrorKind::Unauthorized {
-        response.with_header("www-authenticate", "Basic realm=\"sluice\"")
-    } else {
-        response
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_plugin_sdk::ErrorKind;
     use sluice_plugin_sdk::{MemoryRegistry, Metadata, Reply, Source};
 
     fn artifact(version: &str, published_ms: u64, yanked: bool) -> Artifact {
