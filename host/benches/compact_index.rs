@@ -104,7 +104,8 @@ fn main() {
     let t = Instant::now();
     let r = client.get(&versions).send().unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
-    let size = r.bytes().unwrap().len();
+    let full = r.bytes().unwrap();
+    let size = full.len();
     common::say(&format!(
         "first GET /versions (renders it): {:.1} ms, {} KB",
         t.elapsed().as_secs_f64() * 1e3,
@@ -112,9 +113,20 @@ fn main() {
     ));
     let from = size.saturating_sub(1024);
     let info = format!("{url}/info/{NAME}-{:05}", gems / 2);
+    // What is timed answers what a client needs: the tail it lacks, the gem's dependencies.
+    let r = client.get(&versions).header("range", format!("bytes={from}-")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(r.bytes().unwrap(), full[from..], "a range is the end of the full file");
+    let body = client.get(&info).send().unwrap().text().unwrap();
+    assert!(body.contains("1.0.0 rake:>= 12|checksum:"), "info: {body}");
 
     let base = sequential(requests, 200, || client.get(format!("{}/health", server.url)));
-    say_latencies("GET /health (baseline)", &base, &base);
+    let p = |l: &[Duration], q| common::micros(common::percentile(l, q));
+    common::say(&format!(
+        "GET /health (baseline): p50 {:.0} µs, p99 {:.0} µs ({requests} requests)",
+        p(&base, 50.0),
+        p(&base, 99.0)
+    ));
     say_latencies(
         &format!("GET /versions, {gems} gems, {} KB", size / 1024),
         &sequential(requests, 200, || client.get(&versions)),
