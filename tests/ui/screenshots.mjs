@@ -35,6 +35,8 @@ try {
 
   await shot("/", "ui-repositories.png");
   await shot("/ui/npm/packages/@acme/widgets?version=2.1.0", "ui-package.png", { full: true });
+  // A package page with its README rendered from Markdown.
+  await shot("/ui/npm/packages/left-pad-plus", "ui-readme.png", { full: true });
   const pipeline = await page.locator(".file-head a[href^='/ui/pipelines/']").getAttribute("href");
   await shot(pipeline, "ui-pipeline.png");
   const job = await page.locator("table.list a", { hasText: "unit-tests" }).first().getAttribute("href");

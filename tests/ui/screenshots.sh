@@ -60,7 +60,7 @@ admin="$("$bin" token create --data "$work/data" --name alice --scopes admin)"
 ci="$("$bin" token create --data "$work/data" --name release-bot --scopes publish)"
 runner="$("$bin" token create --data "$work/data" --name runner --scopes runner)"
 
-publish() { # token repo name version deps
+publish() { # token repo name version deps [readme]
   local d="$work/pkg-${3//\//-}-$4"
   mkdir -p "$d"
   cat > "$d/package.json" <<JSON
@@ -69,6 +69,7 @@ publish() { # token repo name version deps
  "homepage": "https://example.com/$3", "dependencies": $5}
 JSON
   echo "module.exports = () => '$3@$4';" > "$d/index.js"
+  [ -z "${6:-}" ] || printf '%s' "$6" > "$d/README.md"
   local reg="$url/$2/"
   printf 'registry=%s\n%s:_authToken=%s\n' "$reg" "${reg#http:}" "$1" > "$d.npmrc"
   (cd "$d" && HOME="$work" npm publish --registry "$reg" --userconfig "$d.npmrc" --access public \
@@ -80,7 +81,27 @@ JSON
 runner_pid=$!
 pids+=($runner_pid)
 publish "$admin" npm left-pad-plus 1.0.0 '{}'
-publish "$ci" npm left-pad-plus 1.1.0 '{}'
+publish "$ci" npm left-pad-plus 1.1.0 '{}' "$(cat <<'MD'
+# left-pad-plus
+
+Pads strings on the left, with **any** fill and full Unicode support.
+
+```js
+const pad = require("left-pad-plus");
+pad("42", 5, "0"); // "00042"
+```
+
+| option  | default | meaning                       |
+|---------|---------|-------------------------------|
+| `fill`  | `" "`   | what to pad with              |
+| `width` | `0`     | the length of the result      |
+
+- Works in Node.js 18 and later
+- No dependencies
+
+See [the changelog](https://example.com/left-pad-plus/changes) for what is new in 1.1.0.
+MD
+)"
 publish "$ci" npm @acme/widgets 2.0.0 '{"left-pad-plus": "^1.1.0", "react": ">=18"}'
 publish "$ci" npm broken-thing 0.1.0 '{}'
 publish "$ci" npm @acme/widgets 2.1.0 '{"left-pad-plus": "^1.1.0", "react": ">=18", "scheduler": "^0.23.0"}'

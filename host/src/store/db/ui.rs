@@ -230,19 +230,39 @@ impl Db {
             return Ok((0, Vec::new()));
         }
         let conn = self.conn()?;
-        // ?1 is the pattern, ?2.. the repositories, then the page's limit and offset.
+        // ?1 is the needle, ?2.. the repositories, then the page's limit and offset.
         let n = repositories.len();
         let marks = (0..n).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
-        let filter = format!(
-            "FROM packages p WHERE p.repository IN ({marks}) AND lower(p.name) LIKE ?1 ESCAPE '\\' \
-             AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)"
-        );
-        let pattern = like_pattern(query);
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&pattern];
+        let query = query.trim();
+        let stored = "EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
+        // As `Db::search`: three or more characters are one phrase of the trigram index (any
+        // substring, case-insensitive), limited to the `name` column since the top bar finds
+        // packages by name; shorter ones (which no trigram can match) compare names directly.
+        let (filter, needle) = if query.is_empty() {
+            (format!("FROM packages p WHERE p.repository IN ({marks}) AND ?1 = '' AND {stored}"), String::new())
+        } else if query.chars().count() >= 3 {
+            (
+                format!(
+                    "FROM packages p JOIN package_search s ON s.rowid = p.id \
+                     WHERE p.repository IN ({marks}) AND package_search MATCH ?1 AND {stored}"
+                ),
+                // A column filter and one phrase, quotes doubled as FTS5 escapes them.
+                format!("name : \"{}\"", query.replace('"', "\"\"")),
+            )
+        } else {
+            (
+                format!(
+                    "FROM packages p WHERE p.repository IN ({marks}) AND instr(lower(p.name), ?1) > 0 AND {stored}"
+                ),
+                query.to_lowercase(),
+            )
+        };
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&needle];
         for r in repositories {
             values.push(r);
         }
-        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), values.as_slice(), |r| r.get(0))?;
+        let total: i64 =
+            conn.prepare_cached(&format!("SELECT count(*) {filter}"))?.query_row(values.as_slice(), |r| r.get(0))?;
         values.push(&limit);
         values.push(&offset);
         let mut stmt = conn.prepare_cached(&format!(
@@ -469,5 +489,15 @@ mod tests {
         let (total, page) = db.ui_search(&readable, "THING", 1, 1).unwrap();
         assert_eq!((total, page.len()), (3, 1));
         assert_eq!(db.ui_search(&[], "thing", 0, 10).unwrap().0, 0);
+        // Shorter than a trigram: names compared directly; empty: every package.
+        assert_eq!(db.ui_search(&readable, "g-", 0, 10).unwrap().0, 1);
+        assert_eq!(db.ui_search(&readable, "", 0, 10).unwrap().0, 3);
+        // FTS5 syntax in a query is searched for as text, never parsed.
+        assert_eq!(db.ui_search(&readable, "thing\" OR \"my", 0, 10).unwrap().0, 0);
+        assert_eq!(db.ui_search(&readable, "NOT", 0, 10).unwrap().0, 0);
+        // The index folds case beyond ASCII (SQLite's `lower()` does not).
+        push(&db, "b", "Ärger-Straße", 10, true);
+        let (total, page) = db.ui_search(&readable, "ärger-str", 0, 10).unwrap();
+        assert_eq!((total, page[0].package.name.as_str()), (1, "Ärger-Straße"));
     }
 }
