@@ -3,7 +3,7 @@
 //! `GET /versions`, a ranged one (the last ~1 KB, as Bundler asks for what it lacks),
 //! `GET /info/NAME`, and a revalidation of `/versions` with `If-None-Match` (304).
 //!
-//! Run with `cargo bench -p sluice --bench compact_index`; `GEMS=200 REQUESTS=50` make a short
+//! Run with `cargo bench -p sluice --bench compact_index_reads`; `GEMS=200 REQUESTS=50` make a short
 //! run. Needs the real `gem` (one gem is built with `gem build`; the others are copies of it
 //! with their gemspec renamed, checksums recomputed).
 
