@@ -68,6 +68,16 @@ fn packuments_revalidate_with_304_and_show_every_change_at_once() {
     assert_eq!(get(&server, "/npm/kept-pkg", Some(ABBREVIATED), Some(&abbr_etag)).0, 304);
     assert_eq!(get(&server, "/npm/kept-pkg", None, Some("\"something-else\"")).0, 200);
 
+    // Clients that take gzip (npm does) get the same bytes compressed, with the weak form of the
+    // validator, which revalidates as well.
+    let r = server.http().get(format!("{}/npm/kept-pkg", server.url)).header("accept-encoding", "gzip").send().unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), format!("W/{full_etag}"));
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.bytes().unwrap()[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, full);
+    assert_eq!(get(&server, "/npm/kept-pkg", None, Some(&format!("W/{full_etag}"))).0, 304);
+
     // Every kind of change shows at once in `npm view`, and the old validator stops matching.
     npm.ok(&make_package(&work, "kept-pkg", "1.2.0"), &["publish"]);
     assert_eq!(npm.view(&work, &["kept-pkg", "versions"]), json!(["1.0.0", "1.1.0", "1.2.0"]));

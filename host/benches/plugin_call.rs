@@ -40,8 +40,8 @@ fn main() {
         assert_eq!(meta.name, "bench-pkg");
 
         let t = Instant::now();
-        let meta = sluice_plugin_npm::parse::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST)
-            .unwrap();
+        let meta =
+            sluice_plugin_npm::parse::parse("bench-pkg-1.0.0.tgz", &tarball, &sluice_plugin_sdk::Limits::TEST).unwrap();
         native_samples.push(t.elapsed());
         assert_eq!(meta.name, "bench-pkg");
 

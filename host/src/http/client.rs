@@ -204,14 +204,47 @@ fn kept_response(registry: &super::State, kept: &Kept, headers: &HeaderMap, is_h
             );
             (bytes::Bytes::new(), StatusCode::RANGE_NOT_SATISFIABLE)
         }
-        None => (kept.body.clone(), StatusCode::from_u16(kept.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)),
+        None => {
+            let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match kept.gzip.as_ref().filter(|_| accepts_gzip(headers)) {
+                Some(gz) => {
+                    // Another representation of the same bytes: its validator is the weak form of
+                    // the document's (as nginx's gzip does), so a client's If-None-Match still
+                    // matches either, and Bundler, which drops `W/`, still sees the MD5.
+                    let h = resp.headers_mut();
+                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    h.insert(
+                        header::ETAG,
+                        HeaderValue::from_str(&format!("W/{}", kept.etag)).expect("hex is a valid header"),
+                    );
+                    (gz.clone(), status)
+                }
+                None => (kept.body.clone(), status),
+            }
+        }
     };
+    if kept.gzip.is_some() {
+        resp.headers_mut().append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     *resp.status_mut() = status;
     resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     if !is_head {
         *resp.body_mut() = Body::from(body);
     }
     resp
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |c| {
+            let mut parts = c.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused =
+                parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        },
+    )
 }
 
 /// Whether an `If-None-Match` list names this entity tag (weak comparison, as RFC 9110 says
@@ -269,6 +302,21 @@ mod tests {
         assert_eq!(byte_range("bytes=100-", 100), None, "past the end is unsatisfiable");
         assert_eq!(byte_range("bytes=0-1,5-6", 100), Some((0, 99)));
         assert_eq!(byte_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br"));
+        assert!(with("deflate, gzip;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("br, identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits
             if doc.attachments.is_empty() {
                 update(registry, &name, doc, None)
             } else {
-                publish(registry, &name, doc, texts, &body, limits)
+                publish(&name, doc, texts, &body, limits)
             }
         }
         ("PUT", ["-rev", rev]) => {
@@ -280,7 +280,6 @@ impl Base64Check {
 /// `npm publish`: one version and its tarball as a base64 attachment. The tarball's own
 /// package.json is checked against the file name by `parse`, which the host calls next.
 pub fn publish(
-    registry: &impl Registry,
     name: &str,
     mut doc: Document,
     mut texts: HashMap<String, AttachmentText>,
@@ -331,11 +330,9 @@ pub fn publish(
             limits.max_upload_bytes >> 20
         )));
     }
-    if let Some(summary) = registry.summary(name) {
-        if summary.files.iter().any(|f| f.version == version) {
-            return Err(publish_over(&version));
-        }
-    }
+    // No look at the package's other versions: the store's unique key refuses a republished
+    // version inside the publish's transaction, and `errors::render` words that conflict as npm
+    // does. A publish so costs the same at 10,000 versions as at one.
     let tags =
         doc.dist_tags.iter().filter(|(_, v)| v.as_str() == Some(version.as_str())).map(|(t, _)| t.clone()).collect();
     let upload =
@@ -627,9 +624,10 @@ mod tests {
         body["_attachments"]["demo-2.0.0.tgz"]["data"] = json!("not base64!");
         assert!(call("PUT", "/demo", body).unwrap_err().message.contains("not valid base64"));
 
-        let e = call("PUT", "/demo", publish_body("demo", "1.0.0", &good_tgz("demo", "1.0.0"))).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Conflict);
-        assert_eq!(e.message, "You cannot publish over the previously published versions: 1.0.0.");
+        // A republished version is the store's to refuse (its unique key, in the publish's
+        // transaction); `errors::render` words that as npm does, and tests/npm.rs sees npm print it.
+        let outcome = call("PUT", "/demo", publish_body("demo", "1.0.0", &good_tgz("demo", "1.0.0"))).unwrap();
+        assert_eq!(effects(&outcome), ["publish demo-1.0.0.tgz"]);
 
         let e = call("PUT", "/demo", json!({"name": "demo", "_attachments": {"x": {"data": ""}}})).unwrap_err();
         assert!(e.message.contains("exactly one version"), "{}", e.message);
@@ -860,10 +858,8 @@ mod tests {
         let tgz = good_tgz("big", "2.0.0");
         let req = request("PUT", "/big", Some("alice"));
         let body = serde_json::to_vec(&publish_body("big", "2.0.0", &tgz)).unwrap();
-        let outcome = handle(&SummaryOnly(&reg), &req, body, &Limits::TEST).unwrap();
+        // A publish reads nothing of the package: an empty registry gives the same outcome.
+        let outcome = handle(&MemoryRegistry::default(), &req, body, &Limits::TEST).unwrap();
         assert_eq!(effects(&outcome), ["publish big-2.0.0.tgz"]);
-        let body = serde_json::to_vec(&publish_body("big", "1.50.0", &tgz)).unwrap();
-        let err = handle(&SummaryOnly(&reg), &req, body, &Limits::TEST).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Conflict);
     }
 }
