@@ -6,47 +6,18 @@
 
 mod support;
 
-use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use support::npm::{make_package, project, Npm};
-use support::Server;
+use support::{rss, write_noise, Server};
 
 /// The tarball's payload: random bytes gzip cannot shrink.
 const PAYLOAD: u64 = 200 << 20;
 /// The most the server's resident memory may reach while it takes and serves the package.
 const RSS_LIMIT: u64 = 300 << 20;
-
-/// Writes `len` pseudo-random bytes (xorshift) to `path`; returns their sha256.
-fn write_noise(path: &std::path::Path, len: u64) -> String {
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut hash = Sha256::new();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..len / chunk.len() as u64 {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        hash.update(&chunk);
-        out.write_all(&chunk).unwrap();
-    }
-    out.flush().unwrap();
-    hex::encode(hash.finalize())
-}
-
-/// The resident set size of process `pid`, in bytes (`VmRSS` of /proc/PID/status).
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
 
 #[test]
 fn a_200_mb_package_publishes_and_installs_in_bounded_memory() {

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 use support::npm::{make_package, project, Npm};
 use support::s3::S3Server;
-use support::{require_tool, run, Server};
+use support::{require_tool, rss, run, write_noise, Server};
 
 const NPM_REPO: &str = "[[repository]]\nname = \"npm\"\nformat = \"npm\"\n";
 
@@ -94,33 +93,6 @@ fn npm_publish_install_and_unpublish_through_the_bucket() {
     assert!(s3.objects().is_empty(), "the unpublished tarball left the bucket: {:?}", s3.objects());
     let (status, _) = server.get("/npm/bucketed/-/bucketed-1.0.0.tgz");
     assert_eq!(status, 404);
-}
-
-/// Writes `len` pseudo-random bytes (xorshift) to `path`; returns their sha256.
-fn write_noise(path: &Path, len: u64) -> String {
-    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut hash = Sha256::new();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..len / chunk.len() as u64 {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        hash.update(&chunk);
-        out.write_all(&chunk).unwrap();
-    }
-    out.flush().unwrap();
-    hex::encode(hash.finalize())
-}
-
-/// The resident set size of process `pid`, in bytes.
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// A payload many times the upload part size (8 MiB).

@@ -12,7 +12,9 @@ pub mod nuget;
 pub mod nuget_fixture;
 pub mod s3;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -348,4 +350,32 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     println!("$ {cmd:?}\n{stdout}\n{stderr}");
     (out.status.success(), stdout, stderr)
+}
+
+/// Writes `len` pseudo-random bytes (xorshift) to `path`; returns their sha256.
+pub fn write_noise(path: &Path, len: u64) -> String {
+    let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut hash = Sha256::new();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..len / chunk.len() as u64 {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        hash.update(&chunk);
+        out.write_all(&chunk).unwrap();
+    }
+    out.flush().unwrap();
+    hex::encode(hash.finalize())
+}
+
+/// The resident set size of process `pid`, in bytes (`VmRSS` of /proc/PID/status).
+pub fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
