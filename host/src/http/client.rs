@@ -8,11 +8,11 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use crate::app::documents::Kept;
 use crate::auth::{Scope, CREDENTIAL_HEADERS};
 use crate::error::AppError;
 use crate::plugin::wit;
-use crate::registry::documents::Kept;
-use crate::registry::{ClientRequest, Reply};
+use crate::registry::{ClientRequest, Registry, Reply};
 use crate::store::PendingBlob;
 
 pub async fn serve(
@@ -126,13 +126,13 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     };
     // A kept document that is still fresh costs what serving stored bytes costs: no blocking
     // thread, no plugin call, no query.
-    if let Some(kept) = registry.fresh_document(registry.repository(&repo_name)?, &req) {
+    if let Some(kept) = Registry(&registry).fresh_document(registry.repository(&repo_name)?, &req) {
         return Ok(kept_response(&registry, &kept, &parts.headers, is_head, &req.path));
     }
     let (reg, path) = (registry.clone(), req.path.clone());
     let reply = super::blocking(move || {
         let repo = reg.repository(&repo_name)?;
-        Ok(reg.serve_client(repo, req))
+        Ok(Registry(&reg).serve_client(repo, req))
     })
     .await?;
     match reply {
@@ -147,7 +147,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
 /// An error in the way the repository's clients show errors.
 async fn render(registry: &super::State, repo_name: &str, err: wit::Error) -> Result<Response, AppError> {
     let (reg, name) = (registry.clone(), repo_name.to_string());
-    let r = super::blocking(move || Ok(reg.render_error(reg.repository(&name)?, err))).await?;
+    let r = super::blocking(move || Ok(Registry(&reg).render_error(reg.repository(&name)?, err))).await?;
     Ok(response_of(r))
 }
 

@@ -3,9 +3,11 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+use crate::app::documents::{self, DocRequest, Kept, Slot};
+use crate::app::{App, Repository};
 use crate::auth::{Principal, Scope};
 use crate::domain::gate;
-use crate::pipeline::PushFacts;
+use crate::pipeline::{Pipelines, PushFacts};
 use crate::plugin::{wit, BlobHandle, CallError};
 use crate::store::db::{DbError, NewFile, Pusher};
 use crate::store::PendingBlob;
@@ -13,9 +15,8 @@ use crate::store::PendingBlob;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::documents::{self, DocRequest, Kept, Slot};
 use super::view::RepositoryView;
-use super::{Registry, Repository};
+use super::Registry;
 
 /// What rendering a kept document again gave.
 pub enum Rerender {
@@ -98,7 +99,26 @@ fn error(kind: wit::ErrorKind, message: impl Into<String>) -> wit::Error {
     wit::Error { kind, message: message.into() }
 }
 
-impl Registry {
+/// Renders again, in the background, the stale documents readers use, after each change.
+pub async fn refresh_documents(app: Arc<App>) {
+    loop {
+        app.db.changes().notify.notified().await;
+        // Let a burst of changes (a pipeline releasing, a script publishing) settle first.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let reg = Registry(&app);
+            for slot in reg.documents.stale_in_use(reg.db.changes()) {
+                if let Ok(repo) = reg.repository(slot.repository()) {
+                    reg.render_again(repo, &slot);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl Registry<'_> {
     /// Serves one protocol request of `repo`. Never fails: every error becomes the response the
     /// format's clients understand.
     pub fn serve_client(&self, repo: &Repository, mut req: ClientRequest) -> Reply {
@@ -296,24 +316,6 @@ impl Registry {
         Rerender::Kept(kept.clone())
     }
 
-    /// Renders again, in the background, the stale documents readers use, after each change.
-    pub async fn refresh_documents(self: Arc<Self>) {
-        loop {
-            self.db.changes().notify.notified().await;
-            // Let a burst of changes (a pipeline releasing, a script publishing) settle first.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let reg = self.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                for slot in reg.documents.stale_in_use(reg.db.changes()) {
-                    if let Ok(repo) = reg.repository(slot.repository()) {
-                        reg.render_again(repo, &slot);
-                    }
-                }
-            })
-            .await;
-        }
-    }
-
     /// Effects need the `publish` scope, except revoking one's own token, which needs a token.
     fn authorize_effects(
         &self,
@@ -447,7 +449,7 @@ impl Registry {
         let digests = pending.digests.clone();
         let facts =
             PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
-        let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {
+        let pipeline = Pipelines(self.0).plan_pipeline(repo, &facts).map_err(|e| match e {
             crate::error::AppError::BadRequest(msg) => {
                 error(Invalid, format!("the repository's pipeline file is invalid: {msg}"))
             }
@@ -476,7 +478,7 @@ impl Registry {
             sha256 = %digests.sha256, size = digests.size, actor = push.pusher.actor, "published"
         );
         match self.db.pipeline_of_push(push_id) {
-            Ok(Some(p)) => self.advance_pipeline(p.id),
+            Ok(Some(p)) => Pipelines(self.0).advance_pipeline(p.id),
             Ok(None) => {}
             Err(e) => tracing::error!(push_id, error = %e, "pipeline of a new push not found"),
         }

@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 
 use super::pages::{here, ok, ok_with, page, pages, safe_next};
 use super::{UiError, Viewer};
+use crate::app::{App, Repository};
 use crate::auth::{self, Scope};
 use crate::domain::state::Status;
 use crate::error::AppError;
 use crate::http::access::Caller;
 use crate::http::State as AppState;
-use crate::registry::{Registry, Repository};
+use crate::pipeline::Pipelines;
 use crate::store::db::ui::{ReleaseOutcome, UiRelease};
 use crate::store::db::{now_ms, JobRow, PipelineRow};
 use crate::store::DbError;
@@ -102,7 +103,7 @@ fn held_job(j: &JobRow) -> HeldJob {
 
 /// One page of what a repository's gate holds, newest push first, with the total. A repository
 /// without a gate holds nothing.
-pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Result<(i64, Vec<Held>), DbError> {
+pub fn held(reg: &App, repo: &Repository, offset: u32, limit: u32) -> Result<(i64, Vec<Held>), DbError> {
     if !repo.gated() {
         return Ok((0, Vec::new()));
     }
@@ -144,7 +145,7 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
 
 /// Why one version is held, for its page: the reason, and the jobs it names with the last lines
 /// of the failed ones' logs.
-pub(super) fn why_held(reg: &Registry, pipeline_id: i64) -> Result<Option<Value>, UiError> {
+pub(super) fn why_held(reg: &App, pipeline_id: i64) -> Result<Option<Value>, UiError> {
     let Some((p, jobs)) = reg.db.pipeline(pipeline_id)? else { return Ok(None) };
     let (why, named) = reason(Some(p.status), &jobs);
     let mut listed = Vec::new();
@@ -157,7 +158,7 @@ pub(super) fn why_held(reg: &Registry, pipeline_id: i64) -> Result<Option<Value>
 
 /// An admin's release of a held push past its gate: the one place it happens (UI and API), and
 /// the audit record of it (the pipeline's `released_by`/`released_at`, and this log line).
-pub fn release(reg: &Registry, pipeline: &PipelineRow, by: &str) -> Result<UiRelease, AppError> {
+pub fn release(reg: &App, pipeline: &PipelineRow, by: &str) -> Result<UiRelease, AppError> {
     match reg.db.ui_release(pipeline.id, by)? {
         ReleaseOutcome::Released { files, release } => {
             tracing::info!(
@@ -260,12 +261,12 @@ pub async fn pipeline_action(
         }
         let done = match action.as_str() {
             "retry" => {
-                reg.retry_pipeline(id)?;
+                Pipelines(reg).retry_pipeline(id)?;
                 tracing::info!(repository = %p.repository, pipeline = id, by = %who, "pipeline retried from the web UI");
                 "retried"
             }
             "cancel" => {
-                reg.cancel_pipeline(id)?;
+                Pipelines(reg).cancel_pipeline(id)?;
                 tracing::info!(repository = %p.repository, pipeline = id, by = %who, "pipeline canceled from the web UI");
                 "canceled"
             }
@@ -287,7 +288,7 @@ pub async fn pipeline_action(
 
 /// The tokens page: the viewer's own token for everyone signed in; every token, the create
 /// form and revoke buttons for admins. `extra` adds an error, a notice or a just-created token.
-fn tokens_page(reg: &Registry, viewer: &Viewer, status: StatusCode, extra: Value) -> Result<Response, UiError> {
+fn tokens_page(reg: &App, viewer: &Viewer, status: StatusCode, extra: Value) -> Result<Response, UiError> {
     let Some(mine) = &viewer.token else { return Err(viewer.login_needed("/ui/tokens")) };
     let admin = viewer.is_admin();
     let now = now_ms();

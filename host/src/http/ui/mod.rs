@@ -34,10 +34,10 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::Value;
 
+use crate::app::{App, Repository};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::http::access::{self, Caller, Viewing};
-use crate::registry::{Registry, Repository};
 use crate::store::db::TokenRow;
 use crate::store::DbError;
 
@@ -143,7 +143,7 @@ impl Viewer {
     /// another site's form gets no cookie; but other ports of the same host are the same
     /// "site" to a browser, hence the Origin check, and the token covers browsers that send
     /// neither Origin nor Sec-Fetch-Site.
-    pub fn check_form(&self, reg: &Registry, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), UiError> {
+    pub fn check_form(&self, reg: &App, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), UiError> {
         same_origin(reg, headers)?;
         match (&self.csrf, csrf) {
             (Some(mine), Some(sent)) if constant_time_eq(mine.as_bytes(), sent.as_bytes()) => Ok(()),
@@ -165,7 +165,7 @@ impl Viewer {
     }
 
     /// The repository, if it exists and the viewer may read it.
-    pub fn repository<'r>(&self, reg: &'r Registry, name: &str, next: &str) -> Result<&'r Repository, UiError> {
+    pub fn repository<'r>(&self, reg: &'r App, name: &str, next: &str) -> Result<&'r Repository, UiError> {
         let repo = reg.repositories.get(name).ok_or_else(|| UiError::NotFound(format!("repository `{name}`")))?;
         if !self.can_read(repo) {
             return Err(self.login_needed(next));
@@ -202,7 +202,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Whether a state-changing request came from this site's own pages: its `Origin` (which
 /// browsers send with every POST) is this server's origin; without one, `Sec-Fetch-Site` must say
 /// `same-origin`, or else the `Referer` must be one of this server's pages.
-pub fn same_origin(reg: &Registry, headers: &HeaderMap) -> Result<(), UiError> {
+pub fn same_origin(reg: &App, headers: &HeaderMap) -> Result<(), UiError> {
     let ours = crate::http::external_url(reg, headers);
     let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let ok = if let Some(origin) = value(header::ORIGIN) {
@@ -236,7 +236,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Whether the request came over https (directly or through a proxy that says so).
-pub fn over_https(reg: &Registry, headers: &HeaderMap) -> bool {
+pub fn over_https(reg: &App, headers: &HeaderMap) -> bool {
     let forwarded =
         headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"));
     forwarded || crate::http::external_url(reg, headers).starts_with("https://")

@@ -8,10 +8,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{html_response, moving, moving_word, render, UiError, Viewer};
+use crate::app::App;
 use crate::http::access::{self, Caller};
 use crate::http::State as AppState;
+use crate::pipeline::Pipelines;
 use crate::plugin::wit;
-use crate::registry::{artifact_of, Registry};
+use crate::registry::artifact_of;
 
 /// Packages and versions per page.
 const PAGE: u32 = 50;
@@ -22,7 +24,7 @@ const PUSHES_PAGE: u32 = 50;
 pub(super) async fn page(
     reg: AppState,
     caller: Caller,
-    f: impl FnOnce(&Registry, &Viewer) -> Result<Response, UiError> + Send + 'static,
+    f: impl FnOnce(&App, &Viewer) -> Result<Response, UiError> + Send + 'static,
 ) -> Response {
     let out = tokio::task::spawn_blocking(move || {
         let viewer = match Viewer::of(&caller) {
@@ -286,7 +288,7 @@ pub async fn play_job(State(reg): State<AppState>, caller: Caller, Path(id): Pat
         let Some(approver) = viewer.principal.as_ref().filter(|_| viewer.can_approve(&p.repository)) else {
             return Err(viewer.login_needed(&back));
         };
-        reg.play_job(&job, &p.repository, approver).map_err(|e| match e {
+        Pipelines(reg).play_job(&job, &p.repository, approver).map_err(|e| match e {
             crate::error::AppError::Conflict(m) => UiError::BadRequest(m),
             other => other.into(),
         })?;
