@@ -13,7 +13,7 @@ use crate::error::AppError;
 /// whole). 404 when the store has no such blob.
 pub async fn blob_response(registry: &App, sha256: &str, content_type: &str, head: bool) -> Result<Response, AppError> {
     let missing = || AppError::NotFound(format!("file {sha256}"));
-    let internal = |e: crate::store::BlobError| AppError::Internal(e.into());
+    let internal = AppError::from;
     let builder = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
     if head {
         let size = registry.blobs.size(sha256).await.map_err(internal)?.ok_or_else(missing)?;

@@ -103,10 +103,8 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         }
         match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
-            Err(AppError::TooLarge(msg)) => {
-                return render(&registry, &repo_name, wit::Error { kind: wit::ErrorKind::TooLarge, message: msg }).await
-            }
-            Err(e) => return Err(e),
+            // The client's protocol shapes every error of its request, through the domain error.
+            Err(e) => return render(&registry, &repo_name, e.into()).await,
         }
     } else {
         None

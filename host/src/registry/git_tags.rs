@@ -294,6 +294,11 @@ impl Registry<'_> {
         }
         let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
             Ok(pending) => pending,
+            // The blob store failed, not the tag: not recorded, so the next sync tries it again.
+            Err(e) if e.kind == wit::ErrorKind::Internal => {
+                report.errors.push(outcome(e.message));
+                return Ok(());
+            }
             Err(e) => {
                 self.reject(repo, url, &tag, &e.message, report);
                 return Ok(());

@@ -259,12 +259,10 @@ pub enum UiError {
     Internal(anyhow::Error),
 }
 
+/// Through the domain error, so the store's errors mean the same on a page as in the API.
 impl From<DbError> for UiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound(what) => UiError::NotFound(what),
-            other => UiError::Internal(other.into()),
-        }
+        AppError::from(e).into()
     }
 }
 
