@@ -292,9 +292,10 @@ impl Registry<'_> {
                 return Ok(());
             }
         }
+        // An internal failure (the blob store, the database) is not the tag's fault: it is reported
+        // but not recorded, so the next sync tries the tag again.
         let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
             Ok(pending) => pending,
-            // The blob store failed, not the tag: not recorded, so the next sync tries it again.
             Err(e) if e.kind == wit::ErrorKind::Internal => {
                 report.errors.push(outcome(e.message));
                 return Ok(());
@@ -322,6 +323,7 @@ impl Registry<'_> {
                 self.record(repo, url, &tag, "published", None, Some(push_id))?;
                 report.published.push(outcome(format!("push {push_id}: {}", file.file_name)));
             }
+            Err(e) if e.kind == wit::ErrorKind::Internal => report.errors.push(outcome(e.message)),
             Err(e) => self.reject(repo, url, &tag, &e.message, report),
         }
         Ok(())
