@@ -74,32 +74,28 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(&repo_name)));
         let writes = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
         let refusal = if bad_credential {
-            Some((
-                wit::ErrorKind::Unauthorized,
-                "the token is not valid (it may have been revoked or expired)".to_string(),
-            ))
+            Some(AppError::Unauthorized("the token is not valid (it may have been revoked or expired)".to_string()))
         } else if declared.is_some_and(|n| n > max_upload) {
-            Some((
-                wit::ErrorKind::TooLarge,
-                format!("the request body is larger than the limit of {} MiB", registry.config.max_upload_mb),
-            ))
+            Some(AppError::TooLarge(format!(
+                "the request body is larger than the limit of {} MiB",
+                registry.config.max_upload_mb
+            )))
         } else if !may_publish && (writes || declared.is_some_and(|n| n > anonymous_limit)) {
             Some(match &principal {
-                None => (
-                    wit::ErrorKind::Unauthorized,
+                None => AppError::Unauthorized(
                     "authentication required: this needs a token with the `publish` scope".to_string(),
                 ),
-                Some(p) => (
-                    wit::ErrorKind::Forbidden,
-                    format!("token `{}` may not publish to repository `{repo_name}`", p.name),
-                ),
+                Some(p) => {
+                    AppError::Forbidden(format!("token `{}` may not publish to repository `{repo_name}`", p.name))
+                }
             })
         } else {
             None
         };
-        if let Some((kind, message)) = refusal {
-            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %message, "request body refused before reading");
-            return render(&registry, &repo_name, wit::Error { kind, message }).await;
+        if let Some(refusal) = refusal {
+            let err = wit::Error::from(refusal);
+            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %err.message, "request body refused before reading");
+            return render(&registry, &repo_name, err).await;
         }
         match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
