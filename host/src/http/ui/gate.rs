@@ -246,7 +246,7 @@ pub async fn pipeline_action(
 ) -> Response {
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
-        let missing = || UiError::NotFound(format!("pipeline {id}"));
+        let missing = || UiError::App(AppError::NotFound(format!("pipeline {id}")));
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(missing)?;
         // As the API: a pipeline the viewer may not read does not exist for it.
         if !reg.repositories.get(&p.repository).is_some_and(|r| viewer.can_read(r)) {
@@ -254,10 +254,10 @@ pub async fn pipeline_action(
         }
         let who = viewer.name().unwrap_or_default().to_string();
         if !viewer.may(Scope::Admin, &p.repository) {
-            return Err(UiError::Forbidden(format!(
+            return Err(UiError::App(AppError::Forbidden(format!(
                 "token `{who}` lacks the admin scope on `{}`: it may not {action} pipelines",
                 p.repository
-            )));
+            ))));
         }
         let done = match action.as_str() {
             "retry" => {
@@ -274,7 +274,7 @@ pub async fn pipeline_action(
                 release(reg, &p, &who)?;
                 "released"
             }
-            other => return Err(UiError::NotFound(format!("action `{other}`"))),
+            other => return Err(UiError::App(AppError::NotFound(format!("action `{other}`")))),
         };
         let fallback = format!("/ui/pipelines/{id}");
         let next = safe_next(Some(f.next.as_deref().unwrap_or(&fallback)));
@@ -351,7 +351,7 @@ pub async fn create_token(
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
-            return Err(UiError::Forbidden("only a token with the admin scope on every repository may create tokens".into()));
+            return Err(UiError::App(AppError::Forbidden("only a token with the admin scope on every repository may create tokens".into())));
         }
         let scopes: Vec<&str> = [("read", &f.scope_read), ("publish", &f.scope_publish), ("admin", &f.scope_admin), ("runner", &f.scope_runner)]
             .into_iter()
@@ -393,9 +393,9 @@ pub async fn revoke_token(
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
-            return Err(UiError::Forbidden(
+            return Err(UiError::App(AppError::Forbidden(
                 "only a token with the admin scope on every repository may revoke tokens".into(),
-            ));
+            )));
         }
         reg.db.revoke_token(id)?;
         tracing::info!(token = id, by = viewer.name().unwrap_or(""), "token revoked in the web UI");
