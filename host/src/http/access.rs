@@ -21,10 +21,10 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
 use super::State;
+use crate::app::App;
 use crate::auth::{self, Principal, Scope};
 use crate::domain::state::Status;
 use crate::error::AppError;
-use crate::registry::Registry;
 use crate::store::db::{JobRow, TokenRow};
 use crate::store::DbError;
 
@@ -43,13 +43,13 @@ pub fn grants(p: &Principal, scope: Scope, repository: Option<&str>) -> bool {
 }
 
 /// The row of the token `secret` is, if it is one (tokens are stored as hashes).
-fn token_row(registry: &Registry, secret: &str) -> Result<Option<TokenRow>, DbError> {
+fn token_row(registry: &App, secret: &str) -> Result<Option<TokenRow>, DbError> {
     registry.db.token_by_hash(&auth::hash_token(secret))
 }
 
 /// The token a credential names: `Ok(None)` without a credential, an error for a credential
 /// that is no valid token.
-fn resolve(registry: &Registry, secret: Option<&str>) -> Result<Option<Principal>, AppError> {
+fn resolve(registry: &App, secret: Option<&str>) -> Result<Option<Principal>, AppError> {
     let Some(secret) = secret else { return Ok(None) };
     match token_row(registry, secret)? {
         Some(row) => Ok(Some(Principal::from_row(row))),
@@ -59,17 +59,13 @@ fn resolve(registry: &Registry, secret: Option<&str>) -> Result<Option<Principal
 
 /// The request's token, if it carries a credential (see [`resolve`]). `extra` are a format's own
 /// credential headers: the plugins' routes (`http/client.rs`) resolve their callers here too.
-pub fn principal_from(
-    registry: &Registry,
-    headers: &HeaderMap,
-    extra: &[String],
-) -> Result<Option<Principal>, AppError> {
+pub fn principal_from(registry: &App, headers: &HeaderMap, extra: &[String]) -> Result<Option<Principal>, AppError> {
     resolve(registry, auth::credential(headers, extra).as_deref())
 }
 
 /// Whether `secret` (typed into the web UI's sign-in form) is a valid token; the cookie it then
 /// becomes is read by [`Caller::viewer`].
-pub fn is_token(registry: &Registry, secret: &str) -> Result<bool, DbError> {
+pub fn is_token(registry: &App, secret: &str) -> Result<bool, DbError> {
     Ok(token_row(registry, secret)?.is_some())
 }
 

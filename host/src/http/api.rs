@@ -345,13 +345,13 @@ async fn sync_repository(
     blocking(move || {
         let p = caller.require(Scope::Publish, Some(&repo))?;
         let repository = reg.repository(&repo)?;
-        let job = reg.start_sync(repository, &p.name)?;
+        let job = crate::registry::start_sync(&reg, repository, &p.name)?;
         Ok((StatusCode::ACCEPTED, Json(sync_job_json(&job))))
     })
     .await
 }
 
-fn sync_job_json(job: &crate::registry::SyncJob) -> Value {
+fn sync_job_json(job: &crate::app::git_sync::SyncJob) -> Value {
     json!({ "job": job, "url": format!("/api/v1/repositories/{}/sync/{}", job.repository, job.id) })
 }
 
@@ -367,7 +367,8 @@ async fn get_sync_job(
     blocking(move || {
         caller.require(Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
-        let job = reg.sync_job(&repo, id).ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
+        let job = crate::registry::sync_job(&reg, &repo, id)
+            .ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
         Ok(Json(sync_job_json(&job)))
     })
     .await
@@ -408,7 +409,7 @@ async fn git_webhook(
             return Ok((StatusCode::OK, Json(json!({ "synced": false, "reason": "not a tag push" }))));
         }
         let actor = format!("{}:{}", event.provider, event.sender);
-        let job = reg.start_sync(repository, &actor)?;
+        let job = crate::registry::start_sync(&reg, repository, &actor)?;
         let mut answer = sync_job_json(&job);
         answer["synced"] = json!(true);
         answer["actor"] = json!(actor);

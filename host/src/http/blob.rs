@@ -5,20 +5,15 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 
+use crate::app::App;
 use crate::error::AppError;
-use crate::registry::Registry;
 
 /// The blob with this sha256: its size alone for a HEAD; for a GET, a redirect to a presigned URL
 /// when `blob_redirect` is set and the backend gives one, else the bytes, streamed (never held
 /// whole). 404 when the store has no such blob.
-pub async fn blob_response(
-    registry: &Registry,
-    sha256: &str,
-    content_type: &str,
-    head: bool,
-) -> Result<Response, AppError> {
+pub async fn blob_response(registry: &App, sha256: &str, content_type: &str, head: bool) -> Result<Response, AppError> {
     let missing = || AppError::NotFound(format!("file {sha256}"));
-    let internal = |e: crate::store::BlobError| AppError::Internal(e.into());
+    let internal = AppError::from;
     let builder = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
     if head {
         let size = registry.blobs.size(sha256).await.map_err(internal)?.ok_or_else(missing)?;

@@ -8,11 +8,11 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use crate::app::documents::Kept;
 use crate::auth::{Scope, CREDENTIAL_HEADERS};
 use crate::error::AppError;
 use crate::plugin::wit;
-use crate::registry::documents::Kept;
-use crate::registry::{ClientRequest, Reply};
+use crate::registry::{ClientRequest, Registry, Reply};
 use crate::store::PendingBlob;
 
 pub async fn serve(
@@ -74,39 +74,33 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
         let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(&repo_name)));
         let writes = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
         let refusal = if bad_credential {
-            Some((
-                wit::ErrorKind::Unauthorized,
-                "the token is not valid (it may have been revoked or expired)".to_string(),
-            ))
+            Some(AppError::Unauthorized("the token is not valid (it may have been revoked or expired)".to_string()))
         } else if declared.is_some_and(|n| n > max_upload) {
-            Some((
-                wit::ErrorKind::TooLarge,
-                format!("the request body is larger than the limit of {} MiB", registry.config.max_upload_mb),
-            ))
+            Some(AppError::TooLarge(format!(
+                "the request body is larger than the limit of {} MiB",
+                registry.config.max_upload_mb
+            )))
         } else if !may_publish && (writes || declared.is_some_and(|n| n > anonymous_limit)) {
             Some(match &principal {
-                None => (
-                    wit::ErrorKind::Unauthorized,
+                None => AppError::Unauthorized(
                     "authentication required: this needs a token with the `publish` scope".to_string(),
                 ),
-                Some(p) => (
-                    wit::ErrorKind::Forbidden,
-                    format!("token `{}` may not publish to repository `{repo_name}`", p.name),
-                ),
+                Some(p) => {
+                    AppError::Forbidden(format!("token `{}` may not publish to repository `{repo_name}`", p.name))
+                }
             })
         } else {
             None
         };
-        if let Some((kind, message)) = refusal {
-            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %message, "request body refused before reading");
-            return render(&registry, &repo_name, wit::Error { kind, message }).await;
+        if let Some(refusal) = refusal {
+            let err = wit::Error::from(refusal);
+            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %err.message, "request body refused before reading");
+            return render(&registry, &repo_name, err).await;
         }
         match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
-            Err(AppError::TooLarge(msg)) => {
-                return render(&registry, &repo_name, wit::Error { kind: wit::ErrorKind::TooLarge, message: msg }).await
-            }
-            Err(e) => return Err(e),
+            // The client's protocol shapes every error of its request, through the domain error.
+            Err(e) => return render(&registry, &repo_name, e.into()).await,
         }
     } else {
         None
@@ -126,13 +120,13 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     };
     // A kept document that is still fresh costs what serving stored bytes costs: no blocking
     // thread, no plugin call, no query.
-    if let Some(kept) = registry.fresh_document(registry.repository(&repo_name)?, &req) {
+    if let Some(kept) = Registry(&registry).fresh_document(registry.repository(&repo_name)?, &req) {
         return Ok(kept_response(&registry, &kept, &parts.headers, is_head, &req.path));
     }
     let (reg, path) = (registry.clone(), req.path.clone());
     let reply = super::blocking(move || {
         let repo = reg.repository(&repo_name)?;
-        Ok(reg.serve_client(repo, req))
+        Ok(Registry(&reg).serve_client(repo, req))
     })
     .await?;
     match reply {
@@ -147,7 +141,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
 /// An error in the way the repository's clients show errors.
 async fn render(registry: &super::State, repo_name: &str, err: wit::Error) -> Result<Response, AppError> {
     let (reg, name) = (registry.clone(), repo_name.to_string());
-    let r = super::blocking(move || Ok(reg.render_error(reg.repository(&name)?, err))).await?;
+    let r = super::blocking(move || Ok(Registry(&reg).render_error(reg.repository(&name)?, err))).await?;
     Ok(response_of(r))
 }
 

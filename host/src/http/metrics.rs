@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use crate::app::App;
 use crate::auth::Scope;
 use crate::config::MetricsAccess;
 use crate::error::AppError;
-use crate::registry::Registry;
 use crate::store::db::metrics::Rows;
 
 /// `/metrics`. A private repository's series are shown only to a token that may read it, so
@@ -56,7 +56,7 @@ fn gauge(out: &mut String, name: &str, help: &str, label_names: &[&str], rows: R
     }
 }
 
-fn render(reg: &Registry, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError> {
+fn render(reg: &App, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError> {
     // Rows whose first label is the repository.
     let visible = |rows: Rows| -> Rows {
         rows.into_iter().filter(|(labels, _)| labels.first().is_none_or(|r| may_see(r))).collect()

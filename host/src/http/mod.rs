@@ -25,10 +25,10 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::Router;
 
+use crate::app::App;
 use crate::error::AppError;
-use crate::registry::Registry;
 
-pub type State = Arc<Registry>;
+pub type State = Arc<App>;
 
 pub fn router(registry: State) -> Router {
     Router::new()
@@ -65,12 +65,12 @@ pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     tracing::info!(%addr, "starting: loading plugins and the store; /health answers `starting` meanwhile");
-    let registry = Arc::new(tokio::task::spawn_blocking(move || Registry::open(config)).await??);
+    let registry = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     tracing::info!(%addr, seconds = started.elapsed().as_secs_f64(), repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "ready");
-    tokio::spawn(registry.clone().run_background());
-    tokio::spawn(registry.clone().poll_git());
+    tokio::spawn(crate::pipeline::run_background(registry.clone()));
+    tokio::spawn(crate::registry::poll_git(registry.clone()));
     tokio::spawn(registry.clone().clean_periodically());
-    tokio::spawn(registry.clone().refresh_documents());
+    tokio::spawn(crate::registry::refresh_documents(registry.clone()));
     let _ = app.set(router(registry));
     println!("sluice listening on http://{addr}");
     accepting.await?
@@ -107,7 +107,7 @@ pub async fn blocking<T: Send + 'static>(
 
 /// The server's external URL without a trailing slash: the configured `public_url`, or the
 /// scheme and host the request came to.
-pub fn external_url(registry: &Registry, headers: &HeaderMap) -> String {
+pub fn external_url(registry: &App, headers: &HeaderMap) -> String {
     if let Some(u) = &registry.config.public_url {
         return u.trim_end_matches('/').to_string();
     }

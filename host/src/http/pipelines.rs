@@ -17,10 +17,11 @@ use utoipa_axum::routes;
 use super::access::{grants, Caller, JobToken};
 use super::blocking;
 use super::openapi::{self as doc, Errors};
+use crate::app::App;
 use crate::auth::Scope;
 use crate::domain::gate;
 use crate::error::AppError;
-use crate::registry::Registry;
+use crate::pipeline::Pipelines;
 use crate::runner::protocol::{Finish, LogAnswer};
 use crate::store::db::{JobRow, PipelineRow};
 
@@ -73,19 +74,14 @@ async fn list_pipelines(
 
 /// A pipeline by id, for a caller with `scope` on its repository; hidden (404) from callers who
 /// may not read it.
-fn pipeline_for(
-    reg: &Registry,
-    caller: &Caller,
-    id: i64,
-    scope: Scope,
-) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
+fn pipeline_for(reg: &App, caller: &Caller, id: i64, scope: Scope) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
     let missing = || format!("pipeline {id}");
     let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     caller.require_or_hide(scope, &found.0.repository, missing)?;
     Ok(found)
 }
 
-fn pipeline_json(reg: &Registry, caller: &Caller, id: i64) -> Result<Value, AppError> {
+fn pipeline_json(reg: &App, caller: &Caller, id: i64) -> Result<Value, AppError> {
     let (p, jobs) = pipeline_for(reg, caller, id, Scope::Read)?;
     let push = reg.db.push(p.push_id)?;
     Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
@@ -112,7 +108,7 @@ async fn retry_pipeline(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &caller, id, Scope::Admin)?;
-        reg.retry_pipeline(id)?;
+        Pipelines(&reg).retry_pipeline(id)?;
         pipeline_json(&reg, &caller, id).map(Json)
     })
     .await
@@ -128,13 +124,13 @@ async fn cancel_pipeline(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         pipeline_for(&reg, &caller, id, Scope::Admin)?;
-        reg.cancel_pipeline(id)?;
+        Pipelines(&reg).cancel_pipeline(id)?;
         pipeline_json(&reg, &caller, id).map(Json)
     })
     .await
 }
 
-fn job_json(reg: &Registry, caller: &Caller, id: i64) -> Result<(JobRow, String), AppError> {
+fn job_json(reg: &App, caller: &Caller, id: i64) -> Result<(JobRow, String), AppError> {
     let missing = || format!("job {id}");
     let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
     let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
@@ -225,7 +221,7 @@ async fn request_job(
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (r, runner_name, b, only) = (reg.clone(), runner.clone(), base.clone(), limited_to.clone());
-        if let Some(job) = blocking(move || r.claim_job(&runner_name, only.as_deref(), &b)).await? {
+        if let Some(job) = blocking(move || Pipelines(&r).claim_job(&runner_name, only.as_deref(), &b)).await? {
             return Ok((StatusCode::CREATED, Json(job)).into_response());
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -281,7 +277,7 @@ async fn finish_job(
     })?;
     blocking(move || {
         let job = job_token.job_for(id)?;
-        let status = reg.finish_job(&job, &f)?;
+        let status = Pipelines(&reg).finish_job(&job, &f)?;
         Ok(Json(LogAnswer { status }))
     })
     .await
@@ -301,7 +297,7 @@ async fn play_job(
         let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         let approver = caller.require_or_hide(Scope::Approve, &p.repository, missing)?;
-        reg.play_job(&job, &p.repository, &approver)?;
+        Pipelines(&reg).play_job(&job, &p.repository, &approver)?;
         let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
         Ok(Json(json!({ "job": job })))
     })
@@ -354,7 +350,7 @@ async fn get_pipeline_file(
     blocking(move || {
         caller.require(Scope::Read, Some(&repo))?;
         let repository = reg.repository(&repo)?;
-        let (_, yaml) = reg.pipeline_config(repository)?;
+        let (_, yaml) = Pipelines(&reg).pipeline_config(repository)?;
         Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
     })
     .await

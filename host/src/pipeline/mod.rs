@@ -3,27 +3,28 @@
 //! planning, claiming and advancing jobs, webhooks. The state machine itself is
 //! `domain::state` (pure); the SQL is in `store::db::pipelines`; this is the behaviour between.
 //!
-//! May call: `store`, `domain`, `auth`, `error`, `outbound` (webhooks), `plugin`, `registry` (the
-//! app state it runs on; that cycle is being removed by naming the app state) and
-//! `runner::protocol` (the wire types of the job a runner is given). Called by `registry` and
-//! `http`.
+//! The service is [`Pipelines`], over the app state (`Pipelines(&app)`); its background task is
+//! [`run_background`].
+//!
+//! May call: `app` (the state it runs on), `store`, `domain`, `auth`, `error`, `outbound`
+//! (webhooks), `plugin` (the contract's records) and `runner::protocol` (the wire types of the job
+//! a runner is given). Called by `registry` (planning and advancing at publish) and `http`.
 
 pub mod config;
 pub mod rules;
 mod webhooks;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 pub use config::PipelineConfig;
 
+use crate::app::{App, Repository};
 use crate::auth::{self, Principal};
 use crate::domain::state::Status;
 use crate::error::AppError;
 use crate::plugin::wit;
-use crate::registry::{Registry, Repository};
 use crate::runner::protocol;
 use crate::store::db::{JobRow, NewJob, NewPipeline, StatusChange};
 use crate::store::Digests;
@@ -33,13 +34,6 @@ pub const HOST_STAGE: &str = "metadata";
 /// How long a runner may stay silent (no log, no finish) before its job is failed.
 const RUNNER_SILENCE: Duration = Duration::from_secs(60);
 
-/// Wake-ups for the long-polling runners and the webhook sender.
-#[derive(Default)]
-pub struct Events {
-    pub jobs: Notify,
-    pub webhooks: Notify,
-}
-
 /// What a push is, for planning its pipeline.
 pub struct PushFacts<'a> {
     pub meta: &'a wit::Metadata,
@@ -48,7 +42,19 @@ pub struct PushFacts<'a> {
     pub commit_sha: Option<&'a str>,
 }
 
-impl Registry {
+/// The pipelines service over the app state: `Pipelines(&app).claim_job(..)`. Methods read the
+/// app's parts (`db`, `events`, `config`, `repositories`) through `Deref`.
+#[derive(Clone, Copy)]
+pub struct Pipelines<'a>(pub &'a App);
+
+impl std::ops::Deref for Pipelines<'_> {
+    type Target = App;
+    fn deref(&self) -> &App {
+        self.0
+    }
+}
+
+impl Pipelines<'_> {
     /// The repository's pipeline file: the one set through the API, else the configured file,
     /// else none (only the host's jobs).
     pub fn pipeline_config(&self, repo: &Repository) -> Result<(PipelineConfig, String), AppError> {
@@ -124,7 +130,7 @@ impl Registry {
         let Some(change) = change else { return };
         let p = &change.pipeline;
         tracing::info!(repository = %p.repository, pipeline = p.id, push_id = p.push_id, from = %change.previous, to = %p.status, "pipeline status");
-        webhooks::enqueue(self, &change);
+        webhooks::enqueue(self.0, &change);
     }
 
     /// Gives the oldest pending job to a runner, with a fresh job token; a runner token limited
@@ -224,30 +230,30 @@ impl Registry {
         self.advance_pipeline(id);
         Ok(())
     }
+}
 
-    /// Background work: webhook deliveries, and failing jobs whose runner went silent.
-    pub async fn run_background(self: std::sync::Arc<Self>) {
-        for id in self.db.unfinished_pipelines().unwrap_or_default() {
-            self.advance_pipeline(id);
-        }
-        let http = crate::outbound::client(self.config.allow_local_webhooks, Duration::from_secs(10));
-        let mut last_reap = std::time::Instant::now();
-        loop {
-            webhooks::deliver_due(&self, &http).await;
-            if last_reap.elapsed() > Duration::from_secs(5) {
-                last_reap = std::time::Instant::now();
-                let reg = self.clone();
-                let lost =
-                    tokio::task::spawn_blocking(move || reg.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
-                if let Ok(Ok(pipelines)) = lost {
-                    for (id, change) in pipelines {
-                        tracing::warn!(pipeline = id, "a runner went silent; its job failed");
-                        self.announce(change);
-                    }
+/// Background work: webhook deliveries, and failing jobs whose runner went silent.
+pub async fn run_background(app: Arc<App>) {
+    for id in app.db.unfinished_pipelines().unwrap_or_default() {
+        Pipelines(&app).advance_pipeline(id);
+    }
+    let http = crate::outbound::client(app.config.allow_local_webhooks, Duration::from_secs(10));
+    let mut last_reap = std::time::Instant::now();
+    loop {
+        webhooks::deliver_due(&app, &http).await;
+        if last_reap.elapsed() > Duration::from_secs(5) {
+            last_reap = std::time::Instant::now();
+            let a = app.clone();
+            let lost =
+                tokio::task::spawn_blocking(move || a.db.fail_lost_jobs(RUNNER_SILENCE.as_millis() as i64)).await;
+            if let Ok(Ok(pipelines)) = lost {
+                for (id, change) in pipelines {
+                    tracing::warn!(pipeline = id, "a runner went silent; its job failed");
+                    Pipelines(&app).announce(change);
                 }
             }
-            let _ = tokio::time::timeout(Duration::from_millis(500), self.events.webhooks.notified()).await;
         }
+        let _ = tokio::time::timeout(Duration::from_millis(500), app.events.webhooks.notified()).await;
     }
 }
 

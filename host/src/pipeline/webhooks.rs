@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::registry::Registry;
+use crate::app::App;
 use crate::store::db::StatusChange;
 
 /// Attempts per delivery: at once, then after 1, 2, 4, 8 and 16 seconds.
@@ -18,7 +18,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-pub(super) fn enqueue(reg: &Registry, change: &StatusChange) {
+pub(super) fn enqueue(reg: &App, change: &StatusChange) {
     let p = &change.pipeline;
     let Ok(repo) = reg.repository(&p.repository) else { return };
     if repo.config.webhooks.is_empty() {
@@ -48,7 +48,7 @@ pub(super) fn enqueue(reg: &Registry, change: &StatusChange) {
     reg.events.webhooks.notify_one();
 }
 
-pub(super) async fn deliver_due(reg: &std::sync::Arc<Registry>, http: &reqwest::Client) {
+pub(super) async fn deliver_due(reg: &std::sync::Arc<App>, http: &reqwest::Client) {
     let r = reg.clone();
     let due = match tokio::task::spawn_blocking(move || r.db.due_deliveries(MAX_ATTEMPTS)).await {
         Ok(Ok(d)) => d,

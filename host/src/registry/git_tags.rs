@@ -8,168 +8,134 @@
 //! client or a git host's webhook waits for a response. One bad tag or one unreachable source is
 //! reported and the sync goes on with the rest.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
+use crate::app::git_sync::{SyncJob, SyncProgress, SyncReport, SyncStatus, TagOutcome};
+use crate::app::{App, Repository};
 use crate::config::GitSourceConfig;
 use crate::error::AppError;
 use crate::git_source::{GitSource, GitTag, TreeError};
 use crate::plugin::{wit, BlobHandle, TreeHandle};
-use crate::registry::{NewPush, Registry, Repository};
+use crate::registry::{NewPush, Registry};
 use crate::store::db::git_tags::NewGitTag;
 use crate::store::db::{now_ms, Pusher};
-
-/// What one sync did, per tag.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct SyncReport {
-    pub published: Vec<TagOutcome>,
-    pub rejected: Vec<TagOutcome>,
-    pub moved: Vec<TagOutcome>,
-    pub ignored: Vec<String>,
-    /// Sources or tags that could not be read this time (git or the disk failed); not recorded,
-    /// so the next sync tries them again.
-    pub errors: Vec<TagOutcome>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TagOutcome {
-    pub source: String,
-    pub tag: String,
-    pub commit: String,
-    pub detail: String,
-}
-
-/// How far a sync has got.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct SyncProgress {
-    pub sources_total: usize,
-    pub sources_done: usize,
-    /// The source being read now.
-    pub source: Option<String>,
-    /// Tags of the current source, and how many of them were looked at.
-    pub tags_total: usize,
-    pub tags_done: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncStatus {
-    Running,
-    Done,
-    Failed,
-}
-
-/// A background sync, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncJob {
-    pub id: u64,
-    pub repository: String,
-    pub actor: String,
-    pub status: SyncStatus,
-    pub started_ms: i64,
-    pub finished_ms: Option<i64>,
-    pub progress: SyncProgress,
-    /// What the sync did so far (complete once it is done).
-    pub report: SyncReport,
-    /// Why a failed sync stopped.
-    pub error: Option<String>,
-}
-
-/// The registry's sync jobs: syncs run one at a time (git mirrors take locks), and a sync asked
-/// for while one of the same repository is running joins it instead of queueing a second.
-#[derive(Default)]
-pub struct GitSync {
-    one_at_a_time: Mutex<()>,
-    next_id: AtomicU64,
-    jobs: Mutex<HashMap<u64, Arc<Mutex<SyncJob>>>>,
-}
 
 /// Finished jobs kept for polling, per registry.
 const KEPT_JOBS: usize = 100;
 
-impl Registry {
-    /// Starts a background sync of a git-tag repository (or returns the one running for it).
-    pub fn start_sync(self: &Arc<Self>, repo: &Repository, actor: &str) -> Result<SyncJob, AppError> {
-        check_git_tag(repo)?;
-        let name = repo.name().to_string();
-        let job = {
-            let mut jobs = self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            let running = jobs.values().find(|j| {
-                let j = j.lock().unwrap_or_else(|p| p.into_inner());
-                j.repository == name && j.status == SyncStatus::Running
+/// Starts a background sync of a git-tag repository (or returns the one running for it).
+pub fn start_sync(app: &Arc<App>, repo: &Repository, actor: &str) -> Result<SyncJob, AppError> {
+    check_git_tag(repo)?;
+    let name = repo.name().to_string();
+    let job = {
+        let mut jobs = app.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let running = jobs.values().find(|j| {
+            let j = j.lock().unwrap_or_else(|p| p.into_inner());
+            j.repository == name && j.status == SyncStatus::Running
+        });
+        if let Some(job) = running {
+            return Ok(job.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        }
+        if jobs.len() >= KEPT_JOBS {
+            let oldest_finished = jobs
+                .iter()
+                .filter(|(_, j)| j.lock().unwrap_or_else(|p| p.into_inner()).status != SyncStatus::Running)
+                .map(|(id, _)| *id)
+                .min();
+            if let Some(id) = oldest_finished {
+                jobs.remove(&id);
+            }
+        }
+        let id = app.git_sync.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Mutex::new(SyncJob {
+            id,
+            repository: name.clone(),
+            actor: actor.to_string(),
+            status: SyncStatus::Running,
+            started_ms: now_ms(),
+            finished_ms: None,
+            progress: SyncProgress::default(),
+            report: SyncReport::default(),
+            error: None,
+        }));
+        jobs.insert(id, job.clone());
+        job
+    };
+    let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let worker = app.clone();
+    let actor = actor.to_string();
+    std::thread::Builder::new()
+        .name(format!("sync-{name}"))
+        .spawn(move || {
+            // A panic must not leave the job "running" for whoever polls it.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let registry = Registry(&worker);
+                registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job))
+            }))
+            .unwrap_or_else(|_| {
+                Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)")))
             });
-            if let Some(job) = running {
-                return Ok(job.lock().unwrap_or_else(|p| p.into_inner()).clone());
-            }
-            if jobs.len() >= KEPT_JOBS {
-                let oldest_finished = jobs
-                    .iter()
-                    .filter(|(_, j)| j.lock().unwrap_or_else(|p| p.into_inner()).status != SyncStatus::Running)
-                    .map(|(id, _)| *id)
-                    .min();
-                if let Some(id) = oldest_finished {
-                    jobs.remove(&id);
+            let mut j = job.lock().unwrap_or_else(|p| p.into_inner());
+            j.finished_ms = Some(now_ms());
+            match result {
+                Ok(report) => {
+                    j.status = SyncStatus::Done;
+                    j.report = report;
+                }
+                Err(e) => {
+                    tracing::error!(repository = %name, error = %e, "git sync failed");
+                    j.status = SyncStatus::Failed;
+                    j.error = Some(e.to_string());
                 }
             }
-            let id = self.git_sync.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-            let job = Arc::new(Mutex::new(SyncJob {
-                id,
-                repository: name.clone(),
-                actor: actor.to_string(),
-                status: SyncStatus::Running,
-                started_ms: now_ms(),
-                finished_ms: None,
-                progress: SyncProgress::default(),
-                report: SyncReport::default(),
-                error: None,
-            }));
-            jobs.insert(id, job.clone());
-            job
-        };
-        let snapshot = job.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let registry = self.clone();
-        let actor = actor.to_string();
-        std::thread::Builder::new()
-            .name(format!("sync-{name}"))
-            .spawn(move || {
-                // A panic must not leave the job "running" for whoever polls it.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    registry.repository(&name).and_then(|repo| registry.sync_git_with(repo, &actor, &job))
-                }))
-                .unwrap_or_else(|_| {
-                    Err(AppError::Internal(anyhow::anyhow!("the sync stopped unexpectedly (see the server log)")))
-                });
-                let mut j = job.lock().unwrap_or_else(|p| p.into_inner());
-                j.finished_ms = Some(now_ms());
-                match result {
-                    Ok(report) => {
-                        j.status = SyncStatus::Done;
-                        j.report = report;
-                    }
-                    Err(e) => {
-                        tracing::error!(repository = %name, error = %e, "git sync failed");
-                        j.status = SyncStatus::Failed;
-                        j.error = Some(e.to_string());
-                    }
+        })
+        .map_err(|e| {
+            app.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&snapshot.id);
+            AppError::Internal(anyhow::anyhow!("starting a sync thread: {e}"))
+        })?;
+    Ok(snapshot)
+}
+
+/// A sync job of this repository, by id.
+pub fn sync_job(app: &App, repository: &str, id: u64) -> Option<SyncJob> {
+    let jobs = app.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
+    let job = jobs.get(&id)?.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (job.repository == repository).then_some(job)
+}
+
+/// Polls the git sources of every git-tag repository that asks for it.
+pub async fn poll_git(app: Arc<App>) {
+    let repos: Vec<(String, u64)> = app
+        .repositories
+        .values()
+        .filter(|r| {
+            r.plugin.info.publish == wit::PublishMode::GitTag && !r.config.git.is_empty() && r.config.poll_seconds > 0
+        })
+        .map(|r| (r.name().to_string(), r.config.poll_seconds))
+        .collect();
+    for (name, seconds) in repos {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
+            loop {
+                interval.tick().await;
+                let (r, n) = (app.clone(), name.clone());
+                // A background job like any other sync, so a poll's progress is visible too;
+                // a poll while a sync of this repository runs joins it.
+                let result = tokio::task::spawn_blocking(move || {
+                    r.repository(&n).and_then(|repo| start_sync(&r, repo, "poller"))
+                })
+                .await;
+                if let Ok(Err(e)) = result {
+                    tracing::error!(repository = %name, error = %e, "git poll failed");
                 }
-            })
-            .map_err(|e| {
-                self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&snapshot.id);
-                AppError::Internal(anyhow::anyhow!("starting a sync thread: {e}"))
-            })?;
-        Ok(snapshot)
+            }
+        });
     }
+}
 
-    /// A sync job of this repository, by id.
-    pub fn sync_job(&self, repository: &str, id: u64) -> Option<SyncJob> {
-        let jobs = self.git_sync.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let job = jobs.get(&id)?.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        (job.repository == repository).then_some(job)
-    }
-
+impl Registry<'_> {
     /// The sync itself, recording progress and outcomes in `job` as it goes.
     fn sync_git_with(&self, repo: &Repository, actor: &str, job: &Mutex<SyncJob>) -> Result<SyncReport, AppError> {
         check_git_tag(repo)?;
@@ -326,8 +292,14 @@ impl Registry {
                 return Ok(());
             }
         }
+        // An internal failure (the blob store, the database) is not the tag's fault: it is reported
+        // but not recorded, so the next sync tries the tag again.
         let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
             Ok(pending) => pending,
+            Err(e) if e.kind == wit::ErrorKind::Internal => {
+                report.errors.push(outcome(e.message));
+                return Ok(());
+            }
             Err(e) => {
                 self.reject(repo, url, &tag, &e.message, report);
                 return Ok(());
@@ -351,6 +323,7 @@ impl Registry {
                 self.record(repo, url, &tag, "published", None, Some(push_id))?;
                 report.published.push(outcome(format!("push {push_id}: {}", file.file_name)));
             }
+            Err(e) if e.kind == wit::ErrorKind::Internal => report.errors.push(outcome(e.message)),
             Err(e) => self.reject(repo, url, &tag, &e.message, report),
         }
         Ok(())
@@ -387,39 +360,6 @@ impl Registry {
             reason,
             push_id,
         })
-    }
-
-    /// Polls the git sources of every git-tag repository that asks for it.
-    pub async fn poll_git(self: Arc<Self>) {
-        let repos: Vec<(String, u64)> = self
-            .repositories
-            .values()
-            .filter(|r| {
-                r.plugin.info.publish == wit::PublishMode::GitTag
-                    && !r.config.git.is_empty()
-                    && r.config.poll_seconds > 0
-            })
-            .map(|r| (r.name().to_string(), r.config.poll_seconds))
-            .collect();
-        for (name, seconds) in repos {
-            let reg = self.clone();
-            tokio::spawn(async move {
-                let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
-                loop {
-                    interval.tick().await;
-                    let (r, n) = (reg.clone(), name.clone());
-                    // A background job like any other sync, so a poll's progress is visible too;
-                    // a poll while a sync of this repository runs joins it.
-                    let result = tokio::task::spawn_blocking(move || {
-                        r.repository(&n).and_then(|repo| r.start_sync(repo, "poller"))
-                    })
-                    .await;
-                    if let Ok(Err(e)) = result {
-                        tracing::error!(repository = %name, error = %e, "git poll failed");
-                    }
-                }
-            });
-        }
     }
 }
 

@@ -3,19 +3,21 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+use crate::app::documents::{self, DocRequest, Kept, Slot};
+use crate::app::{App, Repository};
 use crate::auth::{Principal, Scope};
 use crate::domain::gate;
-use crate::pipeline::PushFacts;
-use crate::plugin::{wit, BlobHandle, CallError};
-use crate::store::db::{DbError, NewFile, Pusher};
+use crate::error::AppError;
+use crate::pipeline::{Pipelines, PushFacts};
+use crate::plugin::{wit, BlobHandle};
+use crate::store::db::{NewFile, Pusher};
 use crate::store::PendingBlob;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::documents::{self, DocRequest, Kept, Slot};
 use super::view::RepositoryView;
-use super::{Registry, Repository};
+use super::Registry;
 
 /// What rendering a kept document again gave.
 pub enum Rerender {
@@ -98,7 +100,26 @@ fn error(kind: wit::ErrorKind, message: impl Into<String>) -> wit::Error {
     wit::Error { kind, message: message.into() }
 }
 
-impl Registry {
+/// Renders again, in the background, the stale documents readers use, after each change.
+pub async fn refresh_documents(app: Arc<App>) {
+    loop {
+        app.db.changes().notify.notified().await;
+        // Let a burst of changes (a pipeline releasing, a script publishing) settle first.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let reg = Registry(&app);
+            for slot in reg.documents.stale_in_use(reg.db.changes()) {
+                if let Ok(repo) = reg.repository(slot.repository()) {
+                    reg.render_again(repo, &slot);
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl Registry<'_> {
     /// Serves one protocol request of `repo`. Never fails: every error becomes the response the
     /// format's clients understand.
     pub fn serve_client(&self, repo: &Repository, mut req: ClientRequest) -> Reply {
@@ -143,7 +164,6 @@ impl Registry {
     }
 
     fn serve_inner(&self, repo: &Repository, req: &mut ClientRequest) -> Result<Reply, wit::Error> {
-        use wit::ErrorKind::Internal;
         self.may_read(repo, req)?;
         if is_read(req) {
             if let Some(slot) = self.documents.find(&doc_request(repo, req)) {
@@ -151,8 +171,8 @@ impl Registry {
             }
         }
         let body = match &req.body {
-            Some(b) => BlobHandle::file(b.reopen().map_err(|e| error(Internal, e.to_string()))?)
-                .map_err(|e| error(Internal, format!("open request body: {e}")))?,
+            Some(b) => BlobHandle::file(b.reopen().map_err(|e| internal(e.to_string()))?)
+                .map_err(|e| internal(format!("open request body: {e}")))?,
             None => BlobHandle::Memory(Vec::new()),
         };
         let wit_req = wit::Request {
@@ -166,7 +186,7 @@ impl Registry {
         // Taken before the plugin reads the view: the document reflects at least this much.
         let rendered_at = self.db.changes().seen();
         let view = RepositoryView::shared(self.db.clone(), repo, req.principal.as_ref().map(|p| p.name.as_str()));
-        let mut outcome = repo.plugin.handle(&wit_req, body, view).map_err(call_failed)??;
+        let mut outcome = repo.plugin.handle(&wit_req, body, view).map_err(domain)??;
 
         if let (true, true, Some(keep)) =
             (is_read(req) && req.method == "GET", outcome.effects.is_empty(), &outcome.keep)
@@ -296,24 +316,6 @@ impl Registry {
         Rerender::Kept(kept.clone())
     }
 
-    /// Renders again, in the background, the stale documents readers use, after each change.
-    pub async fn refresh_documents(self: Arc<Self>) {
-        loop {
-            self.db.changes().notify.notified().await;
-            // Let a burst of changes (a pipeline releasing, a script publishing) settle first.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            let reg = self.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                for slot in reg.documents.stale_in_use(reg.db.changes()) {
-                    if let Ok(repo) = reg.repository(slot.repository()) {
-                        reg.render_again(repo, &slot);
-                    }
-                }
-            })
-            .await;
-        }
-    }
-
     /// Effects need the `publish` scope, except revoking one's own token, which needs a token.
     fn authorize_effects(
         &self,
@@ -370,7 +372,7 @@ impl Registry {
                 })
             }
         };
-        result.map_err(db_error)
+        result.map_err(domain)
     }
 
     /// Stores an uploaded file: write it to a pending blob, let the plugin parse it, refuse
@@ -404,7 +406,7 @@ impl Registry {
                     std::io::ErrorKind::InvalidData => {
                         error(Invalid, format!("the package's base64 text is not valid: {e}"))
                     }
-                    _ => error(Internal, e.to_string()),
+                    _ => internal(e.to_string()),
                 })?
             }
             wit::UploadSource::Bytes(bytes) => self.write_blob(&bytes[..], limit)?,
@@ -429,9 +431,9 @@ impl Registry {
     /// Stores a package file as a push: the plugin parses it, the pipeline is planned, then the
     /// blob, the rows and the pipeline become visible together. Returns the push id.
     pub fn publish_file(&self, repo: &Repository, pending: PendingBlob, push: &NewPush) -> Result<i64, wit::Error> {
-        use wit::ErrorKind::{Internal, Invalid};
-        let file = pending.reopen().map_err(|e| error(Internal, e.to_string()))?;
-        let handle = BlobHandle::file(file).map_err(|e| error(Internal, format!("open pending blob: {e}")))?;
+        use wit::ErrorKind::Invalid;
+        let file = pending.reopen().map_err(|e| internal(e.to_string()))?;
+        let handle = BlobHandle::file(file).map_err(|e| internal(format!("open pending blob: {e}")))?;
         let meta = repo
             .plugin
             .parse(push.file_name, handle)
@@ -443,15 +445,13 @@ impl Registry {
                 format!("the file holds package `{}`, but it was published as `{expected}`", meta.name),
             ));
         }
-        let metadata_json = serde_json::to_string(&meta).map_err(|e| error(Internal, e.to_string()))?;
+        let metadata_json = serde_json::to_string(&meta).map_err(|e| internal(e.to_string()))?;
         let digests = pending.digests.clone();
         let facts =
             PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
-        let pipeline = self.plan_pipeline(repo, &facts).map_err(|e| match e {
-            crate::error::AppError::BadRequest(msg) => {
-                error(Invalid, format!("the repository's pipeline file is invalid: {msg}"))
-            }
-            other => error(Internal, other.to_string()),
+        let pipeline = Pipelines(self.0).plan_pipeline(repo, &facts).map_err(|e| match e {
+            AppError::BadRequest(msg) => error(Invalid, format!("the repository's pipeline file is invalid: {msg}")),
+            other => domain(other),
         })?;
         let new = NewFile {
             repository: repo.name(),
@@ -467,16 +467,14 @@ impl Registry {
             tags: push.tags,
             pipeline: Some(&pipeline),
         };
-        let (push_id, _) = self
-            .db
-            .publish(&new, move || pending.persist().map(|_| ()).map_err(|e| e.to_string()))
-            .map_err(db_error)?;
+        let (push_id, _) =
+            self.db.publish(&new, move || pending.persist().map(|_| ()).map_err(|e| e.to_string())).map_err(domain)?;
         tracing::info!(
             repository = repo.name(), package = %meta.name, version = %meta.version, push_id,
             sha256 = %digests.sha256, size = digests.size, actor = push.pusher.actor, "published"
         );
         match self.db.pipeline_of_push(push_id) {
-            Ok(Some(p)) => self.advance_pipeline(p.id),
+            Ok(Some(p)) => Pipelines(self.0).advance_pipeline(p.id),
             Ok(None) => {}
             Err(e) => tracing::error!(push_id, error = %e, "pipeline of a new push not found"),
         }
@@ -484,7 +482,7 @@ impl Registry {
     }
 
     pub(super) fn write_blob(&self, from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
-        self.write_blob_with(from, limit, |e| error(wit::ErrorKind::Internal, e.to_string()))
+        self.write_blob_with(from, limit, |e| internal(e.to_string()))
     }
 
     /// Like `write_blob`, with `read_error` naming what a failed read of `from` means.
@@ -494,20 +492,16 @@ impl Registry {
         limit: u64,
         read_error: impl Fn(std::io::Error) -> wit::Error,
     ) -> Result<PendingBlob, wit::Error> {
-        let internal = |e: &dyn std::fmt::Display| error(wit::ErrorKind::Internal, e.to_string());
-        let mut w = self.blobs.writer(limit).map_err(|e| internal(&e))?;
+        let mut w = self.blobs.writer(limit).map_err(domain)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = from.read(&mut buf).map_err(&read_error)?;
             if n == 0 {
                 break;
             }
-            w.write_chunk(&buf[..n]).map_err(|e| match e {
-                crate::store::BlobError::TooLarge { .. } => error(wit::ErrorKind::TooLarge, e.to_string()),
-                other => internal(&other),
-            })?;
+            w.write_chunk(&buf[..n]).map_err(domain)?;
         }
-        w.finish().map_err(|e| internal(&e))
+        w.finish().map_err(domain)
     }
 
     fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, wit::Error> {
@@ -515,7 +509,7 @@ impl Registry {
         let (_, file) = self
             .db
             .file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)
-            .map_err(db_error)?
+            .map_err(domain)?
             .ok_or_else(not_found)?;
         if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
@@ -549,29 +543,23 @@ fn body_range(
     offset: u64,
     length: u64,
 ) -> Result<std::io::Take<std::io::BufReader<std::fs::File>>, wit::Error> {
-    use wit::ErrorKind::{Internal, Invalid};
+    use wit::ErrorKind::Invalid;
     let body = req.body.as_ref().ok_or_else(|| error(Invalid, "the request has no body"))?;
     if offset.checked_add(length).is_none_or(|end| end > body.digests.size) {
         return Err(error(Invalid, "the package part lies outside the request body"));
     }
-    let mut file = body.reopen().map_err(|e| error(Internal, e.to_string()))?;
-    file.seek(SeekFrom::Start(offset)).map_err(|e| error(Internal, format!("seek request body: {e}")))?;
+    let mut file = body.reopen().map_err(|e| internal(e.to_string()))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| internal(format!("seek request body: {e}")))?;
     // Buffered: the base64 decoder reads in small pieces.
     Ok(std::io::BufReader::with_capacity(256 * 1024, file).take(length))
 }
 
-/// A failed plugin call as the error the client gets (and the log records, in `render_error`).
-fn call_failed(e: CallError) -> wit::Error {
-    error(wit::ErrorKind::Internal, e.to_string())
+/// A lower layer's error as the client protocol's, through the domain error's one mapping.
+/// An internal failure: its detail is logged, the client gets the bare message.
+fn internal(detail: impl std::fmt::Display) -> wit::Error {
+    domain(anyhow::anyhow!("{detail}"))
 }
 
-fn db_error(e: DbError) -> wit::Error {
-    match e {
-        DbError::Conflict(what) => error(wit::ErrorKind::Conflict, format!("{what} already exists")),
-        DbError::NotFound(what) => error(wit::ErrorKind::NotFound, format!("{what} not found")),
-        other => {
-            tracing::error!(error = %other, "store failure");
-            error(wit::ErrorKind::Internal, "internal server error (details are in the server log)")
-        }
-    }
+fn domain(e: impl Into<AppError>) -> wit::Error {
+    wit::Error::from(e.into())
 }

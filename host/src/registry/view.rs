@@ -19,7 +19,7 @@ pub(super) struct RepositoryView {
 impl RepositoryView {
     /// The view for a request of `principal` (none for renders of kept documents, which must
     /// not depend on who asked).
-    pub fn shared(db: Db, repo: &super::Repository, principal: Option<&str>) -> Arc<dyn RegistryView> {
+    pub fn shared(db: Db, repo: &crate::app::Repository, principal: Option<&str>) -> Arc<dyn RegistryView> {
         Arc::new(RepositoryView {
             db,
             repository: repo.name().to_string(),

@@ -73,7 +73,7 @@ pub async fn pipeline(State(reg): State<crate::http::State>, caller: Caller, Pat
 
 fn to_app(e: super::UiError) -> crate::error::AppError {
     match e {
-        super::UiError::Internal(e) => crate::error::AppError::Internal(e),
+        super::UiError::App(e) => e,
         other => crate::error::AppError::Internal(anyhow::anyhow!("{other:?}")),
     }
 }

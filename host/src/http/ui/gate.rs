@@ -14,12 +14,13 @@ use serde_json::{json, Value};
 
 use super::pages::{here, ok, ok_with, page, pages, safe_next};
 use super::{UiError, Viewer};
+use crate::app::{App, Repository};
 use crate::auth::{self, Scope};
 use crate::domain::state::Status;
 use crate::error::AppError;
 use crate::http::access::Caller;
 use crate::http::State as AppState;
-use crate::registry::{Registry, Repository};
+use crate::pipeline::Pipelines;
 use crate::store::db::ui::{ReleaseOutcome, UiRelease};
 use crate::store::db::{now_ms, JobRow, PipelineRow};
 use crate::store::DbError;
@@ -102,7 +103,7 @@ fn held_job(j: &JobRow) -> HeldJob {
 
 /// One page of what a repository's gate holds, newest push first, with the total. A repository
 /// without a gate holds nothing.
-pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Result<(i64, Vec<Held>), DbError> {
+pub fn held(reg: &App, repo: &Repository, offset: u32, limit: u32) -> Result<(i64, Vec<Held>), DbError> {
     if !repo.gated() {
         return Ok((0, Vec::new()));
     }
@@ -144,7 +145,7 @@ pub fn held(reg: &Registry, repo: &Repository, offset: u32, limit: u32) -> Resul
 
 /// Why one version is held, for its page: the reason, and the jobs it names with the last lines
 /// of the failed ones' logs.
-pub(super) fn why_held(reg: &Registry, pipeline_id: i64) -> Result<Option<Value>, UiError> {
+pub(super) fn why_held(reg: &App, pipeline_id: i64) -> Result<Option<Value>, UiError> {
     let Some((p, jobs)) = reg.db.pipeline(pipeline_id)? else { return Ok(None) };
     let (why, named) = reason(Some(p.status), &jobs);
     let mut listed = Vec::new();
@@ -157,7 +158,7 @@ pub(super) fn why_held(reg: &Registry, pipeline_id: i64) -> Result<Option<Value>
 
 /// An admin's release of a held push past its gate: the one place it happens (UI and API), and
 /// the audit record of it (the pipeline's `released_by`/`released_at`, and this log line).
-pub fn release(reg: &Registry, pipeline: &PipelineRow, by: &str) -> Result<UiRelease, AppError> {
+pub fn release(reg: &App, pipeline: &PipelineRow, by: &str) -> Result<UiRelease, AppError> {
     match reg.db.ui_release(pipeline.id, by)? {
         ReleaseOutcome::Released { files, release } => {
             tracing::info!(
@@ -245,7 +246,7 @@ pub async fn pipeline_action(
 ) -> Response {
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
-        let missing = || UiError::NotFound(format!("pipeline {id}"));
+        let missing = || UiError::App(AppError::NotFound(format!("pipeline {id}")));
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(missing)?;
         // As the API: a pipeline the viewer may not read does not exist for it.
         if !reg.repositories.get(&p.repository).is_some_and(|r| viewer.can_read(r)) {
@@ -253,19 +254,19 @@ pub async fn pipeline_action(
         }
         let who = viewer.name().unwrap_or_default().to_string();
         if !viewer.may(Scope::Admin, &p.repository) {
-            return Err(UiError::Forbidden(format!(
+            return Err(UiError::App(AppError::Forbidden(format!(
                 "token `{who}` lacks the admin scope on `{}`: it may not {action} pipelines",
                 p.repository
-            )));
+            ))));
         }
         let done = match action.as_str() {
             "retry" => {
-                reg.retry_pipeline(id)?;
+                Pipelines(reg).retry_pipeline(id)?;
                 tracing::info!(repository = %p.repository, pipeline = id, by = %who, "pipeline retried from the web UI");
                 "retried"
             }
             "cancel" => {
-                reg.cancel_pipeline(id)?;
+                Pipelines(reg).cancel_pipeline(id)?;
                 tracing::info!(repository = %p.repository, pipeline = id, by = %who, "pipeline canceled from the web UI");
                 "canceled"
             }
@@ -273,7 +274,7 @@ pub async fn pipeline_action(
                 release(reg, &p, &who)?;
                 "released"
             }
-            other => return Err(UiError::NotFound(format!("action `{other}`"))),
+            other => return Err(UiError::App(AppError::NotFound(format!("action `{other}`")))),
         };
         let fallback = format!("/ui/pipelines/{id}");
         let next = safe_next(Some(f.next.as_deref().unwrap_or(&fallback)));
@@ -287,7 +288,7 @@ pub async fn pipeline_action(
 
 /// The tokens page: the viewer's own token for everyone signed in; every token, the create
 /// form and revoke buttons for admins. `extra` adds an error, a notice or a just-created token.
-fn tokens_page(reg: &Registry, viewer: &Viewer, status: StatusCode, extra: Value) -> Result<Response, UiError> {
+fn tokens_page(reg: &App, viewer: &Viewer, status: StatusCode, extra: Value) -> Result<Response, UiError> {
     let Some(mine) = &viewer.token else { return Err(viewer.login_needed("/ui/tokens")) };
     let admin = viewer.is_admin();
     let now = now_ms();
@@ -350,7 +351,7 @@ pub async fn create_token(
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
-            return Err(UiError::Forbidden("only a token with the admin scope on every repository may create tokens".into()));
+            return Err(UiError::App(AppError::Forbidden("only a token with the admin scope on every repository may create tokens".into())));
         }
         let scopes: Vec<&str> = [("read", &f.scope_read), ("publish", &f.scope_publish), ("admin", &f.scope_admin), ("runner", &f.scope_runner)]
             .into_iter()
@@ -392,9 +393,9 @@ pub async fn revoke_token(
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
         if !viewer.is_admin() {
-            return Err(UiError::Forbidden(
+            return Err(UiError::App(AppError::Forbidden(
                 "only a token with the admin scope on every repository may revoke tokens".into(),
-            ));
+            )));
         }
         reg.db.revoke_token(id)?;
         tracing::info!(token = id, by = viewer.name().unwrap_or(""), "token revoked in the web UI");

@@ -34,10 +34,10 @@ use axum::Router;
 use minijinja::Environment;
 use serde_json::Value;
 
+use crate::app::{App, Repository};
 use crate::auth::{Principal, Scope};
 use crate::error::AppError;
 use crate::http::access::{self, Caller, Viewing};
-use crate::registry::{Registry, Repository};
 use crate::store::db::TokenRow;
 use crate::store::DbError;
 
@@ -143,14 +143,14 @@ impl Viewer {
     /// another site's form gets no cookie; but other ports of the same host are the same
     /// "site" to a browser, hence the Origin check, and the token covers browsers that send
     /// neither Origin nor Sec-Fetch-Site.
-    pub fn check_form(&self, reg: &Registry, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), UiError> {
+    pub fn check_form(&self, reg: &App, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), UiError> {
         same_origin(reg, headers)?;
         match (&self.csrf, csrf) {
             (Some(mine), Some(sent)) if constant_time_eq(mine.as_bytes(), sent.as_bytes()) => Ok(()),
-            (None, _) => Err(UiError::Forbidden("sign in first: this needs a signed-in session".into())),
-            _ => Err(UiError::Forbidden(
+            (None, _) => Err(UiError::App(AppError::Forbidden("sign in first: this needs a signed-in session".into()))),
+            _ => Err(UiError::App(AppError::Forbidden(
                 "the form's CSRF token is missing or wrong; reload the page and try again".into(),
-            )),
+            ))),
         }
     }
 
@@ -165,8 +165,11 @@ impl Viewer {
     }
 
     /// The repository, if it exists and the viewer may read it.
-    pub fn repository<'r>(&self, reg: &'r Registry, name: &str, next: &str) -> Result<&'r Repository, UiError> {
-        let repo = reg.repositories.get(name).ok_or_else(|| UiError::NotFound(format!("repository `{name}`")))?;
+    pub fn repository<'r>(&self, reg: &'r App, name: &str, next: &str) -> Result<&'r Repository, UiError> {
+        let repo = reg
+            .repositories
+            .get(name)
+            .ok_or_else(|| UiError::App(AppError::NotFound(format!("repository `{name}`"))))?;
         if !self.can_read(repo) {
             return Err(self.login_needed(next));
         }
@@ -202,7 +205,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Whether a state-changing request came from this site's own pages: its `Origin` (which
 /// browsers send with every POST) is this server's origin; without one, `Sec-Fetch-Site` must say
 /// `same-origin`, or else the `Referer` must be one of this server's pages.
-pub fn same_origin(reg: &Registry, headers: &HeaderMap) -> Result<(), UiError> {
+pub fn same_origin(reg: &App, headers: &HeaderMap) -> Result<(), UiError> {
     let ours = crate::http::external_url(reg, headers);
     let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let ok = if let Some(origin) = value(header::ORIGIN) {
@@ -218,7 +221,7 @@ pub fn same_origin(reg: &Registry, headers: &HeaderMap) -> Result<(), UiError> {
         Ok(())
     } else {
         tracing::warn!(origin = value(header::ORIGIN).unwrap_or_default(), expected = %ours, "web UI form refused: not from this site's pages");
-        Err(UiError::Forbidden("this form did not come from this site's pages".into()))
+        Err(UiError::App(AppError::Forbidden("this form did not come from this site's pages".into())))
     }
 }
 
@@ -236,71 +239,59 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Whether the request came over https (directly or through a proxy that says so).
-pub fn over_https(reg: &Registry, headers: &HeaderMap) -> bool {
+pub fn over_https(reg: &App, headers: &HeaderMap) -> bool {
     let forwarded =
         headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"));
     forwarded || crate::http::external_url(reg, headers).starts_with("https://")
 }
 
-/// Why a page cannot be shown; each renders as an HTML page with its status.
+/// Why a page cannot be shown; each renders as an HTML page with its status: the domain error
+/// (mapped to a page once, in [`UiError::into_page`]), or the login form a page needs.
 #[derive(Debug)]
 pub enum UiError {
-    NotFound(String),
     /// The page needs a token: the login form, which comes back to `next`.
     Login {
         next: String,
         signed_in: bool,
     },
-    BadRequest(String),
-    /// Signed in, but the token may not do this (or the form failed its CSRF checks).
-    Forbidden(String),
-    /// The action does not fit the current state (a retry of a running pipeline).
-    Conflict(String),
-    Internal(anyhow::Error),
-}
-
-impl From<DbError> for UiError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound(what) => UiError::NotFound(what),
-            other => UiError::Internal(other.into()),
-        }
-    }
+    App(AppError),
 }
 
 impl From<AppError> for UiError {
     fn from(e: AppError) -> Self {
-        match e {
-            AppError::NotFound(what) => UiError::NotFound(what),
-            AppError::BadRequest(m) => UiError::BadRequest(m),
-            AppError::Forbidden(m) => UiError::Forbidden(m),
-            AppError::Conflict(m) => UiError::Conflict(m),
-            AppError::Internal(e) => UiError::Internal(e),
-            other => UiError::Internal(anyhow::anyhow!("{other}")),
-        }
+        UiError::App(e)
+    }
+}
+
+/// Through the domain error, so the store's errors mean the same on a page as in the API.
+impl From<DbError> for UiError {
+    fn from(e: DbError) -> Self {
+        UiError::App(e.into())
     }
 }
 
 impl From<minijinja::Error> for UiError {
     fn from(e: minijinja::Error) -> Self {
-        UiError::Internal(anyhow::anyhow!("template: {e:#}"))
+        UiError::App(AppError::Internal(anyhow::anyhow!("template: {e:#}")))
     }
 }
 
 impl UiError {
     pub fn into_page(self, viewer: Option<&str>) -> Response {
         let (status, ctx) = match self {
-            UiError::NotFound(what) => (
+            UiError::App(AppError::NotFound(what)) => (
                 StatusCode::NOT_FOUND,
                 serde_json::json!({ "title": "Not found", "message": format!("{what} not found") }),
             ),
-            UiError::BadRequest(m) => {
+            UiError::App(AppError::BadRequest(m)) => {
                 (StatusCode::BAD_REQUEST, serde_json::json!({ "title": "Bad request", "message": m }))
             }
-            UiError::Forbidden(m) => {
+            UiError::App(AppError::Forbidden(m)) => {
                 (StatusCode::FORBIDDEN, serde_json::json!({ "title": "Not allowed", "message": m }))
             }
-            UiError::Conflict(m) => (StatusCode::CONFLICT, serde_json::json!({ "title": "Not now", "message": m })),
+            UiError::App(AppError::Conflict(m)) => {
+                (StatusCode::CONFLICT, serde_json::json!({ "title": "Not now", "message": m }))
+            }
             UiError::Login { next, signed_in } => {
                 let message = if signed_in {
                     "Your token may not read this page. Sign in with another token."
@@ -313,11 +304,13 @@ impl UiError {
                     Err(e) => e.into_page(viewer),
                 };
             }
-            UiError::Internal(e) => {
+            // What a page never meets (a sign-in is the login form; uploads go elsewhere) is a
+            // server error here, as before: the detail is logged, never shown.
+            UiError::App(e) => {
                 tracing::error!(error = format!("{e:#}"), "web UI internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    serde_json::json!({ "title": "Server error", "message": "internal server error (details are in the server log)" }),
+                    serde_json::json!({ "title": "Server error", "message": crate::error::INTERNAL_MESSAGE }),
                 )
             }
         };

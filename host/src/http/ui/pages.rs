@@ -8,10 +8,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{html_response, moving, moving_word, render, UiError, Viewer};
+use crate::app::App;
+use crate::error::AppError;
 use crate::http::access::{self, Caller};
 use crate::http::State as AppState;
+use crate::pipeline::Pipelines;
 use crate::plugin::wit;
-use crate::registry::{artifact_of, Registry};
+use crate::registry::artifact_of;
 
 /// Packages and versions per page.
 const PAGE: u32 = 50;
@@ -22,7 +25,7 @@ const PUSHES_PAGE: u32 = 50;
 pub(super) async fn page(
     reg: AppState,
     caller: Caller,
-    f: impl FnOnce(&Registry, &Viewer) -> Result<Response, UiError> + Send + 'static,
+    f: impl FnOnce(&App, &Viewer) -> Result<Response, UiError> + Send + 'static,
 ) -> Response {
     let out = tokio::task::spawn_blocking(move || {
         let viewer = match Viewer::of(&caller) {
@@ -35,7 +38,7 @@ pub(super) async fn page(
         }
     })
     .await;
-    out.unwrap_or_else(|e| UiError::Internal(anyhow::anyhow!("page task failed: {e}")).into_page(None))
+    out.unwrap_or_else(|e| UiError::App(AppError::Internal(anyhow::anyhow!("page task failed: {e}"))).into_page(None))
 }
 
 pub(super) fn ok(name: &str, viewer: &Viewer, ctx: Value) -> Result<Response, UiError> {
@@ -146,15 +149,18 @@ pub async fn package(
         let package = reg
             .db
             .ui_package(&repo, &repository.key(&name))?
-            .ok_or_else(|| UiError::NotFound(format!("package `{name}`")))?;
+            .ok_or_else(|| UiError::App(AppError::NotFound(format!("package `{name}`"))))?;
         let page_no = q.page.unwrap_or(1).max(1);
         let (total, files) = reg.db.ui_files(package.id, (page_no - 1).saturating_mul(PAGE), PAGE)?;
         if total == 0 {
-            return Err(UiError::NotFound(format!("package `{name}`")));
+            return Err(UiError::App(AppError::NotFound(format!("package `{name}`"))));
         }
         let selected = reg.db.ui_version(package.id, q.version.as_deref())?;
         let Some(first) = selected.first() else {
-            return Err(UiError::NotFound(format!("version {} of `{name}`", q.version.unwrap_or_default())));
+            return Err(UiError::App(AppError::NotFound(format!(
+                "version {} of `{name}`",
+                q.version.unwrap_or_default()
+            ))));
         };
         let version = first.file.version.clone();
         let mut meta = artifact_of(&first.file).metadata;
@@ -213,7 +219,8 @@ pub async fn package(
 
 pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
-        let (p, jobs) = reg.db.pipeline(id)?.ok_or_else(|| UiError::NotFound(format!("pipeline {id}")))?;
+        let (p, jobs) =
+            reg.db.pipeline(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("pipeline {id}"))))?;
         let repository = viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
         let sees_clients = viewer.sees_clients(&p.repository);
@@ -249,11 +256,11 @@ pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: Original
 
 pub async fn job(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
-        let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
         let (p, _) = reg
             .db
             .pipeline(job.pipeline_id)?
-            .ok_or_else(|| UiError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+            .ok_or_else(|| UiError::App(AppError::NotFound(format!("pipeline {}", job.pipeline_id))))?;
         viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
         ok(
@@ -279,15 +286,16 @@ pub async fn job(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, 
 /// cannot make a signed-in approver's browser send it.
 pub async fn play_job(State(reg): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
-        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
-        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::NotFound(format!("job {id}")))?;
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
+        let (p, _) =
+            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
         let back = format!("/ui/pipelines/{}", p.id);
         viewer.repository(reg, &p.repository, &back)?;
         let Some(approver) = viewer.principal.as_ref().filter(|_| viewer.can_approve(&p.repository)) else {
             return Err(viewer.login_needed(&back));
         };
-        reg.play_job(&job, &p.repository, approver).map_err(|e| match e {
-            crate::error::AppError::Conflict(m) => UiError::BadRequest(m),
+        Pipelines(reg).play_job(&job, &p.repository, approver).map_err(|e| match e {
+            AppError::Conflict(m) => UiError::App(AppError::BadRequest(m)),
             other => other.into(),
         })?;
         Ok(Redirect::to(&back).into_response())
@@ -480,8 +488,10 @@ pub async fn login(
             if secure { "; Secure" } else { "" }
         );
         let mut resp = Redirect::to(&next).into_response();
-        resp.headers_mut()
-            .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| UiError::Internal(e.into()))?);
+        resp.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&cookie).map_err(|e| UiError::App(AppError::Internal(e.into())))?,
+        );
         Ok(resp)
     })
     .await
