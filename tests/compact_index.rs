@@ -59,3 +59,42 @@ fn a_second_bundle_install_fetches_only_the_new_end_of_versions() {
         "Bundler accepted the appended bytes: {out}"
     );
 }
+
+#[test]
+fn versions_is_compacted_at_its_first_change_after_the_compaction_interval() {
+    require_tool("gem");
+    require_tool("bundle");
+    let server = Server::start_with_config("document_compact_secs = 2\n");
+    let key = server.token("ci", "read,publish", None);
+    let gems = server.work.join("gems");
+    let push_grow = |version: &str| {
+        let (ok, out) = push(&server, &build_gem(&gems, "sluice-grow", version, None, &[]), &key);
+        assert!(ok, "gem push {version}: {out}");
+    };
+    let lines_of_grow = || {
+        let (status, body) = server.get("/rubygems/versions");
+        assert_eq!(status, 200);
+        body.lines().filter(|l| l.starts_with("sluice-grow ")).map(str::to_string).collect::<Vec<_>>()
+    };
+    push_grow("1.0.0");
+    assert_eq!(lines_of_grow().len(), 1);
+    let app = server.work.join("app");
+    let (ok, out) = bundle(&server, &app, ">= 1.0", &["install"]);
+    assert!(ok, "bundle install: {out}");
+
+    push_grow("1.1.0");
+    let appended = lines_of_grow();
+    assert_eq!(appended.len(), 2, "within the interval a push appends a line: {appended:?}");
+    assert!(appended[1].starts_with("sluice-grow 1.1.0 "), "{appended:?}");
+
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    push_grow("1.2.0");
+    let compacted = lines_of_grow();
+    assert_eq!(compacted.len(), 1, "past the interval the next change renders it whole: {compacted:?}");
+    assert!(compacted[0].starts_with("sluice-grow 1.0.0,1.1.0,1.2.0 "), "{compacted:?}");
+
+    // Bundler, holding the appended copy, notices the new file and fetches it whole.
+    let (ok, out) = bundle(&server, &app, ">= 1.2", &["install"]);
+    assert!(ok, "bundle install after the compaction: {out}");
+    assert!(std::fs::read_to_string(app.join("Gemfile.lock")).unwrap().contains("sluice-grow (1.2.0)"));
+}

@@ -90,6 +90,10 @@ pub struct Config {
     /// recently read go first.
     #[serde(default = "default_document_cache_mb")]
     pub document_cache_mb: u64,
+    /// Seconds an append-only document (a compact index's version list) grows by appends before
+    /// its next change renders it whole again (a compaction; clients then fetch it whole once).
+    #[serde(default = "default_document_compact_secs")]
+    pub document_compact_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -256,6 +260,9 @@ fn default_cleanup_interval_secs() -> u64 {
 fn default_document_cache_mb() -> u64 {
     256
 }
+fn default_document_compact_secs() -> u64 {
+    86_400
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -364,6 +371,7 @@ impl Config {
             ("SLUICE_BLOB_GRACE_SECS", &mut self.blob_grace_secs),
             ("SLUICE_CLEANUP_INTERVAL_SECS", &mut self.cleanup_interval_secs),
             ("SLUICE_DOCUMENT_CACHE_MB", &mut self.document_cache_mb),
+            ("SLUICE_DOCUMENT_COMPACT_SECS", &mut self.document_compact_secs),
         ] {
             if let Some(v) = get(name) {
                 *field = num(name, v)?;

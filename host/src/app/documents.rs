@@ -69,6 +69,9 @@ pub struct Kept {
     pub append_only: bool,
     /// The change-log position this document reflects.
     pub rendered_at: u64,
+    /// When it was last rendered whole: an append-only document is compacted (rendered whole
+    /// again) at its first change after `document_compact_secs`.
+    pub whole_since: std::time::Instant,
     /// The request it was rendered for, to render it again (no principal, no credentials).
     pub request: wit::Request,
 }
@@ -119,6 +122,7 @@ impl Kept {
             depends_on,
             append_only,
             rendered_at,
+            whole_since: std::time::Instant::now(),
             request,
         }
     }
@@ -128,15 +132,18 @@ impl Kept {
         let mut body = Vec::with_capacity(self.body.len() + tail.len());
         body.extend_from_slice(&self.body);
         body.extend_from_slice(tail);
-        Self::with_body(
-            self.status,
-            self.headers.clone(),
-            body.into(),
-            self.append_only,
-            self.depends_on.clone(),
-            rendered_at,
-            self.request.clone(),
-        )
+        Kept {
+            whole_since: self.whole_since,
+            ..Self::with_body(
+                self.status,
+                self.headers.clone(),
+                body.into(),
+                self.append_only,
+                self.depends_on.clone(),
+                rendered_at,
+                self.request.clone(),
+            )
+        }
     }
 
     /// Memory the document holds.

@@ -239,7 +239,8 @@ impl Registry<'_> {
             return Rerender::Kept(kept);
         }
         let rendered_at = feed.seen();
-        if kept.append_only {
+        let compact_after = std::time::Duration::from_secs(self.config.document_compact_secs);
+        if kept.append_only && kept.whole_since.elapsed() < compact_after {
             match self.extend(repo, &kept, rendered_at) {
                 Ok(Some(longer)) => {
                     self.documents.stats.appends.fetch_add(1, Ordering::Relaxed);

@@ -467,8 +467,10 @@ impl Db {
         } else if query.chars().count() >= 3 {
             (
                 format!(
-                    "FROM packages p JOIN package_search s ON s.rowid = p.id \
-                     WHERE p.repository = ?1 AND package_search MATCH ?2 AND {visible}"
+                    // The index drives: matched once, then joined. (As a join condition, SQLite
+                    // would run the full-text query again for every package of the repository.)
+                    "FROM packages p WHERE p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH ?2) \
+                     AND p.repository = ?1 AND {visible}"
                 ),
                 // One phrase: the query's characters in order, quotes doubled as FTS5 escapes them.
                 format!("\"{}\"", query.replace('"', "\"\"")),

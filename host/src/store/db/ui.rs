@@ -243,8 +243,8 @@ impl Db {
         } else if query.chars().count() >= 3 {
             (
                 format!(
-                    "FROM packages p JOIN package_search s ON s.rowid = p.id \
-                     WHERE p.repository IN ({marks}) AND package_search MATCH ?1 AND {stored}"
+                    "FROM packages p WHERE p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH ?1) \
+                     AND p.repository IN ({marks}) AND {stored}"
                 ),
                 // A column filter and one phrase, quotes doubled as FTS5 escapes them.
                 format!("name : \"{}\"", query.replace('"', "\"\"")),
