@@ -365,7 +365,12 @@ impl Db {
                 Self::put_tag(tx, package_id, &tag, &version)?;
             }
         }
-        tx.execute("UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1", [push_id])?;
+        // `released = 0` lets the partial index `files_unreleased` find the rows: without it
+        // every release scanned every file of the registry (a publish cost that grew with it).
+        tx.execute(
+            "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0",
+            [push_id],
+        )?;
         Ok(())
     }
 
