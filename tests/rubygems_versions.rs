@@ -4,31 +4,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::gem::{build_gem, push as gem_push, ruby_cmd};
 use support::{require_tool, run, Server};
-
-/// `gem build` of a one-file gem, in a HOME of the test's own.
-fn gem(work: &Path, tool: &str) -> Command {
-    let home = work.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut cmd = Command::new(tool);
-    cmd.env("HOME", &home).env_remove("GEM_HOST_API_KEY").env_remove("GEM_HOME").env_remove("GEM_PATH");
-    cmd
-}
-
-fn build(work: &Path, name: &str, version: &str) -> PathBuf {
-    let src = work.join(format!("src-{name}-{version}"));
-    std::fs::create_dir_all(src.join("lib")).unwrap();
-    std::fs::write(src.join("lib").join(format!("{name}.rb")), "module X; end\n").unwrap();
-    let spec = format!(
-        "Gem::Specification.new do |s|\n  s.name = {name:?}\n  s.version = {version:?}\n  s.summary = \"t\"\n  s.authors = [\"Sluice\"]\n  s.files = [\"lib/{name}.rb\"]\nend\n"
-    );
-    std::fs::write(src.join(format!("{name}.gemspec")), spec).unwrap();
-    let (ok, _, err) = run(gem(work, "gem").arg("build").arg(format!("{name}.gemspec")).current_dir(&src));
-    assert!(ok, "gem build: {err}");
-    src.join(format!("{name}-{version}.gem"))
-}
 
 #[test]
 fn versions_grows_by_the_changes_and_serves_them_by_range() {
@@ -38,10 +16,8 @@ fn versions_grows_by_the_changes_and_serves_them_by_range() {
     let url = server.repo_url("rubygems");
     let work = server.work.clone();
     let push = |name: &str, version: &str| {
-        let file = build(&work, name, version);
-        let (ok, out, err) =
-            run(gem(&work, "gem").arg("push").arg(&file).args(["--host", &url]).env("GEM_HOST_API_KEY", &key));
-        assert!(ok, "gem push {name} {version}: {out}{err}");
+        let (ok, out) = gem_push(&server, &build_gem(&work.join("gems"), name, version, None, &[]), &key);
+        assert!(ok, "gem push {name} {version}: {out}");
     };
     let get = |path: &str, range: Option<usize>| {
         let mut req = server.http().get(format!("{url}/{path}"));
@@ -60,8 +36,9 @@ fn versions_grows_by_the_changes_and_serves_them_by_range() {
 
     push("alpha-gem", "1.1.0");
     push("beta-gem", "0.1.0");
-    let (ok, out, err) =
-        run(gem(&work, "gem").args(["yank", "alpha-gem", "-v", "1.0.0", "--host", &url]).env("GEM_HOST_API_KEY", &key));
+    let (ok, out, err) = run(ruby_cmd("gem", &work)
+        .args(["yank", "alpha-gem", "-v", "1.0.0", "--host", &url])
+        .env("GEM_HOST_API_KEY", &key));
     assert!(ok, "gem yank: {out}{err}");
 
     // What Bundler asks for: from the last byte it holds.

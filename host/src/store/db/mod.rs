@@ -176,6 +176,27 @@ impl Visibility {
     }
 }
 
+/// The condition a search puts on `p` for `query`, with the value to bind as `param`. An empty
+/// query matches every package; three characters or more are one phrase of the trigram index
+/// (any substring, case-insensitive; in `column` only, if given), looked up once with the index
+/// driving the query (as a join condition, SQLite would run the full-text query again for every
+/// package); shorter queries, which no trigram can match, compare names.
+fn search_condition(query: &str, param: &str, column: Option<&str>) -> (String, String) {
+    let query = query.trim();
+    if query.is_empty() {
+        (format!("{param} = ''"), String::new())
+    } else if query.chars().count() >= 3 {
+        // Quotes doubled, as FTS5 escapes them in a phrase.
+        let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+        (
+            format!("p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH {param})"),
+            column.map_or(phrase.clone(), |c| format!("{c} : {phrase}")),
+        )
+    } else {
+        (format!("instr(lower(p.name), {param}) > 0"), query.to_lowercase())
+    }
+}
+
 /// Who pushed a file, from where and how, for the audit log.
 pub struct Pusher<'a> {
     /// A token's name, a webhook's sender, `poller`.
@@ -460,27 +481,9 @@ impl Db {
         vis: Visibility,
     ) -> Result<(u64, Vec<PackageWithFiles>)> {
         let conn = self.conn()?;
-        let query = query.trim();
         let visible = format!("EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})", vis.condition());
-        let (filter, needle) = if query.is_empty() {
-            (format!("FROM packages p WHERE p.repository = ?1 AND ?2 = '' AND {visible}"), String::new())
-        } else if query.chars().count() >= 3 {
-            (
-                format!(
-                    // The index drives: matched once, then joined. (As a join condition, SQLite
-                    // would run the full-text query again for every package of the repository.)
-                    "FROM packages p WHERE p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH ?2) \
-                     AND p.repository = ?1 AND {visible}"
-                ),
-                // One phrase: the query's characters in order, quotes doubled as FTS5 escapes them.
-                format!("\"{}\"", query.replace('"', "\"\"")),
-            )
-        } else {
-            (
-                format!("FROM packages p WHERE p.repository = ?1 AND instr(lower(p.name), ?2) > 0 AND {visible}"),
-                query.to_lowercase(),
-            )
-        };
+        let (matches, needle) = search_condition(query, "?2", None);
+        let filter = format!("FROM packages p WHERE {matches} AND p.repository = ?1 AND {visible}");
         let total: i64 = conn
             .prepare_cached(&format!("SELECT count(*) {filter}"))?
             .query_row(params![repository, needle], |r| r.get(0))?;

@@ -233,30 +233,10 @@ impl Db {
         // ?1 is the needle, ?2.. the repositories, then the page's limit and offset.
         let n = repositories.len();
         let marks = (0..n).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
-        let query = query.trim();
         let stored = "EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
-        // As `Db::search`: three or more characters are one phrase of the trigram index (any
-        // substring, case-insensitive), limited to the `name` column since the top bar finds
-        // packages by name; shorter ones (which no trigram can match) compare names directly.
-        let (filter, needle) = if query.is_empty() {
-            (format!("FROM packages p WHERE p.repository IN ({marks}) AND ?1 = '' AND {stored}"), String::new())
-        } else if query.chars().count() >= 3 {
-            (
-                format!(
-                    "FROM packages p WHERE p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH ?1) \
-                     AND p.repository IN ({marks}) AND {stored}"
-                ),
-                // A column filter and one phrase, quotes doubled as FTS5 escapes them.
-                format!("name : \"{}\"", query.replace('"', "\"\"")),
-            )
-        } else {
-            (
-                format!(
-                    "FROM packages p WHERE p.repository IN ({marks}) AND instr(lower(p.name), ?1) > 0 AND {stored}"
-                ),
-                query.to_lowercase(),
-            )
-        };
+        // As `Db::search`, limited to the `name` column: the top bar finds packages by name.
+        let (matches, needle) = super::search_condition(query, "?1", Some("name"));
+        let filter = format!("FROM packages p WHERE {matches} AND p.repository IN ({marks}) AND {stored}");
         let mut values: Vec<&dyn rusqlite::ToSql> = vec![&needle];
         for r in repositories {
             values.push(r);
