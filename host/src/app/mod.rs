@@ -157,7 +157,7 @@ impl App {
     }
 
     pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {
-        self.repositories.get(name).ok_or_else(|| AppError::NotFound(format!("repository `{name}`")))
+        self.repositories.get(name).ok_or_else(|| AppError::not_found(format!("repository `{name}`")))
     }
 
     /// Removes blobs that no file row references any more (after deletes), atomically with

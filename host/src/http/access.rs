@@ -137,7 +137,7 @@ impl Caller {
         match self.require(Scope::Read, Some(repository)) {
             Ok(_) if scope != Scope::Read => self.require(scope, Some(repository)),
             Ok(p) => Ok(p),
-            Err(AppError::Unauthorized(_) | AppError::Forbidden(_)) => Err(AppError::NotFound(what())),
+            Err(AppError::Unauthorized(_) | AppError::Forbidden(_)) => Err(AppError::not_found(what())),
             Err(e) => Err(e),
         }
     }

@@ -91,7 +91,7 @@ async fn get_push(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("push {id}");
-        let push = reg.db.push(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let push = reg.db.push(id)?.ok_or_else(|| AppError::not_found(missing()))?;
         caller.require_or_hide(Scope::Read, &push.repository, missing)?;
         Ok(Json(json!(push)))
     })
@@ -178,7 +178,7 @@ pub(super) async fn get_package(
         let p = reg
             .db
             .package(&repo, &repository.key(&name), Visibility::All)?
-            .ok_or_else(|| AppError::NotFound(format!("package `{name}`")))?;
+            .ok_or_else(|| AppError::not_found(format!("package `{name}`")))?;
         let files: Vec<Value> = p
             .files
             .iter()
@@ -244,7 +244,7 @@ async fn release_pipeline(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("pipeline {id}");
-        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::not_found(missing()))?;
         let admin = caller.require_or_hide(Scope::Admin, &p.repository, missing)?;
         let release = super::ui::gate::release(&reg, &p, &admin.name)?;
         Ok(Json(json!({ "pipeline": {
@@ -368,7 +368,7 @@ async fn get_sync_job(
         caller.require(Scope::Read, Some(&repo))?;
         reg.repository(&repo)?;
         let job = crate::registry::sync_job(&reg, &repo, id)
-            .ok_or_else(|| AppError::NotFound(format!("no sync job {id} in `{repo}`")))?;
+            .ok_or_else(|| AppError::not_found(format!("no sync job {id} in `{repo}`")))?;
         Ok(Json(sync_job_json(&job)))
     })
     .await

@@ -12,7 +12,7 @@ use crate::error::AppError;
 /// when `blob_redirect` is set and the backend gives one, else the bytes, streamed (never held
 /// whole). 404 when the store has no such blob.
 pub async fn blob_response(registry: &App, sha256: &str, content_type: &str, head: bool) -> Result<Response, AppError> {
-    let missing = || AppError::NotFound(format!("file {sha256}"));
+    let missing = || AppError::not_found(format!("file {sha256}"));
     let internal = AppError::from;
     let builder = Response::builder().status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
     if head {

@@ -93,14 +93,13 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
             None
         };
         if let Some(refusal) = refusal {
-            let err = wit::Error::from(refusal);
-            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %err.message, "request body refused before reading");
-            return render(&registry, &repo_name, err).await;
+            tracing::info!(repository = %repo_name, method = %parts.method, client = %addr.ip(), declared, error = %refusal.client_message(), "request body refused before reading");
+            return render(&registry, &repo_name, refusal).await;
         }
         match spool(&registry, body, if may_publish { max_upload } else { anonymous_limit }).await {
             Ok(b) => Some(b),
             // The client's protocol shapes every error of its request, through the domain error.
-            Err(e) => return render(&registry, &repo_name, e.into()).await,
+            Err(e) => return render(&registry, &repo_name, e).await,
         }
     } else {
         None
@@ -139,7 +138,7 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
 }
 
 /// An error in the way the repository's clients show errors.
-async fn render(registry: &super::State, repo_name: &str, err: wit::Error) -> Result<Response, AppError> {
+async fn render(registry: &super::State, repo_name: &str, err: AppError) -> Result<Response, AppError> {
     let (reg, name) = (registry.clone(), repo_name.to_string());
     let r = super::blocking(move || Ok(Registry(&reg).render_error(reg.repository(&name)?, err))).await?;
     Ok(response_of(r))

@@ -76,7 +76,7 @@ async fn list_pipelines(
 /// may not read it.
 fn pipeline_for(reg: &App, caller: &Caller, id: i64, scope: Scope) -> Result<(PipelineRow, Vec<JobRow>), AppError> {
     let missing = || format!("pipeline {id}");
-    let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+    let found = reg.db.pipeline(id)?.ok_or_else(|| AppError::not_found(missing()))?;
     caller.require_or_hide(scope, &found.0.repository, missing)?;
     Ok(found)
 }
@@ -132,8 +132,8 @@ async fn cancel_pipeline(
 
 fn job_json(reg: &App, caller: &Caller, id: i64) -> Result<(JobRow, String), AppError> {
     let missing = || format!("job {id}");
-    let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-    let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+    let (job, log) = reg.db.job(id)?.ok_or_else(|| AppError::not_found(missing()))?;
+    let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::not_found(missing()))?;
     caller.require_or_hide(Scope::Read, &p.repository, missing)?;
     Ok((job, log))
 }
@@ -294,11 +294,11 @@ async fn play_job(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("job {id}");
-        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
-        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::not_found(missing()))?;
+        let (p, _) = reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| AppError::not_found(missing()))?;
         let approver = caller.require_or_hide(Scope::Approve, &p.repository, missing)?;
         Pipelines(&reg).play_job(&job, &p.repository, &approver)?;
-        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::NotFound(missing()))?;
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| AppError::not_found(missing()))?;
         Ok(Json(json!({ "job": job })))
     })
     .await
@@ -333,7 +333,7 @@ async fn push_file(
     })
     .await?;
     if !allowed {
-        return Err(AppError::NotFound(format!("file {sha256}")));
+        return Err(AppError::not_found(format!("file {sha256}")));
     }
     super::blob::blob_response(&reg, &sha256, "application/octet-stream", false).await
 }

@@ -146,9 +146,9 @@ impl Pipelines<'_> {
         let (pipeline, _) = self
             .db
             .pipeline(job.pipeline_id)?
-            .ok_or_else(|| AppError::NotFound(format!("pipeline {}", job.pipeline_id)))?;
+            .ok_or_else(|| AppError::not_found(format!("pipeline {}", job.pipeline_id)))?;
         let push =
-            self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::NotFound(format!("push {}", pipeline.push_id)))?;
+            self.db.push(pipeline.push_id)?.ok_or_else(|| AppError::not_found(format!("push {}", pipeline.push_id)))?;
         self.advance_pipeline(job.pipeline_id);
         tracing::info!(repository = %pipeline.repository, pipeline = pipeline.id, job = job.id, push_id = push.id, runner, "job started");
         // The plugin's extraction record was stored as JSON; an empty one (no steps) is "nothing".
@@ -218,7 +218,7 @@ impl Pipelines<'_> {
 
     /// Runs a finished pipeline's runner jobs again, from the repository's current pipeline file.
     pub fn retry_pipeline(&self, id: i64) -> Result<(), AppError> {
-        let (pipeline, _) = self.db.pipeline(id)?.ok_or_else(|| AppError::NotFound(format!("pipeline {id}")))?;
+        let (pipeline, _) = self.db.pipeline(id)?.ok_or_else(|| AppError::not_found(format!("pipeline {id}")))?;
         let repo = self.repository(&pipeline.repository)?;
         let (config, _) = self.pipeline_config(repo)?;
         let variables: BTreeMap<String, String> =

@@ -271,6 +271,7 @@ impl Registry<'_> {
                 return Ok(());
             }
             Ok(Err(e)) => {
+                // The plugin's reason, in its words, whatever kind it gave.
                 self.reject(repo, url, &tag, &e.message, report);
                 return Ok(());
             }
@@ -293,15 +294,16 @@ impl Registry<'_> {
             }
         }
         // An internal failure (the blob store, the database) is not the tag's fault: it is reported
-        // but not recorded, so the next sync tries the tag again.
+        // (as the bare message; the log has the detail) but not recorded, so the next sync tries
+        // the tag again. A client error (too large, invalid) rejects the tag for good.
         let pending = match self.write_blob(&file.bytes[..], self.config.max_upload_mb << 20) {
             Ok(pending) => pending,
-            Err(e) if e.kind == wit::ErrorKind::Internal => {
-                report.errors.push(outcome(e.message));
+            Err(e) if e.is_internal() => {
+                report.errors.push(outcome(e.client_message()));
                 return Ok(());
             }
             Err(e) => {
-                self.reject(repo, url, &tag, &e.message, report);
+                self.reject(repo, url, &tag, &e.client_message(), report);
                 return Ok(());
             }
         };
@@ -323,8 +325,8 @@ impl Registry<'_> {
                 self.record(repo, url, &tag, "published", None, Some(push_id))?;
                 report.published.push(outcome(format!("push {push_id}: {}", file.file_name)));
             }
-            Err(e) if e.kind == wit::ErrorKind::Internal => report.errors.push(outcome(e.message)),
-            Err(e) => self.reject(repo, url, &tag, &e.message, report),
+            Err(e) if e.is_internal() => report.errors.push(outcome(e.client_message())),
+            Err(e) => self.reject(repo, url, &tag, &e.client_message(), report),
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ pub enum Rerender {
     /// The document to serve (new, or the previous one when the render failed).
     Kept(Arc<Kept>),
     /// The plugin answers something that is not kept any more (an error: the package is gone).
-    Answer(Result<wit::Response, wit::Error>),
+    Answer(Result<wit::Response, AppError>),
 }
 
 /// A read the document cache may answer: no body, GET or HEAD.
@@ -80,26 +80,6 @@ pub enum Reply {
     },
 }
 
-/// The HTTP status of an error kind, before the plugin shapes the response.
-pub fn status_of(kind: wit::ErrorKind) -> u16 {
-    use wit::ErrorKind::*;
-    match kind {
-        Invalid => 400,
-        NotFound => 404,
-        Gone => 410,
-        Unauthorized => 401,
-        Forbidden => 403,
-        Conflict => 409,
-        TooLarge => 413,
-        Unsupported => 405,
-        Internal => 500,
-    }
-}
-
-fn error(kind: wit::ErrorKind, message: impl Into<String>) -> wit::Error {
-    wit::Error { kind, message: message.into() }
-}
-
 /// Renders again, in the background, the stale documents readers use, after each change.
 pub async fn refresh_documents(app: Arc<App>) {
     loop {
@@ -130,19 +110,21 @@ impl Registry<'_> {
     }
 
     /// Whether the caller may read `repo` through its protocol.
-    pub fn may_read(&self, repo: &Repository, req: &ClientRequest) -> Result<(), wit::Error> {
-        use wit::ErrorKind::{Forbidden, Unauthorized};
+    pub fn may_read(&self, repo: &Repository, req: &ClientRequest) -> Result<(), AppError> {
         if req.bad_credential {
-            return Err(error(Unauthorized, "the token is not valid (it may have been revoked)"));
+            return Err(AppError::Unauthorized("the token is not valid (it may have been revoked)".into()));
         }
         if repo.private() {
             match &req.principal {
-                None => return Err(error(Unauthorized, format!("repository `{}` needs a token to read", repo.name()))),
+                None => {
+                    return Err(AppError::Unauthorized(format!("repository `{}` needs a token to read", repo.name())))
+                }
                 Some(p) if !p.allows(Scope::Read, Some(repo.name())) => {
-                    return Err(error(
-                        Forbidden,
-                        format!("token `{}` may not read repository `{}`", p.name, repo.name()),
-                    ))
+                    return Err(AppError::Forbidden(format!(
+                        "token `{}` may not read repository `{}`",
+                        p.name,
+                        repo.name()
+                    )))
                 }
                 Some(_) => {}
             }
@@ -156,14 +138,21 @@ impl Registry<'_> {
         if !is_read(req) || self.may_read(repo, req).is_err() {
             return None;
         }
-        let kept = self.documents.find(&doc_request(repo, req))?.current();
+        let slot = self.documents.find(&doc_request(repo, req))?;
+        self.fresh(repo, &slot)
+    }
+
+    /// The slot's document if no change it depends on came after its render, counted as a hit:
+    /// the one freshness check of a read, on the async thread and on a blocking one alike.
+    fn fresh(&self, repo: &Repository, slot: &Slot) -> Option<Arc<Kept>> {
+        let kept = slot.current();
         kept.is_fresh(self.db.changes(), repo.name()).then(|| {
             self.documents.stats.hits.fetch_add(1, Ordering::Relaxed);
             kept
         })
     }
 
-    fn serve_inner(&self, repo: &Repository, req: &mut ClientRequest) -> Result<Reply, wit::Error> {
+    fn serve_inner(&self, repo: &Repository, req: &mut ClientRequest) -> Result<Reply, AppError> {
         self.may_read(repo, req)?;
         if is_read(req) {
             if let Some(slot) = self.documents.find(&doc_request(repo, req)) {
@@ -171,8 +160,7 @@ impl Registry<'_> {
             }
         }
         let body = match &req.body {
-            Some(b) => BlobHandle::file(b.reopen().map_err(|e| internal(e.to_string()))?)
-                .map_err(|e| internal(format!("open request body: {e}")))?,
+            Some(b) => BlobHandle::file(b.reopen()?).map_err(|e| anyhow::anyhow!("open request body: {e}"))?,
             None => BlobHandle::Memory(Vec::new()),
         };
         let wit_req = wit::Request {
@@ -186,7 +174,7 @@ impl Registry<'_> {
         // Taken before the plugin reads the view: the document reflects at least this much.
         let rendered_at = self.db.changes().seen();
         let view = RepositoryView::shared(self.db.clone(), repo, req.principal.as_ref().map(|p| p.name.as_str()));
-        let mut outcome = repo.plugin.handle(&wit_req, body, view).map_err(domain)??;
+        let mut outcome = repo.plugin.handle(&wit_req, body, view)??;
 
         if let (true, true, Some(keep)) =
             (is_read(req) && req.method == "GET", outcome.effects.is_empty(), &outcome.keep)
@@ -212,10 +200,8 @@ impl Registry<'_> {
 
     /// A kept document: as it is while fresh; rendered again (one render at a time) when
     /// stale, and served stale only when that render fails.
-    fn serve_kept(&self, repo: &Repository, req: &ClientRequest, slot: &Slot) -> Result<Reply, wit::Error> {
-        let kept = slot.current();
-        if kept.is_fresh(self.db.changes(), repo.name()) {
-            self.documents.stats.hits.fetch_add(1, Ordering::Relaxed);
+    fn serve_kept(&self, repo: &Repository, req: &ClientRequest, slot: &Slot) -> Result<Reply, AppError> {
+        if let Some(kept) = self.fresh(repo, slot) {
             return Ok(Reply::Kept(kept));
         }
         match self.render_again(repo, slot) {
@@ -235,7 +221,8 @@ impl Registry<'_> {
         let kept = slot.current();
         let feed = self.db.changes();
         if kept.is_fresh(feed, repo.name()) {
-            // Another reader rendered it while this one waited.
+            // Another reader rendered it while this one waited (not a hit: this read found it
+            // stale).
             return Rerender::Kept(kept);
         }
         let rendered_at = feed.seen();
@@ -251,11 +238,13 @@ impl Registry<'_> {
             }
         }
         let view = RepositoryView::shared(self.db.clone(), repo, None);
-        match repo.plugin.render(&kept.request, view) {
-            Err(e) => self.keep_stale(repo, &kept, &e.to_string()),
-            Ok(Err(e)) if e.kind == wit::ErrorKind::Internal => self.keep_stale(repo, &kept, &e.message),
-            Ok(Err(e)) => Rerender::Answer(Err(e)),
-            Ok(Ok(outcome)) => match (outcome.reply, outcome.keep, outcome.effects.is_empty()) {
+        let rendered = repo.plugin.render(&kept.request, view).map_err(AppError::from);
+        // A failure of the server or the plugin is no answer about the document: the previous
+        // bytes keep serving. A client error (the package is gone) is the answer now.
+        match rendered.and_then(|r| r.map_err(AppError::from)) {
+            Err(e) if e.is_internal() => self.keep_stale(repo, &kept, &e),
+            Err(e) => Rerender::Answer(Err(e)),
+            Ok(outcome) => match (outcome.reply, outcome.keep, outcome.effects.is_empty()) {
                 (wit::Reply::Respond(response), Some(keep), true) => {
                     self.documents.stats.renders.fetch_add(1, Ordering::Relaxed);
                     let depends = documents::dependencies(&keep, |n| repo.key(n));
@@ -265,20 +254,24 @@ impl Registry<'_> {
                     )
                 }
                 (wit::Reply::Respond(response), _, true) => Rerender::Answer(Ok(response)),
-                _ => self.keep_stale(repo, &kept, "a render of a kept document asked for effects or a file"),
+                _ => self.keep_stale(
+                    repo,
+                    &kept,
+                    &AppError::Internal(anyhow::anyhow!("a render of a kept document asked for effects or a file")),
+                ),
             },
         }
     }
 
     /// The append-only document with the lines for the changes since its render, or none to
     /// render it whole (the plugin asked for it, or the log no longer reaches back that far).
-    fn extend(&self, repo: &Repository, kept: &Kept, rendered_at: u64) -> Result<Option<Kept>, String> {
+    fn extend(&self, repo: &Repository, kept: &Kept, rendered_at: u64) -> Result<Option<Kept>, AppError> {
         const MAX_CHANGES: u32 = 10_000;
-        let oldest = self.db.oldest_change(repo.name()).map_err(|e| e.to_string())?;
+        let oldest = self.db.oldest_change(repo.name())?;
         if oldest > kept.rendered_at + 1 {
             return Ok(None);
         }
-        let rows = self.db.changes_since(repo.name(), kept.rendered_at, MAX_CHANGES).map_err(|e| e.to_string())?;
+        let rows = self.db.changes_since(repo.name(), kept.rendered_at, MAX_CHANGES)?;
         if rows.len() as u32 == MAX_CHANGES {
             return Ok(None);
         }
@@ -299,19 +292,16 @@ impl Registry<'_> {
             })
             .collect();
         let view = RepositoryView::shared(self.db.clone(), repo, None);
-        match repo.plugin.extend(&kept.request, &changes, view) {
-            Ok(Ok(Some(tail))) => Ok(Some(kept.extended(&tail, newest))),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Err(e)) => Err(e.message),
-            Err(e) => Err(e.to_string()),
-        }
+        Ok(repo.plugin.extend(&kept.request, &changes, view)??.map(|tail| kept.extended(&tail, newest)))
     }
 
-    fn keep_stale(&self, repo: &Repository, kept: &Arc<Kept>, why: &str) -> Rerender {
+    /// Serves the previous bytes after a failed render; any error of an extension counts, since
+    /// a whole render comes next anyway. The detail is logged for the operator only.
+    fn keep_stale(&self, repo: &Repository, kept: &Arc<Kept>, why: &AppError) -> Rerender {
         self.documents.stats.failed_renders.fetch_add(1, Ordering::Relaxed);
         self.documents.stats.stale_served.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            repository = repo.name(), path = %kept.request.path, error = %why,
+            repository = repo.name(), path = %kept.request.path, error = %format!("{why:#}"),
             "rendering a kept document again failed; serving the previous one until a render succeeds"
         );
         Rerender::Kept(kept.clone())
@@ -323,27 +313,25 @@ impl Registry<'_> {
         repo: &Repository,
         req: &ClientRequest,
         effects: &[wit::Effect],
-    ) -> Result<(), wit::Error> {
+    ) -> Result<(), AppError> {
         if effects.iter().all(|e| matches!(e, wit::Effect::RevokeToken(_))) {
             return match req.principal {
                 Some(_) => Ok(()),
-                None => Err(error(wit::ErrorKind::Unauthorized, "authentication required: this needs a token")),
+                None => Err(AppError::Unauthorized("authentication required: this needs a token".into())),
             };
         }
         match &req.principal {
-            None => Err(error(
-                wit::ErrorKind::Unauthorized,
-                "authentication required: this needs a token with the `publish` scope",
+            None => Err(AppError::Unauthorized(
+                "authentication required: this needs a token with the `publish` scope".into(),
             )),
-            Some(p) if !p.allows(Scope::Publish, Some(repo.name())) => Err(error(
-                wit::ErrorKind::Forbidden,
-                format!("token `{}` may not publish to repository `{}`", p.name, repo.name()),
-            )),
+            Some(p) if !p.allows(Scope::Publish, Some(repo.name())) => {
+                Err(AppError::Forbidden(format!("token `{}` may not publish to repository `{}`", p.name, repo.name())))
+            }
             Some(_) => Ok(()),
         }
     }
 
-    fn apply(&self, repo: &Repository, req: &mut ClientRequest, effect: wit::Effect) -> Result<(), wit::Error> {
+    fn apply(&self, repo: &Repository, req: &mut ClientRequest, effect: wit::Effect) -> Result<(), AppError> {
         let name = repo.name();
         let result = match effect {
             wit::Effect::Publish(upload) => return self.publish_upload(repo, req, upload),
@@ -373,28 +361,23 @@ impl Registry<'_> {
                 })
             }
         };
-        result.map_err(domain)
+        Ok(result?)
     }
 
     /// Stores an uploaded file: write it to a pending blob, let the plugin parse it, refuse
     /// duplicates, then make blob and rows visible together.
-    fn publish_upload(
-        &self,
-        repo: &Repository,
-        req: &mut ClientRequest,
-        upload: wit::Upload,
-    ) -> Result<(), wit::Error> {
-        use wit::ErrorKind::{Internal, Invalid};
+    fn publish_upload(&self, repo: &Repository, req: &mut ClientRequest, upload: wit::Upload) -> Result<(), AppError> {
         let file_name = upload.file_name.clone();
         if file_name.is_empty() || file_name.contains(['/', '\\']) || file_name.starts_with('.') {
-            return Err(error(
-                Internal,
-                format!("plugin `{}` named an invalid file `{file_name}`", repo.plugin.name()),
-            ));
+            // The plugin's fault, not the client's: a server error.
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "plugin `{}` named an invalid file `{file_name}`",
+                repo.plugin.name()
+            )));
         }
         let limit = self.config.max_upload_mb << 20;
         let pending = match upload.source {
-            wit::UploadSource::Body => req.body.take().ok_or_else(|| error(Invalid, "the request has no body"))?,
+            wit::UploadSource::Body => req.body.take().ok_or_else(no_body)?,
             wit::UploadSource::BodyRange((offset, length)) => {
                 self.write_blob(body_range(req, offset, length)?, limit)?
             }
@@ -405,9 +388,9 @@ impl Registry<'_> {
                 let decoded = base64::read::DecoderReader::new(text, &base64::engine::general_purpose::STANDARD);
                 self.write_blob_with(decoded, limit, |e| match e.kind() {
                     std::io::ErrorKind::InvalidData => {
-                        error(Invalid, format!("the package's base64 text is not valid: {e}"))
+                        AppError::BadRequest(format!("the package's base64 text is not valid: {e}"))
                     }
-                    _ => internal(e.to_string()),
+                    _ => AppError::Internal(anyhow::anyhow!("read the request body: {e}")),
                 })?
             }
             wit::UploadSource::Bytes(bytes) => self.write_blob(&bytes[..], limit)?,
@@ -431,28 +414,30 @@ impl Registry<'_> {
 
     /// Stores a package file as a push: the plugin parses it, the pipeline is planned, then the
     /// blob, the rows and the pipeline become visible together. Returns the push id.
-    pub fn publish_file(&self, repo: &Repository, pending: PendingBlob, push: &NewPush) -> Result<i64, wit::Error> {
-        use wit::ErrorKind::Invalid;
-        let file = pending.reopen().map_err(|e| internal(e.to_string()))?;
-        let handle = BlobHandle::file(file).map_err(|e| internal(format!("open pending blob: {e}")))?;
+    pub fn publish_file(&self, repo: &Repository, pending: PendingBlob, push: &NewPush) -> Result<i64, AppError> {
+        let handle = BlobHandle::file(pending.reopen()?).map_err(|e| anyhow::anyhow!("open pending blob: {e}"))?;
+        // A parse that traps or runs out of time or memory is the file's doing (a zip bomb, a
+        // huge manifest): the client is told its package could not be read, not a 500.
         let meta = repo
             .plugin
             .parse(push.file_name, handle)
-            .map_err(|e| error(Invalid, format!("the package could not be read: {e}")))??;
+            .map_err(|e| AppError::BadRequest(format!("the package could not be read: {e}")))??;
         let key = repo.key(&meta.name);
         if let Some(expected) = push.package.filter(|p| repo.key(p) != key) {
-            return Err(error(
-                Invalid,
-                format!("the file holds package `{}`, but it was published as `{expected}`", meta.name),
-            ));
+            return Err(AppError::BadRequest(format!(
+                "the file holds package `{}`, but it was published as `{expected}`",
+                meta.name
+            )));
         }
-        let metadata_json = serde_json::to_string(&meta).map_err(|e| internal(e.to_string()))?;
+        let metadata_json = serde_json::to_string(&meta).map_err(anyhow::Error::from)?;
         let digests = pending.digests.clone();
         let facts =
             PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
         let pipeline = Pipelines(self.0).plan_pipeline(repo, &facts).map_err(|e| match e {
-            AppError::BadRequest(msg) => error(Invalid, format!("the repository's pipeline file is invalid: {msg}")),
-            other => domain(other),
+            AppError::BadRequest(msg) => {
+                AppError::BadRequest(format!("the repository's pipeline file is invalid: {msg}"))
+            }
+            other => other,
         })?;
         let new = NewFile {
             repository: repo.name(),
@@ -468,8 +453,7 @@ impl Registry<'_> {
             tags: push.tags,
             pipeline: Some(&pipeline),
         };
-        let (push_id, _) =
-            self.db.publish(&new, move || pending.persist().map(|_| ()).map_err(|e| e.to_string())).map_err(domain)?;
+        let (push_id, _) = self.db.publish(&new, move || pending.persist().map_err(|e| e.to_string()))?;
         tracing::info!(
             repository = repo.name(), package = %meta.name, version = %meta.version, push_id,
             sha256 = %digests.sha256, size = digests.size, actor = push.pusher.actor, "published"
@@ -482,8 +466,8 @@ impl Registry<'_> {
         Ok(push_id)
     }
 
-    pub(super) fn write_blob(&self, from: impl Read, limit: u64) -> Result<PendingBlob, wit::Error> {
-        self.write_blob_with(from, limit, |e| internal(e.to_string()))
+    pub(super) fn write_blob(&self, from: impl Read, limit: u64) -> Result<PendingBlob, AppError> {
+        self.write_blob_with(from, limit, |e| AppError::Internal(anyhow::anyhow!("read a file to store: {e}")))
     }
 
     /// Like `write_blob`, with `read_error` naming what a failed read of `from` means.
@@ -491,39 +475,40 @@ impl Registry<'_> {
         &self,
         mut from: impl Read,
         limit: u64,
-        read_error: impl Fn(std::io::Error) -> wit::Error,
-    ) -> Result<PendingBlob, wit::Error> {
-        let mut w = self.blobs.writer(limit).map_err(domain)?;
+        read_error: impl Fn(std::io::Error) -> AppError,
+    ) -> Result<PendingBlob, AppError> {
+        let mut w = self.blobs.writer(limit)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = from.read(&mut buf).map_err(&read_error)?;
             if n == 0 {
                 break;
             }
-            w.write_chunk(&buf[..n]).map_err(domain)?;
+            w.write_chunk(&buf[..n])?;
         }
-        w.finish().map_err(domain)
+        Ok(w.finish()?)
     }
 
-    fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, wit::Error> {
-        let not_found = || error(wit::ErrorKind::NotFound, format!("{} has no file {}", f.package, f.file_name));
-        let (_, file) = self
-            .db
-            .file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)
-            .map_err(domain)?
-            .ok_or_else(not_found)?;
+    fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, AppError> {
+        let not_found = || AppError::NotFound(format!("{} has no file {}", f.package, f.file_name));
+        let (_, file) =
+            self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)?.ok_or_else(not_found)?;
         if !gate::visible(repo.config.gate, file.released) {
             return Err(not_found());
         }
         Ok(Reply::Blob { sha256: file.sha256, content_type: f.content_type.clone() })
     }
 
-    /// The plugin's rendering of an error; plain text when the plugin itself fails.
-    pub fn render_error(&self, repo: &Repository, err: wit::Error) -> wit::Response {
-        if err.kind == wit::ErrorKind::Internal {
-            tracing::error!(repository = repo.name(), error = %err.message, "internal error");
+    /// The plugin's rendering of an error, in the contract's form (an internal failure's detail
+    /// is logged there, in this repository's span, and the plugin gets the bare message); plain
+    /// text with the kind's status when the plugin itself fails.
+    pub fn render_error(&self, repo: &Repository, err: AppError) -> wit::Response {
+        let _span = tracing::error_span!("client_protocol", repository = repo.name()).entered();
+        if let AppError::Plugin(e) = &err {
+            tracing::error!(error = %e, "a plugin call failed");
         }
-        let status = status_of(err.kind);
+        let status = err.status().as_u16();
+        let err = wit::Error::from(err);
         match repo.plugin.render_error(&err) {
             Ok(r) => r,
             Err(e) => {
@@ -543,24 +528,18 @@ fn body_range(
     req: &ClientRequest,
     offset: u64,
     length: u64,
-) -> Result<std::io::Take<std::io::BufReader<std::fs::File>>, wit::Error> {
-    use wit::ErrorKind::Invalid;
-    let body = req.body.as_ref().ok_or_else(|| error(Invalid, "the request has no body"))?;
+) -> Result<std::io::Take<std::io::BufReader<std::fs::File>>, AppError> {
+    let body = req.body.as_ref().ok_or_else(no_body)?;
     if offset.checked_add(length).is_none_or(|end| end > body.digests.size) {
-        return Err(error(Invalid, "the package part lies outside the request body"));
+        return Err(AppError::BadRequest("the package part lies outside the request body".into()));
     }
-    let mut file = body.reopen().map_err(|e| internal(e.to_string()))?;
-    file.seek(SeekFrom::Start(offset)).map_err(|e| internal(format!("seek request body: {e}")))?;
+    let mut file = body.reopen()?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| anyhow::anyhow!("seek request body: {e}"))?;
     // Buffered: the base64 decoder reads in small pieces.
     Ok(std::io::BufReader::with_capacity(256 * 1024, file).take(length))
 }
 
-/// A lower layer's error as the client protocol's, through the domain error's one mapping.
-/// An internal failure: its detail is logged, the client gets the bare message.
-fn internal(detail: impl std::fmt::Display) -> wit::Error {
-    domain(anyhow::anyhow!("{detail}"))
-}
-
-fn domain(e: impl Into<AppError>) -> wit::Error {
-    wit::Error::from(e.into())
+/// The plugin asked to store the body of a request that has none.
+fn no_body() -> AppError {
+    AppError::BadRequest("the request has no body".into())
 }

@@ -246,7 +246,7 @@ pub async fn pipeline_action(
 ) -> Response {
     page(reg, caller, move |reg, viewer| {
         viewer.check_form(reg, &headers, f.csrf.as_deref())?;
-        let missing = || UiError::App(AppError::NotFound(format!("pipeline {id}")));
+        let missing = || UiError::App(AppError::not_found(format!("pipeline {id}")));
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(missing)?;
         // As the API: a pipeline the viewer may not read does not exist for it.
         if !reg.repositories.get(&p.repository).is_some_and(|r| viewer.can_read(r)) {
@@ -274,7 +274,7 @@ pub async fn pipeline_action(
                 release(reg, &p, &who)?;
                 "released"
             }
-            other => return Err(UiError::App(AppError::NotFound(format!("action `{other}`")))),
+            other => return Err(UiError::App(AppError::not_found(format!("action `{other}`")))),
         };
         let fallback = format!("/ui/pipelines/{id}");
         let next = safe_next(Some(f.next.as_deref().unwrap_or(&fallback)));

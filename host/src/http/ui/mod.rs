@@ -169,7 +169,7 @@ impl Viewer {
         let repo = reg
             .repositories
             .get(name)
-            .ok_or_else(|| UiError::App(AppError::NotFound(format!("repository `{name}`"))))?;
+            .ok_or_else(|| UiError::App(AppError::not_found(format!("repository `{name}`"))))?;
         if !self.can_read(repo) {
             return Err(self.login_needed(next));
         }
@@ -278,20 +278,8 @@ impl From<minijinja::Error> for UiError {
 
 impl UiError {
     pub fn into_page(self, viewer: Option<&str>) -> Response {
-        let (status, ctx) = match self {
-            UiError::App(AppError::NotFound(what)) => (
-                StatusCode::NOT_FOUND,
-                serde_json::json!({ "title": "Not found", "message": format!("{what} not found") }),
-            ),
-            UiError::App(AppError::BadRequest(m)) => {
-                (StatusCode::BAD_REQUEST, serde_json::json!({ "title": "Bad request", "message": m }))
-            }
-            UiError::App(AppError::Forbidden(m)) => {
-                (StatusCode::FORBIDDEN, serde_json::json!({ "title": "Not allowed", "message": m }))
-            }
-            UiError::App(AppError::Conflict(m)) => {
-                (StatusCode::CONFLICT, serde_json::json!({ "title": "Not now", "message": m }))
-            }
+        let e = match self {
+            UiError::App(e) => e,
             UiError::Login { next, signed_in } => {
                 let message = if signed_in {
                     "Your token may not read this page. Sign in with another token."
@@ -304,16 +292,29 @@ impl UiError {
                     Err(e) => e.into_page(viewer),
                 };
             }
-            // What a page never meets (a sign-in is the login form; uploads go elsewhere) is a
-            // server error here, as before: the detail is logged, never shown.
-            UiError::App(e) => {
-                tracing::error!(error = format!("{e:#}"), "web UI internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    serde_json::json!({ "title": "Server error", "message": crate::error::INTERNAL_MESSAGE }),
-                )
-            }
         };
+        // The status is the domain error's (one table); a server failure shows neither its
+        // detail nor a plugin's, which the log has.
+        let status = e.status();
+        let title = match &e {
+            AppError::NotFound(_) => "Not found",
+            AppError::BadRequest(_) => "Bad request",
+            AppError::Forbidden(_) => "Not allowed",
+            AppError::Conflict(_) => "Not now",
+            AppError::Unauthorized(_) => "Sign in needed",
+            AppError::TooLarge(_) => "Too large",
+            AppError::Gone(_) => "Gone",
+            AppError::Unsupported(_) => "Not supported",
+            AppError::Plugin(_) | AppError::Internal(_) => "Server error",
+        };
+        let message = match &e {
+            AppError::Plugin(_) => {
+                tracing::error!(error = %e, "web UI: a plugin call failed");
+                crate::error::INTERNAL_MESSAGE.to_string()
+            }
+            other => other.client_message(),
+        };
+        let ctx = serde_json::json!({ "title": title, "message": message });
         match render("error.html", viewer, ctx) {
             Ok(html) => html_response(status, html),
             Err(_) => (status, "error").into_response(),

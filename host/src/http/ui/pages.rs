@@ -149,15 +149,15 @@ pub async fn package(
         let package = reg
             .db
             .ui_package(&repo, &repository.key(&name))?
-            .ok_or_else(|| UiError::App(AppError::NotFound(format!("package `{name}`"))))?;
+            .ok_or_else(|| UiError::App(AppError::not_found(format!("package `{name}`"))))?;
         let page_no = q.page.unwrap_or(1).max(1);
         let (total, files) = reg.db.ui_files(package.id, (page_no - 1).saturating_mul(PAGE), PAGE)?;
         if total == 0 {
-            return Err(UiError::App(AppError::NotFound(format!("package `{name}`"))));
+            return Err(UiError::App(AppError::not_found(format!("package `{name}`"))));
         }
         let selected = reg.db.ui_version(package.id, q.version.as_deref())?;
         let Some(first) = selected.first() else {
-            return Err(UiError::App(AppError::NotFound(format!(
+            return Err(UiError::App(AppError::not_found(format!(
                 "version {} of `{name}`",
                 q.version.unwrap_or_default()
             ))));
@@ -220,7 +220,7 @@ pub async fn package(
 pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
         let (p, jobs) =
-            reg.db.pipeline(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("pipeline {id}"))))?;
+            reg.db.pipeline(id)?.ok_or_else(|| UiError::App(AppError::not_found(format!("pipeline {id}"))))?;
         let repository = viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
         let sees_clients = viewer.sees_clients(&p.repository);
@@ -256,11 +256,11 @@ pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: Original
 
 pub async fn job(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
-        let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
+        let (job, log) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::not_found(format!("job {id}"))))?;
         let (p, _) = reg
             .db
             .pipeline(job.pipeline_id)?
-            .ok_or_else(|| UiError::App(AppError::NotFound(format!("pipeline {}", job.pipeline_id))))?;
+            .ok_or_else(|| UiError::App(AppError::not_found(format!("pipeline {}", job.pipeline_id))))?;
         viewer.repository(reg, &p.repository, &here(&uri))?;
         let push = reg.db.push(p.push_id)?;
         ok(
@@ -286,9 +286,9 @@ pub async fn job(State(reg): State<AppState>, caller: Caller, uri: OriginalUri, 
 /// cannot make a signed-in approver's browser send it.
 pub async fn play_job(State(reg): State<AppState>, caller: Caller, Path(id): Path<i64>) -> Response {
     page(reg, caller, move |reg, viewer| {
-        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
+        let (job, _) = reg.db.job(id)?.ok_or_else(|| UiError::App(AppError::not_found(format!("job {id}"))))?;
         let (p, _) =
-            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::App(AppError::NotFound(format!("job {id}"))))?;
+            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| UiError::App(AppError::not_found(format!("job {id}"))))?;
         let back = format!("/ui/pipelines/{}", p.id);
         viewer.repository(reg, &p.repository, &back)?;
         let Some(approver) = viewer.principal.as_ref().filter(|_| viewer.can_approve(&p.repository)) else {
@@ -320,9 +320,9 @@ pub async fn job_log(
 ) -> Response {
     let out = crate::http::blocking(move || {
         let viewer = Viewer::of(&caller).map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("{e:?}")))?;
-        let (job, log) = reg.db.job(id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
+        let (job, log) = reg.db.job(id)?.ok_or_else(|| crate::error::AppError::not_found(format!("job {id}")))?;
         let (p, _) =
-            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| crate::error::AppError::NotFound(format!("job {id}")))?;
+            reg.db.pipeline(job.pipeline_id)?.ok_or_else(|| crate::error::AppError::not_found(format!("job {id}")))?;
         let readable = reg.repositories.get(&p.repository).is_some_and(|r| viewer.can_read(r));
         if !readable {
             return Err(crate::error::AppError::Unauthorized("sign in to read this job".into()));
