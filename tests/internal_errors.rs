@@ -89,8 +89,14 @@ fn gem_push_sees_a_server_error_without_its_detail() {
     break_spool(&server);
     let second = gem::build_gem(&server.work, "spooly", "1.1.0", None, &[]);
     let (ok, printed) = gem::push(&server, &second, &key);
+    assert!(!ok, "the push cannot have worked:\n{printed}");
     assert!(printed.to_lowercase().contains("internal server error"), "gem prints the bare message:\n{printed}");
     assert_no_detail(&server, &printed);
+    // Installs go on, and the failed push left no version behind.
+    let before = server.work.join("before");
+    let (ok, printed) = gem::gem_install(&server, "spooly", &before);
+    assert!(ok, "{printed}");
+    assert!(before.join("gems").join("spooly-1.0.0").exists(), "the first version installs: {printed}");
 
     repair_spool(&server);
     let (ok, printed) = gem::push(&server, &second, &key);
