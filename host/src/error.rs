@@ -1,12 +1,12 @@
 //! The domain error, [`AppError`]: one variant per kind of failure the plugin contract knows
-//! (`wit::ErrorKind`, both ways: [`From<wit::Error>`] for a plugin's answer, `From<AppError> for
-//! wit::Error` for a format's `render-error`), plus the plugin call that failed ([`CallError`]),
-//! with the one conversion from each lower layer's error (the store's [`DbError`], the blob
-//! store's [`BlobError`]) and the one kind → HTTP status table ([`AppError::status`]). It is shown
-//! three ways, each written once: as HTTP/JSON ([`IntoResponse`]), through a format's
-//! `render-error` (the client protocol, `registry/protocol.rs`), and as a web UI page (`UiError`,
-//! `http/ui/mod.rs`). A client error keeps its message; an internal failure is logged with its
-//! detail and shown as [`INTERNAL_MESSAGE`], always as a 5xx.
+//! (`wit::ErrorKind`; `invalid` is `BadRequest`), plus a plugin call that failed
+//! ([`CallError`]). Each lower layer's error converts once (the store's [`DbError`], the blob
+//! store's [`BlobError`], a plugin's answer `wit::Error`, whose message is kept), and
+//! [`AppError::status`] is the one kind → HTTP status table. It is shown three ways, each written
+//! once: as HTTP/JSON ([`IntoResponse`]), through a format's `render-error` (`From<AppError> for
+//! wit::Error`, used by `registry/protocol.rs`), and as a web UI page (`UiError::into_page`,
+//! `http/ui/mod.rs`). A client error keeps its message everywhere; an internal failure is always
+//! a 5xx, logged with its detail and shown as [`INTERNAL_MESSAGE`].
 //!
 //! May call: `store`, `plugin` (the error types only).
 
