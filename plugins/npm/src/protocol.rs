@@ -176,7 +176,11 @@ fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<
         let body = serde_json::to_vec(&packument::abbreviated(&view, &req.base_url)).expect("JSON serialises");
         http::bytes(200, packument::ABBREVIATED, body)
     } else {
-        http::json(200, &packument::full(&view, &req.base_url))
+        http::bytes(
+            200,
+            "application/json",
+            serde_json::to_vec(&packument::full(&view, &req.base_url)).expect("JSON serialises"),
+        )
     };
     // Rendered from the package and the request's URL; full or abbreviated by `Accept`.
     Ok(Outcome::respond(response).keep_for_package(name).vary("accept"))
@@ -191,7 +195,8 @@ fn get_version(registry: &impl Registry, req: &Request, name: &str, spec: &str) 
         .find(|a| a.version == version)
         .ok_or_else(|| Error::not_found(format!("{name} has no version or dist-tag {spec}")))?;
     let manifest = packument::version_manifest(&view, artifact, &req.base_url);
-    Ok(Outcome::respond(http::json(200, &manifest)).keep_for_package(name))
+    let body = serde_json::to_vec(&manifest).expect("JSON serialises");
+    Ok(Outcome::respond(http::bytes(200, "application/json", body)).keep_for_package(name))
 }
 
 /// The parts of a packument that publish, deprecate and unpublish send, parsed with the
@@ -646,7 +651,7 @@ mod tests {
 
     fn full_doc(name: &str) -> Value {
         let view = registry().package(name).unwrap();
-        packument::full(&view, BASE)
+        serde_json::to_value(packument::full(&view, BASE)).unwrap()
     }
 
     /// The effects in a short form that tests compare.
