@@ -84,7 +84,7 @@ impl App {
     pub fn open(config: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| anyhow::anyhow!("create data folder {}: {e}", config.data.display()))?;
-        let db = Db::open(&config.data.join("sluice.db"))?;
+        let db = Db::open_configured(&config)?;
         let blobs = BlobStore::open_configured(config.data.join("blobs"), config.blobs.as_deref())?;
         let limits = Limits {
             memory_bytes: (config.plugin_memory_mb as usize) << 20,
