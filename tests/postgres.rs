@@ -85,7 +85,9 @@ fn fifty_concurrent_publishes_of_one_version_store_one() {
         .collect();
     let results: Vec<(u16, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let won: Vec<usize> = results.iter().filter(|(s, _)| (200..300).contains(s)).map(|(_, i)| *i).collect();
-    let refused = results.iter().filter(|(s, _)| *s == 409).count();
+    // Refused as npm's registry refuses a version it has: 403 when the plugin already sees it,
+    // 409 when the database's unique key catches a publish that raced the winner's commit.
+    let refused = results.iter().filter(|(s, _)| *s == 403 || *s == 409).count();
     assert_eq!((won.len(), refused), (1, 49), "statuses: {results:?}");
 
     let mut db = pg::connect(server.database_url().unwrap());
@@ -110,7 +112,7 @@ fn a_publish_invalidates_kept_documents() {
     let npm = Npm::new(&server, "dev", Some(&token));
     npm.ok(&make_package(&server.work, "kept", "1.0.0"), &["publish"]);
     let view = |args: &[&str]| -> Value { npm.view(&server.work, args) };
-    assert_eq!(view(&["kept", "versions"]), serde_json::json!("1.0.0"));
+    assert_eq!(view(&["kept", "versions"]), serde_json::json!(["1.0.0"]));
     // Read again: now served from the kept document.
     assert_eq!(view(&["kept", "dist-tags.latest"]), serde_json::json!("1.0.0"));
 

@@ -433,7 +433,7 @@ impl Db {
     fn read<T>(&self, f: impl FnOnce(&Sql) -> Result<T>) -> Result<T> {
         match &self.pool {
             Pool::Sqlite(pool) => f(&Sql::sqlite(&*pool.get()?)),
-            Pool::Postgres(pool) => f(&Sql::postgres(&mut *pool.get()?)),
+            Pool::Postgres(pool) => sql::blocking(|| f(&Sql::postgres(&mut *pool.get()?))),
         }
     }
 
@@ -447,7 +447,7 @@ impl Db {
                 tx.execute_batch(&format!("PRAGMA user_version = {}", SQLITE_MIGRATIONS.len()))?;
                 tx.commit()?;
             }
-            Pool::Postgres(pool) => {
+            Pool::Postgres(pool) => sql::blocking(|| -> Result<()> {
                 let mut conn = pool.get()?;
                 let tx = Sql::postgres_transaction(&mut *conn)?;
                 // The write lock also keeps two replicas starting at once from both migrating.
@@ -460,8 +460,8 @@ impl Db {
                 }
                 apply_migrations(&tx, POSTGRES_MIGRATIONS, applied.unwrap_or(0) as usize)?;
                 tx.execute("UPDATE schema_version SET applied = $1", params![POSTGRES_MIGRATIONS.len() as i64])?;
-                tx.commit()?;
-            }
+                tx.commit()
+            })?,
         }
         Ok(())
     }
@@ -478,7 +478,7 @@ impl Db {
                 self.observe_changes(&Sql::sqlite(&*conn));
                 Ok(out)
             }
-            Pool::Postgres(pool) => {
+            Pool::Postgres(pool) => sql::blocking(|| {
                 let mut conn = pool.get()?;
                 let tx = Sql::postgres_transaction(&mut *conn)?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
@@ -486,7 +486,7 @@ impl Db {
                 tx.commit()?;
                 self.observe_changes(&Sql::postgres(&mut *conn));
                 Ok(out)
-            }
+            }),
         }
     }
 
@@ -830,7 +830,7 @@ impl Db {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             let n = tx.execute(
-                &format!("UPDATE files SET {set} = $1 WHERE package_id = $2 AND version = $3 AND ($4 IS NULL OR qualifier = $4)"),
+                &format!("UPDATE files SET {set} = $1 WHERE package_id = $2 AND version = $3 AND (CAST($4 AS TEXT) IS NULL OR qualifier = $4)"),
                 params![value, package_id, version, qualifier],
             )?;
             if n == 0 {
@@ -861,7 +861,7 @@ impl Db {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             let shas: Vec<String> = tx.query_map(
-                "SELECT sha256 FROM files WHERE package_id = $1 AND ($2 IS NULL OR version = $2)",
+                "SELECT sha256 FROM files WHERE package_id = $1 AND (CAST($2 AS TEXT) IS NULL OR version = $2)",
                 params![package_id, version],
                 |r| r.get(0),
             )?;
@@ -930,7 +930,7 @@ impl Db {
         self.read(|c| {
             c.query_map(
                 &format!(
-                    "SELECT {PUSH_COLUMNS} FROM pushes WHERE ($1 IS NULL OR repository = $1) AND ($2 IS NULL OR id < $2) \
+                    "SELECT {PUSH_COLUMNS} FROM pushes WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) AND (CAST($2 AS BIGINT) IS NULL OR id < $2) \
                      ORDER BY id DESC LIMIT $3"
                 ),
                 params![repository, before, limit],

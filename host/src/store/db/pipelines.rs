@@ -281,7 +281,7 @@ impl Db {
         self.read(|c| {
             c.query_map(
                 &format!(
-                    "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE ($1 IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
+                    "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
                 ),
                 params![repository, limit],
                 pipeline_row,
@@ -382,7 +382,7 @@ impl Db {
                 &format!(
                     "UPDATE jobs SET status = $5, runner = $1, token_hash = $2, started_at = $3, touched_at = $3 \
                      WHERE id = (SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id \
-                       WHERE j.status = $6 AND j.kind = 'runner' AND ($4 IS NULL OR p.repository = $4) \
+                       WHERE j.status = $6 AND j.kind = 'runner' AND (CAST($4 AS TEXT) IS NULL OR p.repository = $4) \
                        ORDER BY j.id LIMIT 1) \
                      RETURNING {JOB_COLUMNS}"
                 ),
@@ -587,7 +587,7 @@ impl Db {
         self.read(|c| {
             c.query_map(
                 &format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE ($1 IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
                 ),
                 params![repository, limit],
                 delivery_row,

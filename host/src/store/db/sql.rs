@@ -10,7 +10,9 @@
 //! - types: integers and booleans are BIGINT on PostgreSQL (0/1, as in SQLite), and a value is
 //!   encoded as the type the server inferred for its parameter (an INT4 for `length(x) + $1`), so a
 //!   statement needs no casts;
-//! - errors: a unique violation is [`DbError::Conflict`] on both;
+//! - a parameter only tested for NULL (`$1 IS NULL OR repository = $1`) is written
+//!   `CAST($1 AS TEXT) IS NULL`, which both accept: PostgreSQL cannot infer a type from `IS NULL`;
+//! - errors: a unique violation is told apart on both ([`is_unique_violation`]);
 //! - prepared statements: SQLite's per-connection cache (`prepare_cached`), and a per-connection
 //!   cache of PostgreSQL's [`postgres::Statement`]s ([`PgConnection`]), so a repeated statement
 //!   costs one round trip.
@@ -167,10 +169,32 @@ pub fn sqlite_placeholders(sql: &str) -> String {
     out
 }
 
+/// Runs `f`, which may use the blocking PostgreSQL client, wherever the caller is. The client
+/// drives its connection on a runtime of its own, which panics inside an async task (a caller that
+/// did not move to `spawn_blocking`, or a connection dropped there); on a worker of the server's
+/// multi-threaded runtime `f` runs through `block_in_place`, which leaves the runtime's context
+/// for its duration. On a blocking thread, or outside any runtime, `f` just runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A pooled PostgreSQL connection with its prepared statements.
 pub struct PgConnection {
-    client: postgres::Client,
+    /// Always `Some` until dropped (taken out to be dropped outside an async context).
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        // Closing the client blocks on its runtime too.
+        if let Some(client) = self.client.take() {
+            blocking(move || drop(client));
+        }
+    }
 }
 
 /// Most prepared statements kept per PostgreSQL connection; the store has fewer distinct ones
@@ -204,15 +228,15 @@ impl r2d2::ManageConnection for PgManager {
         // A statement (a write waiting for the write lock included) fails after the timeout
         // instead of holding a request forever, as SQLite's busy timeout does.
         client.batch_execute(&format!("SET statement_timeout = {}", self.timeout.as_millis()))?;
-        Ok(PgConnection { client, statements: HashMap::new() })
+        Ok(PgConnection { client: Some(client), statements: HashMap::new() })
     }
 
     fn is_valid(&self, conn: &mut PgConnection) -> std::result::Result<(), postgres::Error> {
-        conn.client.simple_query("").map(|_| ())
+        conn.client.as_mut().expect("an open connection").simple_query("").map(|_| ())
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.client.is_closed()
+        conn.client.as_ref().is_none_or(postgres::Client::is_closed)
     }
 }
 
@@ -356,13 +380,14 @@ impl<'c> Sql<'c> {
 
     pub fn postgres(conn: &'c mut PgConnection) -> Sql<'c> {
         let PgConnection { client, statements } = conn;
-        Sql { inner: Inner::Postgres(RefCell::new(PgSession { client: PgClient::Client(client), statements })) }
+        let client = PgClient::Client(client.as_mut().expect("an open connection"));
+        Sql { inner: Inner::Postgres(RefCell::new(PgSession { client, statements })) }
     }
 
     /// A PostgreSQL transaction on `conn`; [`Sql::commit`] ends it (dropped, it rolls back).
     pub fn postgres_transaction(conn: &'c mut PgConnection) -> Result<Sql<'c>> {
         let PgConnection { client, statements } = conn;
-        let tx = client.transaction()?;
+        let tx = client.as_mut().expect("an open connection").transaction()?;
         Ok(Sql { inner: Inner::Postgres(RefCell::new(PgSession { client: PgClient::Tx(tx), statements })) })
     }
 

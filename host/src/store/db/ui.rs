@@ -197,7 +197,7 @@ impl Db {
             c.query_map(
                 &format!(
                     "SELECT {columns}, pl.id, pl.status FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
-                     WHERE ($1 IS NULL OR pu.id < $1) AND pu.repository IN ({marks}) ORDER BY pu.id DESC LIMIT $2"
+                     WHERE (CAST($1 AS BIGINT) IS NULL OR pu.id < $1) AND pu.repository IN ({marks}) ORDER BY pu.id DESC LIMIT $2"
                 ),
                 &values,
                 |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
