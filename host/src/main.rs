@@ -50,6 +50,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// Copy this registry (its database rows and package files) into PostgreSQL and object
+    /// storage, for several replicas to serve; files are verified by their sha256.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The database to copy into: `postgres://user@host:port/db`, empty (its schema is created).
+        #[arg(long)]
+        to: String,
+        /// Where to copy the package files: `s3://bucket/prefix` (with the `AWS_*` settings, as for
+        /// `blobs`). Default: they stay where they are.
+        #[arg(long)]
+        blobs: Option<String>,
+    },
     /// Inspect plugins.
     Plugin {
         #[command(subcommand)]
@@ -104,12 +117,16 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn open(&self) -> anyhow::Result<Db> {
+    fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(self.config.as_deref())?;
         if let Some(d) = &self.data {
             config.data = d.clone();
         }
-        Ok(Db::open_configured(&config)?)
+        Ok(config)
+    }
+
+    fn open(&self) -> anyhow::Result<Db> {
+        Ok(Db::open_configured(&self.config()?)?)
     }
 }
 
@@ -211,6 +228,29 @@ fn main() -> anyhow::Result<()> {
             let db = store.open()?;
             db.revoke_token(id)?;
             eprintln!("token {id} revoked");
+            Ok(())
+        }
+        Command::Migrate { store, to, blobs } => {
+            let config = store.config()?;
+            let report = sluice::store::migrate::migrate(&config, &to, blobs.as_deref())?;
+            for (table, rows) in &report.rows {
+                println!("{table:<20} {rows:>8} rows");
+            }
+            if report.blobs_in_place {
+                println!("package files        stay where they are");
+            } else {
+                println!(
+                    "package files        {:>8} copied ({} bytes, each sha256 checked), {} already there",
+                    report.blobs_copied, report.bytes_copied, report.blobs_present
+                );
+            }
+            eprintln!(
+                "migrated into {to}: start the replicas with `database` set to it{}",
+                match &blobs {
+                    Some(b) => format!(" and `blobs = \"{b}\"`"),
+                    None => String::new(),
+                }
+            );
             Ok(())
         }
         Command::Plugin { command: PluginCommand::New { name, dir, sdk } } => {

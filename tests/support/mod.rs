@@ -149,6 +149,19 @@ impl Server {
         Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::from_env(), Database::postgres())
     }
 
+    /// A single-node server (the SQLite file and the blob folder in its data folder), whatever
+    /// `SLUICE_TEST_DATABASE` and `SLUICE_TEST_BLOBS` say: what `sluice migrate` starts from.
+    pub fn start_single_node(config: Option<&str>) -> Server {
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::default(), Database::default())
+    }
+
+    /// A server on the PostgreSQL database `database` with its blobs on `s3`: a replica of a
+    /// scaled-out registry.
+    pub fn start_on_store(config: Option<&str>, database: &str, s3: &s3::S3Server) -> Server {
+        let database = Database { url: Some(database.to_string()) };
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3), database)
+    }
+
     fn launch_with(dir: tempfile::TempDir, config: Option<&str>, blobs: Blobs, database: Database) -> Server {
         let config = config.map(|toml| {
             let path = dir.path().join("sluice.toml");

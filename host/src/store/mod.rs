@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod db;
+pub mod migrate;
 
-pub use blobs::{BlobError, BlobStore, Digests, PendingBlob};
+pub use blobs::{BlobError, BlobStore, Copied, Digests, PendingBlob};
 pub use db::{Db, DbError};

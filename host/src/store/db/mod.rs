@@ -18,6 +18,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 pub mod changes;
+mod copy;
 pub mod git_tags;
 pub mod metrics;
 pub mod pipelines;

@@ -141,6 +141,17 @@ impl Row {
         let v = self.0.get(i).ok_or_else(|| DbError::Type(format!("no column {i}")))?;
         T::from_value(v).map_err(|e| DbError::Type(format!("column {i}: {e}")))
     }
+
+    /// Every column, as read (to copy a row as it is).
+    pub fn values(&self) -> &[Value] {
+        &self.0
+    }
+}
+
+impl ToValue for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
 }
 
 /// `$N` as `?N`, outside quoted strings and identifiers. Every statement is written with `$N`
