@@ -9,6 +9,7 @@
 
 pub mod documents;
 pub mod git_sync;
+pub mod leader;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct App {
     pub repositories: BTreeMap<String, Repository>,
     /// Wakes runners waiting for jobs and the webhook sender.
     pub events: Events,
+    /// Whether this replica runs the one-at-a-time background work ([`leader`]).
+    pub lead: leader::Lead,
     /// Git syncs run one at a time.
     pub git_sync: git_sync::GitSync,
     /// Protocol documents kept between changes.
@@ -150,6 +153,7 @@ impl App {
             plugins,
             repositories,
             events: Events::default(),
+            lead: Default::default(),
             git_sync: Default::default(),
             documents: documents::Documents::new(config.document_cache_mb << 20),
             config,

@@ -61,6 +61,9 @@ pub struct ChangeFeed {
     repositories: RwLock<HashMap<String, u64>>,
     /// Woken after new changes were read (the document cache re-renders on it).
     pub notify: tokio::sync::Notify,
+    /// Woken after another replica committed a write, whether or not it changed the log (a
+    /// queued job, a webhook delivery): see [`super::replicas`].
+    pub writes: tokio::sync::Notify,
 }
 
 impl ChangeFeed {

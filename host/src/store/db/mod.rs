@@ -22,6 +22,7 @@ mod copy;
 pub mod git_tags;
 pub mod metrics;
 pub mod pipelines;
+pub mod replicas;
 pub mod sql;
 pub mod ui;
 
@@ -104,6 +105,8 @@ impl Default for DbOptions {
 pub struct Db {
     pool: Pool,
     feed: Arc<changes::ChangeFeed>,
+    /// How to open a connection of its own on PostgreSQL (the replicas' listener and lock).
+    pg: Option<Arc<postgres::Config>>,
 }
 
 #[derive(Clone)]
@@ -395,11 +398,12 @@ impl Db {
             c.execute_batch(&format!("{busy} PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"))
         });
         let pool = r2d2::Pool::builder().max_size(options.pool_size).build(manager)?;
-        Self::start(Pool::Sqlite(pool))
+        Self::start(Pool::Sqlite(pool), None)
     }
 
     fn open_postgres(url: &str, options: DbOptions) -> Result<Db> {
         let manager = sql::PgManager::new(url, options.timeout)?;
+        let pg = Arc::new(manager.config().clone());
         // Connections open as they are needed (a server at rest holds two), not all at start:
         // several replicas and subcommands share the server's connection limit.
         let pool = r2d2::Pool::builder()
@@ -407,11 +411,11 @@ impl Db {
             .min_idle(Some(2.min(options.pool_size)))
             .connection_timeout(options.timeout)
             .build(manager)?;
-        Self::start(Pool::Postgres(pool))
+        Self::start(Pool::Postgres(pool), Some(pg))
     }
 
-    fn start(pool: Pool) -> Result<Db> {
-        let db = Db { pool, feed: Default::default() };
+    fn start(pool: Pool, pg: Option<Arc<postgres::Config>>) -> Result<Db> {
+        let db = Db { pool, feed: Default::default(), pg };
         db.migrate()?;
         db.start_feed()?;
         Ok(db)
@@ -484,6 +488,8 @@ impl Db {
                 let tx = Sql::postgres_transaction(&mut *conn)?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
                 let out = f(&tx)?;
+                // Delivered to the other replicas' listeners at commit ([`replicas`]).
+                tx.execute("SELECT pg_notify($1, '')", params![replicas::WRITES_CHANNEL])?;
                 tx.commit()?;
                 self.observe_changes(&Sql::postgres(&mut *conn));
                 Ok(out)

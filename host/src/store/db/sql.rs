@@ -228,6 +228,11 @@ impl PgManager {
         config.application_name("sluice");
         Ok(PgManager { config, timeout })
     }
+
+    /// The connection settings, for a connection outside the pool (a listener, a lock holder).
+    pub fn config(&self) -> &postgres::Config {
+        &self.config
+    }
 }
 
 impl r2d2::ManageConnection for PgManager {
