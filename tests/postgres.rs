@@ -128,3 +128,23 @@ fn a_publish_invalidates_kept_documents() {
         db.query("SELECT kind FROM changes ORDER BY seq", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "added").count(), 2, "one `added` per version: {kinds:?}");
 }
+
+/// `/ready` asks the database: 503 while PostgreSQL refuses the server's connections, 200 again
+/// once it takes them, and the server stays up throughout.
+#[test]
+fn ready_follows_the_database() {
+    let mut server = Server::start_on_postgres(Some("database_timeout_ms = 1000\n"));
+    assert_eq!(server.get("/ready").0, 200);
+    let url = server.database_url().unwrap().to_string();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = pg::connect(&url.replace(&format!("/{name}"), "/postgres"));
+    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")).unwrap();
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&name]).unwrap();
+    let (status, body) = server.get("/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(server.is_alive());
+
+    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")).unwrap();
+    assert!(server.wait_for(std::time::Duration::from_secs(30), || server.get("/ready").0 == 200));
+    assert!(server.log().contains("not ready"), "the refusal is logged");
+}
