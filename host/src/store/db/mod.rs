@@ -449,7 +449,7 @@ impl Db {
             }
             Pool::Postgres(pool) => sql::blocking(|| -> Result<()> {
                 let mut conn = pool.get()?;
-                let tx = Sql::postgres_transaction(&mut *conn)?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
                 // The write lock also keeps two replicas starting at once from both migrating.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
                 tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (applied BIGINT NOT NULL)")?;
@@ -475,16 +475,16 @@ impl Db {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&Sql::sqlite(&tx))?;
                 tx.commit()?;
-                self.observe_changes(&Sql::sqlite(&*conn));
+                self.observe_changes(&Sql::sqlite(&conn));
                 Ok(out)
             }
             Pool::Postgres(pool) => sql::blocking(|| {
                 let mut conn = pool.get()?;
-                let tx = Sql::postgres_transaction(&mut *conn)?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
                 let out = f(&tx)?;
                 tx.commit()?;
-                self.observe_changes(&Sql::postgres(&mut *conn));
+                self.observe_changes(&Sql::postgres(&mut conn));
                 Ok(out)
             }),
         }
