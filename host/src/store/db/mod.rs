@@ -1021,6 +1021,24 @@ mod tests {
     }
 
     #[test]
+    fn both_databases_have_the_same_numbered_migrations() {
+        let numbers = |dialect: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations").join(dialect);
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy()[..3].to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = numbers("sqlite");
+        assert_eq!(sqlite.len(), SQLITE_MIGRATIONS.len(), "every SQLite migration file is applied");
+        assert_eq!(POSTGRES_MIGRATIONS.len(), SQLITE_MIGRATIONS.len(), "the same numbers on both");
+        // PostgreSQL's own files (the rest are shared with SQLite) are numbers SQLite has.
+        assert!(numbers("postgres").iter().all(|n| sqlite.contains(n)));
+    }
+
+    #[test]
     fn delete_version_drops_its_tags() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("s.db")).unwrap();
