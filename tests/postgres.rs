@@ -128,3 +128,84 @@ fn a_publish_invalidates_kept_documents() {
         db.query("SELECT kind FROM changes ORDER BY seq", &[]).unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "added").count(), 2, "one `added` per version: {kinds:?}");
 }
+
+/// `/ready` asks the database: 503 while PostgreSQL refuses the server's connections, 200 again
+/// once it takes them, and the server stays up throughout.
+#[test]
+fn ready_follows_the_database() {
+    let mut server = Server::start_on_postgres(Some("database_timeout_ms = 1000\n"));
+    assert_eq!(server.get("/ready").0, 200);
+    let url = server.database_url().unwrap().to_string();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let mut admin = pg::connect(&url.replace(&format!("/{name}"), "/postgres"));
+    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")).unwrap();
+    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", &[&name]).unwrap();
+    let (status, body) = server.get("/ready");
+    assert_eq!(status, 503, "{body}");
+    assert!(server.is_alive());
+
+    admin.batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")).unwrap();
+    assert!(server.wait_for(std::time::Duration::from_secs(30), || server.get("/ready").0 == 200));
+    assert!(server.log().contains("not ready"), "the refusal is logged");
+}
+
+/// Search on PostgreSQL (`pg_trgm`'s ILIKE where SQLite has FTS5's trigram MATCH) keeps the same
+/// meaning: any substring, case folded beyond ASCII, `_` and `%` literal, query syntax never
+/// parsed, short queries on names, only the repositories asked for.
+#[test]
+fn search_means_the_same_on_postgres() {
+    use sluice::store::db::{NewFile, Pusher, Visibility};
+    use sluice::store::Digests;
+
+    let server = Server::start_on_postgres(None);
+    let db = server.store();
+    let pusher = Pusher {
+        actor: "seed",
+        token_id: None,
+        token_name: None,
+        client_addr: None,
+        user_agent: None,
+        commit_sha: None,
+    };
+    let seed = |repository: &str, name: &str, summary: &str, n: u8| {
+        let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 };
+        let meta = serde_json::json!({ "name": name, "version": "1.0.0", "summary": summary }).to_string();
+        let file_name = format!("{name}-1.0.0.tgz");
+        let new = NewFile {
+            repository,
+            key: &name.to_lowercase(),
+            name,
+            version: "1.0.0",
+            qualifier: "",
+            file_name: &file_name,
+            digests: &d,
+            metadata_json: &meta,
+            pusher: &pusher,
+            released: true,
+            tags: &[],
+            pipeline: None,
+        };
+        db.publish(&new, || Ok(())).unwrap();
+    };
+    seed("a", "my_thing", "a thing", 1);
+    seed("b", "my_thing", "a thing", 2);
+    seed("hidden", "my_thing", "a thing", 3);
+    seed("a", "my-thing-2", "another one", 4);
+    seed("b", "Ärger-Straße", "Umlaute im Namen", 5);
+
+    let readable = vec!["a".to_string(), "b".to_string()];
+    assert_eq!(db.ui_search(&readable, "my_", 0, 10).unwrap().0, 2, "`_` is literal; `hidden` is not searched");
+    let (total, page) = db.ui_search(&readable, "THING", 1, 1).unwrap();
+    assert_eq!((total, page.len()), (3, 1));
+    assert_eq!(db.ui_search(&readable, "g-", 0, 10).unwrap().0, 1, "short queries compare names");
+    assert_eq!(db.ui_search(&readable, "", 0, 10).unwrap().0, 4);
+    assert_eq!(db.ui_search(&readable, "100%", 0, 10).unwrap().0, 0, "`%` is literal");
+    assert_eq!(db.ui_search(&readable, "thing\" OR \"my", 0, 10).unwrap().0, 0);
+    let (total, page) = db.ui_search(&readable, "ärger-str", 0, 10).unwrap();
+    assert_eq!((total, page[0].package.name.as_str()), (1, "Ärger-Straße"));
+    // The repository search reads summaries too.
+    let vis = Visibility::All;
+    let (total, found) = db.search("b", "umlaute", 0, 10, vis).unwrap();
+    assert_eq!((total, found[0].package.name.as_str()), (1, "Ärger-Straße"));
+    assert_eq!(db.search("a", "another", 0, 10, vis).unwrap().0, 1);
+}

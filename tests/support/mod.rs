@@ -231,9 +231,11 @@ impl Server {
     /// The server's store, opened as its subcommands open it (same data folder and database), for
     /// a test to seed through the store's own writes.
     pub fn store(&self) -> sluice::store::Db {
-        let mut config = sluice::config::Config::default();
-        config.data = self.data.clone();
-        config.database = self.database.url.clone();
+        let config = sluice::config::Config {
+            data: self.data.clone(),
+            database: self.database.url.clone(),
+            ..Default::default()
+        };
         sluice::store::Db::open_configured(&config).expect("open the server's store")
     }
 

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub port: u16,
     /// The cluster's folder (`data/`, its socket and log).
     pub dir: PathBuf,
+    /// The watchdog shell (it outlives this process, and reaps the server itself).
+    _watchdog: std::process::Child,
 }
 
 /// The folder with `initdb` and `postgres`: Debian keeps them in /usr/lib/postgresql/NN/bin (the
@@ -103,8 +105,8 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        cmd.spawn().expect("start postgres");
-        let cluster = Cluster { port, dir };
+        let watchdog = cmd.spawn().expect("start postgres");
+        let cluster = Cluster { port, dir, _watchdog: watchdog };
         let start = Instant::now();
         loop {
             match postgres::Client::connect(&cluster.url("postgres"), postgres::NoTls) {

@@ -454,7 +454,7 @@ impl Db {
             }
             Pool::Postgres(pool) => sql::blocking(|| -> Result<()> {
                 let mut conn = pool.get()?;
-                let tx = Sql::postgres_transaction(&mut *conn)?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
                 // The write lock also keeps two replicas starting at once from both migrating.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
                 tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (applied BIGINT NOT NULL)")?;
@@ -480,18 +480,18 @@ impl Db {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&Sql::sqlite(&tx))?;
                 tx.commit()?;
-                self.observe_changes(&Sql::sqlite(&*conn));
+                self.observe_changes(&Sql::sqlite(&conn));
                 Ok(out)
             }
             Pool::Postgres(pool) => sql::blocking(|| {
                 let mut conn = pool.get()?;
-                let tx = Sql::postgres_transaction(&mut *conn)?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
                 let out = f(&tx)?;
                 // Delivered to the other replicas' listeners at commit ([`replicas`]).
                 tx.execute("SELECT pg_notify($1, '')", params![replicas::WRITES_CHANNEL])?;
                 tx.commit()?;
-                self.observe_changes(&Sql::postgres(&mut *conn));
+                self.observe_changes(&Sql::postgres(&mut conn));
                 Ok(out)
             }),
         }
@@ -1025,6 +1025,24 @@ mod tests {
         // Gated: nothing released yet, so clients see no package.
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::None)).unwrap().is_some());
+    }
+
+    #[test]
+    fn both_databases_have_the_same_numbered_migrations() {
+        let numbers = |dialect: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations").join(dialect);
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy()[..3].to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = numbers("sqlite");
+        assert_eq!(sqlite.len(), SQLITE_MIGRATIONS.len(), "every SQLite migration file is applied");
+        assert_eq!(POSTGRES_MIGRATIONS.len(), SQLITE_MIGRATIONS.len(), "the same numbers on both");
+        // PostgreSQL's own files (the rest are shared with SQLite) are numbers SQLite has.
+        assert!(numbers("postgres").iter().all(|n| sqlite.contains(n)));
     }
 
     #[test]

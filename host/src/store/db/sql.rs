@@ -235,11 +235,32 @@ impl PgManager {
     }
 }
 
+/// A connection failure with its causes spelled out ("error connecting to server: Connection
+/// refused"): the pool reports only an error's own message, and the client's names no cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PgConnectError(String);
+
+impl From<postgres::Error> for PgConnectError {
+    fn from(e: postgres::Error) -> Self {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !message.ends_with(&cause_text) {
+                message = format!("{message}: {cause_text}");
+            }
+            source = cause.source();
+        }
+        PgConnectError(message)
+    }
+}
+
 impl r2d2::ManageConnection for PgManager {
     type Connection = PgConnection;
-    type Error = postgres::Error;
+    type Error = PgConnectError;
 
-    fn connect(&self) -> std::result::Result<PgConnection, postgres::Error> {
+    fn connect(&self) -> std::result::Result<PgConnection, PgConnectError> {
         let mut client = self.config.connect(postgres::NoTls)?;
         // A statement (a write waiting for the write lock included) fails after the timeout
         // instead of holding a request forever, as SQLite's busy timeout does.
@@ -247,8 +268,8 @@ impl r2d2::ManageConnection for PgManager {
         Ok(PgConnection { client: Some(client), statements: HashMap::new() })
     }
 
-    fn is_valid(&self, conn: &mut PgConnection) -> std::result::Result<(), postgres::Error> {
-        conn.client.as_mut().expect("an open connection").simple_query("").map(|_| ())
+    fn is_valid(&self, conn: &mut PgConnection) -> std::result::Result<(), PgConnectError> {
+        Ok(conn.client.as_mut().expect("an open connection").simple_query("").map(|_| ())?)
     }
 
     fn has_broken(&self, conn: &mut PgConnection) -> bool {
@@ -527,6 +548,14 @@ mod tests {
         );
         // A dollar not followed by a digit is not a placeholder.
         assert_eq!(sqlite_placeholders("SELECT $x, $"), "SELECT $x, $");
+    }
+
+    #[test]
+    fn a_connection_error_names_its_cause() {
+        let manager = PgManager::new("postgres://nobody@127.0.0.1:1/none", Duration::from_secs(2)).unwrap();
+        let e = r2d2::ManageConnection::connect(&manager).err().expect("nothing listens on port 1");
+        assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+        assert!(PgManager::new("postgres://x@host:notaport/db", Duration::from_secs(1)).is_err());
     }
 
     #[test]

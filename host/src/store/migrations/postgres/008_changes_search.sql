@@ -75,8 +75,11 @@ CREATE TABLE package_search (
     name        TEXT NOT NULL,
     summary     TEXT NOT NULL
 );
-CREATE INDEX package_search_name ON package_search USING gin (name gin_trgm_ops);
-CREATE INDEX package_search_summary ON package_search USING gin (summary gin_trgm_ops);
+-- No pending list (`fastupdate = off`): with one, new rows wait outside the index until a vacuum,
+-- and the planner, counting them, scans the table instead (27 ms against 0.5 ms over 20,000
+-- packages before the first vacuum). Publishes are rare next to searches.
+CREATE INDEX package_search_name ON package_search USING gin (name gin_trgm_ops) WITH (fastupdate = off);
+CREATE INDEX package_search_summary ON package_search USING gin (summary gin_trgm_ops) WITH (fastupdate = off);
 
 -- The summary of a file's metadata (JSON text); '' when it has none or the JSON is not an object.
 CREATE FUNCTION sluice_summary(metadata TEXT) RETURNS TEXT LANGUAGE plpgsql IMMUTABLE AS $$
