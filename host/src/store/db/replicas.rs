@@ -25,7 +25,7 @@ use super::{Db, Result};
 pub const WRITES_CHANNEL: &str = "sluice_writes";
 
 /// The advisory lock of the replica that runs the background work (`sluice-bg` in ASCII).
-const LEADER_LOCK: i64 = 0x736c_7569_2d62_67;
+const LEADER_LOCK: i64 = 0x0073_6c75_692d_6267;
 
 /// How often the listener reads the log without a notification, and reconnects after a failure.
 const LISTEN_FALLBACK: Duration = Duration::from_secs(1);
