@@ -684,7 +684,7 @@ fn a_replayed_git_webhook_is_ignored() {
 // ---- 13. tokens ------------------------------------------------------------------------------------
 
 fn cli(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(sluice_bin()).args(args).arg("--data").arg(&server.data).output().unwrap();
+    let out = server.command().args(args).arg("--data").arg(&server.data).output().unwrap();
     assert!(out.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

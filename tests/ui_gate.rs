@@ -195,7 +195,7 @@ fn admins_manage_tokens_in_the_ui_and_everyone_sees_their_own() {
 #[test]
 fn the_top_bar_searches_every_readable_repository_page_by_page() {
     use sluice::store::db::{NewFile, Pusher};
-    use sluice::store::{Db, Digests};
+    use sluice::store::Digests;
 
     require_browser();
     let server = Server::start_with_config(
@@ -207,7 +207,7 @@ fn the_top_bar_searches_every_readable_repository_page_by_page() {
     npm_for(&server, "npm", &admin).ok(&package_dir(&server.work, "npm-thing", "1.0.0"), &["publish"]);
     npm_for(&server, "secret", &admin).ok(&package_dir(&server.work, "hidden-thing", "0.1.0"), &["publish"]);
     // Enough packages for more than one page of results, through the store's own publish.
-    let db = Db::open(&server.data.join("sluice.db")).unwrap();
+    let db = server.store();
     for i in 0..60u64 {
         let name = format!("many-thing-{i:02}");
         let d = Digests { sha256: format!("{i:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 100 };

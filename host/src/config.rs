@@ -74,6 +74,17 @@ pub struct Config {
     /// it, so that a publish in flight is never touched.
     #[serde(default = "default_blob_grace_secs")]
     pub blob_grace_secs: u64,
+    /// Where the store's database is: unset for the SQLite file `sluice.db` in the data folder, or
+    /// `postgres://user@host:port/db` for PostgreSQL (see the README's "PostgreSQL").
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Most connections the store keeps open to its database.
+    #[serde(default = "default_database_pool_size")]
+    pub database_pool_size: u64,
+    /// Milliseconds a database connection, a statement (a write waiting for another to commit
+    /// included) or a wait for a free pooled connection may take before it fails.
+    #[serde(default = "default_database_timeout_ms")]
+    pub database_timeout_ms: u64,
     /// Where package files are kept: unset for the `blobs/` folder in the data folder, or
     /// `s3://bucket/prefix` for S3-compatible object storage (endpoint, region and credentials
     /// from the standard `AWS_*` environment variables; see the README's "Blob storage").
@@ -215,6 +226,12 @@ fn default_listen() -> String {
 fn default_data() -> PathBuf {
     "./sluice-data".into()
 }
+fn default_database_pool_size() -> u64 {
+    16
+}
+fn default_database_timeout_ms() -> u64 {
+    10_000
+}
 fn default_max_upload_mb() -> u64 {
     1024
 }
@@ -347,6 +364,9 @@ impl Config {
         if let Some(v) = get("SLUICE_PUBLIC_URL") {
             self.public_url = Some(v);
         }
+        if let Some(v) = get("SLUICE_DATABASE") {
+            self.database = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get("SLUICE_BLOBS") {
             self.blobs = Some(v).filter(|v| !v.is_empty());
         }
@@ -372,6 +392,8 @@ impl Config {
             ("SLUICE_CLEANUP_INTERVAL_SECS", &mut self.cleanup_interval_secs),
             ("SLUICE_DOCUMENT_CACHE_MB", &mut self.document_cache_mb),
             ("SLUICE_DOCUMENT_COMPACT_SECS", &mut self.document_compact_secs),
+            ("SLUICE_DATABASE_POOL_SIZE", &mut self.database_pool_size),
+            ("SLUICE_DATABASE_TIMEOUT_MS", &mut self.database_timeout_ms),
         ] {
             if let Some(v) = get(name) {
                 *field = num(name, v)?;
@@ -425,6 +447,13 @@ impl Config {
                 )));
             }
         }
+        if let Some(url) = &self.database {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "`database = {url:?}` is not a `postgres://user@host:port/db` URL (leave it unset for SQLite)"
+                )));
+            }
+        }
         if self.blob_redirect && self.blobs.is_none() {
             return Err(ConfigError::Invalid("`blob_redirect` needs `blobs = \"s3://...\"`".into()));
         }
@@ -433,6 +462,8 @@ impl Config {
             ("body_idle_timeout_secs", self.body_idle_timeout_secs),
             ("keepalive_idle_secs", self.keepalive_idle_secs),
             ("max_connections", self.max_connections),
+            ("database_pool_size", self.database_pool_size),
+            ("database_timeout_ms", self.database_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("`{name}` must be more than 0")));
@@ -492,6 +523,25 @@ mod tests {
         assert!(local.validate().is_err(), "only s3:// URLs; the local folder is the default");
         let redirect: Config = toml::from_str("blob_redirect = true").unwrap();
         assert!(redirect.validate().is_err(), "a redirect needs object storage");
+    }
+
+    #[test]
+    fn database_is_sqlite_or_a_postgres_url() {
+        let mut c = Config::default();
+        assert!(c.database.is_none(), "SQLite in the data folder by default");
+        c.apply_env(|k| match k {
+            "SLUICE_DATABASE" => Some("postgres://sluice@db.internal:5432/registry".to_string()),
+            "SLUICE_DATABASE_POOL_SIZE" => Some("4".to_string()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.database.as_deref(), Some("postgres://sluice@db.internal:5432/registry"));
+        assert_eq!((c.database_pool_size, c.database_timeout_ms), (4, 10_000));
+        assert!(c.validate().is_ok());
+        let file: Config = toml::from_str("database = \"/srv/sluice.db\"").unwrap();
+        assert!(file.validate().is_err(), "only postgres:// URLs; the SQLite file is the default");
+        let empty: Config = toml::from_str("database_pool_size = 0").unwrap();
+        assert!(empty.validate().is_err());
     }
 
     #[test]

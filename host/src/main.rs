@@ -50,6 +50,19 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         concurrency: usize,
     },
+    /// Copy this registry (its database rows and package files) into PostgreSQL and object
+    /// storage, for several replicas to serve; files are verified by their sha256.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The database to copy into: `postgres://user@host:port/db`, empty (its schema is created).
+        #[arg(long)]
+        to: String,
+        /// Where to copy the package files: `s3://bucket/prefix` (with the `AWS_*` settings, as for
+        /// `blobs`). Default: they stay where they are.
+        #[arg(long)]
+        blobs: Option<String>,
+    },
     /// Inspect plugins.
     Plugin {
         #[command(subcommand)]
@@ -61,8 +74,8 @@ enum Command {
 enum TokenCommand {
     /// Create a token and print it (alone, on stdout). It is stored hashed and never shown again.
     Create {
-        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         name: String,
         /// Comma-separated: read, publish, admin, runner.
@@ -77,18 +90,44 @@ enum TokenCommand {
     },
     /// List tokens (never their secrets) with scopes, expiry and last use.
     List {
-        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by its id (from `token list`); refused at once by every server on this data.
     Revoke {
-        #[arg(long, env = "SLUICE_DATA", default_value = "./sluice-data")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         id: i64,
     },
+}
+
+/// Which store a token command works on: the server's data folder and config file, read as
+/// `serve` reads them, so the database (and blob) settings are the server's.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Data folder (default ./sluice-data).
+    #[arg(long, env = "SLUICE_DATA")]
+    data: Option<PathBuf>,
+    /// The server's TOML config file (its `database` setting, or SLUICE_DATABASE, is used).
+    #[arg(long, env = "SLUICE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(d) = &self.data {
+            config.data = d.clone();
+        }
+        Ok(config)
+    }
+
+    fn open(&self) -> anyhow::Result<Db> {
+        Ok(Db::open_configured(&self.config()?)?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -146,15 +185,14 @@ fn main() -> anyhow::Result<()> {
             };
             tokio::runtime::Runtime::new()?.block_on(sluice::runner::run(options))
         }
-        Command::Token { command: TokenCommand::Create { data, name, scopes, repository, expires } } => {
-            std::fs::create_dir_all(&data)?;
-            let db = Db::open(&data.join("sluice.db"))?;
+        Command::Token { command: TokenCommand::Create { store, name, scopes, repository, expires } } => {
+            let db = store.open()?;
             let issued = auth::issue_token(&db, &name, &scopes, repository.as_deref(), expires.as_deref())?;
             println!("{}", issued.secret);
             Ok(())
         }
-        Command::Token { command: TokenCommand::List { data, json } } => {
-            let db = Db::open(&data.join("sluice.db"))?;
+        Command::Token { command: TokenCommand::List { store, json } } => {
+            let db = store.open()?;
             let tokens = db.tokens()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&tokens)?);
@@ -186,10 +224,33 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Token { command: TokenCommand::Revoke { data, id } } => {
-            let db = Db::open(&data.join("sluice.db"))?;
+        Command::Token { command: TokenCommand::Revoke { store, id } } => {
+            let db = store.open()?;
             db.revoke_token(id)?;
             eprintln!("token {id} revoked");
+            Ok(())
+        }
+        Command::Migrate { store, to, blobs } => {
+            let config = store.config()?;
+            let report = sluice::store::migrate::migrate(&config, &to, blobs.as_deref())?;
+            for (table, rows) in &report.rows {
+                println!("{table:<20} {rows:>8} rows");
+            }
+            if report.blobs_in_place {
+                println!("package files        stay where they are");
+            } else {
+                println!(
+                    "package files        {:>8} copied ({} bytes, each sha256 checked), {} already there",
+                    report.blobs_copied, report.bytes_copied, report.blobs_present
+                );
+            }
+            eprintln!(
+                "migrated into {to}: start the replicas with `database` set to it{}",
+                match &blobs {
+                    Some(b) => format!(" and `blobs = \"{b}\"`"),
+                    None => String::new(),
+                }
+            );
             Ok(())
         }
         Command::Plugin { command: PluginCommand::New { name, dir, sdk } } => {

@@ -10,6 +10,7 @@ pub mod npm;
 pub mod npm_fixture;
 pub mod nuget;
 pub mod nuget_fixture;
+pub mod pg;
 pub mod s3;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -48,7 +49,36 @@ pub struct Server {
     /// Where the server keeps blobs when not in `data/blobs`: the S3 server's environment, the
     /// folder its objects land in, and the S3 server itself when the harness started it.
     blobs: Blobs,
+    /// Where the server keeps its database when not in `data/sluice.db`.
+    database: Database,
     _dir: tempfile::TempDir,
+}
+
+/// The database a test server runs on. `SLUICE_TEST_DATABASE=postgres` runs every server of a test
+/// binary on a fresh database of one real PostgreSQL cluster ([`pg`]; `scripts/test` runs the npm,
+/// pipeline and gate tests again so); a test can also ask for one ([`Server::start_on_postgres`]).
+#[derive(Default, Clone)]
+struct Database {
+    /// `postgres://...`; `None`: the SQLite file in the data folder.
+    url: Option<String>,
+}
+
+impl Database {
+    fn from_env() -> Database {
+        match std::env::var("SLUICE_TEST_DATABASE").as_deref() {
+            Ok("postgres") => Database::postgres(),
+            Ok("sqlite") | Ok("") | Err(_) => Database::default(),
+            Ok(other) => panic!("SLUICE_TEST_DATABASE={other}: expected `postgres` or `sqlite`"),
+        }
+    }
+
+    fn postgres() -> Database {
+        Database { url: Some(pg::database()) }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        self.url.iter().map(|u| ("SLUICE_DATABASE".to_string(), u.clone())).collect()
+    }
 }
 
 /// The blob backend a test server runs with. `SLUICE_TEST_BLOBS=s3` runs every server of a test
@@ -105,15 +135,34 @@ impl Server {
     }
 
     fn launch_in(dir: tempfile::TempDir, config: Option<&str>) -> Server {
-        Self::launch_with(dir, config, Blobs::from_env())
+        Self::launch_with(dir, config, Blobs::from_env(), Database::from_env())
     }
 
     /// A server (with this config, if any) that keeps its blobs on `s3`.
     pub fn start_on_s3(config: Option<&str>, s3: &s3::S3Server) -> Server {
-        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3))
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3), Database::from_env())
     }
 
-    fn launch_with(dir: tempfile::TempDir, config: Option<&str>, blobs: Blobs) -> Server {
+    /// A server (with this config, if any) on a fresh PostgreSQL database, whatever
+    /// `SLUICE_TEST_DATABASE` says.
+    pub fn start_on_postgres(config: Option<&str>) -> Server {
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::from_env(), Database::postgres())
+    }
+
+    /// A single-node server (the SQLite file and the blob folder in its data folder), whatever
+    /// `SLUICE_TEST_DATABASE` and `SLUICE_TEST_BLOBS` say: what `sluice migrate` starts from.
+    pub fn start_single_node(config: Option<&str>) -> Server {
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::default(), Database::default())
+    }
+
+    /// A server on the PostgreSQL database `database` with its blobs on `s3`: a replica of a
+    /// scaled-out registry.
+    pub fn start_on_store(config: Option<&str>, database: &str, s3: &s3::S3Server) -> Server {
+        let database = Database { url: Some(database.to_string()) };
+        Self::launch_with(tempfile::tempdir().expect("temp dir"), config, Blobs::on(s3), database)
+    }
+
+    fn launch_with(dir: tempfile::TempDir, config: Option<&str>, blobs: Blobs, database: Database) -> Server {
         let config = config.map(|toml| {
             let path = dir.path().join("sluice.toml");
             std::fs::write(&path, toml).unwrap();
@@ -123,8 +172,9 @@ impl Server {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let log = std::sync::Arc::default();
-        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &blobs.env, &log);
-        Server { child, url, data, work, config, blobs, log, _dir: dir }
+        let env = [blobs.env.clone(), database.env()].concat();
+        let (child, url) = Self::spawn(&data, config.as_deref(), &[], &env, &log);
+        Server { child, url, data, work, config, blobs, database, log, _dir: dir }
     }
 
     /// Like [`Server::start_with_config`], with the server started through `launcher` (a command
@@ -137,17 +187,19 @@ impl Server {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let blobs = Blobs::from_env();
+        let database = Database::from_env();
         let log = std::sync::Arc::default();
-        let (child, url) = Self::spawn(&data, Some(&path), launcher, &blobs.env, &log);
-        Server { child, url, data, work, config: Some(path), blobs, log, _dir: dir }
+        let env = [blobs.env.clone(), database.env()].concat();
+        let (child, url) = Self::spawn(&data, Some(&path), launcher, &env, &log);
+        Server { child, url, data, work, config: Some(path), blobs, database, log, _dir: dir }
     }
 
-    /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder
-    /// and config. The address changes.
+    /// Kills the server (as a crash would: SIGKILL) and starts it again on the same data folder,
+    /// config, blobs and database. The address changes.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.blobs.env, &self.log);
+        let (child, url) = Self::spawn(&self.data, self.config.as_deref(), &[], &self.env(), &self.log);
         self.child = child;
         self.url = url;
     }
@@ -156,6 +208,35 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The environment that points a `sluice` process at this server's blobs and database.
+    fn env(&self) -> Vec<(String, String)> {
+        [self.blobs.env.clone(), self.database.env()].concat()
+    }
+
+    /// A `sluice` command (a subcommand such as `token list` follows) with this server's
+    /// environment: its database and blobs, as an operator's shell would have them.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(sluice_bin());
+        cmd.envs(self.env());
+        cmd
+    }
+
+    /// The server's database URL when it runs on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.url.as_deref()
+    }
+
+    /// The server's store, opened as its subcommands open it (same data folder and database), for
+    /// a test to seed through the store's own writes.
+    pub fn store(&self) -> sluice::store::Db {
+        let config = sluice::config::Config {
+            data: self.data.clone(),
+            database: self.database.url.clone(),
+            ..Default::default()
+        };
+        sluice::store::Db::open_configured(&config).expect("open the server's store")
     }
 
     /// What the server has printed so far (its log, since `RUST_LOG=info`).
@@ -266,7 +347,7 @@ impl Server {
 
     /// Like [`Server::token`], with more `token create` arguments (`--expires 90d`).
     pub fn token_with(&self, name: &str, scopes: &str, repository: Option<&str>, more: &[&str]) -> String {
-        let mut cmd = Command::new(sluice_bin());
+        let mut cmd = self.command();
         cmd.args(["token", "create", "--data"]).arg(&self.data).args(["--name", name, "--scopes", scopes]).args(more);
         if let Some(r) = repository {
             cmd.args(["--repository", r]);

@@ -9,6 +9,7 @@
 
 pub mod documents;
 pub mod git_sync;
+pub mod leader;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct App {
     pub repositories: BTreeMap<String, Repository>,
     /// Wakes runners waiting for jobs and the webhook sender.
     pub events: Events,
+    /// Whether this replica runs the one-at-a-time background work ([`leader`]).
+    pub lead: leader::Lead,
     /// Git syncs run one at a time.
     pub git_sync: git_sync::GitSync,
     /// Protocol documents kept between changes.
@@ -84,7 +87,7 @@ impl App {
     pub fn open(config: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| anyhow::anyhow!("create data folder {}: {e}", config.data.display()))?;
-        let db = Db::open(&config.data.join("sluice.db"))?;
+        let db = Db::open_configured(&config)?;
         let blobs = BlobStore::open_configured(config.data.join("blobs"), config.blobs.as_deref())?;
         let limits = Limits {
             memory_bytes: (config.plugin_memory_mb as usize) << 20,
@@ -150,6 +153,7 @@ impl App {
             plugins,
             repositories,
             events: Events::default(),
+            lead: Default::default(),
             git_sync: Default::default(),
             documents: documents::Documents::new(config.document_cache_mb << 20),
             config,

@@ -67,6 +67,15 @@ pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
     tracing::info!(%addr, "starting: loading plugins and the store; /health answers `starting` meanwhile");
     let registry = Arc::new(tokio::task::spawn_blocking(move || App::open(config)).await??);
     tracing::info!(%addr, seconds = started.elapsed().as_secs_f64(), repositories = ?registry.repositories.keys().collect::<Vec<_>>(), "ready");
+    // Several replicas: hear the others' writes, and take the lead of the background work if no
+    // replica has it (a lone server always does).
+    registry.db.listen_to_other_replicas();
+    {
+        let r = registry.clone();
+        tokio::task::spawn_blocking(move || crate::app::leader::first_step(&r)).await?;
+    }
+    tokio::spawn(crate::app::leader::keep_leading(registry.clone()));
+    tokio::spawn(wake_on_other_replicas_writes(registry.clone()));
     tokio::spawn(crate::pipeline::run_background(registry.clone()));
     tokio::spawn(crate::registry::poll_git(registry.clone()));
     tokio::spawn(registry.clone().clean_periodically());
@@ -74,6 +83,16 @@ pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
     let _ = app.set(router(registry));
     println!("sluice listening on http://{addr}");
     accepting.await?
+}
+
+/// Another replica's write may have queued a job or a webhook delivery: the runners waiting here
+/// and the webhook sender look again.
+async fn wake_on_other_replicas_writes(app: Arc<App>) {
+    loop {
+        app.db.changes().writes.notified().await;
+        app.events.jobs.notify_waiters();
+        app.events.webhooks.notify_one();
+    }
 }
 
 /// `/ready`, for load balancers: 200 once the store answers, 503 otherwise (and while starting).

@@ -240,6 +240,11 @@ pub async fn run_background(app: Arc<App>) {
     let http = crate::outbound::client(app.config.allow_local_webhooks, Duration::from_secs(10));
     let mut last_reap = std::time::Instant::now();
     loop {
+        // One replica at a time delivers webhooks and reaps (see `app::leader`).
+        if !app.lead.is_leading() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         webhooks::deliver_due(&app, &http).await;
         if last_reap.elapsed() > Duration::from_secs(5) {
             last_reap = std::time::Instant::now();

@@ -120,6 +120,10 @@ pub async fn poll_git(app: Arc<App>) {
             let mut interval = tokio::time::interval(std::time::Duration::from_secs(seconds));
             loop {
                 interval.tick().await;
+                if !app.lead.is_leading() {
+                    // Another replica polls (see `app::leader`).
+                    continue;
+                }
                 let (r, n) = (app.clone(), name.clone());
                 // A background job like any other sync, so a poll's progress is visible too;
                 // a poll while a sync of this repository runs joins it.

@@ -371,6 +371,83 @@ impl BlobStore {
     }
 }
 
+/// What [`BlobStore::copy_from`] did with one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copied {
+    /// Copied, this many bytes, their sha256 checked against the address.
+    Bytes(u64),
+    /// This store already held it, with the same size (a migration run again goes on).
+    AlreadyThere,
+}
+
+impl BlobStore {
+    /// Copies the blob `sha256` of `size` bytes from `source` into this store (`sluice migrate`):
+    /// streamed through a spooled file, hashed as it goes, refused when the bytes do not hash to
+    /// their address, and made durable as a publish makes it ([`PendingBlob::persist`]).
+    /// Synchronous, like `persist`: call it from a thread that is not running async tasks.
+    pub fn copy_from(&self, source: &BlobStore, sha256: &str, size: u64) -> Result<Copied, BlobError> {
+        if !is_sha256(sha256) {
+            return Err(BlobError::Config(format!("`{sha256}` is not a sha256")));
+        }
+        if self.stored_size(sha256)? == Some(size) {
+            return Ok(Copied::AlreadyThere);
+        }
+        let mut writer = self.writer(u64::MAX)?;
+        let missing = || BlobError::Config(format!("blob {sha256} is missing from the source store"));
+        match &source.backend {
+            Backend::Local => {
+                let mut file = match File::open(source.local_path(sha256)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(missing()),
+                    other => other.map_err(io_err(format!("open blob {sha256}")))?,
+                };
+                let mut buf = vec![0; 1 << 20];
+                loop {
+                    let n = file.read(&mut buf).map_err(io_err(format!("read blob {sha256}")))?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer.write_chunk(&buf[..n])?;
+                }
+            }
+            Backend::Object(b) => {
+                let got = match b.block_on(b.store.get(&b.key(sha256))) {
+                    Err(object_store::Error::NotFound { .. }) => return Err(missing()),
+                    other => other.map_err(obj_err(format!("read blob {sha256}")))?,
+                };
+                let mut stream = got.into_stream();
+                while let Some(chunk) = b.block_on(stream.next()) {
+                    writer.write_chunk(&chunk.map_err(obj_err(format!("read blob {sha256}")))?)?;
+                }
+            }
+        }
+        let pending = writer.finish()?;
+        if pending.digests.sha256 != sha256 || pending.digests.size != size {
+            return Err(BlobError::Config(format!(
+                "blob {sha256} on the source holds {} bytes whose sha256 is {}: not copied",
+                pending.digests.size, pending.digests.sha256
+            )));
+        }
+        pending.persist()?;
+        Ok(Copied::Bytes(size))
+    }
+
+    /// The size of a stored blob, or `None`; synchronous (see [`BlobStore::copy_from`]).
+    pub fn stored_size(&self, sha256: &str) -> Result<Option<u64>, BlobError> {
+        match &self.backend {
+            Backend::Local => match std::fs::metadata(self.local_path(sha256)) {
+                Ok(m) => Ok(Some(m.len())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_err(format!("stat blob {sha256}"))(e)),
+            },
+            Backend::Object(b) => match b.block_on(b.store.head(&b.key(sha256))) {
+                Ok(meta) => Ok(Some(meta.size)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(obj_err(format!("look up blob {sha256}"))(e)),
+            },
+        }
+    }
+}
+
 fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -3,16 +3,22 @@
 //!
 //! The rows are written by triggers (migration 008) in the transaction of the change itself, so
 //! every write path is covered. After each write transaction commits, [`Db::write`] reads the new
-//! rows into the feed ([`ChangeFeed::observe`]); writes are serialised (`BEGIN IMMEDIATE`), so the
-//! rows arrive in commit order.
+//! rows into the feed ([`ChangeFeed::observe`]). Writes are serialised (SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's advisory [`super::WRITE_LOCK`] taken before a write's first statement), so a
+//! change's `seq` is taken only after every earlier write committed: `seq` order is commit order,
+//! and "the rows after `seq` N" never skips a row that commits later with a smaller `seq`.
+//! Every statement that changes `files` or `tags` must therefore run in [`Db::write`].
+//!
+//! [`Db::changes_since`] is that read for any process: a feed fed from the database (several
+//! replicas) is `changes_since(N)` after each wake-up.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
+use super::sql::{params, Row, Sql};
 use super::{Db, Result};
 
 /// One row of the change log.
@@ -31,7 +37,7 @@ pub struct ChangeRow {
 
 const CHANGE_COLUMNS: &str = "seq, repository, key, name, kind, version, qualifier, at";
 
-fn change_row(r: &rusqlite::Row) -> rusqlite::Result<ChangeRow> {
+fn change_row(r: &Row) -> Result<ChangeRow> {
     Ok(ChangeRow {
         seq: r.get(0)?,
         repository: r.get(1)?,
@@ -55,6 +61,9 @@ pub struct ChangeFeed {
     repositories: RwLock<HashMap<String, u64>>,
     /// Woken after new changes were read (the document cache re-renders on it).
     pub notify: tokio::sync::Notify,
+    /// Woken after another replica committed a write, whether or not it changed the log (a
+    /// queued job, a webhook delivery): see [`super::replicas`].
+    pub writes: tokio::sync::Notify,
 }
 
 impl ChangeFeed {
@@ -76,13 +85,14 @@ impl ChangeFeed {
     }
 
     /// Reads the rows committed since the last call. Returns how many there were.
-    fn observe(&self, conn: &Connection) -> Result<usize> {
+    fn observe(&self, c: &Sql) -> Result<usize> {
         let _one_at_a_time = self.reading.lock().expect("feed lock");
         let since = self.seen();
-        let mut stmt = conn.prepare_cached("SELECT seq, repository, key FROM changes WHERE seq > ?1 ORDER BY seq")?;
-        let rows = stmt
-            .query_map([since as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?, r.get(2)?)))?
-            .collect::<rusqlite::Result<Vec<(u64, String, String)>>>()?;
+        let rows: Vec<(u64, String, String)> = c.query_map(
+            "SELECT seq, repository, key FROM changes WHERE seq > $1 ORDER BY seq",
+            params![since as i64],
+            |r| Ok((r.get::<i64>(0)? as u64, r.get(1)?, r.get(2)?)),
+        )?;
         let Some(newest) = rows.last().map(|r| r.0) else { return Ok(0) };
         {
             let mut packages = self.packages.write().expect("feed lock");
@@ -99,8 +109,8 @@ impl ChangeFeed {
 
     /// Starts the feed at the log's end: documents are rendered after start, so earlier
     /// changes are already in them.
-    fn start(&self, conn: &Connection) -> Result<()> {
-        let newest: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+    fn start(&self, c: &Sql) -> Result<()> {
+        let newest: i64 = c.query_value("SELECT coalesce(max(seq), 0) FROM changes", params![])?;
         self.seen.store(newest as u64, Ordering::Release);
         Ok(())
     }
@@ -112,12 +122,12 @@ impl Db {
     }
 
     pub(super) fn start_feed(&self) -> Result<()> {
-        self.feed.start(&*self.conn()?)
+        self.read(|c| self.feed.start(c))
     }
 
     /// Reads newly committed changes into the feed. Called after every write transaction.
-    pub(super) fn observe_changes(&self, conn: &Connection) {
-        if let Err(e) = self.feed.observe(conn) {
+    pub(super) fn observe_changes(&self, c: &Sql) {
+        if let Err(e) = self.feed.observe(c) {
             // The next write reads them; until then documents may be served one change late.
             tracing::error!(error = %e, "reading the change log failed");
         }
@@ -125,34 +135,33 @@ impl Db {
 
     /// A repository's changes after `since`, oldest first, at most `limit`.
     pub fn changes_since(&self, repository: &str, since: u64, limit: u32) -> Result<Vec<ChangeRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {CHANGE_COLUMNS} FROM changes WHERE repository = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-        ))?;
-        let rows = stmt
-            .query_map(params![repository, since as i64, limit], change_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {CHANGE_COLUMNS} FROM changes WHERE repository = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ),
+                params![repository, since as i64, limit],
+                change_row,
+            )
+        })
     }
 
     /// Drops change rows older than `before_ms`, keeping the newest of each repository (an
     /// append-only document older than the oldest row is rendered whole again).
     pub fn prune_changes(&self, before_ms: i64) -> Result<usize> {
         self.write(|tx| {
-            Ok(tx.execute(
-                "DELETE FROM changes WHERE at < ?1 AND seq NOT IN (SELECT max(seq) FROM changes GROUP BY repository)",
-                [before_ms],
-            )?)
+            tx.execute(
+                "DELETE FROM changes WHERE at < $1 AND seq NOT IN (SELECT max(seq) FROM changes GROUP BY repository)",
+                params![before_ms],
+            )
         })
     }
 
     /// The oldest change still in a repository's log (0 when empty).
     pub fn oldest_change(&self, repository: &str) -> Result<u64> {
-        let n: i64 = self.conn()?.query_row(
-            "SELECT coalesce(min(seq), 0) FROM changes WHERE repository = ?1",
-            [repository],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self.read(|c| {
+            c.query_value("SELECT coalesce(min(seq), 0) FROM changes WHERE repository = $1", params![repository])
+        })?;
         Ok(n as u64)
     }
 }

@@ -1,8 +1,8 @@
 //! The SQL of git tags seen by git-tag repositories.
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::sql::{params, Row};
 use super::{now_ms, Db, Result};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -18,7 +18,7 @@ pub struct GitTagRow {
     pub seen_at: i64,
 }
 
-fn git_tag_row(r: &rusqlite::Row) -> rusqlite::Result<GitTagRow> {
+fn git_tag_row(r: &Row) -> Result<GitTagRow> {
     Ok(GitTagRow {
         repository: r.get(0)?,
         source: r.get(1)?,
@@ -48,50 +48,54 @@ const COLUMNS: &str = "repository, source, tag, commit_sha, status, reason, push
 
 impl Db {
     pub fn git_tag(&self, repository: &str, source: &str, tag: &str) -> Result<Option<GitTagRow>> {
-        Ok(self
-            .conn()?
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 AND source = ?2 AND tag = ?3"),
+        self.read(|c| {
+            c.query_opt(
+                &format!("SELECT {COLUMNS} FROM git_tags WHERE repository = $1 AND source = $2 AND tag = $3"),
                 params![repository, source, tag],
                 git_tag_row,
             )
-            .optional()?)
+        })
     }
 
     pub fn record_git_tag(&self, t: &NewGitTag) -> Result<()> {
-        self.conn()?.execute(
-            &format!("INSERT INTO git_tags ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8)"),
-            params![t.repository, t.source, t.tag, t.commit, t.status, t.reason, t.push_id, now_ms()],
-        )?;
+        self.read(|c| {
+            c.execute(
+                &format!("INSERT INTO git_tags ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8)"),
+                params![t.repository, t.source, t.tag, t.commit, t.status, t.reason, t.push_id, now_ms()],
+            )
+        })?;
         Ok(())
     }
 
     pub fn mark_git_tag_moved(&self, repository: &str, source: &str, tag: &str, moved_to: &str) -> Result<()> {
-        self.conn()?.execute(
-            "UPDATE git_tags SET moved_to = ?4 WHERE repository = ?1 AND source = ?2 AND tag = ?3",
-            params![repository, source, tag, moved_to],
-        )?;
+        self.read(|c| {
+            c.execute(
+                "UPDATE git_tags SET moved_to = $4 WHERE repository = $1 AND source = $2 AND tag = $3",
+                params![repository, source, tag, moved_to],
+            )
+        })?;
         Ok(())
     }
 
     /// The git source (other than `except`) that published versions of `package`, if any.
     pub fn git_source_of_package(&self, repository: &str, package: &str, except: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()?
-            .query_row(
+        self.read(|c| {
+            c.query_opt(
                 "SELECT g.source FROM git_tags g JOIN pushes p ON p.id = g.push_id
-                 WHERE g.repository = ?1 AND g.status = 'published' AND p.package = ?2 AND g.source != ?3 LIMIT 1",
+                 WHERE g.repository = $1 AND g.status = 'published' AND p.package = $2 AND g.source != $3 LIMIT 1",
                 params![repository, package, except],
                 |r| r.get(0),
             )
-            .optional()?)
+        })
     }
 
     pub fn git_tags(&self, repository: &str) -> Result<Vec<GitTagRow>> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare(&format!("SELECT {COLUMNS} FROM git_tags WHERE repository = ?1 ORDER BY seen_at DESC, tag"))?;
-        let rows = stmt.query_map([repository], git_tag_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!("SELECT {COLUMNS} FROM git_tags WHERE repository = $1 ORDER BY seen_at DESC, tag"),
+                params![repository],
+                git_tag_row,
+            )
+        })
     }
 }

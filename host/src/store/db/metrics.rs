@@ -1,5 +1,6 @@
 //! The SQL behind `/metrics`: a few grouped counts, each one indexed query.
 
+use super::sql::params;
 use super::{Db, Result};
 
 /// (labels, value) rows of one gauge.
@@ -7,15 +8,12 @@ pub type Rows = Vec<(Vec<String>, i64)>;
 
 impl Db {
     fn grouped(&self, sql: &str, labels: usize) -> Result<Rows> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt
-            .query_map([], |r| {
-                let names = (0..labels).map(|i| r.get::<_, String>(i)).collect::<rusqlite::Result<Vec<_>>>()?;
+        self.read(|c| {
+            c.query_map(sql, params![], |r| {
+                let names = (0..labels).map(|i| r.get::<String>(i)).collect::<Result<Vec<_>>>()?;
                 Ok((names, r.get(labels)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     /// Stored files per repository.

@@ -1,42 +1,78 @@
-//! Every SQL statement Sluice runs, over a small pool of SQLite connections in WAL mode.
+//! Every SQL statement Sluice runs, on SQLite (the default: a file in the data folder, a small
+//! pool of connections in WAL mode) or PostgreSQL (`database = "postgres://..."`), through one
+//! SQL layer ([`sql`]): each statement is written once, with `$N` placeholders.
 //!
-//! Callers are synchronous (the HTTP layer calls in from `spawn_blocking`). Writes that must be
-//! atomic take a `BEGIN IMMEDIATE` transaction so that concurrent writers queue on SQLite's lock
-//! instead of failing to upgrade a read lock.
+//! Callers are synchronous (the HTTP layer calls in from `spawn_blocking`; the PostgreSQL client
+//! must not be called from an async task). Writes that must be atomic go through [`Db::write`]:
+//! SQLite's `BEGIN IMMEDIATE` queues concurrent writers on its lock instead of failing to
+//! upgrade a read lock, and on PostgreSQL every write transaction first takes one advisory lock
+//! ([`WRITE_LOCK`]), so writes are serialised the same way and the change log's `seq` order is
+//! commit order on both (see `changes.rs`).
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 
 pub mod changes;
+mod copy;
 pub mod git_tags;
 pub mod metrics;
 pub mod pipelines;
+pub mod replicas;
+pub mod sql;
 pub mod ui;
 
 pub use pipelines::{JobRow, NewJob, NewPipeline, PipelineRow, StatusChange};
+use sql::{params, Dialect, Row, Sql, ToValue};
 
-/// Numbered migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/001_core.sql"),
-    include_str!("../migrations/002_pipelines.sql"),
-    include_str!("../migrations/003_ui.sql"),
-    include_str!("../migrations/004_git_tags.sql"),
-    include_str!("../migrations/005_tokens_receipts.sql"),
-    include_str!("../migrations/006_manual_jobs.sql"),
-    include_str!("../migrations/007_release_audit.sql"),
-    include_str!("../migrations/008_changes_search.sql"),
+/// Numbered migrations, applied in order, the same numbers for both databases (a migration's
+/// SQL differs only where the dialects do). SQLite records how many ran in `PRAGMA user_version`,
+/// PostgreSQL in the `schema_version` table.
+const SQLITE_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/001_core.sql"),
+    include_str!("../migrations/sqlite/002_pipelines.sql"),
+    include_str!("../migrations/sqlite/003_ui.sql"),
+    include_str!("../migrations/sqlite/004_git_tags.sql"),
+    include_str!("../migrations/sqlite/005_tokens_receipts.sql"),
+    include_str!("../migrations/sqlite/006_manual_jobs.sql"),
+    include_str!("../migrations/sqlite/007_release_audit.sql"),
+    include_str!("../migrations/sqlite/008_changes_search.sql"),
 ];
+const POSTGRES_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/001_core.sql"),
+    include_str!("../migrations/postgres/002_pipelines.sql"),
+    // The same SQL on both.
+    include_str!("../migrations/sqlite/003_ui.sql"),
+    include_str!("../migrations/postgres/004_git_tags.sql"),
+    include_str!("../migrations/postgres/005_tokens_receipts.sql"),
+    include_str!("../migrations/postgres/006_manual_jobs.sql"),
+    include_str!("../migrations/postgres/007_release_audit.sql"),
+    include_str!("../migrations/postgres/008_changes_search.sql"),
+];
+
+/// The PostgreSQL advisory lock every write transaction takes first (`pg_advisory_xact_lock`,
+/// released at commit or rollback): writes run one at a time, as SQLite's write lock makes them.
+/// The number is "sluice" in ASCII, unlikely to collide with another application's lock.
+pub const WRITE_LOCK: i64 = 0x736c_7569_6365;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("database pool: {0}")]
     Pool(#[from] r2d2::Error),
+    /// A column of an unexpected type (a schema the code does not match).
+    #[error("database: {0}")]
+    Type(String),
+    /// The `database` setting cannot be used.
+    #[error("database setting: {0}")]
+    Config(String),
     #[error("{0} already exists")]
     Conflict(String),
     #[error("{0} not found")]
@@ -51,10 +87,32 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// How the store connects: pool size and the timeout of a connection and of a statement
+/// (`database_pool_size`, `database_timeout_ms`).
+#[derive(Debug, Clone, Copy)]
+pub struct DbOptions {
+    pub pool_size: u32,
+    pub timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { pool_size: 16, timeout: Duration::from_secs(10) }
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
-    pool: r2d2::Pool<SqliteConnectionManager>,
-    feed: std::sync::Arc<changes::ChangeFeed>,
+    pool: Pool,
+    feed: Arc<changes::ChangeFeed>,
+    /// How to open a connection of its own on PostgreSQL (the replicas' listener and lock).
+    pg: Option<Arc<postgres::Config>>,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(r2d2::Pool<SqliteConnectionManager>),
+    Postgres(r2d2::Pool<sql::PgManager>),
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -77,7 +135,7 @@ const TOKEN_USE_RESOLUTION_MS: i64 = 60_000;
 
 const TOKEN_COLUMNS: &str = "id, name, scopes, repository, kind, created_at, expires_at, last_used_at, revoked";
 
-fn token_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRow> {
+fn token_row(r: &Row) -> Result<TokenRow> {
     Ok(TokenRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -180,21 +238,44 @@ impl Visibility {
 /// query matches every package; three characters or more are one phrase of the trigram index
 /// (any substring, case-insensitive; in `column` only, if given), looked up once with the index
 /// driving the query (as a join condition, SQLite would run the full-text query again for every
-/// package); shorter queries, which no trigram can match, compare names.
-fn search_condition(query: &str, param: &str, column: Option<&str>) -> (String, String) {
+/// package); shorter queries, which no trigram can match, compare names. The one place the two
+/// databases' search differs: FTS5's trigram `MATCH` on SQLite, `pg_trgm`'s `ILIKE` on PostgreSQL.
+fn search_condition(dialect: Dialect, query: &str, param: &str, column: Option<&str>) -> (String, String) {
     let query = query.trim();
     if query.is_empty() {
         (format!("{param} = ''"), String::new())
     } else if query.chars().count() >= 3 {
-        // Quotes doubled, as FTS5 escapes them in a phrase.
-        let phrase = format!("\"{}\"", query.replace('"', "\"\""));
-        (
-            format!("p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH {param})"),
-            column.map_or(phrase.clone(), |c| format!("{c} : {phrase}")),
-        )
+        match dialect {
+            Dialect::Sqlite => {
+                // Quotes doubled, as FTS5 escapes them in a phrase.
+                let phrase = format!("\"{}\"", query.replace('"', "\"\""));
+                (
+                    format!("p.id IN (SELECT rowid FROM package_search WHERE package_search MATCH {param})"),
+                    column.map_or(phrase.clone(), |c| format!("{c} : {phrase}")),
+                )
+            }
+            // `pg_trgm`'s GIN indexes answer ILIKE with a pattern of three characters or more.
+            Dialect::Postgres => {
+                let matches = match column {
+                    Some(c) => format!("{c} ILIKE {param}"),
+                    None => format!("(name ILIKE {param} OR summary ILIKE {param})"),
+                };
+                (format!("p.id IN (SELECT package_id FROM package_search WHERE {matches})"), like_pattern(query))
+            }
+        }
     } else {
-        (format!("instr(lower(p.name), {param}) > 0"), query.to_lowercase())
+        let position = match dialect {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        };
+        (format!("{position}(lower(p.name), {param}) > 0"), query.to_lowercase())
     }
+}
+
+/// `%query%` for LIKE with `\` as the escape character (both databases' default for ILIKE, and
+/// named with `ESCAPE` for LIKE).
+fn like_pattern(query: &str) -> String {
+    format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 /// Who pushed a file, from where and how, for the audit log.
@@ -229,7 +310,7 @@ pub struct NewFile<'a> {
 const FILE_COLUMNS: &str = "f.id, f.package_id, f.version, f.qualifier, f.file_name, f.size, f.sha256, f.sha512, \
      f.sha1, f.metadata, f.created_at, f.push_id, f.released, f.deprecated, f.yanked";
 
-fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRow> {
+fn file_row(r: &Row) -> Result<FileRow> {
     Ok(FileRow {
         id: r.get(0)?,
         package_id: r.get(1)?,
@@ -251,7 +332,7 @@ fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRow> {
 
 const PACKAGE_COLUMNS: &str = "p.id, p.repository, p.key, p.name, p.created_at, p.modified_at";
 
-fn package_row(r: &rusqlite::Row) -> rusqlite::Result<PackageRow> {
+fn package_row(r: &Row) -> Result<PackageRow> {
     Ok(PackageRow {
         id: r.get(0)?,
         repository: r.get(1)?,
@@ -265,7 +346,7 @@ fn package_row(r: &rusqlite::Row) -> rusqlite::Result<PackageRow> {
 const PUSH_COLUMNS: &str = "id, repository, package, version, qualifier, file_name, sha256, size, token_id, \
      token_name, actor, client_addr, user_agent, commit_sha, created_at";
 
-fn push_row(r: &rusqlite::Row) -> rusqlite::Result<PushRow> {
+fn push_row(r: &Row) -> Result<PushRow> {
     Ok(PushRow {
         id: r.get(0)?,
         repository: r.get(1)?,
@@ -286,52 +367,134 @@ fn push_row(r: &rusqlite::Row) -> rusqlite::Result<PushRow> {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
+    /// Opens (creating if needed) the SQLite database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db> {
+        Self::open_sqlite(path, DbOptions::default())
+    }
+
+    /// The configured database: PostgreSQL when `database` is a `postgres://` URL, else the SQLite
+    /// file `sluice.db` in the data folder. Every subcommand opens the store through here.
+    pub fn open_configured(config: &crate::config::Config) -> Result<Db> {
+        let options = DbOptions {
+            pool_size: config.database_pool_size.clamp(1, u32::MAX as u64) as u32,
+            timeout: Duration::from_millis(config.database_timeout_ms),
+        };
+        match &config.database {
+            Some(url) => Self::open_postgres(url, options),
+            None => {
+                std::fs::create_dir_all(&config.data)
+                    .map_err(|e| DbError::Config(format!("create data folder {}: {e}", config.data.display())))?;
+                Self::open_sqlite(&config.data.join("sluice.db"), options)
+            }
+        }
+    }
+
+    fn open_sqlite(path: &Path, options: DbOptions) -> Result<Db> {
+        let busy = format!("PRAGMA busy_timeout = {};", options.timeout.as_millis());
         // WAL is a property of the file: set it once, before the pool opens its connections
         // (each of which would otherwise race for the lock that switching takes).
-        Connection::open(path)?.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")?;
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        Connection::open(path)?.execute_batch(&format!("{busy} PRAGMA journal_mode = WAL;"))?;
+        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+            c.execute_batch(&format!("{busy} PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"))
         });
-        let pool = r2d2::Pool::builder().max_size(16).build(manager)?;
-        let db = Db { pool, feed: Default::default() };
+        let pool = r2d2::Pool::builder().max_size(options.pool_size).build(manager)?;
+        Self::start(Pool::Sqlite(pool), None)
+    }
+
+    fn open_postgres(url: &str, options: DbOptions) -> Result<Db> {
+        let manager = sql::PgManager::new(url, options.timeout)?;
+        let pg = Arc::new(manager.config().clone());
+        // Connections open as they are needed (a server at rest holds two), not all at start:
+        // several replicas and subcommands share the server's connection limit.
+        let pool = r2d2::Pool::builder()
+            .max_size(options.pool_size)
+            .min_idle(Some(2.min(options.pool_size)))
+            .connection_timeout(options.timeout)
+            .build(manager)?;
+        Self::start(Pool::Postgres(pool), Some(pg))
+    }
+
+    fn start(pool: Pool, pg: Option<Arc<postgres::Config>>) -> Result<Db> {
+        let db = Db { pool, feed: Default::default(), pg };
         db.migrate()?;
         db.start_feed()?;
         Ok(db)
     }
 
-    /// Whether the database answers (for `/ready`).
-    pub fn ping(&self) -> Result<()> {
-        self.conn()?.query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+    /// Which database this is.
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
-        Ok(self.pool.get()?)
+    /// Whether the database answers (for `/ready`).
+    pub fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_value::<i64>("SELECT 1", params![]).map(|_| ()))
+    }
+
+    /// Runs `f` on a pooled connection, outside a transaction.
+    fn read<T>(&self, f: impl FnOnce(&Sql) -> Result<T>) -> Result<T> {
+        match &self.pool {
+            Pool::Sqlite(pool) => f(&Sql::sqlite(&*pool.get()?)),
+            Pool::Postgres(pool) => sql::blocking(|| f(&Sql::postgres(&mut *pool.get()?))),
+        }
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            tracing::info!(migration = i + 1, "applying database migration");
-            tx.execute_batch(sql)?;
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let applied: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                apply_migrations(&Sql::sqlite(&tx), SQLITE_MIGRATIONS, applied)?;
+                tx.execute_batch(&format!("PRAGMA user_version = {}", SQLITE_MIGRATIONS.len()))?;
+                tx.commit()?;
+            }
+            Pool::Postgres(pool) => sql::blocking(|| -> Result<()> {
+                let mut conn = pool.get()?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
+                // The write lock also keeps two replicas starting at once from both migrating.
+                tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
+                tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (applied BIGINT NOT NULL)")?;
+                let applied: Option<i64> =
+                    tx.query_opt("SELECT applied FROM schema_version", params![], |r| r.get(0))?;
+                if applied.is_none() {
+                    tx.execute("INSERT INTO schema_version (applied) VALUES (0)", params![])?;
+                }
+                apply_migrations(&tx, POSTGRES_MIGRATIONS, applied.unwrap_or(0) as usize)?;
+                tx.execute("UPDATE schema_version SET applied = $1", params![POSTGRES_MIGRATIONS.len() as i64])?;
+                tx.commit()
+            })?,
         }
-        tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
-        tx.commit()?;
         Ok(())
     }
 
-    /// Runs `f` in an immediate transaction, committing if it returns `Ok`.
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        self.observe_changes(&conn);
-        Ok(out)
+    /// Runs `f` in a write transaction (one writer at a time, see [`WRITE_LOCK`]), committing if
+    /// it returns `Ok`, then reads the changes it made into the feed.
+    fn write<T>(&self, f: impl FnOnce(&Sql) -> Result<T>) -> Result<T> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&Sql::sqlite(&tx))?;
+                tx.commit()?;
+                self.observe_changes(&Sql::sqlite(&conn));
+                Ok(out)
+            }
+            Pool::Postgres(pool) => sql::blocking(|| {
+                let mut conn = pool.get()?;
+                let tx = Sql::postgres_transaction(&mut conn)?;
+                tx.execute("SELECT pg_advisory_xact_lock($1)", params![WRITE_LOCK])?;
+                let out = f(&tx)?;
+                // Delivered to the other replicas' listeners at commit ([`replicas`]).
+                tx.execute("SELECT pg_notify($1, '')", params![replicas::WRITES_CHANNEL])?;
+                tx.commit()?;
+                self.observe_changes(&Sql::postgres(&mut conn));
+                Ok(out)
+            }),
+        }
     }
 
     // ---- tokens -------------------------------------------------------------------------------
@@ -345,63 +508,68 @@ impl Db {
         kind: &str,
         expires_at: Option<i64>,
     ) -> Result<i64> {
-        let conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO tokens (name, hash, scopes, repository, kind, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![name, hash, scopes, repository, kind, now_ms(), expires_at],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.read(|c| {
+            c.query_value(
+                "INSERT INTO tokens (name, hash, scopes, repository, kind, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                params![name, hash, scopes, repository, kind, now_ms(), expires_at],
+            )
+        })
     }
 
     /// The token with this hash, if it is neither revoked nor expired. Records the use. Every
     /// request looks the token up here, so a revocation takes effect at once on every replica.
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
-        let conn = self.conn()?;
-        let now = now_ms();
-        let row = conn
-            .prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > ?2)"
-            ))?
-            .query_row(params![hash, now], token_row)
-            .optional()?;
-        if let Some(t) = &row {
-            if t.last_used_at.is_none_or(|at| at + TOKEN_USE_RESOLUTION_MS < now) {
-                // Best effort: a busy writer must not fail the request that uses the token.
-                if let Err(e) = conn.execute("UPDATE tokens SET last_used_at = ?2 WHERE id = ?1", params![t.id, now]) {
-                    tracing::debug!(token = t.id, error = %e, "could not record token use");
+        self.read(|c| {
+            let now = now_ms();
+            let row = c.query_opt(
+                &format!(
+                    "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1 AND revoked = 0 AND (expires_at IS NULL OR expires_at > $2)"
+                ),
+                params![hash, now],
+                token_row,
+            )?;
+            if let Some(t) = &row {
+                if t.last_used_at.is_none_or(|at| at + TOKEN_USE_RESOLUTION_MS < now) {
+                    // Best effort: a busy writer must not fail the request that uses the token.
+                    if let Err(e) = c.execute("UPDATE tokens SET last_used_at = $2 WHERE id = $1", params![t.id, now]) {
+                        tracing::debug!(token = t.id, error = %e, "could not record token use");
+                    }
                 }
             }
-        }
-        Ok(row)
+            Ok(row)
+        })
     }
 
     /// Every token, newest first (hashes are never shown).
     pub fn tokens(&self) -> Result<Vec<TokenRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id DESC"))?;
-        let rows = stmt.query_map([], token_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id DESC"), params![], token_row)
+        })
     }
 
     /// The live (not revoked, not expired) tokens of one name, with their hashes: what a format's
     /// own token listing (`npm token list`) shows its caller. The hash identifies a token
     /// without being a secret.
     pub fn tokens_named(&self, name: &str) -> Result<Vec<(TokenRow, String)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {TOKEN_COLUMNS}, hash FROM tokens WHERE name = ?1 AND revoked = 0 \
-             AND (expires_at IS NULL OR expires_at > ?2) ORDER BY id"
-        ))?;
-        let rows = stmt
-            .query_map(params![name, now_ms()], |r| Ok((token_row(r)?, r.get(9)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {TOKEN_COLUMNS}, hash FROM tokens WHERE name = $1 AND revoked = 0 \
+                     AND (expires_at IS NULL OR expires_at > $2) ORDER BY id"
+                ),
+                params![name, now_ms()],
+                |r| Ok((token_row(r)?, r.get(9)?)),
+            )
+        })
     }
 
     /// Revokes the token of `name` whose hash is `hash`; `NotFound` when `name` has no such token
     /// (a caller may revoke only its own).
     pub fn revoke_token_named(&self, name: &str, hash: &str) -> Result<()> {
-        match self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE name = ?1 AND hash = ?2", [name, hash])? {
+        match self
+            .read(|c| c.execute("UPDATE tokens SET revoked = 1 WHERE name = $1 AND hash = $2", params![name, hash]))?
+        {
             0 => Err(DbError::NotFound("token".into())),
             _ => Ok(()),
         }
@@ -409,7 +577,7 @@ impl Db {
 
     /// Revokes a token for good. `NotFound` when there is no such token.
     pub fn revoke_token(&self, id: i64) -> Result<()> {
-        match self.conn()?.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? {
+        match self.read(|c| c.execute("UPDATE tokens SET revoked = 1 WHERE id = $1", params![id]))? {
             0 => Err(DbError::NotFound(format!("token {id}"))),
             _ => Ok(()),
         }
@@ -417,55 +585,58 @@ impl Db {
 
     /// Records a git host's webhook delivery id; false when it was recorded before (a replay).
     pub fn record_webhook_receipt(&self, repository: &str, delivery_id: &str) -> Result<bool> {
-        let n = self.conn()?.execute(
-            "INSERT INTO webhook_receipts (repository, delivery_id, received_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![repository, delivery_id, now_ms()],
-        )?;
+        let n = self.read(|c| {
+            c.execute(
+                "INSERT INTO webhook_receipts (repository, delivery_id, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                params![repository, delivery_id, now_ms()],
+            )
+        })?;
         Ok(n == 1)
     }
 
     // ---- packages -----------------------------------------------------------------------------
 
-    fn package_by_key(conn: &Connection, repository: &str, key: &str) -> Result<Option<PackageRow>> {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"
-        ))?;
-        Ok(stmt.query_row([repository, key], package_row).optional()?)
+    fn package_by_key(c: &Sql, repository: &str, key: &str) -> Result<Option<PackageRow>> {
+        c.query_opt(
+            &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = $1 AND p.key = $2"),
+            params![repository, key],
+            package_row,
+        )
     }
 
-    fn files_of(conn: &Connection, package_id: i64, vis: Visibility) -> Result<Vec<FileRow>> {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = ?1 AND {} ORDER BY f.id",
-            vis.condition()
-        ))?;
-        let rows = stmt.query_map([package_id], file_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+    fn files_of(c: &Sql, package_id: i64, vis: Visibility) -> Result<Vec<FileRow>> {
+        c.query_map(
+            &format!(
+                "SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = $1 AND {} ORDER BY f.id",
+                vis.condition()
+            ),
+            params![package_id],
+            file_row,
+        )
     }
 
-    fn tags_of(conn: &Connection, package_id: i64) -> Result<Vec<(String, String)>> {
-        let mut stmt = conn.prepare_cached("SELECT tag, version FROM tags WHERE package_id = ?1 ORDER BY tag")?;
-        let rows =
-            stmt.query_map([package_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+    fn tags_of(c: &Sql, package_id: i64) -> Result<Vec<(String, String)>> {
+        c.query_map("SELECT tag, version FROM tags WHERE package_id = $1 ORDER BY tag", params![package_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// A package with its files as `vis` allows, and the tags that point at one of them.
     /// `None` when the package is unknown or has no file `vis` allows.
     pub fn package(&self, repository: &str, key: &str, vis: Visibility) -> Result<Option<PackageWithFiles>> {
-        let conn = self.conn()?;
-        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
-        Self::with_files(&conn, package, vis)
+        self.read(|c| {
+            let Some(package) = Self::package_by_key(c, repository, key)? else { return Ok(None) };
+            Self::with_files(c, package, vis)
+        })
     }
 
-    fn with_files(conn: &Connection, package: PackageRow, vis: Visibility) -> Result<Option<PackageWithFiles>> {
-        let files = Self::files_of(conn, package.id, vis)?;
+    fn with_files(c: &Sql, package: PackageRow, vis: Visibility) -> Result<Option<PackageWithFiles>> {
+        let files = Self::files_of(c, package.id, vis)?;
         if files.is_empty() {
             return Ok(None);
         }
-        let tags = Self::tags_of(conn, package.id)?
-            .into_iter()
-            .filter(|(_, v)| files.iter().any(|f| &f.version == v))
-            .collect();
+        let tags =
+            Self::tags_of(c, package.id)?.into_iter().filter(|(_, v)| files.iter().any(|f| &f.version == v)).collect();
         Ok(Some(PackageWithFiles { package, files, tags }))
     }
 
@@ -480,63 +651,65 @@ impl Db {
         limit: u32,
         vis: Visibility,
     ) -> Result<(u64, Vec<PackageWithFiles>)> {
-        let conn = self.conn()?;
-        let visible = format!("EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})", vis.condition());
-        let (matches, needle) = search_condition(query, "?2", None);
-        let filter = format!("FROM packages p WHERE {matches} AND p.repository = ?1 AND {visible}");
-        let total: i64 = conn
-            .prepare_cached(&format!("SELECT count(*) {filter}"))?
-            .query_row(params![repository, needle], |r| r.get(0))?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"))?;
-        let packages = stmt
-            .query_map(params![repository, needle, limit, offset], package_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(packages.len());
-        for p in packages {
-            out.extend(Self::with_files(&conn, p, vis)?);
-        }
-        Ok((total as u64, out))
+        self.read(|c| {
+            let visible = format!("EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id AND {})", vis.condition());
+            let (matches, needle) = search_condition(c.dialect(), query, "$2", None);
+            let filter = format!("FROM packages p WHERE {matches} AND p.repository = $1 AND {visible}");
+            let total: i64 = c.query_value(&format!("SELECT count(*) {filter}"), params![repository, needle])?;
+            let packages = c.query_map(
+                &format!("SELECT {PACKAGE_COLUMNS} {filter} ORDER BY p.key LIMIT $3 OFFSET $4"),
+                params![repository, needle, limit, offset],
+                package_row,
+            )?;
+            let mut out = Vec::with_capacity(packages.len());
+            for p in packages {
+                out.extend(Self::with_files(c, p, vis)?);
+            }
+            Ok((total as u64, out))
+        })
     }
 
     /// A package's tags and visible files without their metadata (cheap for writes to compare
     /// against): (name, tags, [(version, qualifier, deprecated, yanked)]).
     pub fn package_summary(&self, repository: &str, key: &str, vis: Visibility) -> Result<Option<PackageSummary>> {
-        let conn = self.conn()?;
-        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT f.version, f.qualifier, f.deprecated, f.yanked FROM files f \
-             WHERE f.package_id = ?1 AND {} ORDER BY f.id",
-            vis.condition()
-        ))?;
-        let files = stmt
-            .query_map([package.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-            .collect::<rusqlite::Result<Vec<(String, String, Option<String>, bool)>>>()?;
-        if files.is_empty() {
-            return Ok(None);
-        }
-        let tags =
-            Self::tags_of(&conn, package.id)?.into_iter().filter(|(_, v)| files.iter().any(|f| &f.0 == v)).collect();
-        Ok(Some(PackageSummary { name: package.name, tags, files }))
+        self.read(|c| {
+            let Some(package) = Self::package_by_key(c, repository, key)? else { return Ok(None) };
+            let files: Vec<(String, String, Option<String>, bool)> = c.query_map(
+                &format!(
+                    "SELECT f.version, f.qualifier, f.deprecated, f.yanked FROM files f \
+                     WHERE f.package_id = $1 AND {} ORDER BY f.id",
+                    vis.condition()
+                ),
+                params![package.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            if files.is_empty() {
+                return Ok(None);
+            }
+            let tags =
+                Self::tags_of(c, package.id)?.into_iter().filter(|(_, v)| files.iter().any(|f| &f.0 == v)).collect();
+            Ok(Some(PackageSummary { name: package.name, tags, files }))
+        })
     }
 
     /// One file by package key and file name, whatever its state.
     pub fn file_by_name(&self, repository: &str, key: &str, file_name: &str) -> Result<Option<(PackageRow, FileRow)>> {
-        let conn = self.conn()?;
-        let Some(package) = Self::package_by_key(&conn, repository, key)? else { return Ok(None) };
-        let file = conn
-            .query_row(
-                &format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = ?1 AND f.file_name = ?2"),
+        self.read(|c| {
+            let Some(package) = Self::package_by_key(c, repository, key)? else { return Ok(None) };
+            let file = c.query_opt(
+                &format!("SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = $1 AND f.file_name = $2"),
                 params![package.id, file_name],
                 file_row,
-            )
-            .optional()?;
-        Ok(file.map(|f| (package, f)))
+            )?;
+            Ok(file.map(|f| (package, f)))
+        })
     }
 
     /// Stores a published file: the package row, the file row, its push and its tags, in one
     /// transaction. `persist` runs inside it, after every check passed and before the commit, so
-    /// that the blob is durable before any row points at it. Returns (push id, file id).
+    /// that the blob is durable before any row points at it. Returns (push id, file id). A
+    /// version (or file name) the package has already is refused by the database's unique keys
+    /// (`Conflict`), whichever server or connection publishes it.
     pub fn publish(
         &self,
         new: &NewFile,
@@ -544,52 +717,44 @@ impl Db {
     ) -> Result<(i64, i64)> {
         self.write(|tx| {
             let now = now_ms();
-            tx.execute(
-                "INSERT INTO packages (repository, key, name, created_at, modified_at) VALUES (?1, ?2, ?3, ?4, ?4) \
-                 ON CONFLICT (repository, key) DO UPDATE SET modified_at = excluded.modified_at",
+            let package_id: i64 = tx.query_value(
+                "INSERT INTO packages (repository, key, name, created_at, modified_at) VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (repository, key) DO UPDATE SET modified_at = excluded.modified_at RETURNING id",
                 params![new.repository, new.key, new.name, now],
             )?;
-            let package_id: i64 = tx.query_row(
-                "SELECT id FROM packages WHERE repository = ?1 AND key = ?2",
-                [new.repository, new.key],
-                |r| r.get(0),
-            )?;
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM files WHERE package_id = ?1 AND ((version = ?2 AND qualifier = ?3) OR file_name = ?4))",
-                params![package_id, new.version, new.qualifier, new.file_name],
-                |r| r.get(0),
-            )?;
-            if exists {
-                let what = if new.qualifier.is_empty() {
-                    format!("{} {}", new.name, new.version)
-                } else {
-                    format!("{} {} ({})", new.name, new.version, new.qualifier)
-                };
-                return Err(DbError::Conflict(what));
-            }
-            tx.execute(
+            let push_id: i64 = tx.query_value(
                 "INSERT INTO pushes (repository, package, version, qualifier, file_name, sha256, size, token_id, token_name, \
                  actor, client_addr, user_agent, commit_sha, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
                 params![
                     new.repository, new.name, new.version, new.qualifier, new.file_name, new.digests.sha256,
                     new.digests.size as i64, new.pusher.token_id, new.pusher.token_name, new.pusher.actor,
                     new.pusher.client_addr, new.pusher.user_agent, new.pusher.commit_sha, now
                 ],
             )?;
-            let push_id = tx.last_insert_rowid();
             // A version's tags take effect when clients can see it: at once, or on release.
             let pending_tags = if new.released { Vec::new() } else { new.tags.to_vec() };
-            tx.execute(
-                "INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata, \
-                 created_at, push_id, released, pending_tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![
-                    package_id, new.version, new.qualifier, new.file_name, new.digests.size as i64, new.digests.sha256,
-                    new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id, new.released,
-                    serde_json::to_string(&pending_tags).expect("strings serialise")
-                ],
-            )?;
-            let file_id = tx.last_insert_rowid();
+            let file_id: i64 = tx
+                .query_value(
+                    "INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata, \
+                     created_at, push_id, released, pending_tags) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                    params![
+                        package_id, new.version, new.qualifier, new.file_name, new.digests.size as i64,
+                        new.digests.sha256, new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id,
+                        new.released, serde_json::to_string(&pending_tags).expect("strings serialise")
+                    ],
+                )
+                .map_err(|e| {
+                    if !sql::is_unique_violation(&e) {
+                        return e;
+                    }
+                    DbError::Conflict(if new.qualifier.is_empty() {
+                        format!("{} {}", new.name, new.version)
+                    } else {
+                        format!("{} {} ({})", new.name, new.version, new.qualifier)
+                    })
+                })?;
             if let Some(p) = new.pipeline {
                 pipelines::insert_pipeline(tx, new.repository, push_id, p)?;
             }
@@ -603,23 +768,23 @@ impl Db {
         })
     }
 
-    pub(super) fn put_tag(tx: &Connection, package_id: i64, tag: &str, version: &str) -> Result<()> {
+    pub(super) fn put_tag(tx: &Sql, package_id: i64, tag: &str, version: &str) -> Result<()> {
         tx.execute(
-            "INSERT INTO tags (package_id, tag, version) VALUES (?1, ?2, ?3) \
+            "INSERT INTO tags (package_id, tag, version) VALUES ($1, $2, $3) \
              ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
             params![package_id, tag, version],
         )?;
         Ok(())
     }
 
-    fn package_id_for_write(tx: &Connection, repository: &str, key: &str) -> Result<i64> {
+    fn package_id_for_write(tx: &Sql, repository: &str, key: &str) -> Result<i64> {
         Self::package_by_key(tx, repository, key)?
             .map(|p| p.id)
             .ok_or_else(|| DbError::NotFound(format!("package {key}")))
     }
 
-    fn touch(tx: &Connection, package_id: i64) -> Result<()> {
-        tx.execute("UPDATE packages SET modified_at = ?2 WHERE id = ?1", params![package_id, now_ms()])?;
+    fn touch(tx: &Sql, package_id: i64) -> Result<()> {
+        tx.execute("UPDATE packages SET modified_at = $2 WHERE id = $1", params![package_id, now_ms()])?;
         Ok(())
     }
 
@@ -636,13 +801,12 @@ impl Db {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             match version {
                 Some(v) => {
-                    let exists: bool = tx.query_row(
+                    let exists: bool = tx.query_value(
                         &format!(
-                            "SELECT EXISTS (SELECT 1 FROM files f WHERE f.package_id = ?1 AND f.version = ?2 AND {})",
+                            "SELECT EXISTS (SELECT 1 FROM files f WHERE f.package_id = $1 AND f.version = $2 AND {})",
                             vis.condition()
                         ),
                         params![package_id, v],
-                        |r| r.get(0),
                     )?;
                     if !exists {
                         return Err(DbError::NotFound(format!("version {v} of {key}")));
@@ -651,7 +815,7 @@ impl Db {
                 }
                 None => {
                     let n =
-                        tx.execute("DELETE FROM tags WHERE package_id = ?1 AND tag = ?2", params![package_id, tag])?;
+                        tx.execute("DELETE FROM tags WHERE package_id = $1 AND tag = $2", params![package_id, tag])?;
                     if n == 0 {
                         return Err(DbError::NotFound(format!("tag {tag} of {key}")));
                     }
@@ -668,12 +832,12 @@ impl Db {
         version: &str,
         qualifier: Option<&str>,
         set: &str,
-        value: &dyn rusqlite::ToSql,
+        value: &dyn ToValue,
     ) -> Result<()> {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
             let n = tx.execute(
-                &format!("UPDATE files SET {set} = ?1 WHERE package_id = ?2 AND version = ?3 AND (?4 IS NULL OR qualifier = ?4)"),
+                &format!("UPDATE files SET {set} = $1 WHERE package_id = $2 AND version = $3 AND (CAST($4 AS TEXT) IS NULL OR qualifier = $4)"),
                 params![value, package_id, version, qualifier],
             )?;
             if n == 0 {
@@ -703,29 +867,26 @@ impl Db {
     pub fn delete(&self, repository: &str, key: &str, version: Option<&str>) -> Result<Vec<String>> {
         self.write(|tx| {
             let package_id = Self::package_id_for_write(tx, repository, key)?;
-            let shas: Vec<String> = {
-                let mut stmt =
-                    tx.prepare("SELECT sha256 FROM files WHERE package_id = ?1 AND (?2 IS NULL OR version = ?2)")?;
-                let rows = stmt
-                    .query_map(params![package_id, version], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows
-            };
+            let shas: Vec<String> = tx.query_map(
+                "SELECT sha256 FROM files WHERE package_id = $1 AND (CAST($2 AS TEXT) IS NULL OR version = $2)",
+                params![package_id, version],
+                |r| r.get(0),
+            )?;
             if shas.is_empty() {
                 return Err(DbError::NotFound(format!("version {} of {key}", version.unwrap_or("*"))));
             }
             match version {
                 Some(v) => {
-                    tx.execute("DELETE FROM files WHERE package_id = ?1 AND version = ?2", params![package_id, v])?;
-                    tx.execute("DELETE FROM tags WHERE package_id = ?1 AND version = ?2", params![package_id, v])?;
+                    tx.execute("DELETE FROM files WHERE package_id = $1 AND version = $2", params![package_id, v])?;
+                    tx.execute("DELETE FROM tags WHERE package_id = $1 AND version = $2", params![package_id, v])?;
                     Self::touch(tx, package_id)?;
                 }
                 None => {
                     // Files and tags first, while the package row is there for the change log's
                     // triggers (a cascade would run them after it is gone).
-                    tx.execute("DELETE FROM files WHERE package_id = ?1", [package_id])?;
-                    tx.execute("DELETE FROM tags WHERE package_id = ?1", [package_id])?;
-                    tx.execute("DELETE FROM packages WHERE id = ?1", [package_id])?;
+                    tx.execute("DELETE FROM files WHERE package_id = $1", params![package_id])?;
+                    tx.execute("DELETE FROM tags WHERE package_id = $1", params![package_id])?;
+                    tx.execute("DELETE FROM packages WHERE id = $1", params![package_id])?;
                 }
             }
             Ok(shas)
@@ -734,17 +895,18 @@ impl Db {
 
     /// Every stored file with this content: (repository, released), for deciding who may read it.
     pub fn files_by_sha(&self, sha256: &str) -> Result<Vec<(String, bool)>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT p.repository, f.released FROM files f JOIN packages p ON p.id = f.package_id WHERE f.sha256 = ?1",
-        )?;
-        let rows = stmt.query_map([sha256], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                "SELECT p.repository, f.released FROM files f JOIN packages p ON p.id = f.package_id WHERE f.sha256 = $1",
+                params![sha256],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
     }
 
     /// Whether any file row still references this blob.
     pub fn blob_referenced(&self, sha256: &str) -> Result<bool> {
-        Ok(self.conn()?.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?)
+        self.read(|c| c.query_value("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = $1)", params![sha256]))
     }
 
     /// Runs `remove` if no file row references the blob, inside a write transaction: a publish
@@ -759,7 +921,7 @@ impl Db {
     ) -> Result<bool> {
         self.write(|tx| {
             let referenced: bool =
-                tx.query_row("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)", [sha256], |r| r.get(0))?;
+                tx.query_value("SELECT EXISTS (SELECT 1 FROM files WHERE sha256 = $1)", params![sha256])?;
             if referenced {
                 return Ok(false);
             }
@@ -772,29 +934,36 @@ impl Db {
 
     /// Pushes, newest first, optionally of one repository, before an id (for paging).
     pub fn pushes(&self, repository: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<PushRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {PUSH_COLUMNS} FROM pushes WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR id < ?2) \
-             ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows =
-            stmt.query_map(params![repository, before, limit], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {PUSH_COLUMNS} FROM pushes WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) AND (CAST($2 AS BIGINT) IS NULL OR id < $2) \
+                     ORDER BY id DESC LIMIT $3"
+                ),
+                params![repository, before, limit],
+                push_row,
+            )
+        })
     }
 
     pub fn pushes_by_sha(&self, sha256: &str) -> Result<Vec<PushRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE sha256 = ?1"))?;
-        let rows = stmt.query_map([sha256], push_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE sha256 = $1"), params![sha256], push_row)
+        })
     }
 
     pub fn push(&self, id: i64) -> Result<Option<PushRow>> {
-        Ok(self
-            .conn()?
-            .query_row(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE id = ?1"), [id], push_row)
-            .optional()?)
+        self.read(|c| c.query_opt(&format!("SELECT {PUSH_COLUMNS} FROM pushes WHERE id = $1"), params![id], push_row))
     }
+}
+
+/// Applies `migrations` after the first `applied`, logging each.
+fn apply_migrations(tx: &Sql, migrations: &[&str], applied: usize) -> Result<()> {
+    for (i, sql) in migrations.iter().enumerate().skip(applied) {
+        tracing::info!(migration = i + 1, dialect = ?tx.dialect(), "applying database migration");
+        tx.execute_batch(sql)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -856,6 +1025,24 @@ mod tests {
         // Gated: nothing released yet, so clients see no package.
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::None)).unwrap().is_some());
+    }
+
+    #[test]
+    fn both_databases_have_the_same_numbered_migrations() {
+        let numbers = |dialect: &str| -> Vec<String> {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations").join(dialect);
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy()[..3].to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let sqlite = numbers("sqlite");
+        assert_eq!(sqlite.len(), SQLITE_MIGRATIONS.len(), "every SQLite migration file is applied");
+        assert_eq!(POSTGRES_MIGRATIONS.len(), SQLITE_MIGRATIONS.len(), "the same numbers on both");
+        // PostgreSQL's own files (the rest are shared with SQLite) are numbers SQLite has.
+        assert!(numbers("postgres").iter().all(|n| sqlite.contains(n)));
     }
 
     #[test]

@@ -3,25 +3,24 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::sql::{params, FromValue, Row, Sql, ToValue, Value};
 use super::{now_ms, Db, DbError, Result};
 use crate::domain::state::{self, Event, JobState, Refused, Status, Transition};
 
 /// Most log kept per job; the rest is cut with a notice.
 const MAX_LOG_BYTES: i64 = 4 << 20;
 
-impl ToSql for Status {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
+impl ToValue for Status {
+    fn to_value(&self) -> Value {
+        Value::Text(self.as_str().to_string())
     }
 }
 
-impl FromSql for Status {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        value.as_str()?.parse().map_err(|e: state::UnknownStatus| FromSqlError::Other(Box::new(e)))
+impl FromValue for Status {
+    fn from_value(v: &Value) -> std::result::Result<Self, String> {
+        String::from_value(v)?.parse().map_err(|e: state::UnknownStatus| e.to_string())
     }
 }
 
@@ -141,12 +140,12 @@ const JOB_COLUMN_COUNT: usize = 20;
 const DELIVERY_COLUMNS: &str =
     "id, repository, url, pipeline_id, payload, attempts, status_code, error, delivered, next_attempt_at, created_at";
 
-fn json_col<T: serde::de::DeserializeOwned + Default>(r: &rusqlite::Row, i: usize) -> rusqlite::Result<T> {
+fn json_col<T: serde::de::DeserializeOwned + Default>(r: &Row, i: usize) -> Result<T> {
     let s: String = r.get(i)?;
     Ok(serde_json::from_str(&s).unwrap_or_default())
 }
 
-fn pipeline_row(r: &rusqlite::Row) -> rusqlite::Result<PipelineRow> {
+fn pipeline_row(r: &Row) -> Result<PipelineRow> {
     Ok(PipelineRow {
         id: r.get(0)?,
         repository: r.get(1)?,
@@ -160,7 +159,7 @@ fn pipeline_row(r: &rusqlite::Row) -> rusqlite::Result<PipelineRow> {
     })
 }
 
-fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
+fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
         id: r.get(0)?,
         pipeline_id: r.get(1)?,
@@ -185,7 +184,7 @@ fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn delivery_row(r: &rusqlite::Row) -> rusqlite::Result<DeliveryRow> {
+fn delivery_row(r: &Row) -> Result<DeliveryRow> {
     Ok(DeliveryRow {
         id: r.get(0)?,
         repository: r.get(1)?,
@@ -201,7 +200,7 @@ fn delivery_row(r: &rusqlite::Row) -> rusqlite::Result<DeliveryRow> {
     })
 }
 
-fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob]) -> Result<()> {
+fn insert_jobs(tx: &Sql, pipeline_id: i64, push_id: i64, jobs: &[NewJob]) -> Result<()> {
     let now = now_ms();
     for job in jobs {
         let mut vars = job.variables.clone();
@@ -212,7 +211,7 @@ fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob])
         tx.execute(
             "INSERT INTO jobs (pipeline_id, name, stage, stage_index, kind, script, variables, allow_failure, timeout_seconds, \
              status, log, created_at, started_at, finished_at, manual) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
             params![
                 pipeline_id, job.name, job.stage, job.stage_index as i64, job.kind,
                 serde_json::to_string(&job.script).expect("strings serialise"),
@@ -225,26 +224,19 @@ fn insert_jobs(tx: &Connection, pipeline_id: i64, push_id: i64, jobs: &[NewJob])
 }
 
 /// Inserts a push's pipeline; called inside the publish transaction.
-pub(super) fn insert_pipeline(tx: &Connection, repository: &str, push_id: i64, p: &NewPipeline) -> Result<i64> {
+pub(super) fn insert_pipeline(tx: &Sql, repository: &str, push_id: i64, p: &NewPipeline) -> Result<i64> {
     let mut vars = p.variables.clone();
     vars.insert("SLUICE_PUSH_ID".into(), push_id.to_string());
-    tx.execute(
+    let id: i64 = tx.query_value(
         "INSERT INTO pipelines (repository, push_id, source, status, variables, extraction, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            repository,
-            push_id,
-            p.source,
-            Status::Created,
-            serde_json::to_string(&vars).expect("strings serialise"),
-            p.extraction.to_string(),
-            now_ms()
-        ],
+         VALUES ($1, $2, $3, $4, '{}', $5, $6) RETURNING id",
+        params![repository, push_id, p.source, Status::Created, p.extraction.to_string(), now_ms()],
     )?;
-    let id = tx.last_insert_rowid();
+    // The variables name the pipeline's id, known once the row is in.
+    vars.insert("SLUICE_PIPELINE_ID".into(), id.to_string());
     tx.execute(
-        "UPDATE pipelines SET variables = json_set(variables, '$.SLUICE_PIPELINE_ID', ?2) WHERE id = ?1",
-        params![id, id.to_string()],
+        "UPDATE pipelines SET variables = $2 WHERE id = $1",
+        params![id, serde_json::to_string(&vars).expect("strings serialise")],
     )?;
     insert_jobs(tx, id, push_id, &p.jobs)?;
     Ok(id)
@@ -252,64 +244,73 @@ pub(super) fn insert_pipeline(tx: &Connection, repository: &str, push_id: i64, p
 
 impl Db {
     pub fn pipeline(&self, id: i64) -> Result<Option<(PipelineRow, Vec<JobRow>)>> {
-        let conn = self.conn()?;
-        let Some(p) = conn
-            .query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let jobs = Self::jobs_of(&conn, id)?;
-        Ok(Some((p, jobs)))
+        self.read(|c| {
+            let Some(p) = c.query_opt(
+                &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = $1"),
+                params![id],
+                pipeline_row,
+            )?
+            else {
+                return Ok(None);
+            };
+            let jobs = Self::jobs_of(c, id)?;
+            Ok(Some((p, jobs)))
+        })
     }
 
-    fn jobs_of(conn: &Connection, pipeline_id: i64) -> Result<Vec<JobRow>> {
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE pipeline_id = ?1 ORDER BY stage_index, id"
-        ))?;
-        let rows = stmt.query_map([pipeline_id], job_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+    fn jobs_of(c: &Sql, pipeline_id: i64) -> Result<Vec<JobRow>> {
+        c.query_map(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE pipeline_id = $1 ORDER BY stage_index, id"),
+            params![pipeline_id],
+            job_row,
+        )
     }
 
     pub fn pipeline_of_push(&self, push_id: i64) -> Result<Option<PipelineRow>> {
-        Ok(self
-            .conn()?
-            .query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE push_id = ?1"), [push_id], pipeline_row)
-            .optional()?)
+        self.read(|c| {
+            c.query_opt(
+                &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE push_id = $1"),
+                params![push_id],
+                pipeline_row,
+            )
+        })
     }
 
     /// Pipelines, newest first.
     pub fn pipelines(&self, repository: Option<&str>, limit: u32) -> Result<Vec<PipelineRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE (?1 IS NULL OR repository = ?1) ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![repository, limit], pipeline_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
+                ),
+                params![repository, limit],
+                pipeline_row,
+            )
+        })
     }
 
     /// Pipelines not yet finished (for recovery at start-up).
     pub fn unfinished_pipelines(&self) -> Result<Vec<i64>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT id FROM pipelines WHERE finished_at IS NULL")?;
-        let rows = stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| c.query_map("SELECT id FROM pipelines WHERE finished_at IS NULL", params![], |r| r.get(0)))
     }
 
     pub fn job(&self, id: i64) -> Result<Option<(JobRow, String)>> {
-        Ok(self
-            .conn()?
-            .query_row(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = ?1"), [id], |r| {
+        self.read(|c| {
+            c.query_opt(&format!("SELECT {JOB_COLUMNS}, log FROM jobs WHERE id = $1"), params![id], |r| {
                 Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?))
             })
-            .optional()?)
+        })
     }
 
     /// Applies `event` to pipeline `id` inside a write: loads its jobs, asks the state machine,
     /// and persists the answer (job statuses, the pipeline's status, the release of its push's
     /// files). A refused event changes nothing.
-    fn step(tx: &Connection, id: i64, event: Event) -> Result<std::result::Result<Stepped, Refused>> {
-        let p = tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+    fn step(tx: &Sql, id: i64, event: Event) -> Result<std::result::Result<Stepped, Refused>> {
+        let p = tx.query_one(
+            &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = $1"),
+            params![id],
+            pipeline_row,
+        )?;
         let states: Vec<JobState> = Self::jobs_of(tx, id)?.iter().map(JobRow::state).collect();
         let t = match state::transition(p.status, &states, event) {
             Ok(t) => t,
@@ -318,7 +319,7 @@ impl Db {
         let now = now_ms();
         for (job, status) in &t.jobs {
             tx.execute(
-                "UPDATE jobs SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                "UPDATE jobs SET status = $2, finished_at = $3 WHERE id = $1",
                 params![job, status, status.is_final().then_some(now)],
             )?;
         }
@@ -326,7 +327,7 @@ impl Db {
         if t.status != p.status {
             let finished = t.status.is_final().then_some(now);
             tx.execute(
-                "UPDATE pipelines SET status = ?2, finished_at = ?3 WHERE id = ?1",
+                "UPDATE pipelines SET status = $2, finished_at = $3 WHERE id = $1",
                 params![id, t.status, finished],
             )?;
             let previous = p.status;
@@ -351,15 +352,12 @@ impl Db {
     }
 
     /// Lets clients see a push's files, and points the tags they were published with at them.
-    fn release_push(tx: &Connection, push_id: i64) -> Result<()> {
-        let pending: Vec<(i64, String, String)> = {
-            let mut stmt =
-                tx.prepare("SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0")?;
-            let rows = stmt
-                .query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        };
+    fn release_push(tx: &Sql, push_id: i64) -> Result<()> {
+        let pending: Vec<(i64, String, String)> = tx.query_map(
+            "SELECT package_id, version, pending_tags FROM files WHERE push_id = $1 AND released = 0",
+            params![push_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
         for (package_id, version, tags) in pending {
             for tag in serde_json::from_str::<Vec<String>>(&tags).unwrap_or_default() {
                 Self::put_tag(tx, package_id, &tag, &version)?;
@@ -368,8 +366,8 @@ impl Db {
         // `released = 0` lets the partial index `files_unreleased` find the rows: without it
         // every release scanned every file of the registry (a publish cost that grew with it).
         tx.execute(
-            "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0",
-            [push_id],
+            "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = $1 AND released = 0",
+            params![push_id],
         )?;
         Ok(())
     }
@@ -380,52 +378,48 @@ impl Db {
     pub fn claim_job(&self, runner: &str, repository: Option<&str>, token_hash: &str) -> Result<Option<JobRow>> {
         self.write(|tx| {
             let now = now_ms();
-            let claimed = tx
-                .query_row(
-                    &format!(
-                        "UPDATE jobs SET status = ?5, runner = ?1, token_hash = ?2, started_at = ?3, touched_at = ?3 \
-                         WHERE id = (SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id \
-                           WHERE j.status = ?6 AND j.kind = 'runner' AND (?4 IS NULL OR p.repository = ?4) \
-                           ORDER BY j.id LIMIT 1) \
-                         RETURNING {JOB_COLUMNS}"
-                    ),
-                    params![runner, token_hash, now, repository, Status::Running, Status::Pending],
-                    job_row,
-                )
-                .optional()?;
-            Ok(claimed)
+            tx.query_opt(
+                &format!(
+                    "UPDATE jobs SET status = $5, runner = $1, token_hash = $2, started_at = $3, touched_at = $3 \
+                     WHERE id = (SELECT j.id FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id \
+                       WHERE j.status = $6 AND j.kind = 'runner' AND (CAST($4 AS TEXT) IS NULL OR p.repository = $4) \
+                       ORDER BY j.id LIMIT 1) \
+                     RETURNING {JOB_COLUMNS}"
+                ),
+                params![runner, token_hash, now, repository, Status::Running, Status::Pending],
+                job_row,
+            )
         })
     }
 
     /// The job a job token belongs to (running, or canceled and not yet finished by its runner),
     /// and its push's sha256. Tokens are cleared when a job finishes or is reaped.
     pub fn job_by_token(&self, token_hash: &str) -> Result<Option<(JobRow, String)>> {
-        Ok(self
-            .conn()?
-            .query_row(
+        self.read(|c| {
+            c.query_opt(
                 &format!(
                     "SELECT {}, pu.sha256 FROM jobs j JOIN pipelines p ON p.id = j.pipeline_id JOIN pushes pu ON pu.id = p.push_id \
-                     WHERE j.token_hash = ?1",
+                     WHERE j.token_hash = $1",
                     JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
                 ),
-                [token_hash],
+                params![token_hash],
                 |r| Ok((job_row(r)?, r.get(JOB_COLUMN_COUNT)?)),
             )
-            .optional()?)
+        })
     }
 
     /// Appends to a running job's log; returns the job's status (the runner stops on `canceled`).
     pub fn append_log(&self, job_id: i64, chunk: &str) -> Result<Status> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE jobs SET touched_at = ?3, log = CASE \
-                   WHEN length(log) + length(?2) <= ?4 THEN log || ?2 \
+                "UPDATE jobs SET touched_at = $3, log = CASE \
+                   WHEN length(log) + length($2) <= $4 THEN log || $2 \
                    WHEN log LIKE '%[log truncated]%' THEN log \
-                   ELSE log || char(10) || '[log truncated]' || char(10) END \
-                 WHERE id = ?1 AND status = ?5",
-                params![job_id, chunk, now_ms(), MAX_LOG_BYTES, Status::Running],
+                   ELSE log || $6 END \
+                 WHERE id = $1 AND status = $5",
+                params![job_id, chunk, now_ms(), MAX_LOG_BYTES, Status::Running, "\n[log truncated]\n"],
             )?;
-            Ok(tx.query_row("SELECT status FROM jobs WHERE id = ?1", [job_id], |r| r.get(0))?)
+            tx.query_value("SELECT status FROM jobs WHERE id = $1", params![job_id])
         })
     }
 
@@ -440,14 +434,14 @@ impl Db {
         reason: Option<&str>,
     ) -> Result<Option<Stepped>> {
         self.write(|tx| {
-            tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = ?1", [job.id])?;
+            tx.execute("UPDATE jobs SET token_hash = NULL WHERE id = $1", params![job.id])?;
             let stepped = match Self::step(tx, job.pipeline_id, Event::Finish { job: job.id, success })? {
                 Ok(s) if s.transition.job(job.id).is_some() => s,
                 Ok(_) => return Ok(None),
                 Err(refused) => return Err(DbError::NotFound(refused.to_string())),
             };
             tx.execute(
-                "UPDATE jobs SET exit_code = ?2, failure_reason = ?3 WHERE id = ?1",
+                "UPDATE jobs SET exit_code = $2, failure_reason = $3 WHERE id = $1",
                 params![job.id, exit_code, reason],
             )?;
             Ok(Some(stepped))
@@ -459,22 +453,20 @@ impl Db {
     pub fn fail_lost_jobs(&self, silence_ms: i64) -> Result<Vec<(i64, Option<StatusChange>)>> {
         self.write(|tx| {
             let now = now_ms();
-            let lost: Vec<(i64, i64)> = {
-                let mut stmt = tx.prepare(
-                    "SELECT id, pipeline_id FROM jobs WHERE status = ?3 AND kind = 'runner' AND \
-                       (touched_at < ?1 - ?2 OR started_at + timeout_seconds * 1000 + ?2 < ?1)",
-                )?;
-                let rows = stmt.query_map(params![now, silence_ms, Status::Running], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
+            let lost: Vec<(i64, i64)> = tx.query_map(
+                "SELECT id, pipeline_id FROM jobs WHERE status = $3 AND kind = 'runner' AND \
+                   (touched_at < $1 - $2 OR started_at + timeout_seconds * 1000 + $2 < $1)",
+                params![now, silence_ms, Status::Running],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             let mut out = Vec::new();
             for (job, pipeline) in lost {
                 tx.execute(
-                    "UPDATE jobs SET failure_reason = 'runner_lost', token_hash = NULL, \
-                     log = log || char(10) || 'The runner stopped reporting; the job is marked failed.' || char(10) WHERE id = ?1",
-                    [job],
+                    "UPDATE jobs SET failure_reason = 'runner_lost', token_hash = NULL, log = log || $2 WHERE id = $1",
+                    params![job, "\nThe runner stopped reporting; the job is marked failed.\n"],
                 )?;
-                let stepped = Self::step(tx, pipeline, Event::Finish { job, success: false })?.map_err(|e| DbError::Aborted(e.to_string()))?;
+                let stepped = Self::step(tx, pipeline, Event::Finish { job, success: false })?
+                    .map_err(|e| DbError::Aborted(e.to_string()))?;
                 out.push((pipeline, stepped.change));
             }
             Ok(out)
@@ -498,7 +490,7 @@ impl Db {
             };
             let now = now_ms();
             tx.execute(
-                "UPDATE jobs SET approved_by = ?2, approved_at = ?3, log = log || ?4 WHERE id = ?1",
+                "UPDATE jobs SET approved_by = $2, approved_at = $3, log = log || $4 WHERE id = $1",
                 params![job.id, by, now, format!("Played (approved) by `{by}`.\n")],
             )?;
             Ok(Ok(stepped))
@@ -509,15 +501,18 @@ impl Db {
     /// changed runs the new jobs); host jobs keep their result.
     pub fn reset_pipeline(&self, id: i64, jobs: &[NewJob]) -> Result<PipelineRow> {
         self.write(|tx| {
-            let p =
-                tx.query_row(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = ?1"), [id], pipeline_row)?;
+            let p = tx.query_one(
+                &format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE id = $1"),
+                params![id],
+                pipeline_row,
+            )?;
             if !p.status.is_final() {
                 return Err(DbError::Conflict(format!("pipeline {id} is still {}; a retry", p.status)));
             }
-            tx.execute("DELETE FROM jobs WHERE pipeline_id = ?1 AND kind IN ('runner', 'config')", [id])?;
+            tx.execute("DELETE FROM jobs WHERE pipeline_id = $1 AND kind IN ('runner', 'config')", params![id])?;
             insert_jobs(tx, id, p.push_id, jobs)?;
             tx.execute(
-                "UPDATE pipelines SET status = ?2, finished_at = NULL WHERE id = ?1",
+                "UPDATE pipelines SET status = $2, finished_at = NULL WHERE id = $1",
                 params![id, Status::Created],
             )?;
             Ok(PipelineRow { status: Status::Created, finished_at: None, ..p })
@@ -527,44 +522,47 @@ impl Db {
     // ---- pipeline files -----------------------------------------------------------------------
 
     pub fn pipeline_config(&self, repository: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn()?
-            .query_row("SELECT yaml FROM pipeline_configs WHERE repository = ?1", [repository], |r| r.get(0))
-            .optional()?)
+        self.read(|c| {
+            c.query_opt("SELECT yaml FROM pipeline_configs WHERE repository = $1", params![repository], |r| r.get(0))
+        })
     }
 
     pub fn set_pipeline_config(&self, repository: &str, yaml: &str) -> Result<()> {
-        self.conn()?.execute(
-            "INSERT INTO pipeline_configs (repository, yaml, updated_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (repository) DO UPDATE SET yaml = excluded.yaml, updated_at = excluded.updated_at",
-            params![repository, yaml, now_ms()],
-        )?;
+        self.read(|c| {
+            c.execute(
+                "INSERT INTO pipeline_configs (repository, yaml, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (repository) DO UPDATE SET yaml = excluded.yaml, updated_at = excluded.updated_at",
+                params![repository, yaml, now_ms()],
+            )
+        })?;
         Ok(())
     }
 
     // ---- webhook deliveries -------------------------------------------------------------------
 
     pub fn insert_delivery(&self, repository: &str, url: &str, pipeline_id: i64, payload: &str) -> Result<i64> {
-        let conn = self.conn()?;
         let now = now_ms();
-        conn.execute(
-            "INSERT INTO webhook_deliveries (repository, url, pipeline_id, payload, next_attempt_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![repository, url, pipeline_id, payload, now],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.read(|c| {
+            c.query_value(
+                "INSERT INTO webhook_deliveries (repository, url, pipeline_id, payload, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                params![repository, url, pipeline_id, payload, now],
+            )
+        })
     }
 
     /// Deliveries due for an attempt, oldest first.
     pub fn due_deliveries(&self, max_attempts: i64) -> Result<Vec<DeliveryRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivered = 0 AND attempts < ?1 AND next_attempt_at <= ?2 \
-             ORDER BY id LIMIT 100"
-        ))?;
-        let rows =
-            stmt.query_map(params![max_attempts, now_ms()], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE delivered = 0 AND attempts < $1 AND next_attempt_at <= $2 \
+                     ORDER BY id LIMIT 100"
+                ),
+                params![max_attempts, now_ms()],
+                delivery_row,
+            )
+        })
     }
 
     pub fn record_attempt(
@@ -575,20 +573,25 @@ impl Db {
         delivered: bool,
         retry_in_ms: i64,
     ) -> Result<()> {
-        self.conn()?.execute(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, status_code = ?2, error = ?3, delivered = ?4, \
-             next_attempt_at = ?5 WHERE id = ?1",
-            params![id, status_code, error, delivered, now_ms() + retry_in_ms],
-        )?;
+        self.read(|c| {
+            c.execute(
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, status_code = $2, error = $3, delivered = $4, \
+                 next_attempt_at = $5 WHERE id = $1",
+                params![id, status_code, error, delivered, now_ms() + retry_in_ms],
+            )
+        })?;
         Ok(())
     }
 
     pub fn deliveries(&self, repository: Option<&str>, limit: u32) -> Result<Vec<DeliveryRow>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE (?1 IS NULL OR repository = ?1) ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![repository, limit], delivery_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) ORDER BY id DESC LIMIT $2"
+                ),
+                params![repository, limit],
+                delivery_row,
+            )
+        })
     }
 }

@@ -1,12 +1,12 @@
 //! The SQL of the web UI: paginated, index-backed reads for repositories with thousands of
 //! packages and packages with thousands of versions (see `migrations/003_ui.sql`).
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::sql::{params, Sql, ToValue};
 use super::{
-    file_row, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result, FILE_COLUMNS,
-    PACKAGE_COLUMNS, PUSH_COLUMNS,
+    file_row, like_pattern, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result,
+    FILE_COLUMNS, PACKAGE_COLUMNS, PUSH_COLUMNS,
 };
 
 /// A row of a repository's package list.
@@ -65,132 +65,121 @@ pub enum ReleaseOutcome {
     AlreadyReleased(Option<UiRelease>),
 }
 
-/// `%query%` for LIKE with `\` as the escape character.
-fn like_pattern(query: &str) -> String {
-    format!("%{}%", query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
-}
-
 impl Db {
     /// (packages, stored files) of a repository.
     pub fn ui_repository_counts(&self, repository: &str) -> Result<(i64, i64)> {
-        let conn = self.conn()?;
-        let packages: i64 = conn.query_row(
-            "SELECT count(*) FROM packages p WHERE p.repository = ?1 AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)",
-            [repository],
-            |r| r.get(0),
-        )?;
-        let files: i64 = conn.query_row(
-            "SELECT count(*) FROM files f JOIN packages p ON p.id = f.package_id WHERE p.repository = ?1",
-            [repository],
-            |r| r.get(0),
-        )?;
-        Ok((packages, files))
+        self.read(|c| {
+            let packages: i64 = c.query_value(
+                "SELECT count(*) FROM packages p WHERE p.repository = $1 AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)",
+                params![repository],
+            )?;
+            let files: i64 = c.query_value(
+                "SELECT count(*) FROM files f JOIN packages p ON p.id = f.package_id WHERE p.repository = $1",
+                params![repository],
+            )?;
+            Ok((packages, files))
+        })
     }
 
     /// One page of a repository's packages whose name contains `query`, by key, with the total.
     pub fn ui_packages(&self, repository: &str, query: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiPackage>)> {
-        let conn = self.conn()?;
-        let filter = "FROM packages p WHERE p.repository = ?1 AND (?2 = '%%' OR lower(p.name) LIKE ?2 ESCAPE '\\') \
-                      AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
-        let pattern = like_pattern(query);
-        let total: i64 =
-            conn.query_row(&format!("SELECT count(*) {filter}"), params![repository, pattern], |r| r.get(0))?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT p.name, p.modified_at, \
-               (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
-               (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
-               (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
-                   (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
-             {filter} ORDER BY p.key LIMIT ?3 OFFSET ?4"
-        ))?;
-        let rows = stmt
-            .query_map(params![repository, pattern, limit, offset], |r| {
-                Ok(UiPackage {
-                    name: r.get(0)?,
-                    modified_at: r.get(1)?,
-                    versions: r.get(2)?,
-                    latest: r.get(3)?,
-                    status: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
+        self.read(|c| {
+            let filter =
+                "FROM packages p WHERE p.repository = $1 AND ($2 = '%%' OR lower(p.name) LIKE $2 ESCAPE '\\') \
+                          AND EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
+            let pattern = like_pattern(query);
+            let total: i64 = c.query_value(&format!("SELECT count(*) {filter}"), params![repository, pattern])?;
+            let rows = c.query_map(
+                &format!(
+                    "SELECT p.name, p.modified_at, \
+                       (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
+                       (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
+                       (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
+                           (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
+                     {filter} ORDER BY p.key LIMIT $3 OFFSET $4"
+                ),
+                params![repository, pattern, limit, offset],
+                |r| {
+                    Ok(UiPackage {
+                        name: r.get(0)?,
+                        modified_at: r.get(1)?,
+                        versions: r.get(2)?,
+                        latest: r.get(3)?,
+                        status: r.get(4)?,
+                    })
+                },
+            )?;
+            Ok((total, rows))
+        })
     }
 
     /// A package by key, whatever its files' state.
     pub fn ui_package(&self, repository: &str, key: &str) -> Result<Option<PackageRow>> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
-                &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = ?1 AND p.key = ?2"),
-                [repository, key],
+        self.read(|c| {
+            c.query_opt(
+                &format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.repository = $1 AND p.key = $2"),
+                params![repository, key],
                 package_row,
             )
-            .optional()?)
+        })
     }
 
     /// One page of a package's files, newest push first, with their pipelines, and the total.
     pub fn ui_files(&self, package_id: i64, offset: u32, limit: u32) -> Result<(i64, Vec<UiFile>)> {
-        let conn = self.conn()?;
-        let total: i64 =
-            conn.query_row("SELECT count(*) FROM files WHERE package_id = ?1", [package_id], |r| r.get(0))?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {FILE_COLUMNS}, pl.id, pl.status FROM files f LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
-             WHERE f.package_id = ?1 ORDER BY f.id DESC LIMIT ?2 OFFSET ?3"
-        ))?;
-        let rows = stmt
-            .query_map(params![package_id, limit, offset], |r| {
-                Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
+        self.read(|c| {
+            let total: i64 = c.query_value("SELECT count(*) FROM files WHERE package_id = $1", params![package_id])?;
+            let rows = c.query_map(
+                &format!(
+                    "SELECT {FILE_COLUMNS}, pl.id, pl.status FROM files f LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
+                     WHERE f.package_id = $1 ORDER BY f.id DESC LIMIT $2 OFFSET $3"
+                ),
+                params![package_id, limit, offset],
+                |r| Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+            )?;
+            Ok((total, rows))
+        })
     }
 
     /// The files of one version (one per qualifier), or of the newest pushed version when
     /// `version` is `None`.
     pub fn ui_version(&self, package_id: i64, version: Option<&str>) -> Result<Vec<UiFile>> {
-        let conn = self.conn()?;
-        let version: Option<String> = match version {
-            Some(v) => Some(v.to_string()),
-            None => conn
-                .query_row(
-                    "SELECT version FROM files WHERE package_id = ?1 ORDER BY id DESC LIMIT 1",
-                    [package_id],
+        self.read(|c| {
+            let version: Option<String> = match version {
+                Some(v) => Some(v.to_string()),
+                None => c.query_opt(
+                    "SELECT version FROM files WHERE package_id = $1 ORDER BY id DESC LIMIT 1",
+                    params![package_id],
                     |r| r.get(0),
-                )
-                .optional()?,
-        };
-        let Some(version) = version else { return Ok(Vec::new()) };
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {FILE_COLUMNS}, pl.id, pl.status FROM files f LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
-             WHERE f.package_id = ?1 AND f.version = ?2 ORDER BY f.qualifier"
-        ))?;
-        let rows = stmt
-            .query_map(params![package_id, version], |r| {
-                Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+                )?,
+            };
+            let Some(version) = version else { return Ok(Vec::new()) };
+            c.query_map(
+                &format!(
+                    "SELECT {FILE_COLUMNS}, pl.id, pl.status FROM files f LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
+                     WHERE f.package_id = $1 AND f.version = $2 ORDER BY f.qualifier"
+                ),
+                params![package_id, version],
+                |r| Ok(UiFile { file: file_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+            )
+        })
     }
 
     /// Every tag of a package (the UI shows pending versions' tags too).
     pub fn ui_tags(&self, package_id: i64) -> Result<Vec<(String, String)>> {
-        let conn = self.conn()?;
-        Self::tags_of(&conn, package_id)
+        self.read(|c| Self::tags_of(c, package_id))
     }
 
     /// The pipeline (id, status) and version of a package's newest push.
     pub fn ui_latest_pipeline(&self, repository: &str, key: &str) -> Result<Option<LatestPipeline>> {
-        let conn = self.conn()?;
-        Ok(conn
-            .query_row(
+        self.read(|c| {
+            c.query_opt(
                 "SELECT pl.id, pl.status, f.version FROM packages p JOIN files f ON f.package_id = p.id \
                  LEFT JOIN pipelines pl ON pl.push_id = f.push_id \
-                 WHERE p.repository = ?1 AND p.key = ?2 ORDER BY f.id DESC LIMIT 1",
-                [repository, key],
+                 WHERE p.repository = $1 AND p.key = $2 ORDER BY f.id DESC LIMIT 1",
+                params![repository, key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
-            .optional()?)
+        })
     }
 
     /// Pushes newest first, of the given repositories only, before a push id (keyset paging).
@@ -198,23 +187,22 @@ impl Db {
         if repositories.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.conn()?;
-        let marks = (0..repositories.len()).map(|i| format!("?{}", i + 3)).collect::<Vec<_>>().join(", ");
+        let marks = (0..repositories.len()).map(|i| format!("${}", i + 3)).collect::<Vec<_>>().join(", ");
         let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {columns}, pl.id, pl.status FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
-             WHERE (?1 IS NULL OR pu.id < ?1) AND pu.repository IN ({marks}) ORDER BY pu.id DESC LIMIT ?2"
-        ))?;
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&before, &limit];
+        let mut values: Vec<&dyn ToValue> = vec![&before, &limit];
         for r in repositories {
             values.push(r);
         }
-        let rows = stmt
-            .query_map(values.as_slice(), |r| {
-                Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {columns}, pl.id, pl.status FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+                     WHERE (CAST($1 AS BIGINT) IS NULL OR pu.id < $1) AND pu.repository IN ({marks}) ORDER BY pu.id DESC LIMIT $2"
+                ),
+                &values,
+                |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+            )
+        })
     }
 
     /// One page of the packages of `repositories` whose name contains `query`, by name then
@@ -229,105 +217,109 @@ impl Db {
         if repositories.is_empty() {
             return Ok((0, Vec::new()));
         }
-        let conn = self.conn()?;
-        // ?1 is the needle, ?2.. the repositories, then the page's limit and offset.
+        // $1 is the needle, $2.. the repositories, then the page's limit and offset.
         let n = repositories.len();
-        let marks = (0..n).map(|i| format!("?{}", i + 2)).collect::<Vec<_>>().join(", ");
+        let marks = (0..n).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
         let stored = "EXISTS (SELECT 1 FROM files f WHERE f.package_id = p.id)";
         // As `Db::search`, limited to the `name` column: the top bar finds packages by name.
-        let (matches, needle) = super::search_condition(query, "?1", Some("name"));
+        let (matches, needle) = super::search_condition(self.dialect(), query, "$1", Some("name"));
         let filter = format!("FROM packages p WHERE {matches} AND p.repository IN ({marks}) AND {stored}");
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&needle];
+        let mut values: Vec<&dyn ToValue> = vec![&needle];
         for r in repositories {
             values.push(r);
         }
-        let total: i64 =
-            conn.prepare_cached(&format!("SELECT count(*) {filter}"))?.query_row(values.as_slice(), |r| r.get(0))?;
-        values.push(&limit);
-        values.push(&offset);
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT p.repository, p.name, p.modified_at, \
-               (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
-               (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
-               (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
-                   (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
-             {filter} ORDER BY p.key, p.repository LIMIT ?{} OFFSET ?{}",
-            n + 2,
-            n + 3
-        ))?;
-        let rows = stmt
-            .query_map(values.as_slice(), |r| {
-                Ok(UiFound {
-                    repository: r.get(0)?,
-                    package: UiPackage {
-                        name: r.get(1)?,
-                        modified_at: r.get(2)?,
-                        versions: r.get(3)?,
-                        latest: r.get(4)?,
-                        status: r.get(5)?,
-                    },
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
+        self.read(|c| {
+            let total: i64 = c.query_value(&format!("SELECT count(*) {filter}"), &values)?;
+            values.push(&limit);
+            values.push(&offset);
+            let rows = c.query_map(
+                &format!(
+                    "SELECT p.repository, p.name, p.modified_at, \
+                       (SELECT count(*) FROM files f WHERE f.package_id = p.id), \
+                       (SELECT f.version FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1), \
+                       (SELECT pl.status FROM pipelines pl WHERE pl.push_id = \
+                           (SELECT f.push_id FROM files f WHERE f.package_id = p.id ORDER BY f.id DESC LIMIT 1)) \
+                     {filter} ORDER BY p.key, p.repository LIMIT ${} OFFSET ${}",
+                    n + 2,
+                    n + 3
+                ),
+                &values,
+                |r| {
+                    Ok(UiFound {
+                        repository: r.get(0)?,
+                        package: UiPackage {
+                            name: r.get(1)?,
+                            modified_at: r.get(2)?,
+                            versions: r.get(3)?,
+                            latest: r.get(4)?,
+                            status: r.get(5)?,
+                        },
+                    })
+                },
+            )?;
+            Ok((total, rows))
+        })
     }
 
     /// One page of what the gate holds in a repository: pushes whose file clients cannot see yet
     /// (pipeline pending, running, failed, canceled or waiting for approval), newest first, with
     /// their pipelines, and the total. Reads the partial index of unreleased files.
     pub fn ui_held(&self, repository: &str, offset: u32, limit: u32) -> Result<(i64, Vec<UiPush>)> {
-        let conn = self.conn()?;
-        let total: i64 = conn.query_row(
-            "SELECT count(*) FROM files f JOIN pushes pu ON pu.id = f.push_id WHERE f.released = 0 AND pu.repository = ?1",
-            [repository],
-            |r| r.get(0),
-        )?;
-        let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {columns}, pl.id, pl.status FROM files f JOIN pushes pu ON pu.id = f.push_id \
-             LEFT JOIN pipelines pl ON pl.push_id = pu.id \
-             WHERE f.released = 0 AND pu.repository = ?1 ORDER BY pu.id DESC LIMIT ?2 OFFSET ?3"
-        ))?;
-        let rows = stmt
-            .query_map(params![repository, limit, offset], |r| {
-                Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((total, rows))
+        self.read(|c| {
+            let total: i64 = c.query_value(
+                "SELECT count(*) FROM files f JOIN pushes pu ON pu.id = f.push_id WHERE f.released = 0 AND pu.repository = $1",
+                params![repository],
+            )?;
+            let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
+            let rows = c.query_map(
+                &format!(
+                    "SELECT {columns}, pl.id, pl.status FROM files f JOIN pushes pu ON pu.id = f.push_id \
+                     LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+                     WHERE f.released = 0 AND pu.repository = $1 ORDER BY pu.id DESC LIMIT $2 OFFSET $3"
+                ),
+                params![repository, limit, offset],
+                |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+            )?;
+            Ok((total, rows))
+        })
     }
 
     /// Whether a push has a file clients cannot have yet (its gate holds it).
     pub fn ui_push_held(&self, push_id: i64) -> Result<bool> {
-        let conn = self.conn()?;
-        Ok(conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM files WHERE push_id = ?1 AND released = 0)",
-            [push_id],
-            |r| r.get(0),
-        )?)
+        self.read(|c| {
+            c.query_value("SELECT EXISTS (SELECT 1 FROM files WHERE push_id = $1 AND released = 0)", params![push_id])
+        })
     }
 
     /// The last `max_lines` lines of a job's log (read from its last 16 KiB only).
     pub fn ui_log_tail(&self, job_id: i64, max_lines: usize) -> Result<String> {
-        let conn = self.conn()?;
-        let tail: Option<String> =
-            conn.query_row("SELECT substr(log, -16384) FROM jobs WHERE id = ?1", [job_id], |r| r.get(0)).optional()?;
+        let tail: Option<String> = self.read(|c| {
+            c.query_opt(
+                "SELECT CASE WHEN length(log) > 16384 THEN substr(log, length(log) - 16383) ELSE log END \
+                 FROM jobs WHERE id = $1",
+                params![job_id],
+                |r| r.get(0),
+            )
+        })?;
         let tail = tail.unwrap_or_default();
         let lines: Vec<&str> = tail.trim_end().lines().collect();
         Ok(lines[lines.len().saturating_sub(max_lines)..].join("\n"))
     }
 
-    /// Who released a pipeline's push past its gate, if an admin did.
-    pub fn ui_release_of(&self, pipeline_id: i64) -> Result<Option<UiRelease>> {
-        let conn = self.conn()?;
-        let row: Option<(Option<String>, Option<i64>)> = conn
-            .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| {
+    fn release_record(c: &Sql, pipeline_id: i64) -> Result<Option<UiRelease>> {
+        let row: Option<(Option<String>, Option<i64>)> =
+            c.query_opt("SELECT released_by, released_at FROM pipelines WHERE id = $1", params![pipeline_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+            })?;
         Ok(match row {
             Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
             _ => None,
         })
+    }
+
+    /// Who released a pipeline's push past its gate, if an admin did.
+    pub fn ui_release_of(&self, pipeline_id: i64) -> Result<Option<UiRelease>> {
+        self.read(|c| Self::release_record(c, pipeline_id))
     }
 
     /// An admin's release: lets clients see a held push's files whatever its pipeline says, points
@@ -336,29 +328,15 @@ impl Db {
     pub fn ui_release(&self, pipeline_id: i64, by: &str) -> Result<ReleaseOutcome> {
         self.write(|tx| {
             let push_id: i64 = tx
-                .query_row("SELECT push_id FROM pipelines WHERE id = ?1", [pipeline_id], |r| r.get(0))
-                .optional()?
+                .query_opt("SELECT push_id FROM pipelines WHERE id = $1", params![pipeline_id], |r| r.get(0))?
                 .ok_or_else(|| DbError::NotFound(format!("pipeline {pipeline_id}")))?;
-            let pending: Vec<(i64, String, String)> = {
-                let mut stmt = tx.prepare(
-                    "SELECT package_id, version, pending_tags FROM files WHERE push_id = ?1 AND released = 0",
-                )?;
-                let rows = stmt
-                    .query_map([push_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows
-            };
+            let pending: Vec<(i64, String, String)> = tx.query_map(
+                "SELECT package_id, version, pending_tags FROM files WHERE push_id = $1 AND released = 0",
+                params![push_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
             if pending.is_empty() {
-                let before: Option<(Option<String>, Option<i64>)> = tx
-                    .query_row("SELECT released_by, released_at FROM pipelines WHERE id = ?1", [pipeline_id], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                let before = match before {
-                    Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
-                    _ => None,
-                };
-                return Ok(ReleaseOutcome::AlreadyReleased(before));
+                return Ok(ReleaseOutcome::AlreadyReleased(Self::release_record(tx, pipeline_id)?));
             }
             for (package_id, version, tags) in &pending {
                 for tag in serde_json::from_str::<Vec<String>>(tags).unwrap_or_default() {
@@ -367,12 +345,12 @@ impl Db {
                 Self::touch(tx, *package_id)?;
             }
             tx.execute(
-                "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = ?1 AND released = 0",
-                [push_id],
+                "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = $1 AND released = 0",
+                params![push_id],
             )?;
             let release = UiRelease { released_by: by.to_string(), released_at: now_ms() };
             tx.execute(
-                "UPDATE pipelines SET released_by = ?2, released_at = ?3 WHERE id = ?1",
+                "UPDATE pipelines SET released_by = $2, released_at = $3 WHERE id = $1",
                 params![pipeline_id, release.released_by, release.released_at],
             )?;
             Ok(ReleaseOutcome::Released { files: pending.len(), release })
