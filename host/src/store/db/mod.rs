@@ -16,6 +16,7 @@ pub mod git_tags;
 pub mod metrics;
 pub mod pipelines;
 pub mod ui;
+pub mod upstream;
 
 pub use pipelines::{JobRow, NewJob, NewPipeline, PipelineRow, StatusChange};
 
