@@ -59,9 +59,7 @@ fn require(dir: &Path, name: &str) -> String {
 fn metric(server: &Server, series: &str) -> f64 {
     let (status, text) = server.get("/metrics");
     assert_eq!(status, 200);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 fn upstream_event(server: &Server, event: &str) -> f64 {
@@ -219,7 +217,8 @@ mod hostile {
         pub fn start() -> Liar {
             let promised = simple_package("liar", "1.0.0", "what the packument promises", "module.exports = 1;\n");
             let sent = simple_package("liar", "1.0.0", "what is sent instead", "module.exports = 'evil';\n");
-            let integrity = format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised)));
+            let integrity =
+                format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised)));
             let runtime = tokio::runtime::Runtime::new().unwrap();
             let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());

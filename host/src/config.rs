@@ -612,7 +612,8 @@ mod tests {
         assert_eq!(c.repositories[0].upstream_token.as_deref(), Some("t0k"));
         assert!(!toml::to_string(&c).unwrap().contains("t0k"), "secrets are never written back out");
         let default: Config =
-            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"npm\"\nupstream = \"https://r.example\"\n").unwrap();
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"npm\"\nupstream = \"https://r.example\"\n")
+                .unwrap();
         assert_eq!(default.repositories[0].metadata_ttl, std::time::Duration::from_secs(300));
         for (bad, says) in [
             ("upstream = \"http://127.0.0.1:4873\"", "allow_local_upstream"),

@@ -23,7 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -128,14 +130,16 @@ impl Upstream {
             (Some(token), _, _) => Some(format!("Bearer {token}")),
             (None, Some(user), password) => Some(format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", password.as_deref().unwrap_or("")))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", password.as_deref().unwrap_or("")))
             )),
             _ => None,
         };
         let auth = auth
             .map(|v| {
-                let mut v = HeaderValue::from_str(&v)
-                    .map_err(|_| anyhow::anyhow!("repository `{}`: the upstream credential is not a valid header", rc.name))?;
+                let mut v = HeaderValue::from_str(&v).map_err(|_| {
+                    anyhow::anyhow!("repository `{}`: the upstream credential is not a valid header", rc.name)
+                })?;
                 v.set_sensitive(true);
                 anyhow::Ok(v)
             })
@@ -363,11 +367,16 @@ impl Upstream {
         });
         match result {
             Ok(Ok(done)) => Ok(done),
-            Ok(Err(404 | 410)) => Err(UpstreamError::NotCached(format!("the upstream of `{}` has no such file", self.repository))),
+            Ok(Err(404 | 410)) => {
+                Err(UpstreamError::NotCached(format!("the upstream of `{}` has no such file", self.repository)))
+            }
             Ok(Err(status)) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(repository = %self.repository, url = %url, status, "upstream refused a file download");
-                Err(UpstreamError::Failed(format!("the upstream of `{}` answered {status} for the file", self.repository)))
+                Err(UpstreamError::Failed(format!(
+                    "the upstream of `{}` answered {status} for the file",
+                    self.repository
+                )))
             }
             Err(e) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -418,8 +427,18 @@ mod tests {
     fn urls_stay_on_the_upstream() {
         let u = upstream("http://127.0.0.1:9000/npm/");
         assert_eq!(u.url_for("/@scope%2fx").unwrap().as_str(), "http://127.0.0.1:9000/npm/@scope%2fx");
-        assert_eq!(u.url_for("http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz").unwrap().as_str(), "http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz");
-        for bad in ["http://127.0.0.1:9001/npm/x", "https://127.0.0.1:9000/x", "http://evil.example/x", "x", "//evil.example/x", "http://u:p@127.0.0.1:9000/x"] {
+        assert_eq!(
+            u.url_for("http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz").unwrap().as_str(),
+            "http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz"
+        );
+        for bad in [
+            "http://127.0.0.1:9001/npm/x",
+            "https://127.0.0.1:9000/x",
+            "http://evil.example/x",
+            "x",
+            "//evil.example/x",
+            "http://u:p@127.0.0.1:9000/x",
+        ] {
             assert!(matches!(u.url_for(bad), Err(UpstreamError::Refused(_))), "{bad} must be refused");
         }
         assert!(u.auth.as_ref().unwrap().to_str().unwrap() == "Bearer s3cret");

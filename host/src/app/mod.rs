@@ -159,7 +159,11 @@ impl App {
                     );
                 }
                 if plugin.info.publish != crate::plugin::wit::PublishMode::Upload {
-                    anyhow::bail!("repository `{}` has an upstream, but format `{}` publishes from git tags", rc.name, rc.format);
+                    anyhow::bail!(
+                        "repository `{}` has an upstream, but format `{}` publishes from git tags",
+                        rc.name,
+                        rc.format
+                    );
                 }
             }
             repositories.insert(rc.name.clone(), Repository { config: rc, plugin, upstream });

@@ -11,7 +11,9 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::current::{self as wit, sluice::plugin::registry, sluice::plugin::types, sluice::plugin::upstream};
+use super::bindings::current::{
+    self as wit, sluice::plugin::registry, sluice::plugin::types, sluice::plugin::upstream,
+};
 
 /// The most a plugin may read from a blob in one `read` call; larger requests get this much
 /// (the contract allows short reads only at the end, so the SDK's reader asks again).
@@ -170,7 +172,10 @@ impl upstream::Host for CallState {
         accept: Option<String>,
     ) -> wasmtime::Result<Result<wit::UpstreamResponse, wit::Error>> {
         let Some(registry) = self.registry.clone() else {
-            return Ok(Err(wit::Error { kind: wit::ErrorKind::Unsupported, message: "no upstream in this call".into() }));
+            return Ok(Err(wit::Error {
+                kind: wit::ErrorKind::Unsupported,
+                message: "no upstream in this call".into(),
+            }));
         };
         let started = std::time::Instant::now();
         let answer = registry.upstream_get(&path_and_query, accept.as_deref());

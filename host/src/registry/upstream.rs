@@ -25,8 +25,11 @@ impl From<UpstreamError> for AppError {
 
 impl Registry<'_> {
     pub(super) fn fetch_file(&self, repo: &Repository, f: &wit::UpstreamFile) -> Result<Reply, AppError> {
-        let file_ref =
-            wit::FileRef { package: f.package.clone(), file_name: f.file_name.clone(), content_type: f.content_type.clone() };
+        let file_ref = wit::FileRef {
+            package: f.package.clone(),
+            file_name: f.file_name.clone(),
+            content_type: f.content_type.clone(),
+        };
         if self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)?.is_some() {
             return self.serve_file(repo, &file_ref);
         }

@@ -127,7 +127,10 @@ impl RegistryView for RepositoryView {
 
     fn upstream_get(&self, path_and_query: &str, accept: Option<&str>) -> Result<wit::UpstreamResponse, wit::Error> {
         let Some(upstream) = &self.upstream else {
-            return Err(wit::Error { kind: wit::ErrorKind::Unsupported, message: "this repository has no upstream".into() });
+            return Err(wit::Error {
+                kind: wit::ErrorKind::Unsupported,
+                message: "this repository has no upstream".into(),
+            });
         };
         upstream
             .get(path_and_query, accept)

@@ -43,12 +43,7 @@ pub fn packument(registry: &impl Registry, req: &Request, name: &str, abbreviate
 /// `GET /{name}/{version or dist-tag}` in a proxy repository.
 pub fn version(registry: &impl Registry, req: &Request, name: &str, spec: &str) -> Result<Outcome, Error> {
     let doc = merged(registry, req, name, false)?;
-    let version = doc
-        .get("dist-tags")
-        .and_then(|t| t.get(spec))
-        .and_then(Value::as_str)
-        .unwrap_or(spec)
-        .to_string();
+    let version = doc.get("dist-tags").and_then(|t| t.get(spec)).and_then(Value::as_str).unwrap_or(spec).to_string();
     let manifest = doc
         .get("versions")
         .and_then(|v| v.get(&version))
@@ -120,8 +115,11 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
     let view = registry.package(name);
     let cached: HashSet<String> = registry.cached_versions(name).into_iter().collect();
     let render = |view: &PackageView| -> Map<String, Value> {
-        let doc =
-            if abbreviated { packument::abbreviated(view, &req.base_url) } else { packument::full(view, &req.base_url) };
+        let doc = if abbreviated {
+            packument::abbreviated(view, &req.base_url)
+        } else {
+            packument::full(view, &req.base_url)
+        };
         match doc {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -185,9 +183,7 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
 mod tests {
     use super::*;
     use crate::packument::tests::{view, BASE};
-    use sluice_plugin_sdk::{
-        MemoryRegistry, PackageSummary, Reply, SearchPage, TokenInfo, UpstreamResponse as Answer,
-    };
+    use sluice_plugin_sdk::{MemoryRegistry, PackageSummary, Reply, SearchPage, TokenInfo, UpstreamResponse as Answer};
     use std::collections::HashMap;
 
     /// A proxy repository in memory: stored packages, the upstream's answers by (path, accept),

@@ -29,7 +29,9 @@ pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 /// older plugin shows for an internal error is the closest (the host logged the detail).
 pub fn older_error(err: &latest::Error) -> latest::Error {
     match err.kind {
-        latest::ErrorKind::Unavailable => latest::Error { kind: latest::ErrorKind::Internal, message: err.message.clone() },
+        latest::ErrorKind::Unavailable => {
+            latest::Error { kind: latest::ErrorKind::Internal, message: err.message.clone() }
+        }
         _ => err.clone(),
     }
 }
