@@ -176,6 +176,18 @@ fn a_version_deleted_upstream_leaves_the_proxied_packument_but_stays_installable
     npm.ok(&dir, &["install"]);
     assert_eq!(require(&dir, "left-dep"), "hello from left-dep@1.0.1");
 
+    // Past the time to live with nothing changed upstream, the kept copy is revalidated: the
+    // upstream (a kept document with an ETag) answers 304.
+    std::thread::sleep(Duration::from_millis(1500));
+    let abbreviated = proxy
+        .http()
+        .get(format!("{}/npmjs/left-dep", proxy.url))
+        .header("accept", "application/vnd.npm.install-v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(abbreviated.status().as_u16(), 200);
+    assert!(upstream_event(&proxy, "revalidated") >= 1.0, "the unchanged packument was revalidated, not fetched again");
+
     publisher.ok(&up.work, &["unpublish", "left-dep@1.0.1"]);
     let versions = |server: &Server, path: &str| -> Vec<String> {
         let (status, body) = server.get(path);
@@ -197,6 +209,29 @@ fn a_version_deleted_upstream_leaves_the_proxied_packument_but_stays_installable
     }
     npm.ok(&ci, &["ci"]);
     assert_eq!(require(&ci, "left-dep"), "hello from left-dep@1.0.1");
+}
+
+#[test]
+fn a_private_upstream_is_read_with_the_repositorys_token() {
+    let up = Server::start_with_config("[[repository]]\nname = \"npm\"\nformat = \"npm\"\nread = \"token\"\n");
+    let token = up.token("publisher", "publish", None);
+    let publisher = Npm::new(&up, "publisher", Some(&token));
+    publisher.ok(&make_package(&up.work, "@acme/private-dep", "1.0.0"), &["publish"]);
+    let reader = up.token("proxy-reader", "read", Some("npm"));
+
+    let with = Server::start_with_config(&proxy_config(&up, &format!("upstream_token = \"{reader}\"")));
+    let npm = client(&with, "with-token");
+    let dir = app(&with.work, "with-app", &[("@acme/private-dep", "1.0.0")]);
+    npm.ok(&dir, &["install"]);
+    assert!(dir.join("node_modules/@acme/private-dep/index.js").exists());
+
+    // Without the token the upstream refuses, and npm is told the upstream is unavailable (not
+    // that the package does not exist, and nothing about the upstream's address).
+    let without = Server::start_with_config(&proxy_config(&up, ""));
+    let (status, body) = without.get("/npmjs/@acme%2fprivate-dep");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("the upstream answered 401"), "{body}");
+    assert!(!body.contains("127.0.0.1"), "{body}");
 }
 
 /// The one hand-written upstream: a registry that lies about its tarball's integrity, which no
