@@ -234,9 +234,43 @@ fn a_private_upstream_is_read_with_the_repositorys_token() {
     assert!(!body.contains("127.0.0.1"), "{body}");
 }
 
-/// The one hand-written upstream: a registry that lies about its tarball's integrity, which no
-/// real `sluice serve` can be made to do.
+#[test]
+fn a_slow_upstream_is_waited_for_within_its_timeout_and_a_stalled_one_is_served_stale() {
+    let slow = hostile::Slow::start();
+    // The plugin may compute for 300 ms; the upstream may take 3 s.
+    let config = format!(
+        "plugin_timeout_ms = 300\n[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\nupstream = \"{}/npm\"\nallow_local_upstream = true\nmetadata_ttl = \"1s\"\nupstream_timeout = \"3s\"\n",
+        slow.url
+    );
+    let proxy = Server::start_with_config(&config);
+    // Each answer takes a second: longer than the plugin's own limit, which waiting for the
+    // upstream does not use up.
+    slow.delay_ms.store(1000, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = proxy.get("/npmjs/slow");
+    assert_eq!(status, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["versions"]["1.0.0"]["dist"]["tarball"], format!("{}/npmjs/slow/-/slow-1.0.0.tgz", proxy.url));
+    let (status, _) = proxy.get("/npmjs/slow/-/slow-1.0.0.tgz");
+    assert_eq!(status, 200, "the tarball is fetched, verified and served");
+
+    // Now the upstream stalls past its timeout: the kept packument answers, stale.
+    slow.delay_ms.store(20_000, std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, body) = proxy.get("/npmjs/slow");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("slow-1.0.0.tgz"));
+    assert!(upstream_event(&proxy, "stale_served") >= 1.0);
+    assert!(proxy.log().contains("timed out"), "the log says the upstream timed out");
+    assert_eq!(metric(&proxy, "sluice_plugin_call_failures_total{plugin=\"npm\",reason=\"timeout\"}"), 0.0);
+}
+
+/// The hand-written upstreams, for what no real `sluice serve` can be made to do: lie about a
+/// tarball's integrity, or answer slowly and then stall.
 mod hostile {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use axum::routing::get;
     use base64::Engine;
     use sha2::{Digest, Sha512};
@@ -271,6 +305,52 @@ mod hostile {
                 .route("/npm/liar/-/liar-1.0.0.tgz", get(move || async move { sent }));
             runtime.spawn(async move { axum::serve(listener, app).await });
             Liar { url, _runtime: runtime }
+        }
+    }
+
+    /// A registry with one honest package whose every answer waits `delay_ms` first.
+    pub struct Slow {
+        pub url: String,
+        pub delay_ms: Arc<AtomicU64>,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Slow {
+        pub fn start() -> Slow {
+            let tarball = simple_package("slow", "1.0.0", "a package from a slow registry", "module.exports = 1;\n");
+            let integrity =
+                format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&tarball)));
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let packument = serde_json::json!({
+                "name": "slow",
+                "dist-tags": {"latest": "1.0.0"},
+                "versions": {"1.0.0": {
+                    "name": "slow", "version": "1.0.0",
+                    "dist": {"tarball": format!("{url}/npm/slow/-/slow-1.0.0.tgz"), "integrity": integrity},
+                }},
+            })
+            .to_string();
+            let delay_ms = Arc::new(AtomicU64::new(0));
+            let (d1, d2) = (delay_ms.clone(), delay_ms.clone());
+            let app = axum::Router::new()
+                .route(
+                    "/npm/slow",
+                    get(move || async move {
+                        tokio::time::sleep(Duration::from_millis(d1.load(Ordering::SeqCst))).await;
+                        ([("content-type", "application/json")], packument)
+                    }),
+                )
+                .route(
+                    "/npm/slow/-/slow-1.0.0.tgz",
+                    get(move || async move {
+                        tokio::time::sleep(Duration::from_millis(d2.load(Ordering::SeqCst))).await;
+                        tarball
+                    }),
+                );
+            runtime.spawn(async move { axum::serve(listener, app).await });
+            Slow { url, delay_ms, _runtime: runtime }
         }
     }
 }
