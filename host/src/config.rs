@@ -159,7 +159,7 @@ pub struct RepositoryConfig {
     /// Receivers of pipeline status changes.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
-    /// A proxy repository's upstream registry (`https://registry.npmjs.org`): what clients ask
+    /// A proxy repository's upstream registry (`https://registry.example`): what clients ask
     /// for and the repository does not hold is fetched from it (see `upstream.rs`).
     #[serde(default)]
     pub upstream: Option<String>,
@@ -210,7 +210,7 @@ fn default_upstream_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
 }
 
-/// A repository's name as the tail of an environment variable: `npm-js` -> `NPM_JS`.
+/// A repository's name as the tail of an environment variable: `web-public` -> `WEB_PUBLIC`.
 pub fn env_suffix(repository: &str) -> String {
     repository.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
@@ -602,17 +602,17 @@ mod tests {
     #[test]
     fn proxy_settings_are_checked_and_secrets_come_from_the_environment() {
         let ok: Config = toml::from_str(
-            "[[repository]]\nname = \"npm-js\"\nformat = \"npm\"\nupstream = \"https://registry.npmjs.org\"\nmetadata_ttl = \"90s\"\n",
+            "[[repository]]\nname = \"web-public\"\nformat = \"web\"\nupstream = \"https://registry.example\"\nmetadata_ttl = \"90s\"\n",
         )
         .unwrap();
         assert!(ok.validate().is_ok());
         assert_eq!(ok.repositories[0].metadata_ttl, std::time::Duration::from_secs(90));
         let mut c = ok.clone();
-        c.apply_env(|k| (k == "SLUICE_UPSTREAM_TOKEN_NPM_JS").then(|| "t0k".to_string())).unwrap();
+        c.apply_env(|k| (k == "SLUICE_UPSTREAM_TOKEN_WEB_PUBLIC").then(|| "t0k".to_string())).unwrap();
         assert_eq!(c.repositories[0].upstream_token.as_deref(), Some("t0k"));
         assert!(!toml::to_string(&c).unwrap().contains("t0k"), "secrets are never written back out");
         let default: Config =
-            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"npm\"\nupstream = \"https://r.example\"\n")
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"https://r.example\"\n")
                 .unwrap();
         assert_eq!(default.repositories[0].metadata_ttl, std::time::Duration::from_secs(300));
         for (bad, says) in [
@@ -623,16 +623,16 @@ mod tests {
             ("upstream = \"https://r.example\"\nupstream_username = \"u\"", "go together"),
         ] {
             let c: Config =
-                toml::from_str(&format!("[[repository]]\nname = \"p\"\nformat = \"npm\"\n{bad}\n")).unwrap();
+                toml::from_str(&format!("[[repository]]\nname = \"p\"\nformat = \"web\"\n{bad}\n")).unwrap();
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
         assert!(toml::from_str::<Config>(
-            "[[repository]]\nname = \"p\"\nformat = \"npm\"\nupstream = \"https://r.example\"\nmetadata_ttl = \"soon\"\n"
+            "[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"https://r.example\"\nmetadata_ttl = \"soon\"\n"
         )
         .is_err());
         let local: Config = toml::from_str(
-            "[[repository]]\nname = \"p\"\nformat = \"npm\"\nupstream = \"http://127.0.0.1:4873\"\nallow_local_upstream = true\n",
+            "[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"http://127.0.0.1:4873\"\nallow_local_upstream = true\n",
         )
         .unwrap();
         assert!(local.validate().is_ok());

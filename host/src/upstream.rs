@@ -32,8 +32,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::RepositoryConfig;
 
-/// The most an upstream's metadata answer may hold (the largest public packuments are tens of
-/// MiB); more is refused rather than held.
+/// The most an upstream's metadata answer may hold (the largest public package documents are
+/// tens of MiB); more is refused rather than held.
 const MAX_METADATA_BYTES: usize = 128 << 20;
 
 /// What the upstream (or the kept copy) answered.
@@ -417,7 +417,7 @@ mod tests {
     fn upstream(url: &str) -> Upstream {
         let dir = tempfile::tempdir().unwrap();
         let rc: RepositoryConfig = toml::from_str(&format!(
-            "name = \"npmjs\"\nformat = \"npm\"\nupstream = {url:?}\nallow_local_upstream = true\nupstream_token = \"s3cret\""
+            "name = \"public\"\nformat = \"web\"\nupstream = {url:?}\nallow_local_upstream = true\nupstream_token = \"s3cret\""
         ))
         .unwrap();
         Upstream::of(&rc, dir.path()).unwrap().unwrap()
@@ -425,14 +425,14 @@ mod tests {
 
     #[test]
     fn urls_stay_on_the_upstream() {
-        let u = upstream("http://127.0.0.1:9000/npm/");
-        assert_eq!(u.url_for("/@scope%2fx").unwrap().as_str(), "http://127.0.0.1:9000/npm/@scope%2fx");
+        let u = upstream("http://127.0.0.1:9000/reg/");
+        assert_eq!(u.url_for("/@scope%2fx").unwrap().as_str(), "http://127.0.0.1:9000/reg/@scope%2fx");
         assert_eq!(
-            u.url_for("http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz").unwrap().as_str(),
-            "http://127.0.0.1:9000/npm/x/-/x-1.0.0.tgz"
+            u.url_for("http://127.0.0.1:9000/reg/x/-/x-1.0.0.tgz").unwrap().as_str(),
+            "http://127.0.0.1:9000/reg/x/-/x-1.0.0.tgz"
         );
         for bad in [
-            "http://127.0.0.1:9001/npm/x",
+            "http://127.0.0.1:9001/reg/x",
             "https://127.0.0.1:9000/x",
             "http://evil.example/x",
             "x",
@@ -449,7 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Port 9 (discard) on loopback: nothing listens there; offline must not even try.
         let rc: RepositoryConfig = toml::from_str(
-            "name = \"npmjs\"\nformat = \"npm\"\nupstream = \"http://127.0.0.1:9/\"\nallow_local_upstream = true\noffline = true",
+            "name = \"public\"\nformat = \"web\"\nupstream = \"http://127.0.0.1:9/\"\nallow_local_upstream = true\noffline = true",
         )
         .unwrap();
         let u = Upstream::of(&rc, dir.path()).unwrap().unwrap();
