@@ -84,6 +84,11 @@ fn installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down() {
         "the tarball came through the proxy, not from the upstream: {resolved}"
     );
 
+    // `npm view` reads the full packument, also through the proxy.
+    let viewed = npm.view(&dir, &["@acme/widget"]);
+    assert_eq!(viewed["version"], "2.0.0");
+    assert!(viewed["dist"]["tarball"].as_str().unwrap().starts_with(&proxy.repo_url("npmjs")), "{viewed}");
+
     // The audit log records each fetched file as a push by `upstream`, with where it came from.
     let admin = proxy.token("admin", "admin", None);
     let pushes = proxy.api_json("/api/v1/pushes?repository=npmjs", &admin);

@@ -48,7 +48,16 @@ impl Registry<'_> {
                 f.file_name
             )));
         }
-        let url = upstream.url_for(&f.url)?;
+        // The URL is the upstream's own document's: one pointing elsewhere is the upstream's
+        // fault (a 502), and the credentials must not follow it.
+        let url = upstream.url_for(&f.url).map_err(|e| {
+            upstream.stats.files_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(repository = repo.name(), package = %f.package, error = %e, "refused an upstream file URL");
+            AppError::Unavailable(format!(
+                "the upstream's metadata points {} at another host; refused (details are in the server log)",
+                f.file_name
+            ))
+        })?;
         let mut writer = self.blobs.writer(self.config.max_upload_mb << 20)?;
         if let Err(e) = upstream.download(&url, |chunk| writer.write_chunk(chunk))? {
             upstream.stats.files_refused.fetch_add(1, Ordering::Relaxed);
