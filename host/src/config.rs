@@ -170,6 +170,60 @@ pub struct RepositoryConfig {
     /// Receivers of pipeline status changes.
     #[serde(default, rename = "webhook")]
     pub webhooks: Vec<WebhookConfig>,
+    /// A proxy repository's upstream registry (`https://registry.example`): what clients ask
+    /// for and the repository does not hold is fetched from it (see `upstream.rs`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// A bearer token sent to the upstream (`SLUICE_UPSTREAM_TOKEN_<REPOSITORY>` overrides it).
+    #[serde(default, skip_serializing)]
+    pub upstream_token: Option<String>,
+    /// Basic credentials for the upstream (`SLUICE_UPSTREAM_USERNAME_<REPOSITORY>`,
+    /// `SLUICE_UPSTREAM_PASSWORD_<REPOSITORY>`).
+    #[serde(default)]
+    pub upstream_username: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub upstream_password: Option<String>,
+    /// How long an upstream's metadata answer is served without asking it again (`5m`, `30s`).
+    #[serde(default = "default_metadata_ttl", with = "duration_text")]
+    pub metadata_ttl: std::time::Duration,
+    /// Time limit of one request to the upstream (`30s`).
+    #[serde(default = "default_upstream_timeout", with = "duration_text")]
+    pub upstream_timeout: std::time::Duration,
+    /// Never contact the upstream: serve what was kept and stored.
+    #[serde(default)]
+    pub offline: bool,
+    /// Let the upstream be a loopback, private or link-local address (refused by default, as
+    /// for webhooks; a registry inside the same network needs it).
+    #[serde(default)]
+    pub allow_local_upstream: bool,
+}
+
+/// Durations written as text (`5m`, `90s`, `1h 30m`).
+mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as \"5m\" or \"30s\": {e}")))
+    }
+}
+
+fn default_metadata_ttl() -> std::time::Duration {
+    std::time::Duration::from_secs(300)
+}
+fn default_upstream_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+/// A repository's name as the tail of an environment variable: `web-public` -> `WEB_PUBLIC`.
+pub fn env_suffix(repository: &str) -> String {
+    repository.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
 }
 
 /// One git source: the plain string form (`"https://..."`) or a table with a name.
@@ -414,6 +468,19 @@ impl Config {
                 }
             };
         }
+        // Upstream secrets belong in the environment, not the file: one variable per repository.
+        for r in &mut self.repositories {
+            let suffix = env_suffix(&r.name);
+            for (name, field) in [
+                ("SLUICE_UPSTREAM_TOKEN_", &mut r.upstream_token),
+                ("SLUICE_UPSTREAM_USERNAME_", &mut r.upstream_username),
+                ("SLUICE_UPSTREAM_PASSWORD_", &mut r.upstream_password),
+            ] {
+                if let Some(v) = get(&format!("{name}{suffix}")) {
+                    *field = Some(v).filter(|v| !v.is_empty());
+                }
+            }
+        }
         if let Some(v) = get("SLUICE_PLUGINS") {
             self.plugins.extend(v.split(':').filter(|p| !p.is_empty()).map(|p| PluginConfig { path: p.into() }));
         }
@@ -435,6 +502,7 @@ impl Config {
             if !seen.insert(&r.name) {
                 return Err(ConfigError::Invalid(format!("repository `{}` is configured twice", r.name)));
             }
+            r.validate_upstream().map_err(|e| ConfigError::Invalid(format!("repository `{}`: {e}", r.name)))?;
             for hook in &r.webhooks {
                 crate::outbound::check_url(&hook.url, self.allow_local_webhooks)
                     .map_err(|e| ConfigError::Invalid(format!("repository `{}`: webhook {}: {e}", r.name, hook.url)))?;
@@ -474,6 +542,43 @@ impl Config {
 
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.plugin_cache.clone().unwrap_or_else(|| self.data.join("plugin-cache"))
+    }
+}
+
+impl RepositoryConfig {
+    /// A proxy's settings: a URL the outbound guard accepts, one kind of credential, and no
+    /// proxy setting on a repository without an upstream.
+    fn validate_upstream(&self) -> Result<(), String> {
+        let Some(url) = &self.upstream else {
+            let stray = [
+                ("upstream_token", self.upstream_token.is_some()),
+                ("upstream_username", self.upstream_username.is_some()),
+                ("upstream_password", self.upstream_password.is_some()),
+                ("offline", self.offline),
+                ("allow_local_upstream", self.allow_local_upstream),
+            ];
+            return match stray.iter().find(|(_, set)| *set) {
+                Some((name, _)) => Err(format!("`{name}` needs `upstream = \"https://...\"`")),
+                None => Ok(()),
+            };
+        };
+        crate::outbound::check_url(url, self.allow_local_upstream).map_err(|e| {
+            let e = e.replace("allow_local_webhooks", "allow_local_upstream");
+            format!("upstream {url}: {e}")
+        })?;
+        if !self.git.is_empty() {
+            return Err("a repository takes versions from git tags or from an upstream, not both".into());
+        }
+        if self.upstream_token.is_some() && (self.upstream_username.is_some() || self.upstream_password.is_some()) {
+            return Err("set `upstream_token` or `upstream_username`/`upstream_password`, not both".into());
+        }
+        if self.upstream_password.is_some() != self.upstream_username.is_some() {
+            return Err("`upstream_username` and `upstream_password` go together".into());
+        }
+        if self.upstream_timeout.is_zero() {
+            return Err("`upstream_timeout` must be more than 0".into());
+        }
+        Ok(())
     }
 }
 
@@ -542,6 +647,45 @@ mod tests {
         assert!(file.validate().is_err(), "only postgres:// URLs; the SQLite file is the default");
         let empty: Config = toml::from_str("database_pool_size = 0").unwrap();
         assert!(empty.validate().is_err());
+    }
+
+    #[test]
+    fn proxy_settings_are_checked_and_secrets_come_from_the_environment() {
+        let ok: Config = toml::from_str(
+            "[[repository]]\nname = \"web-public\"\nformat = \"web\"\nupstream = \"https://registry.example\"\nmetadata_ttl = \"90s\"\n",
+        )
+        .unwrap();
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.repositories[0].metadata_ttl, std::time::Duration::from_secs(90));
+        let mut c = ok.clone();
+        c.apply_env(|k| (k == "SLUICE_UPSTREAM_TOKEN_WEB_PUBLIC").then(|| "t0k".to_string())).unwrap();
+        assert_eq!(c.repositories[0].upstream_token.as_deref(), Some("t0k"));
+        assert!(!toml::to_string(&c).unwrap().contains("t0k"), "secrets are never written back out");
+        let default: Config =
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"https://r.example\"\n")
+                .unwrap();
+        assert_eq!(default.repositories[0].metadata_ttl, std::time::Duration::from_secs(300));
+        for (bad, says) in [
+            ("upstream = \"http://127.0.0.1:4873\"", "allow_local_upstream"),
+            ("upstream = \"ftp://r.example\"", "http"),
+            ("offline = true", "needs `upstream"),
+            ("upstream = \"https://r.example\"\nupstream_token = \"a\"\nupstream_username = \"u\"\nupstream_password = \"p\"", "not both"),
+            ("upstream = \"https://r.example\"\nupstream_username = \"u\"", "go together"),
+        ] {
+            let c: Config =
+                toml::from_str(&format!("[[repository]]\nname = \"p\"\nformat = \"web\"\n{bad}\n")).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(toml::from_str::<Config>(
+            "[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"https://r.example\"\nmetadata_ttl = \"soon\"\n"
+        )
+        .is_err());
+        let local: Config = toml::from_str(
+            "[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"http://127.0.0.1:4873\"\nallow_local_upstream = true\n",
+        )
+        .unwrap();
+        assert!(local.validate().is_ok());
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub enum AppError {
     /// The format has no such operation (a method its protocol does not take).
     #[error("{0}")]
     Unsupported(String),
+    /// A proxy repository's upstream failed and nothing kept can stand in, or it sent a file
+    /// that does not match its own metadata (the contract's `unavailable`, a 502). The message
+    /// says so without the upstream's address or error detail, which are logged.
+    #[error("{0}")]
+    Unavailable(String),
     /// A plugin call failed (trapped, ran out of time or memory): a 500 that names the plugin
     /// and what happened, which is no secret and what an operator needs to see.
     #[error(transparent)]
@@ -86,6 +91,7 @@ impl From<wit::Error> for AppError {
             K::TooLarge => AppError::TooLarge(m),
             K::Unsupported => AppError::Unsupported(m),
             K::Internal => AppError::Internal(anyhow::anyhow!("the plugin answered an internal error: {m}")),
+            K::Unavailable => AppError::Unavailable(m),
         }
     }
 }
@@ -108,6 +114,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::Unavailable(_) => StatusCode::BAD_GATEWAY,
             AppError::Plugin(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,7 +137,8 @@ impl AppError {
             | AppError::Forbidden(m)
             | AppError::Conflict(m)
             | AppError::TooLarge(m)
-            | AppError::Unsupported(m) => m.clone(),
+            | AppError::Unsupported(m)
+            | AppError::Unavailable(m) => m.clone(),
             AppError::Plugin(e) => e.to_string(),
             AppError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
@@ -153,6 +161,7 @@ impl From<AppError> for wit::Error {
             AppError::Conflict(_) => K::Conflict,
             AppError::TooLarge(_) => K::TooLarge,
             AppError::Unsupported(_) => K::Unsupported,
+            AppError::Unavailable(_) => K::Unavailable,
             AppError::Plugin(_) | AppError::Internal(_) => K::Internal,
         };
         wit::Error { kind, message: e.client_message() }
@@ -193,6 +202,7 @@ mod tests {
             K::TooLarge,
             K::Unsupported,
             K::Internal,
+            K::Unavailable,
         ];
         all.into_iter()
             .map(|k| {
@@ -206,6 +216,7 @@ mod tests {
                     K::TooLarge => 413,
                     K::Unsupported => 405,
                     K::Internal => 500,
+                    K::Unavailable => 502,
                 };
                 (k, status)
             })
@@ -218,7 +229,7 @@ mod tests {
             let message = format!("the plugin's words for {kind:?}");
             let domain = AppError::from(wit::Error { kind, message: message.clone() });
             assert_eq!(domain.status().as_u16(), status, "{kind:?}");
-            assert_eq!(domain.is_internal(), kind == K::Internal, "{kind:?}");
+            assert_eq!(domain.is_internal(), matches!(kind, K::Internal | K::Unavailable), "{kind:?}");
             let back = wit::Error::from(domain);
             assert_eq!(back.kind, kind, "the kind comes back");
             if kind == K::Internal {
@@ -236,6 +247,7 @@ mod tests {
             AppError::BadRequest("m".into()),
             AppError::not_found("package `x`"),
             AppError::Gone("m".into()),
+            AppError::Unavailable("m".into()),
             AppError::Unauthorized("m".into()),
             AppError::Forbidden("m".into()),
             AppError::Conflict("m".into()),
@@ -253,7 +265,8 @@ mod tests {
             let again = AppError::from(out.clone());
             assert_eq!(again.status().as_u16(), status, "{shown}: comes back as the same kind");
             let message = wit::Error::from(again).message;
-            if status < 500 {
+            if status < 500 || status == 502 {
+                // An upstream failure's message is the host's own words, shown as they are.
                 assert_eq!(message, out.message, "{shown}: and the same message");
             } else {
                 // A plugin's internal error is an internal failure: its words are not shown.

@@ -23,3 +23,4 @@ pub mod plugin;
 pub mod registry;
 pub mod runner;
 pub mod store;
+pub mod upstream;

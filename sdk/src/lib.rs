@@ -1,13 +1,15 @@
 //! The small SDK every Sluice format plugin builds on.
 //!
-//! It carries the bindings of the newest plugin contract (`wit/v0.3.0`), and the helpers that
+//! It carries the bindings of the newest plugin contract (`wit/v0.4.0`), and the helpers that
 //! every plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), finding string values
 //! in a large JSON body without holding it ([`json_scan`]), answering HTTP requests ([`http`]),
 //! declaring which responses the host may keep ([`Outcome::keep_for_package`] and friends) and
 //! looking things up in the repository through a [`Registry`] that native unit tests can replace
 //! with [`MemoryRegistry`].
 //!
-//! A plugin built with this SDK is a plugin of contract 0.3.0. Plugins built against older
+//! A plugin built with this SDK is a plugin of contract 0.4.0. A proxy repository's plugin asks
+//! its upstream through [`Registry::upstream_get`] (the host fetches and caches) and answers
+//! [`Outcome::fetch_file`] for a file only the upstream has. Plugins built against older
 //! contracts keep loading (the host converts at the boundary); they are built from `wit/v0.1.0`
 //! directly, as the runtime tests' fault plugin is.
 //!
@@ -16,7 +18,7 @@
 //! `wasm32`, so that the format logic stays a plain Rust library that `cargo test` runs natively.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.3.0",
+    path: "../wit/v0.4.0",
     world: "format-plugin",
     pub_export_macro: true,
     export_macro_name: "export_format",
@@ -64,6 +66,9 @@ impl Error {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::TooLarge, message)
     }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
 }
 
 impl ErrorKind {
@@ -80,6 +85,7 @@ impl ErrorKind {
             ErrorKind::TooLarge => 413,
             ErrorKind::Unsupported => 405,
             ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 502,
         }
     }
 }
@@ -142,6 +148,18 @@ impl Outcome {
             }),
             keep: None,
         }
+    }
+    /// Stream a file of the upstream: the host serves its stored copy, or downloads, verifies
+    /// and stores it first (contract 0.4.0).
+    pub fn fetch_file(file: UpstreamFile) -> Self {
+        Outcome { effects: Vec::new(), reply: Reply::FetchFile(file), keep: None }
+    }
+}
+
+impl UpstreamResponse {
+    /// A response header by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The repository as a plugin sees it, behind a trait so that protocol code unit-tests natively.
 
-use crate::{PackageSummary, PackageView, SearchPage, TokenInfo, VersionState};
+use crate::{Error, PackageSummary, PackageView, SearchPage, TokenInfo, UpstreamResponse, VersionState};
 
 /// Read access to the repository's visible packages (the host has applied the gate).
 pub trait Registry {
@@ -13,6 +13,22 @@ pub trait Registry {
     fn summary(&self, name: &str) -> Option<PackageSummary>;
     /// The tokens of the request's caller; empty without a credential.
     fn tokens(&self) -> Vec<TokenInfo>;
+    /// Whether the repository has an upstream (a proxy repository). Defaults keep registries
+    /// without one (and unit tests) unchanged.
+    fn upstream_configured(&self) -> bool {
+        false
+    }
+    /// GET `path_and_query` below the repository's upstream; the host adds credentials, applies
+    /// its guard and timeouts, and answers from its cache within `metadata_ttl` (or when the
+    /// upstream fails). Any status the upstream gives is a response; an error means nothing
+    /// could be had.
+    fn upstream_get(&self, _path_and_query: &str, _accept: Option<&str>) -> Result<UpstreamResponse, Error> {
+        Err(Error::unsupported("this repository has no upstream"))
+    }
+    /// Versions of `package` held because they were fetched from the upstream, not published.
+    fn cached_versions(&self, _package: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The host's registry, through the plugin's imports.
@@ -33,6 +49,15 @@ impl Registry for HostRegistry {
     }
     fn tokens(&self) -> Vec<TokenInfo> {
         crate::sluice::plugin::registry::tokens()
+    }
+    fn upstream_configured(&self) -> bool {
+        crate::sluice::plugin::upstream::configured()
+    }
+    fn upstream_get(&self, path_and_query: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
+        crate::sluice::plugin::upstream::get(path_and_query, accept)
+    }
+    fn cached_versions(&self, package: &str) -> Vec<String> {
+        crate::sluice::plugin::upstream::cached_versions(package)
     }
 }
 

@@ -4,7 +4,7 @@
 //! clean-up. The behaviour over it lives in services that take `&App`: `registry` (the client
 //! protocol, git tags, the plugins' view of the store) and `pipeline` (planning, jobs, webhooks).
 //!
-//! May call: `config`, `store`, `plugin`, `error`. Called by `registry`, `pipeline` and `http`;
+//! May call: `config`, `store`, `plugin`, `error`, `upstream`. Called by `registry`, `pipeline` and `http`;
 //! it calls none of them.
 
 pub mod documents;
@@ -21,11 +21,14 @@ use crate::config::{Config, Gate, ReadAccess, RepositoryConfig};
 use crate::error::AppError;
 use crate::plugin::{builtin, Limits, Plugin, PluginRuntime};
 use crate::store::{db::Visibility, BlobStore, Db};
+use crate::upstream::Upstream;
 
 /// A configured repository and the plugin that serves it.
 pub struct Repository {
     pub config: RepositoryConfig,
     pub plugin: Arc<Plugin>,
+    /// A proxy repository's upstream (`upstream = "..."`).
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 impl Repository {
@@ -144,7 +147,29 @@ impl App {
                     plugins.keys().cloned().collect::<Vec<_>>().join(", ")
                 )
             })?;
-            repositories.insert(rc.name.clone(), Repository { config: rc, plugin });
+            let upstream = Upstream::of(&rc, &config.data)?.map(Arc::new);
+            if upstream.is_some() {
+                // Only a plugin of contract 0.4.0 or later can ask an upstream (older ones have no
+                // `upstream` import), and git-tag formats take versions from git instead.
+                if matches!(plugin.contract, "0.1.0" | "0.2.0" | "0.3.0") {
+                    anyhow::bail!(
+                        "repository `{}` has an upstream, but plugin `{}` ({}) was built against contract {}, which \
+                         cannot proxy (0.4.0 or later can)",
+                        rc.name,
+                        plugin.name(),
+                        plugin.source,
+                        plugin.contract
+                    );
+                }
+                if plugin.info.publish != crate::plugin::wit::PublishMode::Upload {
+                    anyhow::bail!(
+                        "repository `{}` has an upstream, but format `{}` publishes from git tags",
+                        rc.name,
+                        rc.format
+                    );
+                }
+            }
+            repositories.insert(rc.name.clone(), Repository { config: rc, plugin, upstream });
         }
         Ok(App {
             db,

@@ -112,6 +112,32 @@ fn render(reg: &App, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError>
     ] {
         sample(&mut out, "sluice_documents_total", &[("event", event)], counter.load(Ordering::Relaxed));
     }
+    family(
+        &mut out,
+        "sluice_upstream_total",
+        "counter",
+        "Proxy repositories' upstream requests: kept copies served (hit, stale_served), upstream answers (fetched, revalidated), failures, and files stored or refused.",
+    );
+    for repo in reg.repositories.values().filter(|r| may_see(r.name())) {
+        let Some(u) = &repo.upstream else { continue };
+        let s = &u.stats;
+        for (event, counter) in [
+            ("hit", &s.hits),
+            ("fetched", &s.fetched),
+            ("revalidated", &s.revalidated),
+            ("stale_served", &s.stale_served),
+            ("failure", &s.failures),
+            ("file_stored", &s.files_stored),
+            ("file_refused", &s.files_refused),
+        ] {
+            sample(
+                &mut out,
+                "sluice_upstream_total",
+                &[("repository", repo.name()), ("event", event)],
+                counter.load(Ordering::Relaxed),
+            );
+        }
+    }
     family(&mut out, "sluice_document_bytes", "gauge", "Memory held by kept protocol documents.");
     sample(&mut out, "sluice_document_bytes", &[], reg.documents.size());
     Ok(out)

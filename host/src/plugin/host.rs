@@ -11,7 +11,9 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::current::{self as wit, sluice::plugin::registry, sluice::plugin::types};
+use super::bindings::current::{
+    self as wit, sluice::plugin::registry, sluice::plugin::types, sluice::plugin::upstream,
+};
 
 /// The most a plugin may read from a blob in one `read` call; larger requests get this much
 /// (the contract allows short reads only at the end, so the SDK's reader asks again).
@@ -70,6 +72,19 @@ pub trait RegistryView: Send + Sync {
     fn summary(&self, name: &str) -> Option<wit::PackageSummary>;
     /// The tokens of the request's caller.
     fn tokens(&self) -> Vec<wit::TokenInfo>;
+    /// Whether the repository has an upstream (a proxy repository).
+    fn upstream_configured(&self) -> bool {
+        false
+    }
+    /// GET below the repository's upstream, through the host's cache (blocking: the time it
+    /// waits does not count against the plugin's deadline, see `CallState::waited`).
+    fn upstream_get(&self, _path_and_query: &str, _accept: Option<&str>) -> Result<wit::UpstreamResponse, wit::Error> {
+        Err(wit::Error { kind: wit::ErrorKind::Unsupported, message: "this repository has no upstream".into() })
+    }
+    /// Versions of a package held because they were fetched from the upstream.
+    fn cached_versions(&self, _package: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A store's data for one call.
@@ -78,6 +93,9 @@ pub struct CallState {
     pub(super) table: ResourceTable,
     pub(super) limits: StoreLimits,
     pub(super) registry: Option<Arc<dyn RegistryView>>,
+    /// Time spent waiting for the upstream inside this call: the deadline is the plugin's own
+    /// computing time, so a slow upstream (which has its own timeouts) does not trap the plugin.
+    pub(super) waited: std::time::Duration,
 }
 
 impl WasiView for CallState {
@@ -140,5 +158,32 @@ impl registry::Host for CallState {
 
     fn tokens(&mut self) -> wasmtime::Result<Vec<wit::TokenInfo>> {
         Ok(self.registry.as_ref().map(|r| r.tokens()).unwrap_or_default())
+    }
+}
+
+impl upstream::Host for CallState {
+    fn configured(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.registry.as_ref().is_some_and(|r| r.upstream_configured()))
+    }
+
+    fn get(
+        &mut self,
+        path_and_query: String,
+        accept: Option<String>,
+    ) -> wasmtime::Result<Result<wit::UpstreamResponse, wit::Error>> {
+        let Some(registry) = self.registry.clone() else {
+            return Ok(Err(wit::Error {
+                kind: wit::ErrorKind::Unsupported,
+                message: "no upstream in this call".into(),
+            }));
+        };
+        let started = std::time::Instant::now();
+        let answer = registry.upstream_get(&path_and_query, accept.as_deref());
+        self.waited += started.elapsed();
+        Ok(answer)
+    }
+
+    fn cached_versions(&mut self, package: String) -> wasmtime::Result<Vec<String>> {
+        Ok(self.registry.as_ref().map(|r| r.cached_versions(&package)).unwrap_or_default())
     }
 }

@@ -303,6 +303,7 @@ fn kind_name(kind: wit::ErrorKind) -> &'static str {
         TooLarge => "too-large",
         Unsupported => "unsupported",
         Internal => "internal",
+        Unavailable => "unavailable",
     }
 }
 

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -190,6 +193,11 @@ fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}")
 }
 
+/// Whole epoch ticks for a duration, at least one.
+fn ticks_for(d: Duration) -> u64 {
+    (d.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}
+
 fn start_epoch_ticker(engine: &Engine) {
     static STARTED: OnceLock<()> = OnceLock::new();
     let engine = engine.clone();
@@ -233,11 +241,19 @@ impl Plugin {
         let output = MemoryOutputPipe::new(MAX_OUTPUT);
         let wasi = WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build();
         let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).trap_on_grow_failure(true).build();
-        let state = CallState { wasi, table: ResourceTable::new(), limits, registry };
+        let state = CallState { wasi, table: ResourceTable::new(), limits, registry, waited: Duration::ZERO };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        store.set_epoch_deadline(ticks_for(timeout));
+        // At the deadline, time the call spent waiting for the repository's upstream (a host
+        // import with timeouts of its own) is given back: the limit is on the plugin's work.
+        store.epoch_deadline_callback(move |ctx| {
+            let budget = timeout + ctx.data().waited;
+            match budget.checked_sub(started.elapsed()) {
+                Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks_for(left))),
+                _ => Err(Trap::Interrupt.into()),
+            }
+        });
         let result = setup(&mut store)
             .and_then(|a| Ok((self.pre.instantiate(&mut store)?, a)))
             .and_then(|(bindings, a)| f(&bindings, &mut store, a));

@@ -10,6 +10,7 @@
 
 mod git_tags;
 mod protocol;
+mod upstream;
 mod view;
 
 pub use git_tags::{poll_git, start_sync, sync_job};

@@ -195,6 +195,7 @@ impl Registry<'_> {
         match outcome.reply {
             wit::Reply::Respond(r) => Ok(Reply::Response(r)),
             wit::Reply::ServeFile(f) => self.serve_file(repo, &f),
+            wit::Reply::FetchFile(f) => self.fetch_file(repo, &f),
         }
     }
 
@@ -489,7 +490,7 @@ impl Registry<'_> {
         Ok(w.finish()?)
     }
 
-    fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, AppError> {
+    pub(super) fn serve_file(&self, repo: &Repository, f: &wit::FileRef) -> Result<Reply, AppError> {
         let not_found = || AppError::NotFound(format!("{} has no file {}", f.package, f.file_name));
         let (_, file) =
             self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)?.ok_or_else(not_found)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::plugin::{wit, RegistryView};
 use crate::store::db::{FileRow, PackageWithFiles, Visibility};
 use crate::store::Db;
+use crate::upstream::{Upstream, UpstreamError};
 
 pub(super) struct RepositoryView {
     pub db: Db,
@@ -14,6 +15,8 @@ pub(super) struct RepositoryView {
     pub case_insensitive: bool,
     /// The caller's token name, for `tokens`.
     pub principal: Option<String>,
+    /// A proxy repository's upstream, for the `upstream` import.
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 impl RepositoryView {
@@ -26,6 +29,7 @@ impl RepositoryView {
             visibility: repo.client_visibility(),
             case_insensitive: repo.plugin.info.case_insensitive_names,
             principal: principal.map(str::to_string),
+            upstream: repo.upstream.clone(),
         })
     }
 
@@ -117,6 +121,30 @@ impl RegistryView for RepositoryView {
         })
     }
 
+    fn upstream_configured(&self) -> bool {
+        self.upstream.is_some()
+    }
+
+    fn upstream_get(&self, path_and_query: &str, accept: Option<&str>) -> Result<wit::UpstreamResponse, wit::Error> {
+        let Some(upstream) = &self.upstream else {
+            return Err(wit::Error {
+                kind: wit::ErrorKind::Unsupported,
+                message: "this repository has no upstream".into(),
+            });
+        };
+        upstream
+            .get(path_and_query, accept)
+            .map(|a| wit::UpstreamResponse { status: a.status, headers: a.headers, body: a.body, stale: a.stale })
+            .map_err(|e| wit::Error { kind: upstream_error_kind(&e), message: e.to_string() })
+    }
+
+    fn cached_versions(&self, package: &str) -> Vec<String> {
+        if self.upstream.is_none() {
+            return Vec::new();
+        }
+        self.log_err("upstream versions", self.db.upstream_versions(&self.repository, &self.key(package)))
+    }
+
     fn tokens(&self) -> Vec<wit::TokenInfo> {
         let Some(name) = &self.principal else { return Vec::new() };
         self.log_err("tokens", self.db.tokens_named(name))
@@ -131,5 +159,15 @@ impl RegistryView for RepositoryView {
                 last_used_ms: t.last_used_at.map(|v| v as u64),
             })
             .collect()
+    }
+}
+
+/// The contract's kind for an upstream failure: a miss while offline is "not found"; a refused
+/// URL is the plugin's bug (internal); a failed upstream with nothing kept is "unavailable".
+pub fn upstream_error_kind(e: &UpstreamError) -> wit::ErrorKind {
+    match e {
+        UpstreamError::NotCached(_) => wit::ErrorKind::NotFound,
+        UpstreamError::Refused(_) => wit::ErrorKind::Internal,
+        UpstreamError::Failed(_) => wit::ErrorKind::Unavailable,
     }
 }

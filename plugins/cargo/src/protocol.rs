@@ -258,7 +258,7 @@ mod tests {
     fn respond(outcome: Outcome) -> Response {
         match outcome.reply {
             Reply::Respond(r) => r,
-            Reply::ServeFile(f) => panic!("expected a response, got a file {f:?}"),
+            other => panic!("expected a response, got {other:?}"),
         }
     }
 
@@ -367,7 +367,7 @@ mod tests {
             handle(&reg, &request("GET", "/api/v1/crates/sluice-app/0.2.0/download", "", &[]), Vec::new()).unwrap();
         match outcome.reply {
             Reply::ServeFile(f) => assert_eq!(f.file_name, "sluice-app-0.2.0.crate", "yanked files stay downloadable"),
-            Reply::Respond(r) => panic!("expected a file, got {}", r.status),
+            other => panic!("expected a file, got {other:?}"),
         }
     }
 

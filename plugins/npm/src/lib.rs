@@ -10,6 +10,7 @@ pub mod name;
 pub mod packument;
 pub mod parse;
 pub mod protocol;
+pub mod proxy;
 pub mod tokens;
 
 use sluice_plugin_sdk::io::ReadAt;

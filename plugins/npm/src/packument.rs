@@ -117,6 +117,11 @@ pub fn latest(view: &PackageView) -> Option<&Artifact> {
     all.iter().find(|a| Some(&a.version) == tagged).or(all.last()).copied()
 }
 
+/// `{base}/{name}/-/{file}`: one tarball's URL.
+pub fn tarball_url(base_url: &str, package: &str, file_name: &str) -> String {
+    format!("{}{}", tarball_base(base_url, package), encode_segment(file_name))
+}
+
 /// `{base}/{name}/-/`, where a package's tarballs are, with a scoped name's `@` and `/` left as
 /// npmjs writes them; computed once per packument rather than once per version.
 fn tarball_base(base_url: &str, package: &str) -> Rc<str> {

@@ -1,7 +1,7 @@
 //! The npm registry protocol as npm 11 speaks it: packuments, tarballs, publish, dist-tags,
 //! deprecate, unpublish, whoami, ping, search and the caller's tokens (`npm token list|revoke`).
 
-use crate::{name, packument, parse, tokens};
+use crate::{name, packument, parse, proxy, tokens};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -41,6 +41,7 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (method.as_str(), rest.as_slice()) {
         ("GET", []) => get_packument(registry, req, &name),
+        ("GET", ["-", file]) if registry.upstream_configured() => proxy::tarball(registry, &name, file),
         ("GET", ["-", file]) => Ok(Outcome::serve_file(&name, *file, "application/octet-stream")),
         ("GET", [spec]) => get_version(registry, req, &name, spec),
         ("PUT", []) => {
@@ -169,9 +170,13 @@ fn dist_tags(
 
 /// `GET /{name}`: the abbreviated packument when npm asks for it by `Accept`, else the full one.
 fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<Outcome, Error> {
-    let view = package(registry, name)?;
     let wants_abbreviated =
         req.header("accept").is_some_and(|a| a.contains(packument::ABBREVIATED)) && req.query_param("write").is_none();
+    // A proxy's document merges the upstream's; a write (`?write=true`) reads this repository's own.
+    if registry.upstream_configured() && req.query_param("write").is_none() {
+        return proxy::packument(registry, req, name, wants_abbreviated);
+    }
+    let view = package(registry, name)?;
     let response = if wants_abbreviated {
         let body = serde_json::to_vec(&packument::abbreviated(&view, &req.base_url)).expect("JSON serialises");
         http::bytes(200, packument::ABBREVIATED, body)
@@ -188,6 +193,9 @@ fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
 fn get_version(registry: &impl Registry, req: &Request, name: &str, spec: &str) -> Result<Outcome, Error> {
+    if registry.upstream_configured() {
+        return proxy::version(registry, req, name, spec);
+    }
     let view = package(registry, name)?;
     let version = view.tags.iter().find(|(t, _)| t == spec).map_or(spec, |(_, v)| v.as_str());
     let artifact = packument::versions(&view)
@@ -522,7 +530,7 @@ mod tests {
     fn response(outcome: &Outcome) -> (u16, Value) {
         match &outcome.reply {
             Reply::Respond(Response { status, body, .. }) => (*status, serde_json::from_slice(body).unwrap()),
-            Reply::ServeFile(_) => panic!("a file, not a response"),
+            _ => panic!("a file, not a response"),
         }
     }
 

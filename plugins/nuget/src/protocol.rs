@@ -365,7 +365,7 @@ pub(crate) mod tests {
                 assert_eq!(r.status, 200);
                 serde_json::from_slice(&r.body).unwrap()
             }
-            Reply::ServeFile(_) => panic!("expected a response"),
+            _ => panic!("expected a response"),
         }
     }
 
@@ -418,11 +418,11 @@ pub(crate) mod tests {
             Reply::ServeFile(f) => {
                 assert_eq!((f.package.as_str(), f.file_name.as_str()), ("Sluice.Demo", "sluice.demo.2.0.0.nupkg"))
             }
-            Reply::Respond(_) => panic!("expected serve-file"),
+            _ => panic!("expected serve-file"),
         }
         match get(&reg, "/v3-flatcontainer/sluice.demo/1.0.0-beta/sluice.demo.nuspec").unwrap().reply {
             Reply::Respond(r) => assert!(String::from_utf8(r.body).unwrap().contains("<id>Sluice.Demo</id>")),
-            Reply::ServeFile(_) => panic!("expected the manifest"),
+            _ => panic!("expected the manifest"),
         }
         assert_eq!(get(&reg, "/v3-flatcontainer/other/index.json").unwrap_err().kind, ErrorKind::NotFound);
         assert_eq!(

@@ -327,7 +327,7 @@ mod tests {
                 .reply
             {
                 sluice_plugin_sdk::Reply::Respond(r) => (r.headers[0].1.clone(), r.body),
-                sluice_plugin_sdk::Reply::ServeFile(_) => panic!("expected the embedded file"),
+                _ => panic!("expected the embedded file"),
             };
         assert_eq!(
             served("/v3-flatcontainer/real.world/5.0.0-beta.1/license"),

@@ -125,7 +125,7 @@ mod tests {
         .reply
         {
             Reply::Respond(r) => String::from_utf8(r.body).unwrap(),
-            Reply::ServeFile(_) => panic!("expected a feed"),
+            _ => panic!("expected a feed"),
         }
     }
 

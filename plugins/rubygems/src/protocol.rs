@@ -264,7 +264,7 @@ mod tests {
     fn respond(outcome: Outcome) -> Response {
         match outcome.reply {
             Reply::Respond(r) => r,
-            Reply::ServeFile(f) => panic!("expected a response, got a file {f:?}"),
+            other => panic!("expected a response, got {other:?}"),
         }
     }
 
@@ -377,7 +377,7 @@ mod tests {
             Reply::ServeFile(f) => {
                 assert_eq!((f.package.as_str(), f.file_name.as_str()), ("sluice-hello", "sluice-hello-1.2.0.gem"))
             }
-            Reply::Respond(r) => panic!("expected a file, got {}", r.status),
+            other => panic!("expected a file, got {other:?}"),
         }
         let yanked = handle(&registry(), &request("GET", "/gems/sluice-hello-0.9.0.gem", &[]), Vec::new()).unwrap_err();
         assert_eq!(yanked.kind, ErrorKind::NotFound);

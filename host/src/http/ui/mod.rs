@@ -305,6 +305,7 @@ impl UiError {
             AppError::TooLarge(_) => "Too large",
             AppError::Gone(_) => "Gone",
             AppError::Unsupported(_) => "Not supported",
+            AppError::Unavailable(_) => "Upstream unavailable",
             AppError::Plugin(_) | AppError::Internal(_) => "Server error",
         };
         let message = match &e {

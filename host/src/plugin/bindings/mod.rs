@@ -10,6 +10,7 @@
 pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;
+pub mod v0_4_0;
 
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store};
@@ -18,15 +19,16 @@ use super::host::{BlobHandle, CallState, TreeHandle};
 use v0_2_0::convert;
 
 /// The contract version the host's own types speak.
-pub use v0_3_0 as current;
+pub use v0_4_0 as current;
 
 use current as latest;
 
 /// Every contract version this host loads, newest first: (WIT package version, world export).
-pub const VERSIONS: &[&str] = &["0.3.0", "0.2.0", "0.1.0"];
+pub const VERSIONS: &[&str] = &["0.4.0", "0.3.0", "0.2.0", "0.1.0"];
 
 /// Adds every version's imports to `linker` (their names differ by version, so they coexist).
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    v0_4_0::add_to_linker(linker)?;
     v0_3_0::add_to_linker(linker)?;
     v0_2_0::add_to_linker(linker)?;
     v0_1_0::add_to_linker(linker)
@@ -43,6 +45,7 @@ pub enum PluginPre {
     V0_1_0(v0_1_0::FormatPluginPre<CallState>),
     V0_2_0(v0_2_0::FormatPluginPre<CallState>),
     V0_3_0(v0_3_0::FormatPluginPre<CallState>),
+    V0_4_0(v0_4_0::FormatPluginPre<CallState>),
 }
 
 /// One instance of a plugin, whatever its version.
@@ -50,6 +53,7 @@ pub enum Instance {
     V0_1_0(v0_1_0::FormatPlugin),
     V0_2_0(v0_2_0::FormatPlugin),
     V0_3_0(v0_3_0::FormatPlugin),
+    V0_4_0(v0_4_0::FormatPlugin),
 }
 
 impl PluginPre {
@@ -59,7 +63,8 @@ impl PluginPre {
         Ok(match version {
             "0.1.0" => PluginPre::V0_1_0(v0_1_0::FormatPluginPre::new(pre)?),
             "0.2.0" => PluginPre::V0_2_0(v0_2_0::FormatPluginPre::new(pre)?),
-            _ => PluginPre::V0_3_0(v0_3_0::FormatPluginPre::new(pre)?),
+            "0.3.0" => PluginPre::V0_3_0(v0_3_0::FormatPluginPre::new(pre)?),
+            _ => PluginPre::V0_4_0(v0_4_0::FormatPluginPre::new(pre)?),
         })
     }
 
@@ -68,6 +73,7 @@ impl PluginPre {
             PluginPre::V0_1_0(p) => Instance::V0_1_0(p.instantiate(store)?),
             PluginPre::V0_2_0(p) => Instance::V0_2_0(p.instantiate(store)?),
             PluginPre::V0_3_0(p) => Instance::V0_3_0(p.instantiate(store)?),
+            PluginPre::V0_4_0(p) => Instance::V0_4_0(p.instantiate(store)?),
         })
     }
 }
@@ -79,7 +85,8 @@ impl Instance {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_info(s).map(Into::into),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_info(s),
+            Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_info(s),
         }
     }
 
@@ -98,7 +105,10 @@ impl Instance {
             Instance::V0_2_0(p) => {
                 convert(&p.sluice_plugin_format().call_parse(s, file_name, file, convert(&limits)?)?)
             }
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
+            Instance::V0_3_0(p) => {
+                convert(&p.sluice_plugin_format().call_parse(s, file_name, file, convert(&limits)?)?)
+            }
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
         }
     }
 
@@ -112,7 +122,8 @@ impl Instance {
                 p.sluice_plugin_format().call_extraction_for(s, &meta.clone().into()).map(Into::into)
             }
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
+            Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
         }
     }
 
@@ -124,7 +135,8 @@ impl Instance {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_trigger_for(s, &meta.clone().into()).map(Into::into),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
+            Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
         }
     }
 
@@ -143,7 +155,10 @@ impl Instance {
             Instance::V0_2_0(p) => {
                 convert(&p.sluice_plugin_format().call_handle(s, &convert(req)?, body, convert(&limits)?)?)
             }
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
+            Instance::V0_3_0(p) => {
+                convert(&p.sluice_plugin_format().call_handle(s, &convert(req)?, body, convert(&limits)?)?)
+            }
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
         }
     }
 
@@ -154,8 +169,13 @@ impl Instance {
     ) -> wasmtime::Result<latest::Response> {
         match self {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_render_error(s, &err.clone().into()).map(Into::into),
-            Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_render_error(s, &convert(err)?)?),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_render_error(s, err),
+            Instance::V0_2_0(p) => {
+                convert(&p.sluice_plugin_format().call_render_error(s, &convert(&v0_3_0::older_error(err))?)?)
+            }
+            Instance::V0_3_0(p) => {
+                convert(&p.sluice_plugin_format().call_render_error(s, &convert(&v0_3_0::older_error(err))?)?)
+            }
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_render_error(s, err),
         }
     }
 
@@ -171,7 +191,8 @@ impl Instance {
                 .call_from_tag(s, &tag.clone().into(), tree)
                 .map(|r| r.map(|f| f.map(Into::into)).map_err(Into::into)),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
+            Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
         }
     }
 
@@ -185,7 +206,11 @@ impl Instance {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, latest::Error>> {
         match self {
             Instance::V0_1_0(_) | Instance::V0_2_0(_) => Ok(Ok(None)),
-            Instance::V0_3_0(p) => p.sluice_plugin_format().call_extend(s, req, changes),
+            Instance::V0_3_0(p) => {
+                let changes: Vec<v0_3_0::Change> = convert(&changes)?;
+                convert(&p.sluice_plugin_format().call_extend(s, &convert(req)?, &changes)?)
+            }
+            Instance::V0_4_0(p) => p.sluice_plugin_format().call_extend(s, req, changes),
         }
     }
 }

@@ -212,7 +212,8 @@ impl From<latest::ErrorKind> for ErrorKind {
             K::Conflict => Self::Conflict,
             K::TooLarge => Self::TooLarge,
             K::Unsupported => Self::Unsupported,
-            K::Internal => Self::Internal,
+            // 0.1.0 has no `unavailable` (0.4.0): the closest it shows is an internal error.
+            K::Internal | K::Unavailable => Self::Internal,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod pipelines;
 pub mod replicas;
 pub mod sql;
 pub mod ui;
+pub mod upstream;
 
 pub use pipelines::{JobRow, NewJob, NewPipeline, PipelineRow, StatusChange};
 use sql::{params, Dialect, Row, Sql, ToValue};

@@ -1,0 +1,356 @@
+//! npm in a proxy repository (`upstream = "..."`, contract 0.4.0): the plugin asks the upstream
+//! for packuments through the host (which adds credentials, guards, times out and keeps them),
+//! and turns the answer into this repository's document:
+//!
+//! - every version's `dist.tarball` points at this repository (`{base}/{name}/-/{file}`), so
+//!   npm downloads through Sluice;
+//! - versions published to this repository are merged in and win over the upstream's of the
+//!   same number, as do their dist-tags;
+//! - versions this repository holds only because they were fetched from the upstream are listed
+//!   while the upstream lists them: one deleted upstream disappears from the document once the
+//!   host's kept copy expires (`metadata_ttl`), but its stored tarball stays downloadable, so
+//!   lockfiles that name it keep installing.
+//!
+//! A tarball not stored here is a `fetch-file` of the upstream's URL with the packument's
+//! `integrity` (sha512) and `shasum` (sha1) for the host to verify. Writes (`?write=true`,
+//! publish, dist-tag, deprecate, unpublish) act on this repository's own versions only.
+
+use crate::{name, packument};
+use base64::Engine;
+use serde_json::{Map, Value};
+use sluice_plugin_sdk::http::{self, encode_segment};
+use sluice_plugin_sdk::{Error, ErrorKind, Outcome, PackageView, Registry, Request, UpstreamFile, UpstreamResponse};
+use std::collections::HashSet;
+
+/// What the plugin asks the upstream for when npm wants the whole packument.
+const FULL: &str = "application/json";
+
+/// The upstream's path of a package: a scoped name is one segment (`/@scope%2fname`), as npm
+/// itself asks.
+pub fn upstream_path(name: &str) -> String {
+    format!("/{}", encode_segment(name).replace("%40", "@"))
+}
+
+/// The packument of a proxy repository (full, or abbreviated when `abbreviated`).
+pub fn packument(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool) -> Result<Outcome, Error> {
+    let doc = merged(registry, req, name, abbreviated)?;
+    let media_type = if abbreviated { packument::ABBREVIATED } else { "application/json" };
+    let body = serde_json::to_vec(&doc).expect("JSON serialises");
+    // Not kept: it depends on the upstream, whose kept copy the host already manages.
+    Ok(Outcome::respond(http::bytes(200, media_type, body)))
+}
+
+/// `GET /{name}/{version or dist-tag}` in a proxy repository.
+pub fn version(registry: &impl Registry, req: &Request, name: &str, spec: &str) -> Result<Outcome, Error> {
+    let doc = merged(registry, req, name, false)?;
+    let version = doc.get("dist-tags").and_then(|t| t.get(spec)).and_then(Value::as_str).unwrap_or(spec).to_string();
+    let manifest = doc
+        .get("versions")
+        .and_then(|v| v.get(&version))
+        .ok_or_else(|| Error::not_found(format!("{name} has no version or dist-tag {spec}")))?;
+    Ok(Outcome::respond(http::json(200, manifest)))
+}
+
+/// A tarball: the stored copy when this repository has the version (published, or fetched
+/// before), else the upstream's, fetched and verified by the host.
+pub fn tarball(registry: &impl Registry, name: &str, file: &str) -> Result<Outcome, Error> {
+    let stored = registry
+        .summary(name)
+        .is_some_and(|s| s.files.iter().any(|f| name::tarball_file_name(&s.name, &f.version) == file));
+    if stored {
+        return Ok(Outcome::serve_file(name, file, "application/octet-stream"));
+    }
+    let not_found = || Error::not_found(format!("{name} has no file {file}"));
+    // The abbreviated packument `npm install` just read: usually the host's kept copy.
+    let answer = registry.upstream_get(&upstream_path(name), Some(packument::ABBREVIATED))?;
+    if answer.status == 404 || answer.status == 410 {
+        return Err(not_found());
+    }
+    let doc = upstream_document(&answer)?;
+    let (version, manifest) = doc
+        .get("versions")
+        .and_then(Value::as_object)
+        .and_then(|versions| versions.iter().find(|(v, _)| name::tarball_file_name(name, v) == file))
+        .ok_or_else(not_found)?;
+    let dist = manifest.get("dist").ok_or_else(not_found)?;
+    let url = dist.get("tarball").and_then(Value::as_str).ok_or_else(not_found)?;
+    Ok(Outcome::fetch_file(UpstreamFile {
+        url: url.to_string(),
+        package: name.to_string(),
+        version: version.clone(),
+        file_name: file.to_string(),
+        content_type: "application/octet-stream".into(),
+        sha512: dist.get("integrity").and_then(Value::as_str).and_then(sha512_hex),
+        sha256: None,
+        sha1: dist.get("shasum").and_then(Value::as_str).filter(|s| is_hex(s, 40)).map(str::to_ascii_lowercase),
+    }))
+}
+
+/// The sha512 of a Subresource Integrity string (`sha512-<base64>`, maybe among others), hex.
+pub fn sha512_hex(integrity: &str) -> Option<String> {
+    integrity.split_whitespace().find_map(|part| {
+        let b64 = part.strip_prefix("sha512-")?;
+        let b64 = b64.split('?').next()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        (bytes.len() == 64).then(|| hex::encode(bytes))
+    })
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn upstream_document(answer: &UpstreamResponse) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_slice(&answer.body) {
+        Ok(Value::Object(doc)) => Ok(doc),
+        _ => Err(Error::unavailable("the upstream's packument is not a JSON object")),
+    }
+}
+
+/// The upstream's packument with tarballs pointing here and this repository's own versions
+/// merged in (they win). Falls back to what is stored here when the upstream has nothing and
+/// nothing is kept.
+fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool) -> Result<Map<String, Value>, Error> {
+    let accept = if abbreviated { packument::ABBREVIATED } else { FULL };
+    let view = registry.package(name);
+    let cached: HashSet<String> = registry.cached_versions(name).into_iter().collect();
+    let render = |view: &PackageView| -> Map<String, Value> {
+        let doc = if abbreviated {
+            serde_json::to_value(packument::abbreviated(view, &req.base_url))
+        } else {
+            serde_json::to_value(packument::full(view, &req.base_url))
+        };
+        match doc.expect("packuments serialise") {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    };
+    // Published here, as opposed to fetched from the upstream.
+    let own = view.as_ref().map(|v| PackageView {
+        artifacts: v.artifacts.iter().filter(|a| !cached.contains(&a.version)).cloned().collect(),
+        ..v.clone()
+    });
+    let own = own.filter(|v| !v.artifacts.is_empty());
+    let answer = match registry.upstream_get(&upstream_path(name), Some(accept)) {
+        Ok(a) => a,
+        // Nothing from the upstream and nothing kept: what is stored here is the best answer.
+        Err(e) => {
+            return match &view {
+                Some(v) if e.kind != ErrorKind::Internal => Ok(render(v)),
+                _ => Err(e),
+            }
+        }
+    };
+    match answer.status {
+        200 => {}
+        404 | 410 => {
+            return own.as_ref().map(render).ok_or_else(|| Error::not_found(format!("{name} is not in this registry")))
+        }
+        status => {
+            return match &own {
+                Some(v) => Ok(render(v)),
+                None => Err(Error::unavailable(format!("the upstream answered {status} for {name}"))),
+            }
+        }
+    }
+    let mut doc = upstream_document(&answer)?;
+    if let Some(Value::Object(versions)) = doc.get_mut("versions") {
+        for (version, manifest) in versions.iter_mut() {
+            if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
+                let url = packument::tarball_url(&req.base_url, name, &name::tarball_file_name(name, version));
+                dist.insert("tarball".into(), Value::String(url));
+            }
+        }
+    }
+    let Some(own) = own else { return Ok(doc) };
+    let mine = render(&own);
+    for field in ["versions", "time", "dist-tags"] {
+        let Some(Value::Object(from)) = mine.get(field) else { continue };
+        let into = doc.entry(field).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(into) = into {
+            for (k, v) in from {
+                if field == "time" && (k == "created" || k == "modified") {
+                    continue;
+                }
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packument::tests::{view, BASE};
+    use sluice_plugin_sdk::{MemoryRegistry, PackageSummary, Reply, SearchPage, TokenInfo, UpstreamResponse as Answer};
+    use std::collections::HashMap;
+
+    /// A proxy repository in memory: stored packages, the upstream's answers by (path, accept),
+    /// and the versions that were fetched from it.
+    struct Proxy {
+        local: MemoryRegistry,
+        upstream: HashMap<(String, String), Result<Answer, Error>>,
+        cached: Vec<String>,
+    }
+
+    impl Registry for Proxy {
+        fn package(&self, name: &str) -> Option<PackageView> {
+            self.local.package(name)
+        }
+        fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
+            self.local.search(query, offset, limit)
+        }
+        fn all_packages(&self) -> Vec<PackageView> {
+            self.local.all_packages()
+        }
+        fn summary(&self, name: &str) -> Option<PackageSummary> {
+            self.local.summary(name)
+        }
+        fn tokens(&self) -> Vec<TokenInfo> {
+            Vec::new()
+        }
+        fn upstream_configured(&self) -> bool {
+            true
+        }
+        fn upstream_get(&self, path: &str, accept: Option<&str>) -> Result<Answer, Error> {
+            self.upstream
+                .get(&(path.to_string(), accept.unwrap_or("").to_string()))
+                .cloned()
+                .unwrap_or_else(|| Ok(Answer { status: 404, headers: vec![], body: b"{}".to_vec(), stale: false }))
+        }
+        fn cached_versions(&self, _package: &str) -> Vec<String> {
+            self.cached.clone()
+        }
+    }
+
+    const UP: &str = "http://up.test/npm";
+
+    fn upstream_doc(name: &str, versions: &[&str], latest: &str) -> Vec<u8> {
+        let mut vs = Map::new();
+        for v in versions {
+            let file = name::tarball_file_name(name, v);
+            vs.insert(
+                v.to_string(),
+                serde_json::json!({
+                    "name": name, "version": v,
+                    "dist": {
+                        "tarball": format!("{UP}/{name}/-/{file}"),
+                        "integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode([7u8; 64])),
+                        "shasum": "0123456789abcdef0123456789abcdef01234567",
+                    }
+                }),
+            );
+        }
+        serde_json::to_vec(&serde_json::json!({ "name": name, "dist-tags": { "latest": latest }, "versions": vs }))
+            .unwrap()
+    }
+
+    fn proxy(name: &str, local: Vec<PackageView>, versions: &[&str], cached: &[&str]) -> Proxy {
+        let body = upstream_doc(name, versions, versions.last().unwrap());
+        let mut upstream = HashMap::new();
+        for accept in [packument::ABBREVIATED, FULL] {
+            upstream.insert(
+                (upstream_path(name), accept.to_string()),
+                Ok(Answer { status: 200, headers: vec![], body: body.clone(), stale: false }),
+            );
+        }
+        Proxy {
+            local: MemoryRegistry::with_packages(local),
+            upstream,
+            cached: cached.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn req() -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/x".into(),
+            query: String::new(),
+            headers: vec![],
+            base_url: BASE.into(),
+            principal: None,
+        }
+    }
+
+    fn body(o: &Outcome) -> Value {
+        match &o.reply {
+            Reply::Respond(r) => serde_json::from_slice(&r.body).unwrap(),
+            other => panic!("not a response: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scoped_names_are_one_upstream_segment() {
+        assert_eq!(upstream_path("@acme/widget"), "/@acme%2Fwidget");
+        assert_eq!(upstream_path("left-pad"), "/left-pad");
+    }
+
+    #[test]
+    fn tarballs_point_here_and_local_versions_win() {
+        let local = view("@acme/widget", &["1.0.0", "3.0.0"], &[("latest", "3.0.0")]);
+        let p = proxy("@acme/widget", vec![local], &["1.0.0", "2.0.0"], &[]);
+        for abbreviated in [true, false] {
+            let doc = body(&packument(&p, &req(), "@acme/widget", abbreviated).unwrap());
+            let versions = doc["versions"].as_object().unwrap();
+            assert_eq!(versions.keys().collect::<Vec<_>>(), ["1.0.0", "2.0.0", "3.0.0"]);
+            assert_eq!(
+                doc["versions"]["2.0.0"]["dist"]["tarball"],
+                format!("{BASE}/@acme/widget/-/widget-2.0.0.tgz"),
+                "an upstream version downloads through this repository"
+            );
+            // 1.0.0 is published here too: ours wins (our digest, not the upstream's).
+            assert_ne!(doc["versions"]["1.0.0"]["dist"]["shasum"], "0123456789abcdef0123456789abcdef01234567");
+            assert_eq!(doc["dist-tags"]["latest"], "3.0.0", "a local dist-tag wins");
+        }
+    }
+
+    #[test]
+    fn a_version_fetched_before_is_listed_only_while_the_upstream_lists_it() {
+        let stored = view("demo", &["1.0.0", "1.0.1"], &[("latest", "1.0.1")]);
+        let p = proxy("demo", vec![stored], &["1.0.0"], &["1.0.0", "1.0.1"]);
+        let doc = body(&packument(&p, &req(), "demo", true).unwrap());
+        assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0"]);
+        assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+        // Still downloadable by its file: served from the store, no upstream needed.
+        assert!(matches!(tarball(&p, "demo", "demo-1.0.1.tgz").unwrap().reply, Reply::ServeFile(_)));
+    }
+
+    #[test]
+    fn a_tarball_only_the_upstream_has_is_fetched_with_its_digests() {
+        let p = proxy("@acme/widget", vec![], &["2.0.0"], &[]);
+        let out = tarball(&p, "@acme/widget", "widget-2.0.0.tgz").unwrap();
+        let Reply::FetchFile(f) = out.reply else { panic!("not a fetch: {:?}", out.reply) };
+        assert_eq!(f.url, format!("{UP}/@acme/widget/-/widget-2.0.0.tgz"));
+        assert_eq!((f.package.as_str(), f.version.as_str()), ("@acme/widget", "2.0.0"));
+        assert_eq!(f.sha512.as_deref(), Some(hex::encode([7u8; 64]).as_str()));
+        assert_eq!(f.sha1.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+        let missing = tarball(&p, "@acme/widget", "widget-9.9.9.tgz").unwrap_err();
+        assert_eq!(missing.kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn without_the_upstream_what_is_stored_answers() {
+        let stored = view("demo", &["1.0.0"], &[("latest", "1.0.0")]);
+        let mut p = proxy("demo", vec![stored], &["1.0.0"], &["1.0.0"]);
+        let down = Err(Error::unavailable("the upstream could not be reached"));
+        for accept in [packument::ABBREVIATED, FULL] {
+            p.upstream.insert((upstream_path("demo"), accept.to_string()), down.clone());
+        }
+        let doc = body(&packument(&p, &req(), "demo", true).unwrap());
+        assert!(doc["versions"]["1.0.0"].is_object());
+        let none = proxy("other", vec![], &["1.0.0"], &[]);
+        let mut none = none;
+        none.upstream.insert((upstream_path("ghost"), packument::ABBREVIATED.to_string()), down);
+        assert_eq!(packument(&none, &req(), "ghost", true).unwrap_err().kind, ErrorKind::Unavailable);
+        assert_eq!(packument(&none, &req(), "nothing", true).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn integrity_strings() {
+        let sri = format!("sha1-abc= sha512-{}", base64::engine::general_purpose::STANDARD.encode([1u8; 64]));
+        assert_eq!(sha512_hex(&sri), Some(hex::encode([1u8; 64])));
+        assert_eq!(sha512_hex("sha512-short"), None);
+        assert_eq!(sha512_hex("sha256-abc"), None);
+    }
+}
