@@ -14,44 +14,13 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use support::npm::{make_package, project, Npm};
+use support::webhook::webhook_receiver;
 use support::{run, Server};
 
 const PASSING: &str = "stages: [test]\n\
 check-manifest:\n  stage: test\n  script:\n    - test -f pkg/package.json\n    - grep -q gated pkg/package.json\n    - echo manifest-ok\n";
 const FAILING: &str = "stages: [test]\nbroken:\n  stage: test\n  script:\n    - echo about to fail\n    - exit 1\n";
 const SECRET: &str = "webhook-secret";
-
-/// A webhook receiver: every request's signature header and body, in order.
-fn webhook_receiver() -> (String, mpsc::Receiver<(String, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let (mut length, mut signature) = (0usize, String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if lower.starts_with("x-sluice-signature:") {
-                    signature = line.split_once(':').unwrap().1.trim().to_string();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = tx.send((signature, String::from_utf8(body).unwrap()));
-        }
-    });
-    (url, rx)
-}
 
 fn gated_server(hook_url: &str) -> Server {
     // The receiver listens on loopback, which webhooks may reach only when the operator allows it.

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use support::gomod_fixture::{commit_and_tag, git, write};
 use support::npm::{make_package, project, Npm};
 use support::npm_fixture::{publish_body, simple_package};
+use support::webhook::webhook_receiver;
 use support::{pg, require_tool, s3, Server};
 
 /// PUT an npm publish of `name@version` (this tarball) to `url`'s repository `repo`: the status,
@@ -43,9 +44,12 @@ fn two_replicas_on_one_database_and_bucket_serve_one_registry() {
     let shared = tempfile::tempdir().unwrap();
     let ci = shared.path().join("ci.yml");
     std::fs::write(&ci, "check:\n  script: \"true\"\n").unwrap();
+    let (hook_url, hooks) = webhook_receiver();
     let config = format!(
-        "[[repository]]\nname = \"npm\"\nformat = \"npm\"\n\n\
-         [[repository]]\nname = \"gated\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = {:?}\n",
+        "allow_local_webhooks = true\n\
+         [[repository]]\nname = \"npm\"\nformat = \"npm\"\n\n\
+         [[repository]]\nname = \"gated\"\nformat = \"npm\"\ngate = \"pipeline\"\npipeline = {:?}\n\
+         [[repository.webhook]]\nurl = {hook_url:?}\nsecret = \"s\"\n",
         ci.to_str().unwrap()
     );
     let s3 = s3::S3Server::start();
@@ -117,6 +121,16 @@ fn two_replicas_on_one_database_and_bucket_serve_one_registry() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("\"1.0.0\""), "{body}");
     }
+    // Each of the pipeline's status changes reached the receiver once, not once per replica.
+    let mut deliveries = Vec::new();
+    while let Ok((_, body)) = hooks.recv_timeout(Duration::from_secs(3)) {
+        deliveries.push(body);
+    }
+    assert!(deliveries.iter().any(|d| d.contains("success")), "the release was announced: {deliveries:#?}");
+    let mut distinct = deliveries.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), deliveries.len(), "no webhook delivered twice: {deliveries:#?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod nuget;
 pub mod nuget_fixture;
 pub mod pg;
 pub mod s3;
+pub mod webhook;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 

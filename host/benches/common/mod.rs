@@ -12,11 +12,18 @@ pub struct Server {
     pub child: Child,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The environment it runs with (a database and blob store elsewhere), for its subcommands too.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts the release `sluice` binary cargo built for this benchmark.
     pub fn start(config: &str, files: &[(&str, &str)]) -> Server {
+        Self::start_with_env(config, files, &[])
+    }
+
+    /// Like [`Server::start`], with these environment variables (`SLUICE_DATABASE`, `AWS_*`, ...).
+    pub fn start_with_env(config: &str, files: &[(&str, &str)], env: &[(String, String)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         for (name, body) in files {
             std::fs::write(dir.path().join(name), body).unwrap();
@@ -28,13 +35,14 @@ impl Server {
             .arg("--config")
             .arg(dir.path().join("sluice.toml"))
             .env("RUST_LOG", "warn")
+            .envs(env.iter().cloned())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("sluice listening on ").expect("address line").to_string();
-        Server { child, url, dir }
+        Server { child, url, dir, env: env.to_vec() }
     }
 
     pub fn token(&self, name: &str, scopes: &str) -> String {
@@ -42,6 +50,7 @@ impl Server {
             .args(["token", "create", "--data"])
             .arg(self.dir.path().join("data"))
             .args(["--name", name, "--scopes", scopes])
+            .envs(self.env.iter().cloned())
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
