@@ -98,8 +98,7 @@ fn installed_resolved(dir: &Path, name: &str) -> String {
 fn installs_a_tree_from_the_local_member_and_the_upstream_then_from_the_cache() {
     support::require_tool("node");
     let (mut up, _) = upstream_with(&[("left-dep", "1.2.0"), ("@pub/util", "2.0.0"), ("@pub/util", "2.1.0")]);
-    let registry =
-        Server::start_with_config(&group_config(&up, "[\"@acme/*\"]", "metadata_ttl = \"1s\"", ""));
+    let registry = Server::start_with_config(&group_config(&up, "[\"@acme/*\"]", "metadata_ttl = \"1s\"", ""));
 
     // The local member holds the company's package, which depends on a public one.
     let token = registry.token("dev", "publish", Some("npm"));
@@ -110,7 +109,11 @@ fn installs_a_tree_from_the_local_member_and_the_upstream_then_from_the_cache() 
     let dir = app(&registry.work, "first-app", &[("@acme/app-lib", "^1.0.0"), ("@pub/util", "^2.0.0")]);
     npm.ok(&dir, &["install"]);
     assert_eq!(require(&dir, "@acme/app-lib"), "hello from @acme/app-lib@1.0.0");
-    assert_eq!(require(&dir, "left-dep"), "hello from left-dep@1.2.0", "a dependency of the local package, from upstream");
+    assert_eq!(
+        require(&dir, "left-dep"),
+        "hello from left-dep@1.2.0",
+        "a dependency of the local package, from upstream"
+    );
     assert_eq!(require(&dir, "@pub/util"), "hello from @pub/util@2.1.0");
     for name in ["@acme/app-lib", "left-dep", "@pub/util"] {
         let resolved = installed_resolved(&dir, name);
@@ -247,7 +250,8 @@ fn npm_publish_to_the_group_lands_in_its_first_local_member() {
     // A group with no local member has nowhere to put it: a clear 4xx, nothing stored.
     let publisher = registry.token("anyone", "publish", None);
     let npm = client(&registry, "mirror", "stray", Some(&publisher));
-    let (ok, out, err) = npm.run(&registry.work, &["publish", make_package(&registry.work, "stray", "1.0.0").to_str().unwrap()]);
+    let (ok, out, err) =
+        npm.run(&registry.work, &["publish", make_package(&registry.work, "stray", "1.0.0").to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(err.contains("405") && err.contains("no local member"), "{err}");
     assert_eq!(offered(&registry, "npm", "stray"), Vec::<String>::new());

@@ -596,9 +596,7 @@ impl Config {
             ("gate", r.gate != Gate::None),
         ];
         if let Some((name, _)) = own.iter().find(|(_, set)| *set) {
-            return Err(format!(
-                "a group (`members`) has no `{name}` of its own; set it on the member repositories"
-            ));
+            return Err(format!("a group (`members`) has no `{name}` of its own; set it on the member repositories"));
         }
         let mut seen = std::collections::HashSet::new();
         let mut proxies = Vec::new();
@@ -787,23 +785,24 @@ mod tests {
 
     #[test]
     fn groups_are_checked() {
-        let base = "[[repository]]\nname = \"npm\"\nformat = \"web\"\nprivate = [\"@acme/*\"]\n\
-                    [[repository]]\nname = \"npmjs\"\nformat = \"web\"\nupstream = \"https://r.example\"\nmin_age = \"3d\"\n\
+        let base = "[[repository]]\nname = \"local\"\nformat = \"web\"\nprivate = [\"@acme/*\"]\n\
+                    [[repository]]\nname = \"public\"\nformat = \"web\"\nupstream = \"https://r.example\"\nmin_age = \"3d\"\n\
                     [[repository]]\nname = \"other\"\nformat = \"text\"\n\
                     [[repository]]\nname = \"mirror\"\nformat = \"web\"\nupstream = \"https://m.example\"\n";
-        let ok: Config =
-            toml::from_str(&format!("{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"npm\", \"npmjs\"]\n"))
-                .unwrap();
+        let ok: Config = toml::from_str(&format!(
+            "{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"local\", \"public\"]\n"
+        ))
+        .unwrap();
         assert!(ok.validate().is_ok(), "{:?}", ok.validate());
         assert_eq!(ok.repositories[1].min_age, Some(std::time::Duration::from_secs(3 * 86_400)));
         for (group, says) in [
-            ("members = [\"npm\", \"ghost\"]", "not a configured repository"),
-            ("members = [\"npm\", \"other\"]", "share its format"),
-            ("members = [\"npm\", \"npmjs\", \"mirror\"]", "at most one"),
-            ("members = [\"npm\", \"npm\"]", "twice"),
+            ("members = [\"local\", \"ghost\"]", "not a configured repository"),
+            ("members = [\"local\", \"other\"]", "share its format"),
+            ("members = [\"local\", \"public\", \"mirror\"]", "at most one"),
+            ("members = [\"local\", \"local\"]", "twice"),
             ("members = [\"all\"]", "its own member"),
-            ("members = [\"npm\"]\nupstream = \"https://r.example\"", "no `upstream`"),
-            ("members = [\"npm\"]\nprivate = [\"x\"]", "no `private`"),
+            ("members = [\"local\"]\nupstream = \"https://r.example\"", "no `upstream`"),
+            ("members = [\"local\"]\nprivate = [\"x\"]", "no `private`"),
         ] {
             let c: Config =
                 toml::from_str(&format!("{base}[[repository]]\nname = \"all\"\nformat = \"web\"\n{group}\n")).unwrap();
@@ -811,11 +810,12 @@ mod tests {
             assert!(err.contains(says), "{group}: {err}");
         }
         let nested: Config = toml::from_str(&format!(
-            "{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"npm\"]\n[[repository]]\nname = \"top\"\nformat = \"web\"\nmembers = [\"all\"]\n"
+            "{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"local\"]\n[[repository]]\nname = \"top\"\nformat = \"web\"\nmembers = [\"all\"]\n"
         ))
         .unwrap();
         assert!(nested.validate().unwrap_err().to_string().contains("do not nest"));
-        let stray: Config = toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nmin_age = \"1h\"\n").unwrap();
+        let stray: Config =
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nmin_age = \"1h\"\n").unwrap();
         assert!(stray.validate().unwrap_err().to_string().contains("needs `upstream"));
     }
 

@@ -1,4 +1,4 @@
-//! Group repositories (`members = ["npm", "npmjs"]`): one URL over several repositories of one
+//! Group repositories (`members = ["internal", "public"]`): one URL over several repositories of one
 //! format. The host gives the group's plugin one view, and the plugin does the format's merge as
 //! it does for a proxy:
 //!
@@ -40,11 +40,7 @@ impl Registry<'_> {
         group.config.members.iter().map(|m| self.repository(m)).collect()
     }
 
-    pub(super) fn group_view(
-        &self,
-        group: &Repository,
-        principal: Option<&str>,
-    ) -> Result<GroupView, AppError> {
+    pub(super) fn group_view(&self, group: &Repository, principal: Option<&str>) -> Result<GroupView, AppError> {
         let members = self.members(group)?;
         Ok(GroupView {
             proxy: members.iter().position(|m| m.upstream.is_some()),
@@ -124,7 +120,12 @@ impl GroupView {
     /// The members' views to read, in order: the proxy member's left out for a protected name.
     fn readable(&self, name: &str) -> Vec<&RepositoryView> {
         let skip_proxy = self.proxy.is_some() && self.protected(name);
-        self.members.iter().enumerate().filter(|(i, _)| !(skip_proxy && Some(*i) == self.proxy)).map(|(_, m)| m).collect()
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !(skip_proxy && Some(*i) == self.proxy))
+            .map(|(_, m)| m)
+            .collect()
     }
 }
 

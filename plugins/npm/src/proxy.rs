@@ -123,8 +123,7 @@ pub fn withhold_young(doc: &mut Map<String, Value>, cutoff: u64) {
         Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
     };
     let Some(Value::Object(versions)) = doc.get_mut("versions") else { return };
-    let young: Vec<String> =
-        versions.keys().filter(|v| published(v).is_none_or(|at| at > cutoff)).cloned().collect();
+    let young: Vec<String> = versions.keys().filter(|v| published(v).is_none_or(|at| at > cutoff)).cloned().collect();
     if young.is_empty() {
         return;
     }
@@ -143,8 +142,11 @@ pub fn withhold_young(doc: &mut Map<String, Value>, cutoff: u64) {
         }
     }
     if let Some(Value::Object(tags)) = doc.get_mut("dist-tags") {
-        let moved: Vec<String> =
-            tags.iter().filter(|(_, v)| v.as_str().is_some_and(|v| young.iter().any(|y| y == v))).map(|(t, _)| t.clone()).collect();
+        let moved: Vec<String> = tags
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|v| young.iter().any(|y| y == v)))
+            .map(|(t, _)| t.clone())
+            .collect();
         for tag in moved {
             match (&newest, tag.as_str()) {
                 (Some(newest), "latest") => {
@@ -420,7 +422,8 @@ mod tests {
     #[test]
     fn min_age_withholds_young_upstream_versions_but_never_local_ones() {
         let name = "left-pad";
-        let mut doc: Map<String, Value> = serde_json::from_slice(&upstream_doc(name, &["1.0.0", "1.1.0", "2.0.0-rc.1", "2.0.0"], "2.0.0")).unwrap();
+        let mut doc: Map<String, Value> =
+            serde_json::from_slice(&upstream_doc(name, &["1.0.0", "1.1.0", "2.0.0-rc.1", "2.0.0"], "2.0.0")).unwrap();
         doc.insert(
             "time".into(),
             serde_json::json!({
@@ -457,7 +460,8 @@ mod tests {
         assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["3.0.0"]);
         assert_eq!(doc["dist-tags"]["latest"], "3.0.0");
         // A version with no time cannot be shown to be old enough.
-        let mut timeless: Map<String, Value> = serde_json::from_slice(&upstream_doc(name, &["1.0.0"], "1.0.0")).unwrap();
+        let mut timeless: Map<String, Value> =
+            serde_json::from_slice(&upstream_doc(name, &["1.0.0"], "1.0.0")).unwrap();
         withhold_young(&mut timeless, u64::MAX);
         assert!(timeless["versions"].as_object().unwrap().is_empty());
     }
