@@ -298,3 +298,36 @@ fn group_settings_are_checked_at_start() {
     );
     assert!(refused_start(&nested).contains("groups do not nest"));
 }
+
+#[test]
+fn a_group_of_local_repositories_reads_them_in_order_with_what_each_needs() {
+    support::require_tool("node");
+    let config = "[[repository]]\nname = \"team\"\nformat = \"npm\"\n\n\
+                  [[repository]]\nname = \"legacy\"\nformat = \"npm\"\nread = \"token\"\n\n\
+                  [[repository]]\nname = \"all\"\nformat = \"npm\"\nmembers = [\"team\", \"legacy\"]\n";
+    let registry = Server::start_with_config(config);
+    let token = registry.token("dev", "publish", None);
+    let team = client(&registry, "team", "team", Some(&token));
+    let legacy = client(&registry, "legacy", "legacy", Some(&token));
+    let ours = make_package(&registry.work, "shared", "1.0.0");
+    team.ok(&ours, &["publish"]);
+    let theirs = registry.work.join("legacy-shared");
+    std::fs::create_dir_all(&theirs).unwrap();
+    for file in ["package.json", "index.js"] {
+        std::fs::copy(ours.join(file), theirs.join(file)).unwrap();
+    }
+    std::fs::write(theirs.join("index.js"), "module.exports = 'the legacy copy';\n").unwrap();
+    legacy.ok(&theirs, &["publish"]);
+    legacy.ok(&make_package(&registry.work, "shared", "1.1.0"), &["publish"]);
+
+    // `legacy` needs a token to read, so the group does too.
+    let (status, _) = registry.get("/all/shared");
+    assert_eq!(status, 401, "a group shows no more than its members would");
+    let reader = registry.token("reader", "read", None);
+    let npm = client(&registry, "all", "reader", Some(&reader));
+    let dir = app(&registry.work, "reader-app", &[("shared", "1.0.0")]);
+    let viewed = npm.view(&dir, &["shared"]);
+    assert_eq!(viewed["versions"], serde_json::json!(["1.0.0", "1.1.0"]), "the union: {viewed}");
+    npm.ok(&dir, &["install"]);
+    assert_eq!(require(&dir, "shared"), "hello from shared@1.0.0", "the first member wins a version both hold");
+}
