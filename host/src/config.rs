@@ -196,6 +196,36 @@ pub struct RepositoryConfig {
     /// for webhooks; a registry inside the same network needs it).
     #[serde(default)]
     pub allow_local_upstream: bool,
+    /// A proxy's cool-off (`3d`): upstream versions published less than this long ago are not
+    /// offered, against freshly compromised releases.
+    #[serde(default, with = "optional_duration_text", skip_serializing_if = "Option::is_none")]
+    pub min_age: Option<std::time::Duration>,
+    /// A group repository's members, read in this order (local members first): one URL over
+    /// them, publishes going to the first local member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// Package name patterns (`@acme/*`, `acme-*`; `*` is any run of characters) of a local
+    /// repository: in a group, such names (and every name this repository holds) are never
+    /// resolved through a proxy member (dependency confusion).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub private: Vec<String>,
+}
+
+/// An optional duration written as text.
+mod optional_duration_text {
+    use serde::{Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration_text::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::duration_text::deserialize(d).map(Some)
+    }
 }
 
 /// Durations written as text (`5m`, `90s`, `1h 30m`).
@@ -503,6 +533,7 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("repository `{}` is configured twice", r.name)));
             }
             r.validate_upstream().map_err(|e| ConfigError::Invalid(format!("repository `{}`: {e}", r.name)))?;
+            self.validate_group(r).map_err(|e| ConfigError::Invalid(format!("repository `{}`: {e}", r.name)))?;
             for hook in &r.webhooks {
                 crate::outbound::check_url(&hook.url, self.allow_local_webhooks)
                     .map_err(|e| ConfigError::Invalid(format!("repository `{}`: webhook {}: {e}", r.name, hook.url)))?;
@@ -540,6 +571,69 @@ impl Config {
         Ok(())
     }
 
+    /// A group's members exist, share its format, are no groups themselves (so there is no
+    /// nesting and no cycle) and hold at most one proxy (which upstream a name resolves through
+    /// must be one answer); a group has nothing of its own (no upstream, git, pipeline or
+    /// `private`: those are its members'). `private` patterns are for local repositories.
+    fn validate_group(&self, r: &RepositoryConfig) -> Result<(), String> {
+        for pattern in &r.private {
+            if pattern.is_empty() {
+                return Err("`private` has an empty pattern".into());
+            }
+        }
+        if r.members.is_empty() {
+            if !r.private.is_empty() && r.upstream.is_some() {
+                return Err("`private` names packages of a local repository; a proxy has none of its own".into());
+            }
+            return Ok(());
+        }
+        let own = [
+            ("upstream", r.upstream.is_some()),
+            ("git", !r.git.is_empty()),
+            ("pipeline", r.pipeline.is_some()),
+            ("private", !r.private.is_empty()),
+            ("min_age", r.min_age.is_some()),
+            ("gate", r.gate != Gate::None),
+        ];
+        if let Some((name, _)) = own.iter().find(|(_, set)| *set) {
+            return Err(format!("a group (`members`) has no `{name}` of its own; set it on the member repositories"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut proxies = Vec::new();
+        for name in &r.members {
+            if !seen.insert(name) {
+                return Err(format!("member `{name}` is listed twice"));
+            }
+            if name == &r.name {
+                return Err("a group cannot be its own member".into());
+            }
+            let member = self
+                .repositories
+                .iter()
+                .find(|m| &m.name == name)
+                .ok_or_else(|| format!("member `{name}` is not a configured repository"))?;
+            if member.format != r.format {
+                return Err(format!(
+                    "member `{name}` is format `{}`, the group is `{}`: a group's members share its format",
+                    member.format, r.format
+                ));
+            }
+            if !member.members.is_empty() {
+                return Err(format!("member `{name}` is a group itself; groups do not nest"));
+            }
+            if member.upstream.is_some() {
+                proxies.push(name.as_str());
+            }
+        }
+        if proxies.len() > 1 {
+            return Err(format!(
+                "members {} are all proxies; a group has at most one, so that each name resolves through one upstream",
+                proxies.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     pub fn plugin_cache_dir(&self) -> PathBuf {
         self.plugin_cache.clone().unwrap_or_else(|| self.data.join("plugin-cache"))
     }
@@ -556,6 +650,7 @@ impl RepositoryConfig {
                 ("upstream_password", self.upstream_password.is_some()),
                 ("offline", self.offline),
                 ("allow_local_upstream", self.allow_local_upstream),
+                ("min_age", self.min_age.is_some()),
             ];
             return match stray.iter().find(|(_, set)| *set) {
                 Some((name, _)) => Err(format!("`{name}` needs `upstream = \"https://...\"`")),
@@ -686,6 +781,42 @@ mod tests {
         )
         .unwrap();
         assert!(local.validate().is_ok());
+    }
+
+    #[test]
+    fn groups_are_checked() {
+        let base = "[[repository]]\nname = \"local\"\nformat = \"web\"\nprivate = [\"@acme/*\"]\n\
+                    [[repository]]\nname = \"public\"\nformat = \"web\"\nupstream = \"https://r.example\"\nmin_age = \"3d\"\n\
+                    [[repository]]\nname = \"other\"\nformat = \"text\"\n\
+                    [[repository]]\nname = \"mirror\"\nformat = \"web\"\nupstream = \"https://m.example\"\n";
+        let ok: Config = toml::from_str(&format!(
+            "{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"local\", \"public\"]\n"
+        ))
+        .unwrap();
+        assert!(ok.validate().is_ok(), "{:?}", ok.validate());
+        assert_eq!(ok.repositories[1].min_age, Some(std::time::Duration::from_secs(3 * 86_400)));
+        for (group, says) in [
+            ("members = [\"local\", \"ghost\"]", "not a configured repository"),
+            ("members = [\"local\", \"other\"]", "share its format"),
+            ("members = [\"local\", \"public\", \"mirror\"]", "at most one"),
+            ("members = [\"local\", \"local\"]", "twice"),
+            ("members = [\"all\"]", "its own member"),
+            ("members = [\"local\"]\nupstream = \"https://r.example\"", "no `upstream`"),
+            ("members = [\"local\"]\nprivate = [\"x\"]", "no `private`"),
+        ] {
+            let c: Config =
+                toml::from_str(&format!("{base}[[repository]]\nname = \"all\"\nformat = \"web\"\n{group}\n")).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(says), "{group}: {err}");
+        }
+        let nested: Config = toml::from_str(&format!(
+            "{base}[[repository]]\nname = \"all\"\nformat = \"web\"\nmembers = [\"local\"]\n[[repository]]\nname = \"top\"\nformat = \"web\"\nmembers = [\"all\"]\n"
+        ))
+        .unwrap();
+        assert!(nested.validate().unwrap_err().to_string().contains("do not nest"));
+        let stray: Config =
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nmin_age = \"1h\"\n").unwrap();
+        assert!(stray.validate().unwrap_err().to_string().contains("needs `upstream"));
     }
 
     #[test]

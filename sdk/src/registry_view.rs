@@ -29,6 +29,11 @@ pub trait Registry {
     fn cached_versions(&self, _package: &str) -> Vec<String> {
         Vec::new()
     }
+    /// The `min_age` cut-off (milliseconds since the Unix epoch): upstream versions published
+    /// after it are not to be offered; none when the repository sets no `min_age`.
+    fn upstream_published_before(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The host's registry, through the plugin's imports.
@@ -58,6 +63,9 @@ impl Registry for HostRegistry {
     }
     fn cached_versions(&self, package: &str) -> Vec<String> {
         crate::sluice::plugin::upstream::cached_versions(package)
+    }
+    fn upstream_published_before(&self) -> Option<u64> {
+        crate::sluice::plugin::upstream::published_before()
     }
 }
 

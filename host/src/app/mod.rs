@@ -29,6 +29,8 @@ pub struct Repository {
     pub plugin: Arc<Plugin>,
     /// A proxy repository's upstream (`upstream = "..."`).
     pub upstream: Option<Arc<Upstream>>,
+    /// The `private` name patterns of a local repository, compiled (whole-name matches).
+    pub private: Vec<regex::Regex>,
 }
 
 impl Repository {
@@ -47,6 +49,16 @@ impl Repository {
     /// What clients of this repository may see.
     pub fn client_visibility(&self) -> Visibility {
         Visibility::Clients(self.config.gate)
+    }
+
+    /// A group repository (`members = [...]`): it stores nothing itself and reads its members.
+    pub fn is_group(&self) -> bool {
+        !self.config.members.is_empty()
+    }
+
+    /// Whether `name` matches one of this repository's `private` patterns.
+    pub fn private_name(&self, name: &str) -> bool {
+        self.private.iter().any(|p| p.is_match(name))
     }
 
     /// The key a package name is stored and compared under.
@@ -169,7 +181,13 @@ impl App {
                     );
                 }
             }
-            repositories.insert(rc.name.clone(), Repository { config: rc, plugin, upstream });
+            let private = rc
+                .private
+                .iter()
+                .map(|p| name_pattern(p, plugin.info.case_insensitive_names))
+                .collect::<anyhow::Result<_>>()
+                .map_err(|e| anyhow::anyhow!("repository `{}`: {e}", rc.name))?;
+            repositories.insert(rc.name.clone(), Repository { config: rc, plugin, upstream, private });
         }
         Ok(App {
             db,
@@ -183,6 +201,16 @@ impl App {
             documents: documents::Documents::new(config.document_cache_mb << 20),
             config,
         })
+    }
+
+    /// Where writes to `name` land: the repository itself, or a group's first local member
+    /// (none when the group has no local member).
+    pub fn write_target(&self, name: &str) -> Option<&Repository> {
+        let repo = self.repositories.get(name)?;
+        if !repo.is_group() {
+            return Some(repo);
+        }
+        repo.config.members.iter().filter_map(|m| self.repositories.get(m)).find(|m| m.upstream.is_none())
     }
 
     pub fn repository(&self, name: &str) -> Result<&Repository, AppError> {
@@ -233,9 +261,34 @@ impl App {
     }
 }
 
+/// A `private` pattern as a whole-name regular expression: `*` is any run of characters (`/`
+/// too, so `@acme/*` covers every package of the scope), everything else is literal; compared
+/// case-insensitively for formats whose names are.
+pub fn name_pattern(glob: &str, case_insensitive: bool) -> anyhow::Result<regex::Regex> {
+    let body = glob.split('*').map(regex::escape).collect::<Vec<_>>().join(".*");
+    regex::RegexBuilder::new(&format!("^{body}$"))
+        .case_insensitive(case_insensitive)
+        .build()
+        .map_err(|e| anyhow::anyhow!("`private` pattern `{glob}`: {e}"))
+}
+
 /// What a clean-up pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CleanReport {
     pub temp_files: usize,
     pub blobs: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn private_patterns_match_whole_names() {
+        let scope = super::name_pattern("@acme/*", false).unwrap();
+        assert!(scope.is_match("@acme/secret") && scope.is_match("@acme/a/b"));
+        assert!(!scope.is_match("@acme") && !scope.is_match("x@acme/secret") && !scope.is_match("@acmex/y"));
+        let prefix = super::name_pattern("acme-*", false).unwrap();
+        assert!(prefix.is_match("acme-tools") && !prefix.is_match("acme") && !prefix.is_match("notacme-x"));
+        let dotted = super::name_pattern("Acme.*", true).unwrap();
+        assert!(dotted.is_match("acme.lib") && !dotted.is_match("acmeXlib"), "a dot is literal");
+    }
 }

@@ -71,7 +71,9 @@ async fn serve_inner(registry: super::State, addr: SocketAddr, request: Request)
     let spooled = if has_body {
         let max_upload = registry.config.max_upload_mb << 20;
         let anonymous_limit = registry.config.anonymous_body_kb << 10;
-        let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(&repo_name)));
+        // A group's writes land in its first local member: that is where the token must publish.
+        let target = registry.write_target(&repo_name).map_or(repo_name.as_str(), |r| r.name());
+        let may_publish = principal.as_ref().is_some_and(|p| p.allows(Scope::Publish, Some(target)));
         let writes = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
         let refusal = if bad_credential {
             Some(AppError::Unauthorized("the token is not valid (it may have been revoked or expired)".to_string()))

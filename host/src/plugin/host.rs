@@ -85,6 +85,11 @@ pub trait RegistryView: Send + Sync {
     fn cached_versions(&self, _package: &str) -> Vec<String> {
         Vec::new()
     }
+    /// The cut-off of `min_age` (milliseconds since the Unix epoch): upstream versions published
+    /// later are not offered. None without `min_age`.
+    fn published_before(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A store's data for one call.
@@ -185,5 +190,9 @@ impl upstream::Host for CallState {
 
     fn cached_versions(&mut self, package: String) -> wasmtime::Result<Vec<String>> {
         Ok(self.registry.as_ref().map(|r| r.cached_versions(&package)).unwrap_or_default())
+    }
+
+    fn published_before(&mut self) -> wasmtime::Result<Option<u64>> {
+        Ok(self.registry.as_ref().and_then(|r| r.published_before()))
     }
 }

@@ -6,9 +6,11 @@
 //! (`Registry(&app)`, or `&Arc<App>` for what runs in the background).
 //!
 //! May call: `app`, `pipeline` (to plan and advance a push's pipeline), `plugin`, `store`,
-//! `domain`, `auth`, `config`, `error`, `git_source`. Called by `http`.
+//! `domain`, `auth`, `config`, `error`, `git_source`, `upstream`. Called by `http`. Group
+//! repositories (`group`): one view over several members, publishes to the first local one.
 
 mod git_tags;
+mod group;
 mod protocol;
 mod upstream;
 mod view;

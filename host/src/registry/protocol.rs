@@ -111,6 +111,12 @@ impl Registry<'_> {
 
     /// Whether the caller may read `repo` through its protocol.
     pub fn may_read(&self, repo: &Repository, req: &ClientRequest) -> Result<(), AppError> {
+        // A group shows its members' packages: whoever reads it must be allowed to read each.
+        if repo.is_group() {
+            for member in self.members(repo)? {
+                self.may_read(member, req)?;
+            }
+        }
         if req.bad_credential {
             return Err(AppError::Unauthorized("the token is not valid (it may have been revoked)".into()));
         }
@@ -173,8 +179,18 @@ impl Registry<'_> {
         };
         // Taken before the plugin reads the view: the document reflects at least this much.
         let rendered_at = self.db.changes().seen();
-        let view = RepositoryView::shared(self.db.clone(), repo, req.principal.as_ref().map(|p| p.name.as_str()));
+        let principal = req.principal.as_ref().map(|p| p.name.as_str());
+        let view: Arc<dyn crate::plugin::RegistryView> = if repo.is_group() {
+            Arc::new(self.group_view(repo, principal)?)
+        } else {
+            RepositoryView::shared(self.db.clone(), repo, principal)
+        };
         let mut outcome = repo.plugin.handle(&wit_req, body, view)??;
+        if repo.is_group() {
+            // Its members' changes are logged under their names, not the group's, so a kept
+            // document of the group would never go stale: groups render every read.
+            outcome.keep = None;
+        }
 
         if let (true, true, Some(keep)) =
             (is_read(req) && req.method == "GET", outcome.effects.is_empty(), &outcome.keep)
@@ -187,13 +203,17 @@ impl Registry<'_> {
             }
         }
         if !outcome.effects.is_empty() {
-            self.authorize_effects(repo, req, &outcome.effects)?;
-        }
-        for effect in std::mem::take(&mut outcome.effects) {
-            self.apply(repo, req, effect)?;
+            // A group's changes land in its first local member, authorised there.
+            let target = if repo.is_group() { self.publish_target(repo)? } else { repo };
+            self.authorize_effects(target, req, &outcome.effects)?;
+            for effect in std::mem::take(&mut outcome.effects) {
+                self.apply(target, req, effect)?;
+            }
         }
         match outcome.reply {
             wit::Reply::Respond(r) => Ok(Reply::Response(r)),
+            wit::Reply::ServeFile(f) if repo.is_group() => self.serve_group_file(repo, &f),
+            wit::Reply::FetchFile(f) if repo.is_group() => self.fetch_group_file(repo, &f),
             wit::Reply::ServeFile(f) => self.serve_file(repo, &f),
             wit::Reply::FetchFile(f) => self.fetch_file(repo, &f),
         }

@@ -17,6 +17,8 @@ pub(super) struct RepositoryView {
     pub principal: Option<String>,
     /// A proxy repository's upstream, for the `upstream` import.
     pub upstream: Option<Arc<Upstream>>,
+    /// A proxy's `min_age`.
+    pub min_age: Option<std::time::Duration>,
 }
 
 impl RepositoryView {
@@ -30,10 +32,28 @@ impl RepositoryView {
             case_insensitive: repo.plugin.info.case_insensitive_names,
             principal: principal.map(str::to_string),
             upstream: repo.upstream.clone(),
+            min_age: repo.config.min_age,
         })
     }
 
-    fn key(&self, name: &str) -> String {
+    /// The view of one member of a group (the group's caller, the member's gate and upstream).
+    pub fn member(db: Db, repo: &crate::app::Repository, principal: Option<&str>) -> RepositoryView {
+        RepositoryView {
+            db,
+            repository: repo.name().to_string(),
+            visibility: repo.client_visibility(),
+            case_insensitive: repo.plugin.info.case_insensitive_names,
+            principal: principal.map(str::to_string),
+            upstream: repo.upstream.clone(),
+            min_age: repo.config.min_age,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.repository
+    }
+
+    pub fn key(&self, name: &str) -> String {
         if self.case_insensitive {
             name.to_lowercase()
         } else {
@@ -143,6 +163,12 @@ impl RegistryView for RepositoryView {
             return Vec::new();
         }
         self.log_err("upstream versions", self.db.upstream_versions(&self.repository, &self.key(package)))
+    }
+
+    fn published_before(&self) -> Option<u64> {
+        self.upstream.as_ref()?;
+        let cut = std::time::SystemTime::now().checked_sub(self.min_age?)?;
+        Some(cut.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
     }
 
     fn tokens(&self) -> Vec<wit::TokenInfo> {

@@ -11,6 +11,13 @@
 //!   host's kept copy expires (`metadata_ttl`), but its stored tarball stays downloadable, so
 //!   lockfiles that name it keep installing.
 //!
+//! With `min_age` (the host's `upstream.published-before` cut-off), upstream versions the
+//! packument's `time` says were published after the cut-off are withheld (a version without a
+//! readable time too: it cannot be shown to be old enough), dist-tags that pointed at them move
+//! to the newest version offered, and their tarballs are not fetched. Versions published to this
+//! registry are never withheld. The cut-off needs `time`, which only the full packument has, so
+//! with one the plugin always asks for the full packument (npm installs from it just as well).
+//!
 //! A tarball not stored here is a `fetch-file` of the upstream's URL with the packument's
 //! `integrity` (sha512) and `shasum` (sha1) for the host to verify. Writes (`?write=true`,
 //! publish, dist-tag, deprecate, unpublish) act on this repository's own versions only.
@@ -61,12 +68,17 @@ pub fn tarball(registry: &impl Registry, name: &str, file: &str) -> Result<Outco
         return Ok(Outcome::serve_file(name, file, "application/octet-stream"));
     }
     let not_found = || Error::not_found(format!("{name} has no file {file}"));
-    // The abbreviated packument `npm install` just read: usually the host's kept copy.
-    let answer = registry.upstream_get(&upstream_path(name), Some(packument::ABBREVIATED))?;
+    let cutoff = registry.upstream_published_before();
+    // The packument `npm install` just read: usually the host's kept copy.
+    let accept = if cutoff.is_some() { FULL } else { packument::ABBREVIATED };
+    let answer = registry.upstream_get(&upstream_path(name), Some(accept))?;
     if answer.status == 404 || answer.status == 410 {
         return Err(not_found());
     }
-    let doc = upstream_document(&answer)?;
+    let mut doc = upstream_document(&answer)?;
+    if let Some(cutoff) = cutoff {
+        withhold_young(&mut doc, cutoff);
+    }
     let (version, manifest) = doc
         .get("versions")
         .and_then(Value::as_object)
@@ -100,6 +112,54 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Removes the versions published after `cutoff` (milliseconds since the Unix epoch) from an
+/// upstream packument, by its `time`, and points dist-tags that named one at the newest version
+/// left (`latest` at the newest release; other tags are dropped).
+pub fn withhold_young(doc: &mut Map<String, Value>, cutoff: u64) {
+    let times = doc.get("time").and_then(Value::as_object).cloned().unwrap_or_default();
+    let published = |version: &str| -> Option<u64> {
+        let text = times.get(version)?.as_str()?;
+        let at = humantime::parse_rfc3339_weak(text).ok()?;
+        Some(at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as u64)
+    };
+    let Some(Value::Object(versions)) = doc.get_mut("versions") else { return };
+    let young: Vec<String> = versions.keys().filter(|v| published(v).is_none_or(|at| at > cutoff)).cloned().collect();
+    if young.is_empty() {
+        return;
+    }
+    for v in &young {
+        versions.remove(v);
+    }
+    let newest = versions
+        .keys()
+        .filter_map(|v| semver::Version::parse(v).ok())
+        .filter(|v| v.pre.is_empty())
+        .max()
+        .map(|v| v.to_string());
+    if let Some(Value::Object(time)) = doc.get_mut("time") {
+        for v in &young {
+            time.remove(v);
+        }
+    }
+    if let Some(Value::Object(tags)) = doc.get_mut("dist-tags") {
+        let moved: Vec<String> = tags
+            .iter()
+            .filter(|(_, v)| v.as_str().is_some_and(|v| young.iter().any(|y| y == v)))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tag in moved {
+            match (&newest, tag.as_str()) {
+                (Some(newest), "latest") => {
+                    tags.insert(tag, Value::String(newest.clone()));
+                }
+                _ => {
+                    tags.remove(&tag);
+                }
+            }
+        }
+    }
+}
+
 fn upstream_document(answer: &UpstreamResponse) -> Result<Map<String, Value>, Error> {
     match serde_json::from_slice(&answer.body) {
         Ok(Value::Object(doc)) => Ok(doc),
@@ -111,7 +171,8 @@ fn upstream_document(answer: &UpstreamResponse) -> Result<Map<String, Value>, Er
 /// merged in (they win). Falls back to what is stored here when the upstream has nothing and
 /// nothing is kept.
 fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool) -> Result<Map<String, Value>, Error> {
-    let accept = if abbreviated { packument::ABBREVIATED } else { FULL };
+    let cutoff = registry.upstream_published_before();
+    let accept = if abbreviated && cutoff.is_none() { packument::ABBREVIATED } else { FULL };
     let view = registry.package(name);
     let cached: HashSet<String> = registry.cached_versions(name).into_iter().collect();
     let render = |view: &PackageView| -> Map<String, Value> {
@@ -154,6 +215,9 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
         }
     }
     let mut doc = upstream_document(&answer)?;
+    if let Some(cutoff) = cutoff {
+        withhold_young(&mut doc, cutoff);
+    }
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (version, manifest) in versions.iter_mut() {
             if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
@@ -192,6 +256,7 @@ mod tests {
         local: MemoryRegistry,
         upstream: HashMap<(String, String), Result<Answer, Error>>,
         cached: Vec<String>,
+        cutoff: Option<u64>,
     }
 
     impl Registry for Proxy {
@@ -221,6 +286,9 @@ mod tests {
         }
         fn cached_versions(&self, _package: &str) -> Vec<String> {
             self.cached.clone()
+        }
+        fn upstream_published_before(&self) -> Option<u64> {
+            self.cutoff
         }
     }
 
@@ -259,6 +327,7 @@ mod tests {
             local: MemoryRegistry::with_packages(local),
             upstream,
             cached: cached.iter().map(|s| s.to_string()).collect(),
+            cutoff: None,
         }
     }
 
@@ -271,6 +340,10 @@ mod tests {
             base_url: BASE.into(),
             principal: None,
         }
+    }
+
+    fn body_of(o: &Outcome) -> Value {
+        body(o)
     }
 
     fn body(o: &Outcome) -> Value {
@@ -344,6 +417,53 @@ mod tests {
         none.upstream.insert((upstream_path("ghost"), packument::ABBREVIATED.to_string()), down);
         assert_eq!(packument(&none, &req(), "ghost", true).unwrap_err().kind, ErrorKind::Unavailable);
         assert_eq!(packument(&none, &req(), "nothing", true).unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn min_age_withholds_young_upstream_versions_but_never_local_ones() {
+        let name = "left-pad";
+        let mut doc: Map<String, Value> =
+            serde_json::from_slice(&upstream_doc(name, &["1.0.0", "1.1.0", "2.0.0-rc.1", "2.0.0"], "2.0.0")).unwrap();
+        doc.insert(
+            "time".into(),
+            serde_json::json!({
+                "created": "2020-01-01T00:00:00.000Z",
+                "1.0.0": "2020-01-01T00:00:00.000Z",
+                "1.1.0": "2020-02-01T00:00:00.000Z",
+                "2.0.0-rc.1": "2020-03-01T00:00:00.000Z",
+                "2.0.0": "2020-03-02T00:00:00.000Z",
+            }),
+        );
+        doc["dist-tags"]["next"] = Value::from("2.0.0");
+        doc["dist-tags"]["beta"] = Value::from("2.0.0-rc.1");
+        let body = serde_json::to_vec(&doc).unwrap();
+        let mut p = proxy(name, vec![], &["1.0.0"], &[]);
+        p.upstream.insert(
+            (upstream_path(name), FULL.to_string()),
+            Ok(Answer { status: 200, headers: vec![], body, stale: false }),
+        );
+        // Published since the middle of February 2020: 2.0.0-rc.1 and 2.0.0 are too young.
+        p.cutoff = Some(1_582_000_000_000);
+        for abbreviated in [true, false] {
+            let doc = body_of(&packument(&p, &req(), name, abbreviated).unwrap());
+            assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0", "1.1.0"]);
+            assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "latest moves to the newest version offered");
+            assert!(doc["dist-tags"].get("next").is_none() && doc["dist-tags"].get("beta").is_none());
+            assert!(doc["time"].get("2.0.0").is_none());
+        }
+        assert_eq!(tarball(&p, name, "left-pad-2.0.0.tgz").unwrap_err().kind, ErrorKind::NotFound, "not fetched");
+        assert!(matches!(tarball(&p, name, "left-pad-1.1.0.tgz").unwrap().reply, Reply::FetchFile(_)));
+        // A version published here is offered however new it is (the test views are from 2023).
+        p.local = MemoryRegistry::with_packages(vec![view(name, &["3.0.0"], &[("latest", "3.0.0")])]);
+        p.cutoff = Some(1);
+        let doc = body_of(&packument(&p, &req(), name, true).unwrap());
+        assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["3.0.0"]);
+        assert_eq!(doc["dist-tags"]["latest"], "3.0.0");
+        // A version with no time cannot be shown to be old enough.
+        let mut timeless: Map<String, Value> =
+            serde_json::from_slice(&upstream_doc(name, &["1.0.0"], "1.0.0")).unwrap();
+        withhold_young(&mut timeless, u64::MAX);
+        assert!(timeless["versions"].as_object().unwrap().is_empty());
     }
 
     #[test]
