@@ -1,0 +1,104 @@
+//! A NuGet proxy repository (issue 15): a `sluice serve` whose `nugetorg` repository proxies a
+//! second `sluice serve` on loopback, to which the tests push with real `nuget push`. Real
+//! `nuget install` (nuget.exe under mono) goes through the proxy with fresh caches, also once the
+//! upstream is stopped.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::nuget::{raw_push, NuGet};
+use support::nuget_fixture::{nuspec, Nupkg};
+use support::Server;
+
+fn read_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A nuget.exe client of the proxy's `nugetorg` repository with its own fresh caches.
+fn client(proxy: &Server, name: &str) -> NuGet {
+    NuGet { source: format!("{}/v3/index.json", proxy.repo_url("nugetorg")), ..NuGet::new(proxy, name) }
+}
+
+#[test]
+fn nuget_installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down() {
+    // The upstream: a plain Sluice with its default `nuget` repository.
+    let mut up = Server::start();
+    let token = up.token("publisher", "read,publish", None);
+    let publisher = NuGet::new(&up, "publisher");
+    let packs = up.work.join("packs");
+    let core = publisher.pack(&packs, "Sluice.Core", "1.0.0", "");
+    let app = publisher.pack(&packs, "Sluice.App", "2.0", r#"<dependency id="Sluice.Core" version="1.0.0" />"#);
+    for package in [&core, &app] {
+        let (ok, out) = publisher.push(package, &token);
+        assert!(ok && out.contains("Your package was pushed"), "push failed:\n{out}");
+    }
+    // Enough versions that the upstream's registration is in linked pages (64 a page).
+    for i in 0..70 {
+        let version = format!("1.0.{i}");
+        let package = Nupkg::new("Sluice.Many", &nuspec("Sluice.Many", &version, ""))
+            .file("content/version.txt", format!("many {version}"))
+            .build();
+        let (status, body) = raw_push(&up, &token, &package);
+        assert_eq!(status, 201, "push {version}: {body}");
+    }
+
+    let proxy = Server::start_with_config(&format!(
+        "[[repository]]\nname = \"nugetorg\"\nformat = \"nuget\"\nupstream = \"{}\"\n# The upstream runs on loopback.\nallow_local_upstream = true\nmetadata_ttl = \"1s\"\n",
+        up.repo_url("nuget")
+    ));
+
+    // A package and its dependency, both only upstream, and one version of many.
+    let nuget = client(&proxy, "first");
+    let out_dir = proxy.work.join("first");
+    nuget.install("sluice.app", "2.0", &out_dir);
+    assert_eq!(read_text(&out_dir.join("Sluice.App.2.0.0/content/Sluice.App.txt")), "Sluice.App 2.0");
+    assert_eq!(read_text(&out_dir.join("Sluice.Core.1.0.0/content/Sluice.Core.txt")), "Sluice.Core 1.0.0");
+    nuget.install("Sluice.Many", "1.0.69", &out_dir);
+    assert_eq!(read_text(&out_dir.join("Sluice.Many.1.0.69/content/version.txt")), "many 1.0.69");
+
+    // What clients read points at the proxy only, and lists every upstream version.
+    let (status, registration) = proxy.get("/nugetorg/v3/registration/sluice.many/index.json");
+    assert_eq!(status, 200);
+    assert!(!registration.contains(&up.url), "the registration points at the upstream: {registration}");
+    let registration: serde_json::Value = serde_json::from_str(&registration).unwrap();
+    let leaves: usize =
+        registration["items"].as_array().unwrap().iter().map(|p| p["items"].as_array().unwrap().len()).sum();
+    assert_eq!(leaves, 70);
+    let (_, flat) = proxy.get("/nugetorg/v3-flatcontainer/sluice.many/index.json");
+    let flat: serde_json::Value = serde_json::from_str(&flat).unwrap();
+    assert_eq!(flat["versions"].as_array().unwrap().len(), 70);
+
+    // Each package came once, checked against the upstream's packageHash, and is in the audit
+    // log as a push by `upstream` with the URL it came from.
+    let admin = proxy.token("admin", "admin", None);
+    let pushes = proxy.api_json("/api/v1/pushes?repository=nugetorg", &admin);
+    let pushes = pushes["pushes"].as_array().unwrap();
+    let mut fetched: Vec<String> = pushes
+        .iter()
+        .map(|p| format!("{} {}", p["package"].as_str().unwrap(), p["version"].as_str().unwrap()))
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, ["Sluice.App 2.0.0", "Sluice.Core 1.0.0", "Sluice.Many 1.0.69"], "{pushes:?}");
+    for p in pushes {
+        assert_eq!(p["actor"], "upstream", "{p}");
+        assert!(p["client_addr"].as_str().unwrap().starts_with(&up.repo_url("nuget")), "{p}");
+    }
+    assert!(!proxy.log().contains("no digest to verify"), "every package was verified against its packageHash");
+
+    // The upstream goes away and the kept metadata expires (1 s): a fresh client still installs.
+    up.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let nuget = client(&proxy, "second");
+    let out_dir = proxy.work.join("second");
+    nuget.install("Sluice.App", "2.0.0", &out_dir);
+    assert_eq!(read_text(&out_dir.join("Sluice.App.2.0.0/content/Sluice.App.txt")), "Sluice.App 2.0");
+    assert_eq!(read_text(&out_dir.join("Sluice.Core.1.0.0/content/Sluice.Core.txt")), "Sluice.Core 1.0.0");
+
+    // A version the proxy never fetched cannot come from anywhere: a clear error, and the server
+    // stays up.
+    let (status, body) = proxy.get("/nugetorg/v3-flatcontainer/sluice.many/1.0.3/sluice.many.1.0.3.nupkg");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(proxy.get("/nugetorg/v3-flatcontainer/sluice.app/index.json").0, 200, "the proxy is still up");
+}
