@@ -210,7 +210,7 @@ fn merged_leaves(registry: &impl Registry, urls: &Urls, id: &str) -> Result<Opti
         rewrite(leaf, &from, urls);
     }
     leaves.extend(local);
-    leaves.sort_by(|a, b| leaf_version(a).cmp(&leaf_version(b)));
+    leaves.sort_by_key(leaf_version);
     Ok(Some(leaves))
 }
 
