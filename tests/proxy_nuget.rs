@@ -102,3 +102,77 @@ fn nuget_installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down
     assert_eq!(status, 502, "{body}");
     assert_eq!(proxy.get("/nugetorg/v3-flatcontainer/sluice.app/index.json").0, 200, "the proxy is still up");
 }
+
+/// An upstream whose registration promises one package (its `packageHash`) and whose flat
+/// container sends another.
+struct Liar {
+    url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Liar {
+    fn start() -> Liar {
+        use axum::routing::get;
+        use base64::Engine;
+        use sha2::{Digest, Sha512};
+
+        let package = |text: &str| {
+            Nupkg::new("Liar", &nuspec("Liar", "1.0.0", "")).file("content/liar.txt", text.to_string()).build()
+        };
+        let promised = package("what the registration promises");
+        let sent = package("what is sent instead");
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}/nuget", listener.local_addr().unwrap());
+        let json = |v: serde_json::Value| ([("content-type", "application/json")], v.to_string());
+        let index = json(serde_json::json!({ "version": "3.0.0", "resources": [
+            { "@id": format!("{url}/v3-flatcontainer/"), "@type": "PackageBaseAddress/3.0.0" },
+            { "@id": format!("{url}/v3/registration/"), "@type": "RegistrationsBaseUrl/3.6.0" },
+        ]}));
+        let content = format!("{url}/v3-flatcontainer/liar/1.0.0/liar.1.0.0.nupkg");
+        let registration =
+            json(serde_json::json!({ "count": 1, "items": [{ "count": 1, "lower": "1.0.0", "upper": "1.0.0",
+            "items": [{ "@id": format!("{url}/v3/registration/liar/1.0.0.json"), "packageContent": content,
+                "catalogEntry": { "id": "Liar", "version": "1.0.0", "packageContent": content, "listed": true,
+                    "packageHash": hash, "packageHashAlgorithm": "SHA512", "dependencyGroups": [] } }] }] }));
+        let versions = json(serde_json::json!({ "versions": ["1.0.0"] }));
+        let app = axum::Router::new()
+            .route("/nuget/v3/index.json", get(move || async move { index }))
+            .route("/nuget/v3/registration/liar/index.json", get(move || async move { registration }))
+            .route("/nuget/v3-flatcontainer/liar/index.json", get(move || async move { versions }))
+            .route("/nuget/v3-flatcontainer/liar/1.0.0/liar.1.0.0.nupkg", get(move || async move { sent }));
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Liar { url, _runtime: runtime }
+    }
+}
+
+#[test]
+fn a_package_that_does_not_match_the_upstream_package_hash_is_refused_and_not_stored() {
+    let liar = Liar::start();
+    let mut proxy = Server::start_with_config(&format!(
+        "[[repository]]\nname = \"nugetorg\"\nformat = \"nuget\"\nupstream = \"{}\"\nallow_local_upstream = true\n",
+        liar.url
+    ));
+    let nuget = client(&proxy, "victim");
+    let out_dir = proxy.work.join("victim");
+    let (ok, out) = nuget.run(&[
+        "install",
+        "Liar",
+        "-Version",
+        "1.0.0",
+        "-Source",
+        &nuget.source,
+        "-OutputDirectory",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!ok, "nuget must not install a package its registry could not verify:\n{out}");
+    assert!(!out_dir.join("Liar.1.0.0").exists());
+
+    let (status, body) = proxy.get("/nugetorg/v3-flatcontainer/liar/1.0.0/liar.1.0.0.nupkg");
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("does not match the sha512 digest"), "the client is told why: {body}");
+    let admin = proxy.token("admin", "admin", None);
+    assert_eq!(proxy.api_json("/api/v1/pushes?repository=nugetorg", &admin)["pushes"], serde_json::json!([]));
+    assert!(proxy.is_alive());
+}
