@@ -70,6 +70,17 @@ fn nuget_installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down
     let flat: serde_json::Value = serde_json::from_str(&flat).unwrap();
     assert_eq!(flat["versions"].as_array().unwrap().len(), 70);
 
+    // Search is the upstream's (its search service is on its own host), pointing here.
+    let found = nuget.ok(&["search", "Sluice.App", "-Source", &nuget.source]);
+    assert!(found.contains("Sluice.App | 2.0.0"), "{found}");
+    let (_, results) = proxy.get("/nugetorg/v3/search?q=Sluice.Many");
+    assert!(!results.contains(&up.url), "{results}");
+    let results: serde_json::Value = serde_json::from_str(&results).unwrap();
+    let many = &results["data"][0];
+    assert_eq!(many["id"], "Sluice.Many");
+    // All 70 versions, not only the one stored here.
+    assert_eq!(many["versions"].as_array().unwrap().len(), 70, "{many}");
+
     // Each package came once, checked against the upstream's packageHash, and is in the audit
     // log as a push by `upstream` with the URL it came from.
     let admin = proxy.token("admin", "admin", None);

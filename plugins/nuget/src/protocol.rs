@@ -95,7 +95,7 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limit
     // may keep it until what it read changes (the `keep_*` calls leave stored files and errors
     // alone).
     if registry.upstream_configured() && read {
-        if let Some(outcome) = proxied(registry, &urls, &segments) {
+        if let Some(outcome) = proxied(registry, &urls, req, &segments) {
             return outcome;
         }
     }
@@ -131,9 +131,10 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limit
 
 /// The reads a proxy repository answers from its upstream (see `proxy`); none for the others,
 /// which it serves as any repository does (the service index is this repository's; pushes and
-/// unlists act on its own versions; search reads what is stored here).
-fn proxied(registry: &impl Registry, urls: &Urls, segments: &[&str]) -> Option<Result<Outcome, Error>> {
+/// unlists act on its own versions; autocomplete and the V2 feed read what is stored here).
+fn proxied(registry: &impl Registry, urls: &Urls, req: &Request, segments: &[&str]) -> Option<Result<Outcome, Error>> {
     Some(match segments {
+        ["v3", "search"] => proxy::search(registry, urls, req),
         ["v3-flatcontainer", id, "index.json"] => proxy::flat_versions(registry, id),
         ["v3-flatcontainer", id, version, file] => {
             let stored = registry.package(id).is_some_and(|p| find_version(&p, version).is_ok());

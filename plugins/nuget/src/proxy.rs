@@ -11,7 +11,8 @@
 //! - `.nupkg`: the stored copy, else a `fetch-file` of the upstream's, verified against the
 //!   `packageHash` (sha512, base64) the upstream's catalog entry gives, when it gives one (Sluice's
 //!   registrations do; nuget.org keeps it in its catalog, so those are stored as fetched);
-//! - `.nuspec`, icons and license files of versions not stored here: the upstream's.
+//! - `.nuspec`, icons and license files of versions not stored here: the upstream's;
+//! - search: the upstream's, results pointing here, when its search service is on its own host.
 //!
 //! A version fetched before and since deleted upstream is not offered any more, but its stored
 //! package stays downloadable by exact version. When the upstream cannot be reached and nothing is
@@ -25,10 +26,12 @@ use serde_json::{json, Value};
 use sluice_plugin_sdk::http::{self, json};
 use sluice_plugin_sdk::{Error, ErrorKind, Outcome, Registry, UpstreamFile, UpstreamResponse};
 
-/// Where the upstream's resources are (absolute URLs on its host, ending in `/`).
+/// Where the upstream's resources are (absolute URLs on its host; the bases end in `/`).
 pub struct UpstreamUrls {
     pub flat: String,
     pub registrations: String,
+    /// Its `SearchQueryService`, if it has one.
+    pub search: Option<String>,
 }
 
 /// What the upstream said, reduced to what a proxy decides on.
@@ -78,6 +81,13 @@ pub fn resource_urls(index: &Value) -> Result<UpstreamUrls, Error> {
             })
         })
     };
+    let search =
+        ["SearchQueryService/3.5.0", "SearchQueryService/3.0.0-rc", "SearchQueryService"].iter().find_map(|kind| {
+            resources.iter().find_map(|r| {
+                (r.get("@type").and_then(Value::as_str) == Some(*kind))
+                    .then(|| r.get("@id")?.as_str().map(str::to_string))?
+            })
+        });
     let flat = find(&["PackageBaseAddress/3.0.0"]);
     let registrations = find(&[
         "RegistrationsBaseUrl/3.6.0",
@@ -86,7 +96,7 @@ pub fn resource_urls(index: &Value) -> Result<UpstreamUrls, Error> {
         "RegistrationsBaseUrl",
     ]);
     match (flat, registrations) {
-        (Some(flat), Some(registrations)) => Ok(UpstreamUrls { flat, registrations }),
+        (Some(flat), Some(registrations)) => Ok(UpstreamUrls { flat, registrations, search }),
         _ => Err(Error::unavailable(
             "the upstream's service index names no PackageBaseAddress/3.0.0 or RegistrationsBaseUrl resource",
         )),
@@ -262,6 +272,26 @@ pub fn registration_leaf(registry: &impl Registry, urls: &Urls, id: &str, file: 
     Ok(Outcome::respond(json(200, &leaf)))
 }
 
+/// `/v3/search`: the upstream's search with its results pointing here, when the upstream's search
+/// service is on its own host (the host refuses others: nuget.org's is not, and its credentials
+/// must not follow); else, and when the upstream fails, the search of what is stored here.
+pub fn search(registry: &impl Registry, urls: &Urls, req: &sluice_plugin_sdk::Request) -> Result<Outcome, Error> {
+    let local = || crate::search::query(registry, urls, req);
+    let Ok(from) = upstream_urls(registry) else { return local() };
+    let Some(service) = &from.search else { return local() };
+    let url = if req.query.is_empty() { service.clone() } else { format!("{service}?{}", req.query) };
+    match ask(registry, &url) {
+        Upstream::Found(a) => match serde_json::from_slice::<Value>(&a.body) {
+            Ok(mut doc) if doc.get("data").is_some_and(Value::is_array) => {
+                rewrite(&mut doc, &from, urls);
+                Ok(Outcome::respond(json(200, &doc)))
+            }
+            _ => local(),
+        },
+        _ => local(),
+    }
+}
+
 /// A file of a version not stored here: the `.nupkg` is fetched (and kept); the others are read
 /// from the upstream's flat container.
 pub fn flat_file(registry: &impl Registry, urls: &Urls, id: &str, version: &str, file: &str) -> Result<Outcome, Error> {
@@ -435,6 +465,34 @@ mod tests {
             Reply::Respond(r) => serde_json::from_slice(&r.body).unwrap(),
             other => panic!("not a response: {other:?}"),
         }
+    }
+
+    #[test]
+    fn search_passes_through_with_urls_pointing_here() {
+        let mut p = proxy(MemoryRegistry::default(), &[], false);
+        let index = format!("{UP}/v3/index.json");
+        p.upstream.get_mut(&index).unwrap()["resources"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "@id": format!("{UP}/v3/search"), "@type": "SearchQueryService/3.5.0" }));
+        p.upstream.insert(
+            format!("{UP}/v3/search?q=demo"),
+            json!({ "totalHits": 1, "data": [{ "id": "Demo", "registration": format!("{UP}/v3/registration/demo/index.json") }] }),
+        );
+        let req = Request {
+            method: "GET".into(),
+            path: "/v3/search".into(),
+            query: "q=demo".into(),
+            headers: vec![],
+            base_url: BASE.into(),
+            principal: None,
+        };
+        let doc = body(protocol::handle(&p, &req, &Vec::<u8>::new(), &sluice_plugin_sdk::Limits::TEST).unwrap());
+        assert_eq!(doc["data"][0]["registration"], format!("{BASE}/v3/registration/demo/index.json"));
+        // No search upstream: what is stored here.
+        let p = proxy(MemoryRegistry::default(), &[], false);
+        let doc = body(protocol::handle(&p, &req, &Vec::<u8>::new(), &sluice_plugin_sdk::Limits::TEST).unwrap());
+        assert_eq!(doc["totalHits"], 0);
     }
 
     #[test]
