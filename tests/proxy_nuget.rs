@@ -127,9 +127,8 @@ impl Liar {
         use base64::Engine;
         use sha2::{Digest, Sha512};
 
-        let package = |text: &str| {
-            Nupkg::new("Liar", &nuspec("Liar", "1.0.0", "")).file("content/liar.txt", text.to_string()).build()
-        };
+        let package =
+            |text: &str| Nupkg::new("Liar", &nuspec("Liar", "1.0.0", "")).file("content/liar.txt", text).build();
         let promised = package("what the registration promises");
         let sent = package("what is sent instead");
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised));

@@ -142,7 +142,11 @@ fn list(
     path: &str,
 ) -> Result<Outcome, Error> {
     let stored: Vec<GoVersion> = view.map(protocol::listed).unwrap_or_default().into_iter().map(|(v, _)| v).collect();
-    let mut versions: Vec<GoVersion> = match ask(registry, path) {
+    let upstream = ask(registry, path);
+    // An empty list from the upstream is an answer (a module with only pseudo-versions, which
+    // the go command then resolves with `@latest`), not a miss.
+    let known = view.is_some() || matches!(upstream, Upstream::Found(_));
+    let mut versions: Vec<GoVersion> = match upstream {
         Upstream::Found(a) => {
             let body = String::from_utf8_lossy(&a.body);
             let mut from_upstream: Vec<GoVersion> =
@@ -156,7 +160,7 @@ fn list(
         // The upstream cannot be asked: everything stored here is the best answer.
         Upstream::Failed(_) => stored,
     };
-    if versions.is_empty() && view.is_none() {
+    if versions.is_empty() && !known {
         return Err(Error::not_found(format!("not found: module {module} is not in this repository or its upstream")));
     }
     versions.sort_by(|a, b| a.semver.cmp(&b.semver).then_with(|| a.canonical.cmp(&b.canonical)));
@@ -298,6 +302,8 @@ mod tests {
         let empty = Proxy { down: true, ..proxy(&[], &[], &[]) };
         assert_eq!(get(&empty, "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::Unavailable);
         assert_eq!(get(&proxy(&[], &[], &[]), "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
+        let pseudo_only = proxy(&[], &[], &[("/github.com/!azure/m/@v/list", "")]);
+        assert_eq!(body(get(&pseudo_only, "/github.com/!azure/m/@v/list").unwrap()), "");
     }
 
     #[test]

@@ -52,8 +52,26 @@ fn ask(registry: &impl Registry, url: &str) -> Upstream {
     }
 }
 
+/// The most an upstream document may unpack to (a gzip bomb is refused, not held).
+const MAX_DOCUMENT: u64 = 64 << 20;
+
 fn json_of(a: &UpstreamResponse, what: &str) -> Result<Value, Error> {
-    serde_json::from_slice(&a.body).map_err(|_| Error::unavailable(format!("the upstream's {what} is not JSON")))
+    let not_json = || Error::unavailable(format!("the upstream's {what} is not JSON"));
+    // nuget.org stores its `-gz-` registrations gzipped and sends them so (`Content-Encoding:
+    // gzip`) whatever the request accepts.
+    if a.body.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(a.body.as_slice())
+            .take(MAX_DOCUMENT + 1)
+            .read_to_end(&mut text)
+            .map_err(|_| not_json())?;
+        if text.len() as u64 > MAX_DOCUMENT {
+            return Err(Error::unavailable(format!("the upstream's {what} unpacks to more than 64 MiB")));
+        }
+        return serde_json::from_slice(&text).map_err(|_| not_json());
+    }
+    serde_json::from_slice(&a.body).map_err(|_| not_json())
 }
 
 /// The upstream's flat container and registrations, from its service index.
@@ -493,6 +511,18 @@ mod tests {
         let p = proxy(MemoryRegistry::default(), &[], false);
         let doc = body(protocol::handle(&p, &req, &Vec::<u8>::new(), &sluice_plugin_sdk::Limits::TEST).unwrap());
         assert_eq!(doc["totalHits"], 0);
+    }
+
+    #[test]
+    fn gzipped_registrations_are_read() {
+        use std::io::Write;
+        let doc = json!({ "versions": ["1.0.0"] });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(doc.to_string().as_bytes()).unwrap();
+        let answer = Answer { status: 200, headers: vec![], body: gz.finish().unwrap(), stale: false };
+        assert_eq!(json_of(&answer, "x").unwrap(), doc);
+        let bad = Answer { body: vec![0x1f, 0x8b, 0, 1], ..answer };
+        assert_eq!(json_of(&bad, "x").unwrap_err().kind, ErrorKind::Unavailable);
     }
 
     #[test]
