@@ -226,11 +226,11 @@ impl Upstream {
         let _ = std::fs::remove_file(body);
     }
 
-    /// GET `path_and_query` below the upstream, through the kept copies (see the module's rules).
+    /// GET `path_and_query` below the upstream (or an absolute URL on its scheme, host and
+    /// port), through the kept copies (see the module's rules).
     pub fn get(&self, path_and_query: &str, accept: Option<&str>) -> Result<Answer, UpstreamError> {
-        if path_and_query.contains("://") {
-            return Err(UpstreamError::Refused("metadata is asked for by a path below the upstream".into()));
-        }
+        // An absolute URL is allowed on the upstream's own origin only (`url_for`): a format's
+        // index document may name its other documents by URL (NuGet's service index).
         let url = self.url_for(path_and_query)?;
         let (meta_path, body_path) = self.cache_paths(path_and_query, accept);
         let kept = self.read_kept(&meta_path, &body_path);

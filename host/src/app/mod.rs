@@ -162,7 +162,9 @@ impl App {
             let upstream = Upstream::of(&rc, &config.data)?.map(Arc::new);
             if upstream.is_some() {
                 // Only a plugin of contract 0.4.0 or later can ask an upstream (older ones have no
-                // `upstream` import), and git-tag formats take versions from git instead.
+                // `upstream` import). A repository of a git-tag format with an upstream is a proxy
+                // of another registry of that format: the config refuses `git` sources next to an
+                // `upstream`, so its versions come from the upstream alone.
                 if matches!(plugin.contract, "0.1.0" | "0.2.0" | "0.3.0") {
                     anyhow::bail!(
                         "repository `{}` has an upstream, but plugin `{}` ({}) was built against contract {}, which \
@@ -171,13 +173,6 @@ impl App {
                         plugin.name(),
                         plugin.source,
                         plugin.contract
-                    );
-                }
-                if plugin.info.publish != crate::plugin::wit::PublishMode::Upload {
-                    anyhow::bail!(
-                        "repository `{}` has an upstream, but format `{}` publishes from git tags",
-                        rc.name,
-                        rc.format
                     );
                 }
             }

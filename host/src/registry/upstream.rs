@@ -2,7 +2,9 @@
 //! upstream's file once, verify it against the digests the plugin read in the upstream's
 //! metadata, store it as a push by `upstream` (the URL it came from recorded as the push's
 //! client address, so the audit log says where it came from), and serve it. A file that does not
-//! match, or that comes with no digest to check, is refused and stored nowhere.
+//! match is refused and stored nowhere. A file the plugin gives no digest for (its format's
+//! metadata has none, such as the GOPROXY protocol's zips, which clients check themselves) is
+//! stored as fetched, its sha256 recorded, and logged as unverified.
 
 use std::sync::atomic::Ordering;
 
@@ -41,13 +43,7 @@ impl Registry<'_> {
             ))
         })?;
         let expected = [("sha512", &f.sha512), ("sha256", &f.sha256), ("sha1", &f.sha1)];
-        if expected.iter().all(|(_, d)| d.is_none()) {
-            upstream.stats.files_refused.fetch_add(1, Ordering::Relaxed);
-            return Err(AppError::Unavailable(format!(
-                "the upstream's metadata gives no digest for {}, so it cannot be verified; refused",
-                f.file_name
-            )));
-        }
+        let unverified = expected.iter().all(|(_, d)| d.is_none());
         // The URL is the upstream's own document's: one pointing elsewhere is the upstream's
         // fault (a 502), and the credentials must not follow it.
         let url = upstream.url_for(&f.url).map_err(|e| {
@@ -87,6 +83,7 @@ impl Registry<'_> {
             }
         }
         let url_text = url.to_string();
+        let got_sha256 = got.sha256.clone();
         let push = NewPush {
             file_name: &f.file_name,
             pusher: Pusher {
@@ -103,10 +100,18 @@ impl Registry<'_> {
         match self.publish_file(repo, pending, &push) {
             Ok(push_id) => {
                 upstream.stats.files_stored.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    repository = repo.name(), package = %f.package, version = %f.version, url = %url_text, push_id,
-                    "stored a file from the upstream"
-                );
+                if unverified {
+                    tracing::info!(
+                        repository = repo.name(), package = %f.package, version = %f.version, url = %url_text, push_id,
+                        sha256 = %got_sha256,
+                        "stored a file from the upstream as fetched: its metadata gives no digest to verify"
+                    );
+                } else {
+                    tracing::info!(
+                        repository = repo.name(), package = %f.package, version = %f.version, url = %url_text, push_id,
+                        "stored a file from the upstream"
+                    );
+                }
             }
             // Another request fetched the same file first: serve that one.
             Err(AppError::Conflict(_)) => {}

@@ -8,6 +8,7 @@ pub mod module_path;
 pub mod module_zip;
 pub mod parse;
 pub mod protocol;
+pub mod proxy;
 
 use sluice_plugin_sdk::io::ReadAt;
 pub use sluice_plugin_sdk::SourceTree;

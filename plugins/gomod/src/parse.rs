@@ -57,6 +57,11 @@ pub fn parse(file_name: &str, file: impl ReadAt, limits: &Limits) -> Result<Meta
         return Err(Error::invalid(format!("version {version:?} is not canonical (should be {:?})", parsed.canonical)));
     }
     module_path::check_path_major(&module, &parsed).map_err(|e| Error::invalid(e.0))?;
+    // A zip is stored as `VERSION.zip` (from a tag, or fetched from a proxy's upstream for that
+    // version): one holding another version is not the file it claims to be.
+    if file_name.ends_with(".zip") && file_name != crate::zip_file_name(&version) {
+        return Err(Error::invalid(format!("{file_name} holds {module}@{version}, not the version its name says")));
+    }
 
     let prefix = format!("{module}@{version}/");
     let mut total: u64 = 0;
@@ -166,7 +171,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed_zips() {
-        let e = |files: &[(&str, &str)]| parse("x.zip", zip_of(files), &Limits::TEST).unwrap_err().message;
+        // A name without `.zip`, so that each case reaches its own check.
+        let e = |files: &[(&str, &str)]| parse("module", zip_of(files), &Limits::TEST).unwrap_err().message;
+        // A zip stored or fetched as one version that holds another is not that version.
+        let other = zip_of(&[("example.com/m@v1.0.1/go.mod", "module example.com/m\n")]);
+        assert!(parse("v1.0.0.zip", other, &Limits::TEST)
+            .unwrap_err()
+            .message
+            .contains("not the version its name says"));
         assert!(parse("x.zip", b"not a zip".to_vec(), &Limits::TEST)
             .unwrap_err()
             .message

@@ -41,7 +41,7 @@ fn versions(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
 
 /// The live versions the go command would list: compatible ones, then `+incompatible` ones
 /// unless the latest compatible version has a real go.mod.
-fn listed(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
+pub(crate) fn listed(view: &PackageView) -> Vec<(GoVersion, &Artifact)> {
     let live: Vec<_> = versions(view).into_iter().filter(|(_, a)| a.is_live()).collect();
     let latest_compatible_has_go_mod = live.iter().rev().find(|(v, _)| !v.incompatible).is_some_and(|(_, a)| {
         Manifest::read(&a.metadata.manifest).go_mod != crate::from_tag::synthesized_go_mod(&view.name)
@@ -68,8 +68,45 @@ pub fn handle(registry: &impl Registry, req: &Request) -> Result<Outcome, Error>
     }
     let path = sluice_plugin_sdk::http::decode(req.path.trim_start_matches('/'));
     if path.starts_with("sumdb/") {
+        // The go command then asks its checksum database itself (see `proxy`).
         return Err(not_found("this proxy does not serve checksum databases".into()));
     }
+    if registry.upstream_configured() {
+        let (module_path, ask) = proxy_ask(&path)?;
+        return crate::proxy::handle(registry, &module_path, ask);
+    }
+    handle_local(registry, &path)
+}
+
+/// A proxy repository's request: the module path and what is asked of it.
+fn proxy_ask(path: &str) -> Result<(String, crate::proxy::Ask), Error> {
+    use crate::proxy::Ask;
+    let unescape = |s: &str| module_path::unescape(s).map_err(|e| Error::invalid(e.0));
+    if let Some(escaped) = path.strip_suffix("/@latest") {
+        return Ok((unescape(escaped)?, Ask::Latest));
+    }
+    let (escaped, file) = path.split_once("/@v/").ok_or_else(|| not_found(format!("{path} is not a GOPROXY path")))?;
+    let module_path = unescape(escaped)?;
+    if file == "list" {
+        return Ok((module_path, Ask::List));
+    }
+    let (version, suffix) = file
+        .rsplit_once('.')
+        .and_then(|(v, s)| ["info", "mod", "zip"].into_iter().find(|k| *k == s).map(|k| (v, k)))
+        .ok_or_else(|| not_found(format!("{file} is not one of @v/list, @v/VERSION.info, .mod or .zip")))?;
+    let version = unescape(version)?;
+    // Only a version Go would ask for goes upstream (no `..`, queries or other paths).
+    let parsed = module_path::parse_served_version(&version).map_err(|e| Error::invalid(e.0))?;
+    if parsed.canonical != version {
+        return Err(not_found(format!("{module_path}@{version}: not a canonical version")));
+    }
+    Ok((module_path, Ask::File(version, suffix)))
+}
+
+/// Serves a GOPROXY request (its path percent-decoded, without the leading `/`) from what this
+/// repository stores.
+pub(crate) fn handle_local(registry: &impl Registry, path: &str) -> Result<Outcome, Error> {
+    let path = path.to_string();
     if let Some(escaped) = path.strip_suffix("/@latest") {
         let module_path = module_path::unescape(escaped).map_err(|e| Error::invalid(e.0))?;
         let view = module(registry, &module_path)?;

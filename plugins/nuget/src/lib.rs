@@ -9,6 +9,7 @@ pub mod errors;
 pub mod multipart;
 pub mod parse;
 pub mod protocol;
+pub mod proxy;
 pub mod registration;
 pub mod search;
 pub mod v2feed;

@@ -4,7 +4,7 @@
 pub use crate::errors::render_error;
 use crate::parse::{EmbeddedRole, StoredManifest};
 use crate::version::{same_version, NuGetVersion};
-use crate::{multipart, parse, registration, search, v2feed};
+use crate::{multipart, parse, proxy, registration, search, v2feed};
 use serde_json::json;
 use sluice_plugin_sdk::http::{self, json};
 use sluice_plugin_sdk::io::ReadAt;
@@ -94,6 +94,11 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limit
     // Every read below renders from the registry view and the request's URL alone, so the host
     // may keep it until what it read changes (the `keep_*` calls leave stored files and errors
     // alone).
+    if registry.upstream_configured() && read {
+        if let Some(outcome) = proxied(registry, &urls, req, &segments) {
+            return outcome;
+        }
+    }
     match (req.method.as_str(), segments.as_slice()) {
         (_, ["v3", "index.json"]) if read => Ok(Outcome::respond(json(200, &service_index(&urls))).keep_forever()),
         (_, ["v3-flatcontainer", id, "index.json"]) if read => {
@@ -122,6 +127,26 @@ pub fn handle(registry: &impl Registry, req: &Request, body: &impl ReadAt, limit
         ("POST", ["api", "v2", "package", id, version]) => set_listed(registry, req, id, version, true),
         _ => Err(Error::not_found(format!("no NuGet resource at {} {}", req.method, req.path))),
     }
+}
+
+/// The reads a proxy repository answers from its upstream (see `proxy`); none for the others,
+/// which it serves as any repository does (the service index is this repository's; pushes and
+/// unlists act on its own versions; autocomplete and the V2 feed read what is stored here).
+fn proxied(registry: &impl Registry, urls: &Urls, req: &Request, segments: &[&str]) -> Option<Result<Outcome, Error>> {
+    Some(match segments {
+        ["v3", "search"] => proxy::search(registry, urls, req),
+        ["v3-flatcontainer", id, "index.json"] => proxy::flat_versions(registry, id),
+        ["v3-flatcontainer", id, version, file] => {
+            let stored = registry.package(id).is_some_and(|p| find_version(&p, version).is_ok());
+            if stored {
+                return None;
+            }
+            proxy::flat_file(registry, urls, id, version, file)
+        }
+        ["v3", "registration", id, "index.json"] => proxy::registration_index(registry, urls, id),
+        ["v3", "registration", id, leaf] if !leaf.is_empty() => proxy::registration_leaf(registry, urls, id, leaf),
+        _ => return None,
+    })
 }
 
 fn service_index(urls: &Urls) -> serde_json::Value {

@@ -8,6 +8,7 @@
 use crate::parse::{self, Group, License};
 use crate::protocol::{versions, Urls, Versioned};
 use crate::version::NuGetVersion;
+use base64::Engine;
 use serde_json::{json, Value};
 use sluice_plugin_sdk::http::{json, rfc3339_ms};
 use sluice_plugin_sdk::{Error, Outcome, PackageView, Registry};
@@ -92,7 +93,7 @@ fn page_document(urls: &Urls, package: &PackageView, items: &[Versioned], page_u
 }
 
 /// A version as it appears in a page and in its own leaf document.
-fn leaf_item(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
+pub(crate) fn leaf_item(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
     json!({
         "@id": urls.registration_leaf(&package.name, &v.version),
         "@type": "Package",
@@ -129,6 +130,11 @@ fn catalog_entry(urls: &Urls, package: &PackageView, v: &Versioned) -> Value {
         },
     });
     let links = Links::of(urls, &package.name, &v.version, details.as_ref(), meta);
+    // What nuget.org's catalog gives: a proxy of this repository verifies the package with it.
+    if let Some(sha512) = hex::decode(&v.artifact.sha512).ok().filter(|d| d.len() == 64) {
+        entry["packageHash"] = json!(base64::engine::general_purpose::STANDARD.encode(sha512));
+        entry["packageHashAlgorithm"] = json!("SHA512");
+    }
     if let Some(url) = links.license_url {
         entry["licenseUrl"] = json!(url);
     }

@@ -1,0 +1,347 @@
+//! The GOPROXY protocol in a proxy repository (`upstream = "https://proxy.golang.org"`, contract
+//! 0.4.0): the plugin asks the upstream through the host (which adds credentials, guards, times
+//! out and keeps the answers for `metadata_ttl`), and serves:
+//!
+//! - `@v/list`: the upstream's versions, merged with versions this repository holds that did not
+//!   come from the upstream; a version fetched before is listed while the upstream lists it, or
+//!   while the upstream cannot be reached;
+//! - `.info`, `.mod`, `@latest`: the upstream's answer; when the upstream has nothing to say (it
+//!   is down with nothing kept, or deleted the version) the stored copy of a version fetched
+//!   before answers, so builds that pinned it keep working;
+//! - `.zip`: the stored copy, else a `fetch-file` of the upstream's zip, stored once.
+//!
+//! The GOPROXY protocol gives no digest of a zip: the go command verifies it against go.sum and
+//! the checksum database (`GOSUMDB`). So a fetched zip is stored as the upstream sent it (its
+//! sha256 recorded), after `parse` has checked that it holds exactly the module and version asked
+//! for. `/sumdb/` is not proxied: the go command then asks its checksum database directly.
+
+use crate::module_path::{self, GoVersion};
+use crate::protocol;
+use sluice_plugin_sdk::http::{bytes, text};
+use sluice_plugin_sdk::{Error, ErrorKind, Outcome, PackageView, Registry, UpstreamFile, UpstreamResponse};
+
+/// One GOPROXY request, already split into the unescaped module path and what is asked of it.
+pub enum Ask {
+    List,
+    Latest,
+    /// A version's `info`, `mod` or `zip`.
+    File(String, &'static str),
+}
+
+/// The upstream's path of `ask` for `module`: the same GOPROXY path, escaped as Go escapes it.
+pub fn upstream_path(module: &str, ask: &Ask) -> String {
+    let m = module_path::escape(module);
+    match ask {
+        Ask::List => format!("/{m}/@v/list"),
+        Ask::Latest => format!("/{m}/@latest"),
+        Ask::File(version, suffix) => format!("/{m}/@v/{}.{suffix}", module_path::escape(version)),
+    }
+}
+
+/// What the upstream said, reduced to what a proxy decides on.
+enum Upstream {
+    Found(UpstreamResponse),
+    /// 404 or 410: the upstream does not have it (any more).
+    Missing,
+    /// It failed, answered something unusable, or could not be reached with nothing kept.
+    Failed(Error),
+}
+
+fn ask(registry: &impl Registry, path: &str) -> Upstream {
+    match registry.upstream_get(path, None) {
+        Ok(a) if a.status == 200 => Upstream::Found(a),
+        Ok(a) if a.status == 404 || a.status == 410 => Upstream::Missing,
+        Ok(a) => Upstream::Failed(Error::unavailable(format!("the upstream answered {} for {path}", a.status))),
+        // Offline with nothing kept is a miss, as the contract says.
+        Err(e) if e.kind == ErrorKind::NotFound => Upstream::Missing,
+        Err(e) => Upstream::Failed(e),
+    }
+}
+
+/// Serves one GOPROXY request of a proxy repository.
+pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Outcome, Error> {
+    module_path::check_module_path(module).map_err(|e| Error::invalid(format!("module path {module:?}: {e}")))?;
+    let view = registry.package(module).filter(|p| p.name == module);
+    let cached = registry.cached_versions(module);
+    let path = upstream_path(module, &ask_for);
+    match ask_for {
+        Ask::List => list(registry, module, view.as_ref(), &cached, &path),
+        Ask::Latest => match ask(registry, &path) {
+            Upstream::Found(a) => info_answer(a),
+            Upstream::Missing => local(registry, &format!("/{}/@latest", module_path::escape(module))),
+            Upstream::Failed(e) => local(registry, &format!("/{}/@latest", module_path::escape(module))).map_err(|_| e),
+        },
+        Ask::File(version, suffix) => {
+            let stored = view.as_ref().and_then(|v| v.artifacts.iter().find(|a| a.version == version));
+            let own = stored.is_some() && !cached.contains(&version);
+            let local_path = path.clone();
+            if suffix == "zip" {
+                if let Some(a) = stored {
+                    return Ok(Outcome::serve_file(module, a.file_name.clone(), "application/zip"));
+                }
+                return Ok(Outcome::fetch_file(UpstreamFile {
+                    url: path,
+                    package: module.to_string(),
+                    version: version.clone(),
+                    file_name: crate::zip_file_name(&version),
+                    content_type: "application/zip".into(),
+                    // The protocol gives none; see the module comment.
+                    sha512: None,
+                    sha256: None,
+                    sha1: None,
+                }));
+            }
+            // A version published here (not fetched) is this repository's own.
+            if own {
+                return local(registry, &local_path);
+            }
+            match ask(registry, &path) {
+                Upstream::Found(a) if suffix == "info" => info_answer(a),
+                Upstream::Found(a) => match String::from_utf8(a.body) {
+                    Ok(go_mod) => Ok(Outcome::respond(text(200, go_mod))),
+                    Err(_) => Err(Error::unavailable(format!("the upstream's {path} is not text"))),
+                },
+                // Deleted upstream or unreachable: a version fetched before stays installable.
+                Upstream::Missing if stored.is_some() => local(registry, &local_path),
+                Upstream::Missing => {
+                    Err(Error::not_found(format!("not found: {module}@{version}: no such version upstream")))
+                }
+                Upstream::Failed(e) => {
+                    if stored.is_some() {
+                        local(registry, &local_path)
+                    } else {
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The answer this repository gives from what it stores, as a repository without an upstream.
+fn local(registry: &impl Registry, path: &str) -> Result<Outcome, Error> {
+    protocol::handle_local(registry, &sluice_plugin_sdk::http::decode(path.trim_start_matches('/')))
+        .map(|o| Outcome { keep: None, ..o })
+}
+
+/// An upstream `.info` or `@latest`, checked to be the JSON the go command reads.
+fn info_answer(a: UpstreamResponse) -> Result<Outcome, Error> {
+    match serde_json::from_slice::<serde_json::Value>(&a.body) {
+        Ok(v) if v.get("Version").and_then(|v| v.as_str()).is_some() => {
+            Ok(Outcome::respond(bytes(200, "application/json", a.body)))
+        }
+        _ => Err(Error::unavailable("the upstream's version info is not the JSON the GOPROXY protocol gives")),
+    }
+}
+
+fn list(
+    registry: &impl Registry,
+    module: &str,
+    view: Option<&PackageView>,
+    cached: &[String],
+    path: &str,
+) -> Result<Outcome, Error> {
+    let stored: Vec<GoVersion> = view.map(protocol::listed).unwrap_or_default().into_iter().map(|(v, _)| v).collect();
+    let upstream = ask(registry, path);
+    // An empty list from the upstream is an answer (a module with only pseudo-versions, which
+    // the go command then resolves with `@latest`), not a miss.
+    let known = view.is_some() || matches!(upstream, Upstream::Found(_));
+    let mut versions: Vec<GoVersion> = match upstream {
+        Upstream::Found(a) => {
+            let body = String::from_utf8_lossy(&a.body);
+            let mut from_upstream: Vec<GoVersion> =
+                body.lines().filter_map(|l| module_path::parse_served_version(l.trim()).ok()).collect();
+            // Versions that came from the upstream are offered only while it offers them.
+            from_upstream.extend(stored.into_iter().filter(|v| !cached.contains(&v.canonical)));
+            from_upstream
+        }
+        Upstream::Missing => stored.into_iter().filter(|v| !cached.contains(&v.canonical)).collect(),
+        Upstream::Failed(e) if view.is_none() => return Err(e),
+        // The upstream cannot be asked: everything stored here is the best answer.
+        Upstream::Failed(_) => stored,
+    };
+    if versions.is_empty() && !known {
+        return Err(Error::not_found(format!("not found: module {module} is not in this repository or its upstream")));
+    }
+    versions.sort_by(|a, b| a.semver.cmp(&b.semver).then_with(|| a.canonical.cmp(&b.canonical)));
+    versions.dedup_by(|a, b| a.canonical == b.canonical);
+    let body: String = versions.iter().map(|v| format!("{}\n", v.canonical)).collect();
+    Ok(Outcome::respond(text(200, body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_plugin_sdk::{
+        Artifact, MemoryRegistry, Metadata, PackageSummary, Reply, Request, SearchPage, TokenInfo,
+        UpstreamResponse as Answer,
+    };
+    use std::collections::HashMap;
+
+    const MODULE: &str = "github.com/Azure/m";
+
+    /// A proxy repository in memory: stored versions, the upstream's answers by path (a missing
+    /// path is a 404; `down` makes every ask fail with nothing kept), and the fetched versions.
+    struct Proxy {
+        local: MemoryRegistry,
+        upstream: HashMap<String, Vec<u8>>,
+        down: bool,
+        cached: Vec<String>,
+    }
+
+    impl Registry for Proxy {
+        fn package(&self, name: &str) -> Option<PackageView> {
+            self.local.package(name)
+        }
+        fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
+            self.local.search(query, offset, limit)
+        }
+        fn all_packages(&self) -> Vec<PackageView> {
+            self.local.all_packages()
+        }
+        fn summary(&self, name: &str) -> Option<PackageSummary> {
+            self.local.summary(name)
+        }
+        fn tokens(&self) -> Vec<TokenInfo> {
+            Vec::new()
+        }
+        fn upstream_configured(&self) -> bool {
+            true
+        }
+        fn upstream_get(&self, path: &str, _accept: Option<&str>) -> Result<Answer, Error> {
+            if self.down {
+                return Err(Error::unavailable("the upstream could not be reached"));
+            }
+            Ok(match self.upstream.get(path) {
+                Some(body) => Answer { status: 200, headers: vec![], body: body.clone(), stale: false },
+                None => Answer { status: 404, headers: vec![], body: b"not found".to_vec(), stale: false },
+            })
+        }
+        fn cached_versions(&self, _package: &str) -> Vec<String> {
+            self.cached.clone()
+        }
+    }
+
+    fn artifact(version: &str) -> Artifact {
+        let mut metadata = Metadata::new(MODULE, version);
+        metadata.manifest = "module github.com/Azure/m\n\ngo 1.19\n".into();
+        Artifact {
+            version: version.into(),
+            qualifier: String::new(),
+            file_name: crate::zip_file_name(version),
+            size: 10,
+            sha256: String::new(),
+            sha512: String::new(),
+            sha1: String::new(),
+            published_ms: 1_700_000_000_000,
+            metadata,
+            deprecated: None,
+            yanked: false,
+        }
+    }
+
+    fn proxy(stored: &[&str], cached: &[&str], upstream: &[(&str, &str)]) -> Proxy {
+        let packages = if stored.is_empty() {
+            vec![]
+        } else {
+            vec![PackageView {
+                name: MODULE.into(),
+                created_ms: 0,
+                modified_ms: 0,
+                tags: vec![],
+                artifacts: stored.iter().map(|v| artifact(v)).collect(),
+            }]
+        };
+        Proxy {
+            local: MemoryRegistry { tokens: Vec::new(), packages },
+            upstream: upstream.iter().map(|(p, b)| (p.to_string(), b.as_bytes().to_vec())).collect(),
+            down: false,
+            cached: cached.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn get(p: &Proxy, path: &str) -> Result<Outcome, Error> {
+        let req = Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: String::new(),
+            headers: vec![],
+            base_url: "http://localhost/goproxy".into(),
+            principal: None,
+        };
+        protocol::handle(p, &req)
+    }
+
+    fn body(outcome: Outcome) -> String {
+        match outcome.reply {
+            Reply::Respond(r) => String::from_utf8(r.body).unwrap(),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+
+    const INFO: &str = r#"{"Version":"v1.1.0","Time":"2023-01-01T00:00:00Z"}"#;
+
+    #[test]
+    fn paths_are_escaped_as_go_escapes_them() {
+        assert_eq!(upstream_path(MODULE, &Ask::List), "/github.com/!azure/m/@v/list");
+        assert_eq!(
+            upstream_path(MODULE, &Ask::File("v1.0.0-RC".into(), "zip")),
+            "/github.com/!azure/m/@v/v1.0.0-!r!c.zip"
+        );
+    }
+
+    #[test]
+    fn list_merges_and_drops_fetched_versions_the_upstream_no_longer_has() {
+        // v1.0.0 fetched before and since deleted upstream; v1.2.0 published here (the upstream's
+        // list is unsorted, as some proxies send it).
+        let p = proxy(&["v1.0.0", "v1.2.0"], &["v1.0.0"], &[("/github.com/!azure/m/@v/list", "v1.10.0\nv1.1.0\n")]);
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.1.0\nv1.2.0\nv1.10.0\n");
+        // The upstream unreachable with nothing kept: everything stored is listed.
+        let p = Proxy { down: true, ..p };
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.0.0\nv1.2.0\n");
+        let empty = Proxy { down: true, ..proxy(&[], &[], &[]) };
+        assert_eq!(get(&empty, "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::Unavailable);
+        assert_eq!(get(&proxy(&[], &[], &[]), "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
+        let pseudo_only = proxy(&[], &[], &[("/github.com/!azure/m/@v/list", "")]);
+        assert_eq!(body(get(&pseudo_only, "/github.com/!azure/m/@v/list").unwrap()), "");
+    }
+
+    #[test]
+    fn info_mod_latest_come_from_the_upstream_and_fall_back_to_the_stored_copy() {
+        let upstream = [
+            ("/github.com/!azure/m/@v/v1.1.0.info", INFO),
+            ("/github.com/!azure/m/@v/v1.1.0.mod", "module github.com/Azure/m\n"),
+            ("/github.com/!azure/m/@latest", INFO),
+        ];
+        let p = proxy(&["v1.0.0"], &["v1.0.0"], &upstream);
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/v1.1.0.info").unwrap()), INFO);
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/v1.1.0.mod").unwrap()), "module github.com/Azure/m\n");
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@latest").unwrap()), INFO);
+        // v1.0.0 is gone upstream but was fetched before: still served by exact version.
+        assert!(body(get(&p, "/github.com/!azure/m/@v/v1.0.0.info").unwrap()).contains("\"v1.0.0\""));
+        assert_eq!(get(&p, "/github.com/!azure/m/@v/v9.0.0.info").unwrap_err().kind, ErrorKind::NotFound);
+        let p = Proxy { down: true, ..p };
+        assert!(body(get(&p, "/github.com/!azure/m/@v/v1.0.0.mod").unwrap()).contains("go 1.19"));
+        assert!(body(get(&p, "/github.com/!azure/m/@latest").unwrap()).contains("\"v1.0.0\""));
+        assert_eq!(get(&p, "/github.com/!azure/m/@v/v1.1.0.info").unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn an_upstream_answer_that_is_not_version_info_is_refused() {
+        let p = proxy(&[], &[], &[("/github.com/!azure/m/@v/v1.1.0.info", "<html>")]);
+        assert_eq!(get(&p, "/github.com/!azure/m/@v/v1.1.0.info").unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn a_zip_is_served_when_stored_and_fetched_once_otherwise() {
+        let p = proxy(&["v1.0.0"], &["v1.0.0"], &[]);
+        assert!(matches!(get(&p, "/github.com/!azure/m/@v/v1.0.0.zip").unwrap().reply, Reply::ServeFile(_)));
+        let Reply::FetchFile(f) = get(&p, "/github.com/!azure/m/@v/v1.1.0.zip").unwrap().reply else {
+            panic!("an unstored zip is fetched from the upstream")
+        };
+        assert_eq!(f.url, "/github.com/!azure/m/@v/v1.1.0.zip");
+        assert_eq!((f.package.as_str(), f.version.as_str(), f.file_name.as_str()), (MODULE, "v1.1.0", "v1.1.0.zip"));
+        // A path that is not a module path never reaches the upstream.
+        assert_eq!(get(&p, "/../etc/@v/list").unwrap_err().kind, ErrorKind::Invalid);
+    }
+}
