@@ -36,4 +36,3 @@ pub fn webhook_receiver() -> (String, mpsc::Receiver<(String, String)>) {
     });
     (url, rx)
 }
-
