@@ -38,7 +38,7 @@ mod registry_view;
 /// The raw generated export trait; plugins implement [`Plugin`] instead and [`export!`] bridges.
 pub use exports::sluice::plugin::format::Guest as Format;
 pub use plugin::{HostTree, Plugin, SourceTree};
-pub use registry_view::{summary_of, HostRegistry, MemoryRegistry, Registry, SummaryOnly};
+pub use registry_view::{summary_of, HostRegistry, MemoryProxy, MemoryRegistry, Registry, SummaryOnly};
 pub use sluice::plugin::types::*;
 
 impl Error {

@@ -125,6 +125,69 @@ impl Registry for MemoryRegistry {
     }
 }
 
+/// A proxy repository in memory, for plugins' unit tests: the stored packages, the upstream's
+/// answers by path (and `Accept`), whether the upstream is down, the versions fetched from it and
+/// the `min_age` cut-off.
+#[derive(Default)]
+pub struct MemoryProxy {
+    pub local: MemoryRegistry,
+    /// Answers by (path, accept); an answer stored with accept `""` serves any. A path the map
+    /// lacks answers 404.
+    pub upstream: std::collections::HashMap<(String, String), Result<UpstreamResponse, Error>>,
+    /// The upstream's base URL: an absolute URL below it is looked up as its path.
+    pub base: String,
+    /// Every `upstream_get` fails as the host's does when the upstream cannot be reached.
+    pub down: bool,
+    pub cached: Vec<String>,
+    pub published_before: Option<u64>,
+}
+
+impl MemoryProxy {
+    /// `path` answers 200 with `body`, whatever the `Accept`.
+    pub fn answer(&mut self, path: &str, body: impl Into<Vec<u8>>) {
+        let ok = UpstreamResponse { status: 200, headers: vec![], body: body.into(), stale: false };
+        self.upstream.insert((path.to_string(), String::new()), Ok(ok));
+    }
+}
+
+impl Registry for MemoryProxy {
+    fn package(&self, name: &str) -> Option<PackageView> {
+        self.local.package(name)
+    }
+    fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
+        self.local.search(query, offset, limit)
+    }
+    fn all_packages(&self) -> Vec<PackageView> {
+        self.local.all_packages()
+    }
+    fn summary(&self, name: &str) -> Option<PackageSummary> {
+        self.local.summary(name)
+    }
+    fn tokens(&self) -> Vec<TokenInfo> {
+        self.local.tokens()
+    }
+    fn upstream_configured(&self) -> bool {
+        true
+    }
+    fn upstream_get(&self, path: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
+        if self.down {
+            return Err(Error::unavailable("the upstream could not be reached"));
+        }
+        let path = path.strip_prefix(self.base.as_str()).filter(|_| !self.base.is_empty()).unwrap_or(path);
+        let exact = (path.to_string(), accept.unwrap_or("").to_string());
+        let any = (path.to_string(), String::new());
+        self.upstream.get(&exact).or_else(|| self.upstream.get(&any)).cloned().unwrap_or_else(|| {
+            Ok(UpstreamResponse { status: 404, headers: vec![], body: b"not found".to_vec(), stale: false })
+        })
+    }
+    fn cached_versions(&self, _package: &str) -> Vec<String> {
+        self.cached.clone()
+    }
+    fn upstream_published_before(&self) -> Option<u64> {
+        self.published_before
+    }
+}
+
 /// A registry for unit tests of write handlers: it answers `summary` and `tokens` from a
 /// [`MemoryRegistry`] and panics on the calls that load every file's metadata (`package`,
 /// `all_packages`, `search`), so a test shows that a write costs the change, not the package.

@@ -172,55 +172,9 @@ fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_plugin_sdk::{
-        Artifact, MemoryRegistry, Metadata, PackageSummary, Reply, Request, SearchPage, TokenInfo,
-        UpstreamResponse as Answer,
-    };
-    use std::collections::HashMap;
+    use sluice_plugin_sdk::{Artifact, MemoryProxy, MemoryRegistry, Metadata, Reply, Request};
 
     const MODULE: &str = "github.com/Azure/m";
-
-    /// A proxy repository in memory: stored versions, the upstream's answers by path (a missing
-    /// path is a 404; `down` makes every ask fail with nothing kept), and the fetched versions.
-    struct Proxy {
-        local: MemoryRegistry,
-        upstream: HashMap<String, Vec<u8>>,
-        down: bool,
-        cached: Vec<String>,
-    }
-
-    impl Registry for Proxy {
-        fn package(&self, name: &str) -> Option<PackageView> {
-            self.local.package(name)
-        }
-        fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
-            self.local.search(query, offset, limit)
-        }
-        fn all_packages(&self) -> Vec<PackageView> {
-            self.local.all_packages()
-        }
-        fn summary(&self, name: &str) -> Option<PackageSummary> {
-            self.local.summary(name)
-        }
-        fn tokens(&self) -> Vec<TokenInfo> {
-            Vec::new()
-        }
-        fn upstream_configured(&self) -> bool {
-            true
-        }
-        fn upstream_get(&self, path: &str, _accept: Option<&str>) -> Result<Answer, Error> {
-            if self.down {
-                return Err(Error::unavailable("the upstream could not be reached"));
-            }
-            Ok(match self.upstream.get(path) {
-                Some(body) => Answer { status: 200, headers: vec![], body: body.clone(), stale: false },
-                None => Answer { status: 404, headers: vec![], body: b"not found".to_vec(), stale: false },
-            })
-        }
-        fn cached_versions(&self, _package: &str) -> Vec<String> {
-            self.cached.clone()
-        }
-    }
 
     fn artifact(version: &str) -> Artifact {
         let mut metadata = Metadata::new(MODULE, version);
@@ -240,7 +194,7 @@ mod tests {
         }
     }
 
-    fn proxy(stored: &[&str], cached: &[&str], upstream: &[(&str, &str)]) -> Proxy {
+    fn proxy(stored: &[&str], cached: &[&str], upstream: &[(&str, &str)]) -> MemoryProxy {
         let packages = if stored.is_empty() {
             vec![]
         } else {
@@ -252,15 +206,18 @@ mod tests {
                 artifacts: stored.iter().map(|v| artifact(v)).collect(),
             }]
         };
-        Proxy {
+        let mut p = MemoryProxy {
             local: MemoryRegistry { tokens: Vec::new(), packages },
-            upstream: upstream.iter().map(|(p, b)| (p.to_string(), b.as_bytes().to_vec())).collect(),
-            down: false,
             cached: cached.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        for (path, body) in upstream {
+            p.answer(path, *body);
         }
+        p
     }
 
-    fn get(p: &Proxy, path: &str) -> Result<Outcome, Error> {
+    fn get(p: &MemoryProxy, path: &str) -> Result<Outcome, Error> {
         let req = Request {
             method: "GET".into(),
             path: path.into(),
@@ -297,9 +254,9 @@ mod tests {
         let p = proxy(&["v1.0.0", "v1.2.0"], &["v1.0.0"], &[("/github.com/!azure/m/@v/list", "v1.10.0\nv1.1.0\n")]);
         assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.1.0\nv1.2.0\nv1.10.0\n");
         // The upstream unreachable with nothing kept: everything stored is listed.
-        let p = Proxy { down: true, ..p };
+        let p = MemoryProxy { down: true, ..p };
         assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.0.0\nv1.2.0\n");
-        let empty = Proxy { down: true, ..proxy(&[], &[], &[]) };
+        let empty = MemoryProxy { down: true, ..proxy(&[], &[], &[]) };
         assert_eq!(get(&empty, "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::Unavailable);
         assert_eq!(get(&proxy(&[], &[], &[]), "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
         let pseudo_only = proxy(&[], &[], &[("/github.com/!azure/m/@v/list", "")]);
@@ -320,7 +277,7 @@ mod tests {
         // v1.0.0 is gone upstream but was fetched before: still served by exact version.
         assert!(body(get(&p, "/github.com/!azure/m/@v/v1.0.0.info").unwrap()).contains("\"v1.0.0\""));
         assert_eq!(get(&p, "/github.com/!azure/m/@v/v9.0.0.info").unwrap_err().kind, ErrorKind::NotFound);
-        let p = Proxy { down: true, ..p };
+        let p = MemoryProxy { down: true, ..p };
         assert!(body(get(&p, "/github.com/!azure/m/@v/v1.0.0.mod").unwrap()).contains("go 1.19"));
         assert!(body(get(&p, "/github.com/!azure/m/@latest").unwrap()).contains("\"v1.0.0\""));
         assert_eq!(get(&p, "/github.com/!azure/m/@v/v1.1.0.info").unwrap_err().kind, ErrorKind::Unavailable);

@@ -247,50 +247,8 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
 mod tests {
     use super::*;
     use crate::packument::tests::{view, BASE};
-    use sluice_plugin_sdk::{MemoryRegistry, PackageSummary, Reply, SearchPage, TokenInfo, UpstreamResponse as Answer};
+    use sluice_plugin_sdk::{MemoryProxy, MemoryRegistry, Reply, UpstreamResponse as Answer};
     use std::collections::HashMap;
-
-    /// A proxy repository in memory: stored packages, the upstream's answers by (path, accept),
-    /// and the versions that were fetched from it.
-    struct Proxy {
-        local: MemoryRegistry,
-        upstream: HashMap<(String, String), Result<Answer, Error>>,
-        cached: Vec<String>,
-        cutoff: Option<u64>,
-    }
-
-    impl Registry for Proxy {
-        fn package(&self, name: &str) -> Option<PackageView> {
-            self.local.package(name)
-        }
-        fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
-            self.local.search(query, offset, limit)
-        }
-        fn all_packages(&self) -> Vec<PackageView> {
-            self.local.all_packages()
-        }
-        fn summary(&self, name: &str) -> Option<PackageSummary> {
-            self.local.summary(name)
-        }
-        fn tokens(&self) -> Vec<TokenInfo> {
-            Vec::new()
-        }
-        fn upstream_configured(&self) -> bool {
-            true
-        }
-        fn upstream_get(&self, path: &str, accept: Option<&str>) -> Result<Answer, Error> {
-            self.upstream
-                .get(&(path.to_string(), accept.unwrap_or("").to_string()))
-                .cloned()
-                .unwrap_or_else(|| Ok(Answer { status: 404, headers: vec![], body: b"{}".to_vec(), stale: false }))
-        }
-        fn cached_versions(&self, _package: &str) -> Vec<String> {
-            self.cached.clone()
-        }
-        fn upstream_published_before(&self) -> Option<u64> {
-            self.cutoff
-        }
-    }
 
     const UP: &str = "http://up.test/npm";
 
@@ -314,7 +272,7 @@ mod tests {
             .unwrap()
     }
 
-    fn proxy(name: &str, local: Vec<PackageView>, versions: &[&str], cached: &[&str]) -> Proxy {
+    fn proxy(name: &str, local: Vec<PackageView>, versions: &[&str], cached: &[&str]) -> MemoryProxy {
         let body = upstream_doc(name, versions, versions.last().unwrap());
         let mut upstream = HashMap::new();
         for accept in [packument::ABBREVIATED, FULL] {
@@ -323,11 +281,11 @@ mod tests {
                 Ok(Answer { status: 200, headers: vec![], body: body.clone(), stale: false }),
             );
         }
-        Proxy {
+        MemoryProxy {
             local: MemoryRegistry::with_packages(local),
             upstream,
             cached: cached.iter().map(|s| s.to_string()).collect(),
-            cutoff: None,
+            ..Default::default()
         }
     }
 
@@ -443,7 +401,7 @@ mod tests {
             Ok(Answer { status: 200, headers: vec![], body, stale: false }),
         );
         // Published since the middle of February 2020: 2.0.0-rc.1 and 2.0.0 are too young.
-        p.cutoff = Some(1_582_000_000_000);
+        p.published_before = Some(1_582_000_000_000);
         for abbreviated in [true, false] {
             let doc = body_of(&packument(&p, &req(), name, abbreviated).unwrap());
             assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0", "1.1.0"]);
@@ -455,7 +413,7 @@ mod tests {
         assert!(matches!(tarball(&p, name, "left-pad-1.1.0.tgz").unwrap().reply, Reply::FetchFile(_)));
         // A version published here is offered however new it is (the test views are from 2023).
         p.local = MemoryRegistry::with_packages(vec![view(name, &["3.0.0"], &[("latest", "3.0.0")])]);
-        p.cutoff = Some(1);
+        p.published_before = Some(1);
         let doc = body_of(&packument(&p, &req(), name, true).unwrap());
         assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["3.0.0"]);
         assert_eq!(doc["dist-tags"]["latest"], "3.0.0");

@@ -362,54 +362,11 @@ pub fn package_hash(entry: &Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::protocol::tests::registry_with;
-    use sluice_plugin_sdk::{
-        MemoryRegistry, PackageSummary, PackageView, Reply, Request, SearchPage, TokenInfo, UpstreamResponse as Answer,
-    };
+    use sluice_plugin_sdk::{MemoryProxy, MemoryRegistry, Reply, Request, UpstreamResponse as Answer};
     use std::collections::HashMap;
 
     const UP: &str = "http://up.test/nuget";
     const BASE: &str = "http://here.test/nugetorg";
-
-    struct Proxy {
-        local: MemoryRegistry,
-        upstream: HashMap<String, Value>,
-        down: bool,
-        cached: Vec<String>,
-    }
-
-    impl Registry for Proxy {
-        fn package(&self, name: &str) -> Option<PackageView> {
-            self.local.package(name)
-        }
-        fn search(&self, query: &str, offset: u32, limit: u32) -> SearchPage {
-            self.local.search(query, offset, limit)
-        }
-        fn all_packages(&self) -> Vec<PackageView> {
-            self.local.all_packages()
-        }
-        fn summary(&self, name: &str) -> Option<PackageSummary> {
-            self.local.summary(name)
-        }
-        fn tokens(&self) -> Vec<TokenInfo> {
-            Vec::new()
-        }
-        fn upstream_configured(&self) -> bool {
-            true
-        }
-        fn upstream_get(&self, path: &str, _accept: Option<&str>) -> Result<Answer, Error> {
-            if self.down {
-                return Err(Error::unavailable("the upstream could not be reached"));
-            }
-            let url = if path.starts_with('/') { format!("{UP}{path}") } else { path.to_string() };
-            Ok(match self.upstream.get(&url) {
-                Some(doc) => Answer { status: 200, headers: vec![], body: doc.to_string().into_bytes(), stale: false },
-                None => Answer { status: 404, headers: vec![], body: vec![], stale: false },
-            })
-        }
-        fn cached_versions(&self, _package: &str) -> Vec<String> {
-            self.cached.clone()
-        }
-    }
 
     fn leaf(version: &str, hash: Option<&str>) -> Value {
         let mut entry = json!({
@@ -462,11 +419,25 @@ mod tests {
         docs
     }
 
-    fn proxy(local: MemoryRegistry, cached: &[&str], linked: bool) -> Proxy {
-        Proxy { local, upstream: upstream(linked), down: false, cached: cached.iter().map(|s| s.to_string()).collect() }
+    fn proxy(local: MemoryRegistry, cached: &[&str], linked: bool) -> MemoryProxy {
+        proxy_with(local, cached, upstream(linked))
     }
 
-    fn get(p: &Proxy, path: &str) -> Result<Outcome, Error> {
+    /// A proxy whose upstream answers these documents by URL.
+    fn proxy_with(local: MemoryRegistry, cached: &[&str], docs: HashMap<String, Value>) -> MemoryProxy {
+        let mut p = MemoryProxy {
+            local,
+            base: UP.into(),
+            cached: cached.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        for (url, doc) in docs {
+            p.answer(url.strip_prefix(UP).unwrap_or(&url), doc.to_string());
+        }
+        p
+    }
+
+    fn get(p: &MemoryProxy, path: &str) -> Result<Outcome, Error> {
         let req = Request {
             method: "GET".into(),
             path: path.into(),
@@ -487,16 +458,17 @@ mod tests {
 
     #[test]
     fn search_passes_through_with_urls_pointing_here() {
-        let mut p = proxy(MemoryRegistry::default(), &[], false);
+        let mut docs = upstream(false);
         let index = format!("{UP}/v3/index.json");
-        p.upstream.get_mut(&index).unwrap()["resources"]
+        docs.get_mut(&index).unwrap()["resources"]
             .as_array_mut()
             .unwrap()
             .push(json!({ "@id": format!("{UP}/v3/search"), "@type": "SearchQueryService/3.5.0" }));
-        p.upstream.insert(
+        docs.insert(
             format!("{UP}/v3/search?q=demo"),
             json!({ "totalHits": 1, "data": [{ "id": "Demo", "registration": format!("{UP}/v3/registration/demo/index.json") }] }),
         );
+        let p = proxy_with(MemoryRegistry::default(), &[], docs);
         let req = Request {
             method: "GET".into(),
             path: "/v3/search".into(),
@@ -569,7 +541,7 @@ mod tests {
         // The stored 0.9.0 is still served by exact version.
         assert!(matches!(get(&p, "/v3-flatcontainer/demo/0.9.0/demo.0.9.0.nupkg").unwrap().reply, Reply::ServeFile(_)));
         // Down with nothing kept: what is stored answers.
-        let p = Proxy { down: true, ..p };
+        let p = MemoryProxy { down: true, ..p };
         let doc = body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap());
         assert_eq!(doc["versions"], json!(["0.9.0", "2.0.0", "3.0.0"]));
         assert!(body(get(&p, "/v3/registration/demo/index.json").unwrap())["items"].is_array());
