@@ -284,6 +284,7 @@ fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
             file_name: &file_name,
             digests: &d,
             metadata_json: &meta,
+            readme: None,
             pusher: &Pusher {
                 actor: "seed",
                 token_id: None,

@@ -234,6 +234,7 @@ fn the_top_bar_searches_every_readable_repository_page_by_page() {
             file_name: &file_name,
             digests: &d,
             metadata_json: &meta,
+            readme: None,
             pusher: &pusher,
             released: true,
             tags: &[],

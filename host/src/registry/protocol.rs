@@ -450,7 +450,11 @@ impl Registry<'_> {
                 meta.name
             )));
         }
-        let metadata_json = serde_json::to_string(&meta).map_err(anyhow::Error::from)?;
+        // The README is stored beside the metadata, not in it: renders read every version's
+        // metadata and never its README.
+        let readme = meta.readme.clone();
+        let metadata_json =
+            serde_json::to_string(&wit::Metadata { readme: None, ..meta.clone() }).map_err(anyhow::Error::from)?;
         let digests = pending.digests.clone();
         let facts =
             PushFacts { meta: &meta, digests: &digests, file_name: push.file_name, commit_sha: push.pusher.commit_sha };
@@ -469,6 +473,7 @@ impl Registry<'_> {
             file_name: push.file_name,
             digests: &digests,
             metadata_json: &metadata_json,
+            readme: readme.as_deref(),
             pusher: &push.pusher,
             released: gate::released_at_publish(repo.config.gate),
             tags: push.tags,

@@ -163,9 +163,9 @@ pub async fn package(
             ))));
         };
         let version = first.file.version.clone();
-        let mut meta = artifact_of(&first.file).metadata;
+        let meta = artifact_of(&first.file).metadata;
         // The shown version's README, rendered and sanitised; the raw text stays out of the page.
-        let readme = meta.readme.take().as_deref().and_then(super::readme::render);
+        let readme = reg.db.file_readme(first.file.id)?.as_deref().and_then(super::readme::render);
         let hint = &repository.plugin.info.install_hint;
         let install = (!hint.is_empty()).then(|| {
             hint.replace("{url}", &format!("{base}/{repo}"))

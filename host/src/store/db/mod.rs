@@ -42,6 +42,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/006_manual_jobs.sql"),
     include_str!("../migrations/sqlite/007_release_audit.sql"),
     include_str!("../migrations/sqlite/008_changes_search.sql"),
+    include_str!("../migrations/sqlite/009_readme_column.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_core.sql"),
@@ -53,6 +54,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/006_manual_jobs.sql"),
     include_str!("../migrations/postgres/007_release_audit.sql"),
     include_str!("../migrations/postgres/008_changes_search.sql"),
+    include_str!("../migrations/postgres/009_readme_column.sql"),
 ];
 
 /// The PostgreSQL advisory lock every write transaction takes first (`pg_advisory_xact_lock`,
@@ -300,7 +302,9 @@ pub struct NewFile<'a> {
     pub qualifier: &'a str,
     pub file_name: &'a str,
     pub digests: &'a super::Digests,
+    /// The plugin's metadata record as JSON, without the README (which goes in `readme`).
     pub metadata_json: &'a str,
+    pub readme: Option<&'a str>,
     pub pusher: &'a Pusher<'a>,
     pub released: bool,
     pub tags: &'a [String],
@@ -738,12 +742,12 @@ impl Db {
             let file_id: i64 = tx
                 .query_value(
                     "INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata, \
-                     created_at, push_id, released, pending_tags) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                     created_at, push_id, released, pending_tags, readme) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
                     params![
                         package_id, new.version, new.qualifier, new.file_name, new.digests.size as i64,
                         new.digests.sha256, new.digests.sha512, new.digests.sha1, new.metadata_json, now, push_id,
-                        new.released, serde_json::to_string(&pending_tags).expect("strings serialise")
+                        new.released, serde_json::to_string(&pending_tags).expect("strings serialise"), new.readme
                     ],
                 )
                 .map_err(|e| {
@@ -1000,11 +1004,49 @@ mod tests {
             file_name,
             digests: d,
             metadata_json: "{}",
+            readme: None,
             pusher: &ALICE,
             released: false,
             tags,
             pipeline: None,
         }
+    }
+
+    #[test]
+    fn a_readme_is_kept_beside_the_metadata_renders_read_and_older_rows_move_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        // A database as the previous version left it: the README inside the metadata JSON.
+        {
+            let conn = Connection::open(&path).unwrap();
+            for m in &SQLITE_MIGRATIONS[..8] {
+                conn.execute_batch(m).unwrap();
+            }
+            conn.execute_batch(
+                "PRAGMA user_version = 8;
+                 INSERT INTO packages (id, repository, key, name, created_at, modified_at) VALUES (1, 'r', 'old', 'old', 0, 0);
+                 INSERT INTO files (package_id, version, qualifier, file_name, size, sha256, sha512, sha1, metadata,
+                                    created_at, push_id, released)
+                 VALUES (1, '1.0.0', '', 'old-1.0.0.tgz', 1, 'a', 'b', 'c',
+                         '{\"name\":\"old\",\"readme\":\"# Old\"}', 0, 1, 1);",
+            )
+            .unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let old = db.package("r", "old", Visibility::All).unwrap().unwrap();
+        assert_eq!(old.files[0].metadata, r#"{"name":"old"}"#, "the README left the metadata renders read");
+        assert_eq!(db.file_readme(old.files[0].id).unwrap().as_deref(), Some("# Old"));
+        // A new publish stores it so from the start.
+        let d = digests(3);
+        let new = NewFile {
+            readme: Some("# New"),
+            metadata_json: r#"{"name":"pkg"}"#,
+            ..new_file("1.0.0", "p.tgz", &d, &[])
+        };
+        let (_, file_id) = db.publish(&new, || Ok(())).unwrap();
+        assert_eq!(db.file_readme(file_id).unwrap().as_deref(), Some("# New"));
+        let pkg = db.package("r", "pkg", Visibility::All).unwrap().unwrap();
+        assert!(!pkg.files[0].metadata.contains("New"));
     }
 
     #[test]

@@ -66,6 +66,13 @@ pub enum ReleaseOutcome {
 }
 
 impl Db {
+    /// A stored file's README (kept beside its metadata, which renders read without it).
+    pub fn file_readme(&self, file_id: i64) -> Result<Option<String>> {
+        let readme: Option<Option<String>> =
+            self.read(|c| c.query_opt("SELECT readme FROM files WHERE id = $1", params![file_id], |r| r.get(0)))?;
+        Ok(readme.flatten())
+    }
+
     /// (packages, stored files) of a repository.
     pub fn ui_repository_counts(&self, repository: &str) -> Result<(i64, i64)> {
         self.read(|c| {
@@ -392,6 +399,7 @@ mod tests {
                 file_name: &file_name,
                 digests: &d,
                 metadata_json: "{}",
+                readme: None,
                 pusher: &pusher,
                 released,
                 tags: &["latest".to_string()],
