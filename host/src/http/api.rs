@@ -183,7 +183,9 @@ pub(super) async fn get_package(
             .files
             .iter()
             .map(|f| {
-                let a = artifact_of(f);
+                let mut a = artifact_of(f);
+                // The README is stored beside the metadata (renders never read it); the API shows it in.
+                a.metadata.readme = reg.db.file_readme(f.id).ok().flatten();
                 let pipeline = reg.db.pipeline_of_push(f.push_id).ok().flatten();
                 json!({
                     "pipeline": pipeline.map(|p| json!({ "id": p.id, "status": p.status })),
