@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::npm::{make_package, project, Npm};
-use support::{run, Server};
+use support::npm::{app, make_package, require, Npm};
+use support::Server;
 
 /// The upstream: a plain Sluice whose default `npm` repository has these packages.
 fn upstream_with(packages: &[(&str, &str)]) -> (Server, Npm) {
@@ -53,24 +53,6 @@ fn package_with_deps(root: &Path, name: &str, version: &str, deps: &[(&str, &str
     manifest["dependencies"] = deps.iter().map(|(n, v)| (n.to_string(), Value::from(*v))).collect();
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     dir
-}
-
-/// A project that depends on `deps` (name, spec).
-fn app(root: &Path, name: &str, deps: &[(&str, &str)]) -> PathBuf {
-    let dir = project(root, name);
-    let deps: serde_json::Map<String, Value> = deps.iter().map(|(n, v)| (n.to_string(), Value::from(*v))).collect();
-    let manifest = serde_json::json!({"name": name, "version": "1.0.0", "private": true, "dependencies": deps});
-    std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
-    dir
-}
-
-/// What the installed package says it is (its index.js names its name and version).
-fn require(dir: &Path, name: &str) -> String {
-    let (ok, out, err) = run(std::process::Command::new("node")
-        .current_dir(dir)
-        .args(["-e", &format!("console.log(require({name:?}))")]));
-    assert!(ok, "node could not require {name}: {err}");
-    out.trim().to_string()
 }
 
 /// The versions a packument offers, as npm reads it (the abbreviated form `npm install` asks for).

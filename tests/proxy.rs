@@ -5,12 +5,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::npm::{make_package, project, Npm};
-use support::{run, Server};
+use support::npm::{app, make_package, require, Npm};
+use support::Server;
 
 /// The upstream: a plain Sluice with its default `npm` repository and these packages published
 /// by real `npm publish`.
@@ -35,24 +34,6 @@ fn proxy_config(upstream: &Server, extra: &str) -> String {
 /// An npm client of the proxy's `npmjs` repository with its own fresh cache.
 fn client(proxy: &Server, name: &str) -> Npm {
     Npm { registry: format!("{}/", proxy.repo_url("npmjs")), ..Npm::new(proxy, name, None) }
-}
-
-/// A project that depends on `deps` (name, spec).
-fn app(root: &Path, name: &str, deps: &[(&str, &str)]) -> std::path::PathBuf {
-    let dir = project(root, name);
-    let deps: serde_json::Map<String, Value> = deps.iter().map(|(n, v)| (n.to_string(), Value::from(*v))).collect();
-    let manifest = serde_json::json!({"name": name, "version": "1.0.0", "private": true, "dependencies": deps});
-    std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
-    dir
-}
-
-/// What the installed package says it is (its index.js names its name and version).
-fn require(dir: &Path, name: &str) -> String {
-    let (ok, out, err) = run(std::process::Command::new("node")
-        .current_dir(dir)
-        .args(["-e", &format!("console.log(require({name:?}))")]));
-    assert!(ok, "node could not require {name}: {err}");
-    out.trim().to_string()
 }
 
 /// A counter of `/metrics` by its exact series (`name{labels}`); 0 when absent.

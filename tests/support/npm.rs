@@ -103,3 +103,21 @@ pub fn project(root: &Path, name: &str) -> PathBuf {
     std::fs::write(dir.join("package.json"), r#"{"name":"app","version":"1.0.0","private":true}"#).unwrap();
     dir
 }
+
+/// A project that depends on `deps` (name, spec).
+pub fn app(root: &Path, name: &str, deps: &[(&str, &str)]) -> PathBuf {
+    let dir = project(root, name);
+    let deps: serde_json::Map<String, Value> = deps.iter().map(|(n, v)| (n.to_string(), Value::from(*v))).collect();
+    let manifest = serde_json::json!({"name": name, "version": "1.0.0", "private": true, "dependencies": deps});
+    std::fs::write(dir.join("package.json"), manifest.to_string()).unwrap();
+    dir
+}
+
+/// What the installed package says it is (its index.js names its name and version).
+pub fn require(dir: &Path, name: &str) -> String {
+    let (ok, out, err) = run(std::process::Command::new("node")
+        .current_dir(dir)
+        .args(["-e", &format!("console.log(require({name:?}))")]));
+    assert!(ok, "node could not require {name}: {err}");
+    out.trim().to_string()
+}
