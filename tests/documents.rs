@@ -180,8 +180,10 @@ fn after_a_crash_between_a_publish_and_its_render_the_documents_are_right() {
 
 #[test]
 fn a_render_that_fails_keeps_the_previous_document_serving() {
-    // Renders after a change get 1 ms: a package of 400 versions takes far longer, so every
-    // render again fails, while first renders (the protocol call's own 1 s) succeed.
+    // Renders after a change get 1 ms: rendering a package of 700 versions whole takes far
+    // longer, so that render fails, while first renders (the protocol call's own 1 s) succeed.
+    // (A change or a few are rendered in parts, which is quick; 300 changes since the last read,
+    // more than parts are used for, make the next read render it whole.)
     let mut server = Server::start_with_config("render_timeout_ms = 1\n");
     let token = server.token("publisher", "read,publish", None);
     for i in 0..400 {
@@ -189,6 +191,9 @@ fn a_render_that_fails_keeps_the_previous_document_serving() {
     }
     let (status, etag, _, before) = get(&server, "/npm/slow-render", None, None);
     assert_eq!(status, 200);
+    for i in 0..300 {
+        put(&server, &token, "slow-render", &format!("1.1.{i}"), &[]);
+    }
     put(&server, &token, "slow-render", "2.0.0", &["latest"]);
     let (status, still, _, body) = get(&server, "/npm/slow-render", None, None);
     assert_eq!(status, 200, "a failed render is never an error for readers");
@@ -207,4 +212,57 @@ fn a_render_that_fails_keeps_the_previous_document_serving() {
     server.restart();
     let doc: Value = serde_json::from_str(&get(&server, "/npm/slow-render", None, None).3).unwrap();
     assert_eq!(doc["dist-tags"]["latest"], "2.0.0");
+}
+
+/// The counter of one `sluice_documents_total` event.
+fn documents_counter(server: &Server, event: &str) -> u64 {
+    let metrics = server.get("/metrics").1;
+    let prefix = format!("sluice_documents_total{{event=\"{event}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn a_packument_rendered_again_in_parts_after_each_change_is_what_a_whole_render_gives() {
+    let mut server = Server::start();
+    let token = server.token("publisher", "read,publish", None);
+    let npm = Npm::new(&server, "publisher", Some(&token));
+    let work = server.work.clone();
+    for i in 0..40 {
+        put(&server, &token, "@acme/parts", &format!("1.0.{i}"), &["latest"]);
+    }
+    let read = |server: &Server| {
+        let full = get(server, "/npm/@acme%2fparts", None, None).3;
+        let abbreviated = get(server, "/npm/@acme%2fparts", Some(ABBREVIATED), None).3;
+        (full, abbreviated)
+    };
+    read(&server);
+    let before = documents_counter(&server, "part_render");
+
+    // Each change a user makes, read at once (from the kept bytes with the changed parts
+    // spliced in) and checked as `npm view` shows it.
+    put(&server, &token, "@acme/parts", "2.0.0", &["latest"]);
+    read(&server);
+    npm.ok(&work, &["deprecate", "@acme/parts@1.0.3", "broken build"]);
+    read(&server);
+    npm.ok(&work, &["dist-tag", "add", "@acme/parts@1.0.7", "stable"]);
+    read(&server);
+    npm.ok(&work, &["unpublish", "@acme/parts@1.0.5", "--force"]);
+    let (full, abbreviated) = read(&server);
+    assert_eq!(npm.view(&work, &["@acme/parts@1.0.3", "deprecated"]), json!("broken build"));
+    assert_eq!(npm.view(&work, &["@acme/parts", "dist-tags"]), json!({"latest": "2.0.0", "stable": "1.0.7"}));
+    let versions = npm.view(&work, &["@acme/parts", "versions"]);
+    assert_eq!(versions.as_array().unwrap().len(), 40, "40 published, one more, one unpublished: {versions}");
+    assert!(!versions.as_array().unwrap().contains(&json!("1.0.5")));
+    let parts = documents_counter(&server, "part_render") - before;
+    assert!(parts >= 8, "the changes were rendered in parts, not whole: {parts} part renders");
+
+    // A restart forgets every kept document: these renders are whole, from the store (on a new
+    // port, which the tarball URLs carry).
+    let old_url = server.url.clone();
+    server.restart();
+    let (full_again, abbreviated_again) = read(&server);
+    let (full, abbreviated) = (full.replace(&old_url, &server.url), abbreviated.replace(&old_url, &server.url));
+    assert_eq!(documents_counter(&server, "part_render"), 0);
+    assert_eq!(full, full_again, "the full packument spliced from parts is the whole render's bytes");
+    assert_eq!(abbreviated, abbreviated_again, "and so is the abbreviated one");
 }

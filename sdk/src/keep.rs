@@ -17,7 +17,7 @@ use crate::{Keep, Outcome, Reply, Source};
 impl Keep {
     /// A keep that depends on nothing (kept until the host restarts).
     pub fn forever() -> Self {
-        Keep { depends_on: Vec::new(), vary: Vec::new(), append_only: false }
+        Keep { depends_on: Vec::new(), vary: Vec::new(), append_only: false, layout: None }
     }
 }
 
@@ -77,6 +77,16 @@ impl Outcome {
     pub fn append_only(mut self) -> Self {
         if let Some(keep) = self.keep_mut() {
             keep.append_only = true;
+        }
+        self
+    }
+
+    /// The kept body is made of these parts (from [`PartedBody::finish`](crate::PartedBody)):
+    /// on a change the host asks [`Plugin::render_parts`](crate::Plugin::render_parts) for the
+    /// changed parts only and splices them in.
+    pub fn in_parts(mut self, layout: crate::Layout) -> Self {
+        if let Some(keep) = self.keep_mut() {
+            keep.layout = Some(layout);
         }
         self
     }

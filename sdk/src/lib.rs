@@ -1,13 +1,15 @@
 //! The small SDK every Sluice format plugin builds on.
 //!
-//! It carries the bindings of the newest plugin contract (`wit/v0.4.0`), and the helpers that
+//! It carries the bindings of the newest plugin contract (`wit/v0.5.0`), and the helpers that
 //! every plugin would otherwise copy: reading a [`Blob`] as a file ([`io`]), finding string values
 //! in a large JSON body without holding it ([`json_scan`]), answering HTTP requests ([`http`]),
 //! declaring which responses the host may keep ([`Outcome::keep_for_package`] and friends) and
 //! looking things up in the repository through a [`Registry`] that native unit tests can replace
 //! with [`MemoryRegistry`].
 //!
-//! A plugin built with this SDK is a plugin of contract 0.4.0. A proxy repository's plugin asks
+//! A plugin built with this SDK is a plugin of contract 0.5.0. A document rendered in parts
+//! ([`PartedBody`], [`Outcome::in_parts`]) is re-rendered by the host one changed version at a
+//! time through [`Plugin::render_parts`]. A proxy repository's plugin asks
 //! its upstream through [`Registry::upstream_get`] (the host fetches and caches) and answers
 //! [`Outcome::fetch_file`] for a file only the upstream has. Plugins built against older
 //! contracts keep loading (the host converts at the boundary); they are built from `wit/v0.1.0`
@@ -18,7 +20,7 @@
 //! `wasm32`, so that the format logic stays a plain Rust library that `cargo test` runs natively.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.4.0",
+    path: "../wit/v0.5.0",
     world: "format-plugin",
     pub_export_macro: true,
     export_macro_name: "export_format",
@@ -32,11 +34,13 @@ pub mod http;
 pub mod io;
 pub mod json_scan;
 mod keep;
+pub mod parts;
 mod plugin;
 mod registry_view;
 
 /// The raw generated export trait; plugins implement [`Plugin`] instead and [`export!`] bridges.
 pub use exports::sluice::plugin::format::Guest as Format;
+pub use parts::PartedBody;
 pub use plugin::{HostTree, Plugin, SourceTree};
 pub use registry_view::{summary_of, HostRegistry, MemoryProxy, MemoryRegistry, Registry, SummaryOnly};
 pub use sluice::plugin::types::*;

@@ -9,8 +9,8 @@
 use crate::io::ReadAt;
 use crate::registry_view::Registry;
 use crate::{
-    http, Change, Error, ErrorKind, Extraction, FormatInfo, Limits, Metadata, Outcome, Request, Response, TagFile,
-    TagInfo, TreeEntry, Trigger,
+    http, Change, Error, ErrorKind, Extraction, FormatInfo, Limits, Metadata, Outcome, Parts, Request, Response,
+    TagFile, TagInfo, TreeEntry, Trigger,
 };
 
 /// The files of a tagged commit: the host's `tree` resource in the plugin, a map in unit tests.
@@ -70,6 +70,14 @@ pub trait Plugin {
     fn extend(_registry: &impl Registry, _req: &Request, _changes: &[Change]) -> Result<Option<Vec<u8>>, Error> {
         Ok(None)
     }
+
+    /// For a kept response to `req` rendered in parts ([`Outcome::in_parts`]): the new whole
+    /// segments and the items of the versions `changes` touch, or none to have the host render
+    /// it whole. Render them with the same code as the whole document, into
+    /// [`PartedBody::changed`](crate::PartedBody::changed), so that the two cannot differ.
+    fn render_parts(_registry: &impl Registry, _req: &Request, _changes: &[Change]) -> Result<Option<Parts>, Error> {
+        Ok(None)
+    }
 }
 
 /// Exports a [`Plugin`] as the contract's `format` interface, backed by the host's registry,
@@ -122,6 +130,12 @@ macro_rules! export {
                     changes: ::std::vec::Vec<$crate::Change>,
                 ) -> ::std::result::Result<::std::option::Option<::std::vec::Vec<u8>>, $crate::Error> {
                     <$plugin as $crate::Plugin>::extend(&$crate::HostRegistry, &req, &changes)
+                }
+                fn render_parts(
+                    req: $crate::Request,
+                    changes: ::std::vec::Vec<$crate::Change>,
+                ) -> ::std::result::Result<::std::option::Option<$crate::Parts>, $crate::Error> {
+                    <$plugin as $crate::Plugin>::render_parts(&$crate::HostRegistry, &req, &changes)
                 }
             }
 

@@ -13,6 +13,14 @@ pub trait Registry {
     fn summary(&self, name: &str) -> Option<PackageSummary>;
     /// The tokens of the request's caller; empty without a credential.
     fn tokens(&self) -> Vec<TokenInfo>;
+    /// A package with only the visible files of `versions` (tags, created and modified as
+    /// [`Registry::package`] gives them): what a render of a few changed versions reads. The
+    /// host reads only those rows; this default filters [`Registry::package`].
+    fn versions(&self, name: &str, versions: &[String]) -> Option<PackageView> {
+        let mut view = self.package(name)?;
+        view.artifacts.retain(|a| versions.contains(&a.version));
+        Some(view)
+    }
     /// Whether the repository has an upstream (a proxy repository). Defaults keep registries
     /// without one (and unit tests) unchanged.
     fn upstream_configured(&self) -> bool {
@@ -54,6 +62,9 @@ impl Registry for HostRegistry {
     }
     fn tokens(&self) -> Vec<TokenInfo> {
         crate::sluice::plugin::registry::tokens()
+    }
+    fn versions(&self, name: &str, versions: &[String]) -> Option<PackageView> {
+        crate::sluice::plugin::registry::versions(name, versions)
     }
     fn upstream_configured(&self) -> bool {
         crate::sluice::plugin::upstream::configured()

@@ -74,6 +74,77 @@ pub struct Kept {
     pub whole_since: std::time::Instant,
     /// The request it was rendered for, to render it again (no principal, no credentials).
     pub request: wit::Request,
+    /// Where its per-version parts are, when the plugin rendered it in parts: a change then
+    /// re-renders only the parts it touches ([`Kept::spliced`]).
+    pub layout: Option<Layout>,
+}
+
+/// A kept body's parts (the contract's `layout`) as byte ranges of the body.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Whole,
+    Run { separator: Vec<u8>, leading: bool, items: Vec<(String, std::ops::Range<usize>)> },
+}
+
+impl Layout {
+    /// The ranges of `layout` in `body`, or none when they do not add up to it (the separators
+    /// where the layout says, the lengths summing to the body's): a plugin bug, after which the
+    /// document is rendered whole on every change.
+    fn of(layout: &wit::Layout, body: &[u8]) -> Option<Layout> {
+        let mut at = 0usize;
+        let mut take = |len: usize| {
+            let range = at..at.checked_add(len).filter(|end| *end <= body.len())?;
+            at = range.end;
+            Some(range)
+        };
+        let mut segments = Vec::with_capacity(layout.segments.len());
+        for segment in &layout.segments {
+            segments.push(match segment {
+                wit::Segment::Whole(len) => {
+                    take(*len as usize)?;
+                    Segment::Whole
+                }
+                wit::Segment::Run(run) => {
+                    let mut items = Vec::with_capacity(run.items.len());
+                    for (i, (key, len)) in run.items.iter().enumerate() {
+                        if i > 0 || run.leading {
+                            let sep = take(run.separator.len())?;
+                            if body[sep] != run.separator[..] {
+                                return None;
+                            }
+                        }
+                        items.push((key.clone(), take(*len as usize)?));
+                    }
+                    Segment::Run { separator: run.separator.clone(), leading: run.leading, items }
+                }
+            });
+        }
+        (at == body.len()).then_some(Layout { segments })
+    }
+
+    fn runs(&self) -> usize {
+        self.segments.iter().filter(|s| matches!(s, Segment::Run { .. })).count()
+    }
+
+    fn wholes(&self) -> usize {
+        self.segments.len() - self.runs()
+    }
+}
+
+/// Why new parts could not be spliced into a kept body: the document is rendered whole instead.
+#[derive(Debug, thiserror::Error)]
+pub enum SpliceError {
+    #[error("the parts have {got} whole segments, the layout {want}")]
+    Wholes { got: usize, want: usize },
+    #[error("item `{key}` has {got} runs, the layout {want}")]
+    Runs { key: String, got: usize, want: usize },
+    #[error("key `{0}` is in the order but has no bytes, new or kept")]
+    Missing(String),
 }
 
 impl Kept {
@@ -91,15 +162,92 @@ impl Kept {
                 !matches!(k.to_ascii_lowercase().as_str(), "etag" | "content-length" | "repr-digest" | "digest")
             })
             .collect();
-        Self::with_body(
-            response.status,
-            headers,
-            response.body.into(),
-            keep.append_only,
-            depends_on,
-            rendered_at,
-            request,
-        )
+        let body: bytes::Bytes = response.body.into();
+        let layout = keep.layout.as_ref().and_then(|l| {
+            let found = Layout::of(l, &body);
+            if found.is_none() {
+                tracing::warn!(path = %request.path, "a kept document's layout does not match its body; it is rendered whole on changes");
+            }
+            found
+        });
+        Kept {
+            layout,
+            ..Self::with_body(response.status, headers, body, keep.append_only, depends_on, rendered_at, request)
+        }
+    }
+
+    /// This document with `parts` spliced in, reflecting the change log up to `rendered_at`: the
+    /// new whole segments, the new items where `parts` has them, the kept bytes of the other
+    /// keys, in the order `parts` gives. Copies bytes; no plugin renders the unchanged versions.
+    pub fn spliced(&self, parts: &wit::Parts, rendered_at: u64) -> Result<Kept, SpliceError> {
+        let layout = self.layout.as_ref().expect("spliced only with a layout");
+        let (runs, wholes) = (layout.runs(), layout.wholes());
+        if parts.whole.len() != wholes {
+            return Err(SpliceError::Wholes { got: parts.whole.len(), want: wholes });
+        }
+        let mut new: HashMap<&str, &[Option<Vec<u8>>]> = HashMap::with_capacity(parts.items.len());
+        for item in &parts.items {
+            if item.runs.len() != runs {
+                return Err(SpliceError::Runs { key: item.key.clone(), got: item.runs.len(), want: runs });
+            }
+            new.insert(&item.key, &item.runs);
+        }
+        let mut kept_keys: Vec<HashMap<&str, std::ops::Range<usize>>> = Vec::with_capacity(runs);
+        for segment in &layout.segments {
+            if let Segment::Run { items, .. } = segment {
+                kept_keys.push(items.iter().map(|(k, r)| (k.as_str(), r.clone())).collect());
+            }
+        }
+        for key in &parts.order {
+            let has_new = new.get(key.as_str()).is_some_and(|r| r.iter().any(Option::is_some));
+            if !has_new && !kept_keys.iter().any(|run| run.contains_key(key.as_str())) {
+                return Err(SpliceError::Missing(key.clone()));
+            }
+        }
+        let mut body =
+            Vec::with_capacity(self.body.len() + parts.items.iter().map(|i| i.runs.len() * 64).sum::<usize>());
+        let mut segments = Vec::with_capacity(layout.segments.len());
+        let (mut whole_i, mut run_i) = (0, 0);
+        for segment in &layout.segments {
+            match segment {
+                Segment::Whole => {
+                    body.extend_from_slice(&parts.whole[whole_i]);
+                    segments.push(Segment::Whole);
+                    whole_i += 1;
+                }
+                Segment::Run { separator, leading, .. } => {
+                    let mut items = Vec::with_capacity(parts.order.len());
+                    for key in &parts.order {
+                        let bytes: Option<&[u8]> = match new.get(key.as_str()) {
+                            Some(runs) => runs[run_i].as_deref(),
+                            None => kept_keys[run_i].get(key.as_str()).map(|r| &self.body[r.clone()]),
+                        };
+                        let Some(bytes) = bytes else { continue };
+                        if !items.is_empty() || *leading {
+                            body.extend_from_slice(separator);
+                        }
+                        let start = body.len();
+                        body.extend_from_slice(bytes);
+                        items.push((key.clone(), start..body.len()));
+                    }
+                    segments.push(Segment::Run { separator: separator.clone(), leading: *leading, items });
+                    run_i += 1;
+                }
+            }
+        }
+        Ok(Kept {
+            whole_since: self.whole_since,
+            layout: Some(Layout { segments }),
+            ..Self::with_body(
+                self.status,
+                self.headers.clone(),
+                body.into(),
+                self.append_only,
+                self.depends_on.clone(),
+                rendered_at,
+                self.request.clone(),
+            )
+        })
     }
 
     fn with_body(
@@ -134,6 +282,7 @@ impl Kept {
             rendered_at,
             whole_since: std::time::Instant::now(),
             request,
+            layout: None,
         }
     }
 
@@ -203,6 +352,8 @@ pub struct DocumentStats {
     pub not_modified: AtomicU64,
     pub renders: AtomicU64,
     pub appends: AtomicU64,
+    /// Re-renders of a document in parts that rendered only the changed parts.
+    pub part_renders: AtomicU64,
     pub failed_renders: AtomicU64,
     pub stale_served: AtomicU64,
     pub evictions: AtomicU64,
@@ -430,7 +581,12 @@ mod tests {
     }
 
     fn kept(body: &str, at: u64) -> Kept {
-        let keep = wit::Keep { depends_on: vec![wit::Source::Package("a".into())], vary: vec![], append_only: false };
+        let keep = wit::Keep {
+            depends_on: vec![wit::Source::Package("a".into())],
+            vary: vec![],
+            append_only: false,
+            layout: None,
+        };
         Kept::new(
             wit::Response { status: 200, headers: vec![("etag".into(), "\"plugin\"".into())], body: body.into() },
             &keep,

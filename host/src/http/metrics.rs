@@ -106,6 +106,7 @@ fn render(reg: &App, may_see: &dyn Fn(&str) -> bool) -> Result<String, AppError>
         ("not_modified", &d.not_modified),
         ("render", &d.renders),
         ("append", &d.appends),
+        ("part_render", &d.part_renders),
         ("failed_render", &d.failed_renders),
         ("stale_served", &d.stale_served),
         ("evicted", &d.evictions),

@@ -70,6 +70,13 @@ pub trait RegistryView: Send + Sync {
     fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage;
     fn all_packages(&self) -> Vec<wit::PackageView>;
     fn summary(&self, name: &str) -> Option<wit::PackageSummary>;
+    /// A package with only the visible files of `versions`. The default filters `package`; a
+    /// store-backed view reads only those rows.
+    fn versions(&self, name: &str, versions: &[String]) -> Option<wit::PackageView> {
+        let mut view = self.package(name)?;
+        view.artifacts.retain(|a| versions.contains(&a.version));
+        Some(view)
+    }
     /// The tokens of the request's caller.
     fn tokens(&self) -> Vec<wit::TokenInfo>;
     /// Whether the repository has an upstream (a proxy repository).
@@ -159,6 +166,10 @@ impl registry::Host for CallState {
 
     fn summary(&mut self, name: String) -> wasmtime::Result<Option<wit::PackageSummary>> {
         Ok(self.registry.as_ref().and_then(|r| r.summary(&name)))
+    }
+
+    fn versions(&mut self, name: String, versions: Vec<String>) -> wasmtime::Result<Option<wit::PackageView>> {
+        Ok(self.registry.as_ref().and_then(|r| r.versions(&name, &versions)))
     }
 
     fn tokens(&mut self) -> wasmtime::Result<Vec<wit::TokenInfo>> {

@@ -363,6 +363,18 @@ impl Plugin {
         self.call("extend", self.limits.render_timeout, Some(registry), |p, s| p.call_extend(s, req, changes))
     }
 
+    /// The new parts of a kept response with a layout for `changes`; none: render it whole.
+    pub fn render_parts(
+        &self,
+        req: &wit::Request,
+        changes: &[wit::Change],
+        registry: Arc<dyn RegistryView>,
+    ) -> Result<Result<Option<wit::Parts>, wit::Error>, CallError> {
+        self.call("render-parts", self.limits.render_timeout, Some(registry), |p, s| {
+            p.call_render_parts(s, req, changes)
+        })
+    }
+
     pub fn render_error(&self, err: &wit::Error) -> Result<wit::Response, CallError> {
         self.call("render-error", self.limits.call_timeout, None, |p, s| p.call_render_error(s, err))
     }

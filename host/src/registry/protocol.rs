@@ -258,6 +258,21 @@ impl Registry<'_> {
                 Err(e) => return self.keep_stale(repo, &kept, &e),
             }
         }
+        if kept.layout.is_some() {
+            match self.render_parts(repo, &kept, rendered_at) {
+                Ok(Some(spliced)) => {
+                    self.documents.stats.part_renders.fetch_add(1, Ordering::Relaxed);
+                    return Rerender::Kept(self.documents.replace(slot, spliced));
+                }
+                Ok(None) => {}
+                // The whole render below is the retry; if that fails too, the previous bytes
+                // keep serving.
+                Err(e) => tracing::warn!(
+                    repository = repo.name(), path = %kept.request.path, error = %format!("{e:#}"),
+                    "rendering a kept document's changed parts failed; rendering it whole"
+                ),
+            }
+        }
         let view = RepositoryView::shared(self.db.clone(), repo, None);
         let rendered = repo.plugin.render(&kept.request, view).map_err(AppError::from);
         // A failure of the server or the plugin is no answer about the document: the previous
@@ -287,17 +302,66 @@ impl Registry<'_> {
     /// The append-only document with the lines for the changes since its render, or none to
     /// render it whole (the plugin asked for it, or the log no longer reaches back that far).
     fn extend(&self, repo: &Repository, kept: &Kept, rendered_at: u64) -> Result<Option<Kept>, AppError> {
-        const MAX_CHANGES: u32 = 10_000;
+        let Some((changes, newest)) = self.changes_since(repo, kept, 10_000, rendered_at, false)? else {
+            return Ok(None);
+        };
+        let view = RepositoryView::shared(self.db.clone(), repo, None);
+        Ok(repo.plugin.extend(&kept.request, &changes, view)??.map(|tail| kept.extended(&tail, newest)))
+    }
+
+    /// The document in parts with the parts the changes since its render touch spliced in, or
+    /// none to render it whole: the plugin asked for it, too much changed for parts to pay, or
+    /// the log no longer reaches back that far.
+    fn render_parts(&self, repo: &Repository, kept: &Kept, rendered_at: u64) -> Result<Option<Kept>, AppError> {
+        // Past this many changes a whole render costs about what the parts do.
+        const MAX_CHANGES: u32 = 256;
+        let Some((changes, newest)) = self.changes_since(repo, kept, MAX_CHANGES, rendered_at, true)? else {
+            return Ok(None);
+        };
+        let view = RepositoryView::shared(self.db.clone(), repo, None);
+        let Some(parts) = repo.plugin.render_parts(&kept.request, &changes, view)?? else { return Ok(None) };
+        kept.spliced(&parts, newest).map(Some).map_err(|e| AppError::Internal(anyhow::anyhow!("splicing parts: {e}")))
+    }
+
+    /// The changes of the repository since `kept` was rendered, oldest first, and the change-log
+    /// position the result reflects; with `own`, only those of the packages it depends on. None
+    /// when more than `max` (the caller renders whole) or the log no longer reaches back.
+    fn changes_since(
+        &self,
+        repo: &Repository,
+        kept: &Kept,
+        max: u32,
+        rendered_at: u64,
+        own: bool,
+    ) -> Result<Option<(Vec<wit::Change>, u64)>, AppError> {
         let oldest = self.db.oldest_change(repo.name())?;
         if oldest > kept.rendered_at + 1 {
             return Ok(None);
         }
-        let rows = self.db.changes_since(repo.name(), kept.rendered_at, MAX_CHANGES)?;
-        if rows.len() as u32 == MAX_CHANGES {
+        let packages: Vec<&str> = kept
+            .depends_on
+            .iter()
+            .filter_map(|d| match d {
+                documents::Dependency::Package(key) => Some(key.as_str()),
+                documents::Dependency::Repository => None,
+            })
+            .collect();
+        let rows = if own && packages.len() == kept.depends_on.len() {
+            let mut rows = Vec::new();
+            for key in packages {
+                rows.extend(self.db.package_changes_since(repo.name(), key, kept.rendered_at, max)?);
+            }
+            rows.sort_by_key(|r| r.seq);
+            rows
+        } else {
+            self.db.changes_since(repo.name(), kept.rendered_at, max)?
+        };
+        if rows.len() as u32 >= max {
             return Ok(None);
         }
+        // Whatever came after its render, the document now reflects the log up to this.
         let newest = rows.last().map(|r| r.seq as u64).unwrap_or(0).max(rendered_at);
-        let changes: Vec<wit::Change> = rows
+        let changes = rows
             .into_iter()
             .map(|r| wit::Change {
                 seq: r.seq as u64,
@@ -312,8 +376,7 @@ impl Registry<'_> {
                 at_ms: r.at as u64,
             })
             .collect();
-        let view = RepositoryView::shared(self.db.clone(), repo, None);
-        Ok(repo.plugin.extend(&kept.request, &changes, view)??.map(|tail| kept.extended(&tail, newest)))
+        Ok(Some((changes, newest)))
     }
 
     /// Serves the previous bytes after a failed render; any error of an extension counts, since

@@ -111,6 +111,14 @@ impl RegistryView for RepositoryView {
         self.log_err("package", self.db.package(&self.repository, &self.key(name), self.visibility)).map(package_view)
     }
 
+    fn versions(&self, name: &str, versions: &[String]) -> Option<wit::PackageView> {
+        self.log_err(
+            "package versions",
+            self.db.package_versions(&self.repository, &self.key(name), self.visibility, versions),
+        )
+        .map(package_view)
+    }
+
     fn search(&self, query: &str, offset: u32, limit: u32) -> wit::SearchPage {
         let (total, packages) =
             self.log_err("search", self.db.search(&self.repository, query, offset, limit.min(1000), self.visibility));

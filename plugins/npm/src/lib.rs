@@ -15,8 +15,8 @@ pub mod tokens;
 
 use sluice_plugin_sdk::io::ReadAt;
 use sluice_plugin_sdk::{
-    Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Plugin, PublishMode, Registry, Request,
-    Response, Trigger,
+    Change, Error, Extraction, ExtractionStep, FormatInfo, Limits, Metadata, Outcome, Parts, Plugin, PublishMode,
+    Registry, Request, Response, Trigger,
 };
 
 pub fn info() -> FormatInfo {
@@ -75,6 +75,9 @@ impl Plugin for Npm {
     }
     fn render_error(err: &Error) -> Response {
         errors::render(err.clone())
+    }
+    fn render_parts(registry: &impl Registry, req: &Request, changes: &[Change]) -> Result<Option<Parts>, Error> {
+        protocol::packument_parts(registry, req, changes)
     }
 }
 

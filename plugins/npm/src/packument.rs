@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http::{encode_segment, rfc3339_ms};
-use sluice_plugin_sdk::{summary_of, Artifact, PackageSummary, PackageView, VersionState};
+use sluice_plugin_sdk::{summary_of, Artifact, Error, Layout, PackageSummary, PackageView, PartedBody, VersionState};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
@@ -294,91 +294,186 @@ impl Serialize for Manifest<'_> {
     }
 }
 
-/// Versions and their manifests, serialised as one object in the order given (oldest first).
-struct Versions<'a>(Vec<(&'a str, Manifest<'a>)>);
+/// Which packument.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Form {
+    /// `npm view`, publish's checks, unpublish and deprecate read it.
+    Full,
+    /// What `npm install` asks for: only what resolving and fetching needs.
+    Abbreviated,
+}
 
-impl Serialize for Versions<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(v, m)| (v, m)))
+/// What a packument is rendered from: the package's summary (every visible version in order,
+/// its state, the tags: what `_rev`, `dist-tags` and the order come from), its times, and the
+/// artifacts of the versions whose items are written (every version for a whole render; the
+/// changed ones and the latest for `render-parts`).
+pub struct Source<'a> {
+    pub name: &'a str,
+    pub created_ms: u64,
+    pub modified_ms: u64,
+    pub summary: Cow<'a, PackageSummary>,
+    /// The last file of each loaded version.
+    pub artifacts: HashMap<&'a str, &'a Artifact>,
+}
+
+impl<'a> Source<'a> {
+    /// Everything, from the package's whole view.
+    pub fn of_view(view: &'a PackageView) -> Self {
+        Source::new(view, Cow::Owned(summary_of(view)))
+    }
+
+    /// The summary and the loaded artifacts of `view` (a view of some versions only).
+    pub fn new(view: &'a PackageView, summary: Cow<'a, PackageSummary>) -> Self {
+        Source {
+            name: &view.name,
+            created_ms: view.created_ms,
+            modified_ms: view.modified_ms,
+            summary,
+            artifacts: versions(view).into_iter().map(|a| (a.version.as_str(), a)).collect(),
+        }
+    }
+
+    /// The version `latest` points at, else the newest one.
+    pub fn latest(&self) -> Option<&str> {
+        latest_of(&self.summary)
     }
 }
 
-/// The full packument (`npm view`, `npm publish`'s checks, unpublish and deprecate read it).
-#[derive(Serialize)]
-pub struct Full<'a> {
-    _id: &'a str,
-    _rev: String,
-    name: &'a str,
-    #[serde(rename = "dist-tags")]
-    dist_tags: Map<String, Value>,
-    /// The package's fields (description, readme, ...): the latest version's own text.
-    #[serde(flatten)]
-    package: BTreeMap<&'static str, &'a RawValue>,
-    versions: Versions<'a>,
-    time: Map<String, Value>,
+/// [`latest`] for a summary.
+pub fn latest_of(summary: &PackageSummary) -> Option<&str> {
+    let all = summary_versions(summary);
+    let tagged = summary.tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v);
+    all.iter().find(|f| Some(&f.version) == tagged).or(all.last()).map(|f| f.version.as_str())
 }
 
-pub fn full<'a>(view: &'a PackageView, base_url: &str) -> Full<'a> {
-    let mut time = Map::new();
-    time.insert("created".into(), json!(rfc3339_ms(view.created_ms)));
-    time.insert("modified".into(), json!(rfc3339_ms(view.modified_ms)));
-    let mut versions = Vec::with_capacity(view.artifacts.len());
-    let base = tarball_base(base_url, &view.name);
-    for artifact in self::versions(view) {
-        time.insert(artifact.version.clone(), json!(rfc3339_ms(artifact.published_ms)));
-        versions.push((artifact.version.as_str(), manifest(view, artifact, base.clone())));
-    }
-    let package = latest(view)
-        .and_then(|a| serde_json::from_str::<Members<&RawValue>>(&a.metadata.manifest).ok())
-        .map(|fields| {
-            // The last of a repeated key wins, as in a parser's object.
-            let mut package = BTreeMap::new();
-            for (Key(k), v) in fields.0 {
-                if let Some(f) = PACKAGE_FIELDS.iter().find(|f| **f == k) {
-                    package.insert(*f, v);
-                }
+fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(out, value).expect("JSON serialises");
+}
+
+/// Writes a packument into `body`: the package's fields as whole segments, the versions (and,
+/// in the full form, their times) as runs of per-version items keyed by version, so that a
+/// change re-renders only the versions it touches. The field order is npmjs's.
+pub fn render(src: &Source, base_url: &str, form: Form, body: &mut PartedBody) -> Result<(), Error> {
+    let name = src.name;
+    let tags = summary_tags(&src.summary);
+    let order = summary_versions(&src.summary);
+    let base = tarball_base(base_url, name);
+    let artifact = |version: &str| {
+        src.artifacts
+            .get(version)
+            .copied()
+            .ok_or_else(|| Error::internal(format!("{name} {version} was not loaded for its render")))
+    };
+    body.write(b"{");
+    match form {
+        Form::Full => {
+            let package = match src.latest() {
+                Some(v) => package_fields(artifact(v)?),
+                None => BTreeMap::new(),
+            };
+            let out = body.out();
+            out.extend_from_slice(b"\"_id\":");
+            json_into(out, name);
+            out.extend_from_slice(b",\"_rev\":");
+            json_into(out, &rev(&src.summary));
+            out.extend_from_slice(b",\"name\":");
+            json_into(out, name);
+            out.extend_from_slice(b",\"dist-tags\":");
+            json_into(out, &tags);
+            for (key, value) in &package {
+                out.push(b',');
+                json_into(out, key);
+                out.push(b':');
+                out.extend_from_slice(value.get().as_bytes());
             }
-            package
-        })
-        .unwrap_or_default();
-    Full {
-        _id: &view.name,
-        _rev: rev(&summary_of(view)),
-        name: &view.name,
-        dist_tags: tags(view),
-        package,
-        versions: Versions(versions),
-        time,
+        }
+        Form::Abbreviated => {
+            let out = body.out();
+            out.extend_from_slice(b"\"name\":");
+            json_into(out, name);
+            out.extend_from_slice(b",\"modified\":");
+            json_into(out, &rfc3339_ms(src.modified_ms));
+            out.extend_from_slice(b",\"dist-tags\":");
+            json_into(out, &tags);
+        }
     }
+    body.write(b",\"versions\":{");
+    body.run(b",", false);
+    let only = (form == Form::Abbreviated).then_some(INSTALL_FIELDS);
+    for state in &order {
+        let version = state.version.as_str();
+        if !body.wants(version) {
+            // Kept as the host has it; still named, for the order.
+            body.item(version, |_| Ok::<(), Error>(()))?;
+            continue;
+        }
+        let a = artifact(version)?;
+        body.item(version, |out| {
+            json_into(out, version);
+            out.push(b':');
+            json_into(out, &Manifest { name, artifact: a, tarball_base: base.clone(), only });
+            Ok::<(), Error>(())
+        })?;
+    }
+    body.end_run();
+    body.write(b"}");
+    if form == Form::Full {
+        let out = body.out();
+        out.extend_from_slice(b",\"time\":{\"created\":");
+        json_into(out, &rfc3339_ms(src.created_ms));
+        out.extend_from_slice(b",\"modified\":");
+        json_into(out, &rfc3339_ms(src.modified_ms));
+        body.run(b",", true);
+        for state in &order {
+            let version = state.version.as_str();
+            if !body.wants(version) {
+                body.item(version, |_| Ok::<(), Error>(()))?;
+                continue;
+            }
+            let a = artifact(version)?;
+            body.item(version, |out| {
+                json_into(out, version);
+                out.push(b':');
+                json_into(out, &rfc3339_ms(a.published_ms));
+                Ok::<(), Error>(())
+            })?;
+        }
+        body.end_run();
+        body.write(b"}");
+    }
+    body.write(b"}");
+    Ok(())
 }
 
-/// The abbreviated packument `npm install` asks for: only what resolving and fetching needs.
-#[derive(Serialize)]
-pub struct Abbreviated<'a> {
-    name: &'a str,
-    modified: String,
-    #[serde(rename = "dist-tags")]
-    dist_tags: Map<String, Value>,
-    versions: Versions<'a>,
+/// The package's fields (description, readme, ...) as the latest version's own text; the last
+/// of a repeated key wins, as in a parser's object.
+fn package_fields(latest: &Artifact) -> BTreeMap<&'static str, &RawValue> {
+    let mut package = BTreeMap::new();
+    if let Ok(fields) = serde_json::from_str::<Members<&RawValue>>(&latest.metadata.manifest) {
+        for (Key(k), v) in fields.0 {
+            if let Some(f) = PACKAGE_FIELDS.iter().find(|f| **f == k) {
+                package.insert(*f, v);
+            }
+        }
+    }
+    package
 }
 
-pub fn abbreviated<'a>(view: &'a PackageView, base_url: &str) -> Abbreviated<'a> {
-    let base = tarball_base(base_url, &view.name);
-    let versions = versions(view)
-        .into_iter()
-        .map(|artifact| {
-            (
-                artifact.version.as_str(),
-                Manifest { only: Some(INSTALL_FIELDS), ..manifest(view, artifact, base.clone()) },
-            )
-        })
-        .collect();
-    Abbreviated {
-        name: &view.name,
-        modified: rfc3339_ms(view.modified_ms),
-        dist_tags: tags(view),
-        versions: Versions(versions),
-    }
+/// A whole packument of `view`: its bytes and layout.
+pub fn whole(view: &PackageView, base_url: &str, form: Form) -> (Vec<u8>, Layout) {
+    let mut body = PartedBody::whole();
+    render(&Source::of_view(view), base_url, form, &mut body).expect("every version of a whole view is loaded");
+    body.finish()
+}
+
+/// The full packument as JSON (a proxy merges it with the upstream's).
+pub fn full(view: &PackageView, base_url: &str) -> Value {
+    serde_json::from_slice(&whole(view, base_url, Form::Full).0).expect("a packument is JSON")
+}
+
+/// The abbreviated packument as JSON.
+pub fn abbreviated(view: &PackageView, base_url: &str) -> Value {
+    serde_json::from_slice(&whole(view, base_url, Form::Abbreviated).0).expect("a packument is JSON")
 }
 
 #[cfg(test)]
@@ -482,7 +577,7 @@ pub(crate) mod tests {
             "scripts":{"post\u0069nstall":"node x.js"},"_secret":"x","dist":{"tarball":"http://elsewhere/"},
             "description":"d\u00e9mo"}"#
             .into();
-        let body = serde_json::to_string(&full(&v, BASE)).unwrap();
+        let body = String::from_utf8(whole(&v, BASE, Form::Full).0).unwrap();
         assert!(body.contains(r#""seed":123456789012345678901234567890"#), "{body}");
         assert!(body.contains(r#""description":"d\u00e9mo""#), "the package's field, as written: {body}");
         let doc: Value = serde_json::from_str(&body).unwrap();

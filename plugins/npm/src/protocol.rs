@@ -9,8 +9,8 @@ use sluice_plugin_sdk::http::{self, rfc3339_ms};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::json_scan::{self, Segment, StringSpan};
 use sluice_plugin_sdk::{
-    Deprecation, Effect, Error, ErrorKind, Limits, Outcome, PackageSummary, PackageView, Registry, Request, TagChange,
-    Upload, UploadSource, VersionRef,
+    Change, Deprecation, Effect, Error, ErrorKind, Limits, Outcome, PackageSummary, PackageView, PartedBody, Parts,
+    Registry, Request, TagChange, Upload, UploadSource, VersionRef,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -177,18 +177,48 @@ fn get_packument(registry: &impl Registry, req: &Request, name: &str) -> Result<
         return proxy::packument(registry, req, name, wants_abbreviated);
     }
     let view = package(registry, name)?;
-    let response = if wants_abbreviated {
-        let body = serde_json::to_vec(&packument::abbreviated(&view, &req.base_url)).expect("JSON serialises");
-        http::bytes(200, packument::ABBREVIATED, body)
+    let (form, content_type) = if wants_abbreviated {
+        (packument::Form::Abbreviated, packument::ABBREVIATED)
     } else {
-        http::bytes(
-            200,
-            "application/json",
-            serde_json::to_vec(&packument::full(&view, &req.base_url)).expect("JSON serialises"),
-        )
+        (packument::Form::Full, "application/json")
     };
-    // Rendered from the package and the request's URL; full or abbreviated by `Accept`.
-    Ok(Outcome::respond(response).keep_for_package(name).vary("accept"))
+    let (body, layout) = packument::whole(&view, &req.base_url, form);
+    // Rendered from the package and the request's URL; full or abbreviated by `Accept`; in
+    // parts, so that a change re-renders the versions it touches and not the whole history.
+    Ok(Outcome::respond(http::bytes(200, content_type, body)).keep_for_package(name).vary("accept").in_parts(layout))
+}
+
+/// `render-parts` of a kept packument: the package's fields again (tags, `_rev`, `modified`,
+/// the latest version's description) and the items of the versions `changes` name, read by
+/// version rather than the package's whole history. None (render whole) for anything else.
+pub fn packument_parts(registry: &impl Registry, req: &Request, changes: &[Change]) -> Result<Option<Parts>, Error> {
+    let segments = req.segments();
+    let Some((name, rest)) = name::split_name(&segments) else { return Ok(None) };
+    if !rest.is_empty() || registry.upstream_configured() || req.query_param("write").is_some() {
+        return Ok(None);
+    }
+    let form = if req.header("accept").is_some_and(|a| a.contains(packument::ABBREVIATED)) {
+        packument::Form::Abbreviated
+    } else {
+        packument::Form::Full
+    };
+    // Gone entirely: the whole render answers (a 404).
+    let Some(summary) = registry.summary(&name) else { return Ok(None) };
+    let mut changed: Vec<String> = Vec::new();
+    for c in changes {
+        if !c.version.is_empty() && !changed.contains(&c.version) {
+            changed.push(c.version.clone());
+        }
+    }
+    let mut load = changed.clone();
+    if let Some(latest) = packument::latest_of(&summary) {
+        load.push(latest.to_string());
+    }
+    let Some(view) = registry.versions(&name, &load) else { return Ok(None) };
+    let source = packument::Source::new(&view, std::borrow::Cow::Owned(summary));
+    let mut body = PartedBody::changed(changed);
+    packument::render(&source, &req.base_url, form, &mut body)?;
+    Ok(Some(body.into_parts()))
 }
 
 /// `GET /{name}/{version or tag}`: one version's manifest.
@@ -513,6 +543,73 @@ mod tests {
         let mut scoped = view("@scope/demo", &["1.0.0", "1.1.0"], &[("latest", "1.1.0"), ("beta", "1.0.0")]);
         scoped.artifacts[0].deprecated = Some("old".into());
         MemoryRegistry { tokens: Vec::new(), packages: vec![view("demo", &["1.0.0"], &[("latest", "1.0.0")]), scoped] }
+    }
+
+    /// A kept packument (full and abbreviated) rendered in parts, then each change a user makes
+    /// (publish, deprecate, a dist-tag move, unpublish, republish of a removed version as the
+    /// newest) applied with `render-parts` and spliced the way the host splices: the bytes equal
+    /// a whole render of the new state every time, and only the changed versions are loaded.
+    #[test]
+    fn packument_parts_spliced_equal_a_whole_render_after_every_change() {
+        use crate::packument::tests::artifact;
+        use sluice_plugin_sdk::parts::splice;
+        use sluice_plugin_sdk::{Change, ChangeKind};
+        let versions: Vec<String> = (0..50).map(|i| format!("1.0.{i}")).collect();
+        let refs: Vec<&str> = versions.iter().map(String::as_str).collect();
+        let mut reg =
+            MemoryRegistry { tokens: Vec::new(), packages: vec![view("@scope/big", &refs, &[("latest", "1.0.49")])] };
+        let change = |kind, version: &str| Change {
+            seq: 0,
+            package: "@scope/big".into(),
+            kind,
+            version: version.into(),
+            qualifier: String::new(),
+            at_ms: 0,
+        };
+        type Step = Box<dyn Fn(&mut PackageView) -> Vec<Change>>;
+        let steps: Vec<Step> = vec![
+            Box::new(move |v| {
+                v.artifacts.push(artifact("@scope/big", "2.0.0", 1_800_000_000_000));
+                v.tags = vec![("latest".into(), "2.0.0".into())];
+                v.modified_ms += 1;
+                vec![change(ChangeKind::Added, "2.0.0"), change(ChangeKind::Updated, "")]
+            }),
+            Box::new(move |v| {
+                v.artifacts[3].deprecated = Some("broken".into());
+                vec![change(ChangeKind::Updated, "1.0.3")]
+            }),
+            Box::new(move |v| {
+                v.tags = vec![("latest".into(), "1.0.7".into()), ("next".into(), "2.0.0".into())];
+                vec![change(ChangeKind::Updated, "")]
+            }),
+            Box::new(move |v| {
+                v.artifacts.retain(|a| a.version != "1.0.5");
+                vec![change(ChangeKind::Removed, "1.0.5")]
+            }),
+            Box::new(move |v| {
+                v.artifacts.push(artifact("@scope/big", "1.0.5", 1_900_000_000_000));
+                vec![change(ChangeKind::Added, "1.0.5")]
+            }),
+        ];
+        for accept in ["application/json", packument::ABBREVIATED] {
+            let req =
+                Request { headers: vec![("accept".into(), accept.into())], ..request("GET", "/@scope%2fbig", None) };
+            let first = handle(&reg, &req, Vec::new(), &Limits::TEST).unwrap();
+            let Reply::Respond(Response { body: mut kept, .. }) = first.reply else { panic!("a response") };
+            let mut layout = first.keep.unwrap().layout.expect("a packument is kept in parts");
+            let original = reg.packages[0].clone();
+            for (i, step) in steps.iter().enumerate() {
+                let changes = step(&mut reg.packages[0]);
+                let parts = packument_parts(&reg, &req, &changes).unwrap().expect("parts");
+                assert!(parts.items.len() <= 1, "step {i}: only the changed version is rendered");
+                kept = splice(&kept, &layout, &parts);
+                let whole = handle(&reg, &req, Vec::new(), &Limits::TEST).unwrap();
+                let Reply::Respond(Response { body, .. }) = whole.reply else { panic!("a response") };
+                assert_eq!(String::from_utf8_lossy(&kept), String::from_utf8_lossy(&body), "{accept}, step {i}");
+                layout = whole.keep.unwrap().layout.unwrap();
+            }
+            reg.packages[0] = original;
+        }
     }
 
     /// A request as alice; writes get a registry that refuses to load whole packages, so every

@@ -11,6 +11,7 @@ pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;
 pub mod v0_4_0;
+pub mod v0_5_0;
 
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store};
@@ -19,15 +20,16 @@ use super::host::{BlobHandle, CallState, TreeHandle};
 use v0_2_0::convert;
 
 /// The contract version the host's own types speak.
-pub use v0_4_0 as current;
+pub use v0_5_0 as current;
 
 use current as latest;
 
 /// Every contract version this host loads, newest first: (WIT package version, world export).
-pub const VERSIONS: &[&str] = &["0.4.0", "0.3.0", "0.2.0", "0.1.0"];
+pub const VERSIONS: &[&str] = &["0.5.0", "0.4.0", "0.3.0", "0.2.0", "0.1.0"];
 
 /// Adds every version's imports to `linker` (their names differ by version, so they coexist).
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    v0_5_0::add_to_linker(linker)?;
     v0_4_0::add_to_linker(linker)?;
     v0_3_0::add_to_linker(linker)?;
     v0_2_0::add_to_linker(linker)?;
@@ -46,6 +48,7 @@ pub enum PluginPre {
     V0_2_0(v0_2_0::FormatPluginPre<CallState>),
     V0_3_0(v0_3_0::FormatPluginPre<CallState>),
     V0_4_0(v0_4_0::FormatPluginPre<CallState>),
+    V0_5_0(v0_5_0::FormatPluginPre<CallState>),
 }
 
 /// One instance of a plugin, whatever its version.
@@ -54,6 +57,7 @@ pub enum Instance {
     V0_2_0(v0_2_0::FormatPlugin),
     V0_3_0(v0_3_0::FormatPlugin),
     V0_4_0(v0_4_0::FormatPlugin),
+    V0_5_0(v0_5_0::FormatPlugin),
 }
 
 impl PluginPre {
@@ -64,7 +68,8 @@ impl PluginPre {
             "0.1.0" => PluginPre::V0_1_0(v0_1_0::FormatPluginPre::new(pre)?),
             "0.2.0" => PluginPre::V0_2_0(v0_2_0::FormatPluginPre::new(pre)?),
             "0.3.0" => PluginPre::V0_3_0(v0_3_0::FormatPluginPre::new(pre)?),
-            _ => PluginPre::V0_4_0(v0_4_0::FormatPluginPre::new(pre)?),
+            "0.4.0" => PluginPre::V0_4_0(v0_4_0::FormatPluginPre::new(pre)?),
+            _ => PluginPre::V0_5_0(v0_5_0::FormatPluginPre::new(pre)?),
         })
     }
 
@@ -74,6 +79,7 @@ impl PluginPre {
             PluginPre::V0_2_0(p) => Instance::V0_2_0(p.instantiate(store)?),
             PluginPre::V0_3_0(p) => Instance::V0_3_0(p.instantiate(store)?),
             PluginPre::V0_4_0(p) => Instance::V0_4_0(p.instantiate(store)?),
+            PluginPre::V0_5_0(p) => Instance::V0_5_0(p.instantiate(store)?),
         })
     }
 }
@@ -86,7 +92,8 @@ impl Instance {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_info(s).map(Into::into),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
             Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_info(s),
+            Instance::V0_4_0(p) => convert(&p.sluice_plugin_format().call_info(s)?),
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_info(s),
         }
     }
 
@@ -108,7 +115,10 @@ impl Instance {
             Instance::V0_3_0(p) => {
                 convert(&p.sluice_plugin_format().call_parse(s, file_name, file, convert(&limits)?)?)
             }
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
+            Instance::V0_4_0(p) => {
+                convert(&p.sluice_plugin_format().call_parse(s, file_name, file, convert(&limits)?)?)
+            }
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_parse(s, file_name, file, limits),
         }
     }
 
@@ -123,7 +133,8 @@ impl Instance {
             }
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
             Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
+            Instance::V0_4_0(p) => convert(&p.sluice_plugin_format().call_extraction_for(s, &convert(meta)?)?),
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_extraction_for(s, meta),
         }
     }
 
@@ -136,7 +147,8 @@ impl Instance {
             Instance::V0_1_0(p) => p.sluice_plugin_format().call_trigger_for(s, &meta.clone().into()).map(Into::into),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
             Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
+            Instance::V0_4_0(p) => convert(&p.sluice_plugin_format().call_trigger_for(s, &convert(meta)?)?),
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_trigger_for(s, meta),
         }
     }
 
@@ -158,7 +170,10 @@ impl Instance {
             Instance::V0_3_0(p) => {
                 convert(&p.sluice_plugin_format().call_handle(s, &convert(req)?, body, convert(&limits)?)?)
             }
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
+            Instance::V0_4_0(p) => {
+                convert(&p.sluice_plugin_format().call_handle(s, &convert(req)?, body, convert(&limits)?)?)
+            }
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_handle(s, req, body, limits),
         }
     }
 
@@ -175,7 +190,8 @@ impl Instance {
             Instance::V0_3_0(p) => {
                 convert(&p.sluice_plugin_format().call_render_error(s, &convert(&v0_3_0::older_error(err))?)?)
             }
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_render_error(s, err),
+            Instance::V0_4_0(p) => convert(&p.sluice_plugin_format().call_render_error(s, &convert(err)?)?),
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_render_error(s, err),
         }
     }
 
@@ -192,7 +208,8 @@ impl Instance {
                 .map(|r| r.map(|f| f.map(Into::into)).map_err(Into::into)),
             Instance::V0_2_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
             Instance::V0_3_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
+            Instance::V0_4_0(p) => convert(&p.sluice_plugin_format().call_from_tag(s, &convert(tag)?, tree)?),
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_from_tag(s, tag, tree),
         }
     }
 
@@ -210,7 +227,25 @@ impl Instance {
                 let changes: Vec<v0_3_0::Change> = convert(&changes)?;
                 convert(&p.sluice_plugin_format().call_extend(s, &convert(req)?, &changes)?)
             }
-            Instance::V0_4_0(p) => p.sluice_plugin_format().call_extend(s, req, changes),
+            Instance::V0_4_0(p) => {
+                let changes: Vec<v0_4_0::Change> = convert(&changes)?;
+                convert(&p.sluice_plugin_format().call_extend(s, &convert(req)?, &changes)?)
+            }
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_extend(s, req, changes),
+        }
+    }
+
+    /// `render-parts` of a kept response with a layout. Plugins before 0.5.0 declare no layout,
+    /// so they are never asked; should they be, "render it whole" is always right.
+    pub fn call_render_parts(
+        &self,
+        s: &mut Store<CallState>,
+        req: &latest::Request,
+        changes: &[latest::Change],
+    ) -> wasmtime::Result<Result<Option<latest::Parts>, latest::Error>> {
+        match self {
+            Instance::V0_5_0(p) => p.sluice_plugin_format().call_render_parts(s, req, changes),
+            _ => Ok(Ok(None)),
         }
     }
 }

@@ -146,6 +146,20 @@ impl Db {
         })
     }
 
+    /// One package's changes (by key) after `since`, oldest first, at most `limit`.
+    pub fn package_changes_since(&self, repository: &str, key: &str, since: u64, limit: u32) -> Result<Vec<ChangeRow>> {
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {CHANGE_COLUMNS} FROM changes WHERE repository = $1 AND seq > $2 AND key = $3 \
+                     ORDER BY seq LIMIT $4"
+                ),
+                params![repository, since as i64, key, limit],
+                change_row,
+            )
+        })
+    }
+
     /// Drops change rows older than `before_ms`, keeping the newest of each repository (an
     /// append-only document older than the oldest row is rendered whole again).
     pub fn prune_changes(&self, before_ms: i64) -> Result<usize> {

@@ -635,6 +635,53 @@ impl Db {
         })
     }
 
+    /// [`Db::package`] with only the files of `versions` (each looked up by the unique key, so
+    /// the cost is the versions asked for, not the package's history), and every tag that points
+    /// at a visible file. `None` when no file of the package is visible.
+    pub fn package_versions(
+        &self,
+        repository: &str,
+        key: &str,
+        vis: Visibility,
+        versions: &[String],
+    ) -> Result<Option<PackageWithFiles>> {
+        self.read(|c| {
+            let Some(package) = Self::package_by_key(c, repository, key)? else { return Ok(None) };
+            let visible = vis.condition();
+            let any: Option<i64> = c.query_opt(
+                &format!("SELECT f.id FROM files f WHERE f.package_id = $1 AND {visible} LIMIT 1"),
+                params![package.id],
+                |r| r.get(0),
+            )?;
+            if any.is_none() {
+                return Ok(None);
+            }
+            let mut files = Vec::new();
+            for version in versions {
+                files.extend(c.query_map(
+                    &format!(
+                        "SELECT {FILE_COLUMNS} FROM files f WHERE f.package_id = $1 AND f.version = $2 AND {visible} \
+                         ORDER BY f.id"
+                    ),
+                    params![package.id, version],
+                    file_row,
+                )?);
+            }
+            files.sort_by_key(|f| f.id);
+            files.dedup_by_key(|f| f.id);
+            let tags = c.query_map(
+                &format!(
+                    "SELECT t.tag, t.version FROM tags t WHERE t.package_id = $1 AND EXISTS \
+                     (SELECT 1 FROM files f WHERE f.package_id = t.package_id AND f.version = t.version AND {visible}) \
+                     ORDER BY t.tag"
+                ),
+                params![package.id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(Some(PackageWithFiles { package, files, tags }))
+        })
+    }
+
     fn with_files(c: &Sql, package: PackageRow, vis: Visibility) -> Result<Option<PackageWithFiles>> {
         let files = Self::files_of(c, package.id, vis)?;
         if files.is_empty() {
