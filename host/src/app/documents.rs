@@ -77,6 +77,20 @@ pub struct Kept {
     /// Where its per-version parts are, when the plugin rendered it in parts: a change then
     /// re-renders only the parts it touches ([`Kept::spliced`]).
     pub layout: Option<Layout>,
+    /// A document in parts is compressed chunk by chunk: a change recompresses the chunks it
+    /// touched and reuses the others' deflate streams.
+    chunks: Vec<Chunk>,
+}
+
+/// A separately compressed piece of a document in parts.
+#[derive(Debug, Clone)]
+struct Chunk {
+    /// Where it is in the body.
+    range: std::ops::Range<usize>,
+    crc: u32,
+    md5: [u8; 16],
+    /// Raw deflate, ended by a sync flush, so that chunks concatenate into one stream.
+    deflate: bytes::Bytes,
 }
 
 /// A kept body's parts (the contract's `layout`) as byte ranges of the body.
@@ -87,7 +101,7 @@ pub struct Layout {
 
 #[derive(Debug, Clone)]
 enum Segment {
-    Whole,
+    Whole(std::ops::Range<usize>),
     Run { separator: Vec<u8>, leading: bool, items: Vec<(String, std::ops::Range<usize>)> },
 }
 
@@ -105,10 +119,7 @@ impl Layout {
         let mut segments = Vec::with_capacity(layout.segments.len());
         for segment in &layout.segments {
             segments.push(match segment {
-                wit::Segment::Whole(len) => {
-                    take(*len as usize)?;
-                    Segment::Whole
-                }
+                wit::Segment::Whole(len) => Segment::Whole(take(*len as usize)?),
                 wit::Segment::Run(run) => {
                     let mut items = Vec::with_capacity(run.items.len());
                     for (i, (key, len)) in run.items.iter().enumerate() {
@@ -125,6 +136,44 @@ impl Layout {
             });
         }
         (at == body.len()).then_some(Layout { segments })
+    }
+
+    /// Where the body is cut into separately compressed chunks: at the end of every whole
+    /// segment, and inside runs after an item whose key hashes to a boundary (about one item in
+    /// 32, and at least every 64 items or 64 KiB), so that inserting, removing or changing an
+    /// item changes one chunk, whatever its place. A chunk holds its items' separators.
+    fn chunk_ends(&self) -> Vec<usize> {
+        const MAX_ITEMS: usize = 64;
+        const MAX_BYTES: usize = 64 << 10;
+        let mut ends = Vec::new();
+        let mut start = 0;
+        for segment in &self.segments {
+            match segment {
+                Segment::Whole(range) => {
+                    ends.push(range.end);
+                    start = range.end;
+                }
+                Segment::Run { items, .. } => {
+                    let mut count = 0;
+                    for (key, range) in items {
+                        count += 1;
+                        let boundary = crc32fast::hash(key.as_bytes()) % 32 == 0;
+                        if boundary || count >= MAX_ITEMS || range.end - start >= MAX_BYTES {
+                            ends.push(range.end);
+                            (start, count) = (range.end, 0);
+                        }
+                    }
+                    if let Some((_, last)) = items.last() {
+                        if ends.last() != Some(&last.end) {
+                            ends.push(last.end);
+                        }
+                        start = last.end;
+                    }
+                }
+            }
+        }
+        ends.dedup();
+        ends
     }
 
     fn runs(&self) -> usize {
@@ -170,10 +219,17 @@ impl Kept {
             }
             found
         });
-        Kept {
+        Self::with_body(
+            response.status,
+            headers,
+            body,
+            keep.append_only,
+            depends_on,
+            rendered_at,
+            request,
             layout,
-            ..Self::with_body(response.status, headers, body, keep.append_only, depends_on, rendered_at, request)
-        }
+            None,
+        )
     }
 
     /// This document with `parts` spliced in, reflecting the change log up to `rendered_at`: the
@@ -210,9 +266,10 @@ impl Kept {
         let (mut whole_i, mut run_i) = (0, 0);
         for segment in &layout.segments {
             match segment {
-                Segment::Whole => {
+                Segment::Whole(_) => {
+                    let start = body.len();
                     body.extend_from_slice(&parts.whole[whole_i]);
-                    segments.push(Segment::Whole);
+                    segments.push(Segment::Whole(start..body.len()));
                     whole_i += 1;
                 }
                 Segment::Run { separator, leading, .. } => {
@@ -237,7 +294,6 @@ impl Kept {
         }
         Ok(Kept {
             whole_since: self.whole_since,
-            layout: Some(Layout { segments }),
             ..Self::with_body(
                 self.status,
                 self.headers.clone(),
@@ -246,10 +302,13 @@ impl Kept {
                 self.depends_on.clone(),
                 rendered_at,
                 self.request.clone(),
+                Some(Layout { segments }),
+                Some(self),
             )
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn with_body(
         status: u16,
         headers: Vec<(String, String)>,
@@ -258,23 +317,35 @@ impl Kept {
         depends_on: Vec<Dependency>,
         rendered_at: u64,
         request: wit::Request,
+        layout: Option<Layout>,
+        previous: Option<&Kept>,
     ) -> Kept {
-        // Compressing a large body takes longer than both digests: it runs beside them on a
-        // second thread, which halves a multi-megabyte render's wait for its bytes to be kept.
-        let (gzip, (md5, sha)) = if body.len() > PARALLEL_MIN {
-            std::thread::scope(|s| {
+        let (gzip, etag, sha, chunks) = match &layout {
+            Some(layout) => {
+                let chunks = compress_chunks(&body, &layout.chunk_ends(), previous);
+                // A validator from the chunks' digests: as strong as the body's MD5, without
+                // reading the unchanged chunks again.
+                let mut md5 = md5::Md5::new();
+                for c in &chunks {
+                    md5.update(c.md5);
+                }
+                let gzip = (body.len() >= GZIP_MIN).then(|| gzip_of_chunks(&chunks, body.len()));
+                (gzip, md5.finalize(), Sha256::digest(&body), chunks)
+            }
+            // Compressing a large body takes longer than both digests: it runs beside them on a
+            // second thread, which halves a multi-megabyte render's wait for its bytes to be kept.
+            None if body.len() > PARALLEL_MIN => std::thread::scope(|s| {
                 let compressed = s.spawn(|| gzip(&body));
-                let digests = (md5::Md5::digest(&body), Sha256::digest(&body));
-                (compressed.join().unwrap_or(None), digests)
-            })
-        } else {
-            (gzip(&body), (md5::Md5::digest(&body), Sha256::digest(&body)))
+                let (md5, sha) = (md5::Md5::digest(&body), Sha256::digest(&body));
+                (compressed.join().unwrap_or(None), md5, sha, Vec::new())
+            }),
+            None => (gzip(&body), md5::Md5::digest(&body), Sha256::digest(&body), Vec::new()),
         };
         Kept {
             status,
             gzip,
             headers,
-            etag: format!("\"{}\"", hex::encode(md5)),
+            etag: format!("\"{}\"", hex::encode(etag)),
             digest: format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(sha)),
             body,
             depends_on,
@@ -282,7 +353,8 @@ impl Kept {
             rendered_at,
             whole_since: std::time::Instant::now(),
             request,
-            layout: None,
+            layout,
+            chunks,
         }
     }
 
@@ -301,13 +373,16 @@ impl Kept {
                 self.depends_on.clone(),
                 rendered_at,
                 self.request.clone(),
+                None,
+                None,
             )
         }
     }
 
     /// Memory the document holds.
     pub fn weight(&self) -> u64 {
-        (self.body.len() + self.gzip.as_ref().map_or(0, |g| g.len())) as u64
+        let chunks: usize = self.chunks.iter().map(|c| c.deflate.len()).sum();
+        (self.body.len() + self.gzip.as_ref().map_or(0, |g| g.len()) + chunks) as u64
     }
 
     /// Whether no change the document depends on came after its render.
@@ -554,6 +629,95 @@ fn gzip(body: &[u8]) -> Option<bytes::Bytes> {
     enc.finish().ok().map(Into::into)
 }
 
+/// The chunks of `body` ending at `ends`, each compressed on its own, reusing the compressed
+/// bytes of a chunk of `previous` with the same bytes (found by length and CRC, then compared).
+/// Chunks to compress are shared between two threads when there is much to do (a first render).
+fn compress_chunks(body: &[u8], ends: &[usize], previous: Option<&Kept>) -> Vec<Chunk> {
+    let mut reusable: HashMap<(usize, u32), &Chunk> = HashMap::new();
+    if let Some(prev) = previous {
+        for c in &prev.chunks {
+            reusable.insert((c.range.len(), c.crc), c);
+        }
+    }
+    let mut start = 0;
+    let mut out: Vec<Option<Chunk>> = Vec::with_capacity(ends.len());
+    let mut todo: Vec<(usize, std::ops::Range<usize>, u32)> = Vec::new();
+    for &end in ends {
+        let range = start..end;
+        start = end;
+        let crc = crc32fast::hash(&body[range.clone()]);
+        let same = reusable
+            .get(&(range.len(), crc))
+            .filter(|c| previous.is_some_and(|p| p.body.get(c.range.clone()) == Some(&body[range.clone()])));
+        match same {
+            Some(c) => out.push(Some(Chunk { range, crc, md5: c.md5, deflate: c.deflate.clone() })),
+            None => {
+                todo.push((out.len(), range, crc));
+                out.push(None);
+            }
+        }
+    }
+    let compress = |items: &[(usize, std::ops::Range<usize>, u32)]| -> Vec<(usize, Chunk)> {
+        items
+            .iter()
+            .map(|(i, range, crc)| {
+                let bytes = &body[range.clone()];
+                let md5 = md5::Md5::digest(bytes).into();
+                (*i, Chunk { range: range.clone(), crc: *crc, md5, deflate: deflate_sync(bytes).into() })
+            })
+            .collect()
+    };
+    let pending: usize = todo.iter().map(|(_, r, _)| r.len()).sum();
+    let done = if pending > PARALLEL_MIN {
+        let (a, b) = todo.split_at(todo.len() / 2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| compress(b));
+            let mut done = compress(a);
+            done.extend(other.join().expect("compressing a chunk does not panic"));
+            done
+        })
+    } else {
+        compress(&todo)
+    };
+    for (i, chunk) in done {
+        out[i] = Some(chunk);
+    }
+    out.into_iter().map(|c| c.expect("every chunk is reused or compressed")).collect()
+}
+
+/// Raw deflate of `bytes` at the fast level, ended with a sync flush (byte-aligned, not final),
+/// as pigz joins the pieces it compresses in parallel.
+fn deflate_sync(bytes: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+    let mut out = Vec::with_capacity(bytes.len() / 3 + 64);
+    loop {
+        let consumed = c.total_in() as usize;
+        c.compress_vec(&bytes[consumed..], &mut out, flate2::FlushCompress::Sync).expect("deflate of memory");
+        if c.total_in() as usize == bytes.len() && out.len() < out.capacity() {
+            return out;
+        }
+        out.reserve(out.capacity().max(1024));
+    }
+}
+
+/// One gzip member of the chunks' deflate streams: the header, the streams, an empty final
+/// block, and the CRC-32 of the whole body combined from the chunks' CRCs.
+fn gzip_of_chunks(chunks: &[Chunk], len: usize) -> bytes::Bytes {
+    let size: usize = chunks.iter().map(|c| c.deflate.len()).sum();
+    let mut out = Vec::with_capacity(size + 20);
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+    let mut crc = crc32fast::Hasher::new();
+    for c in chunks {
+        out.extend_from_slice(&c.deflate);
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(c.crc, c.range.len() as u64));
+    }
+    // BFINAL=1, fixed Huffman, end of block.
+    out.extend_from_slice(&[0x03, 0x00]);
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.into()
+}
+
 /// The dependencies a plugin declared, as package keys.
 pub fn dependencies(keep: &wit::Keep, key_of: impl Fn(&str) -> String) -> Vec<Dependency> {
     keep.depends_on
@@ -624,6 +788,88 @@ mod tests {
         docs.replace(&slot, kept("abbr2", 3));
         assert_ne!(slot.current().etag, before);
         assert_eq!(docs.size(), 4 + 5, "small bodies are not compressed");
+    }
+
+    /// A kept document in parts: `{"v":{ITEMS}}` with one item per version.
+    fn parted(versions: &[String]) -> Kept {
+        let items: Vec<String> = versions.iter().map(|v| format!("\"{v}\":{{\"x\":\"{}\"}}", v.repeat(40))).collect();
+        let body = format!("{{\"v\":{{{}}}}}", items.join(","));
+        let layout = wit::Layout {
+            segments: vec![
+                wit::Segment::Whole(6),
+                wit::Segment::Run(wit::Run {
+                    separator: b",".to_vec(),
+                    leading: false,
+                    items: versions.iter().zip(&items).map(|(v, i)| (v.clone(), i.len() as u32)).collect(),
+                }),
+                wit::Segment::Whole(2),
+            ],
+        };
+        let keep = wit::Keep { depends_on: vec![], vary: vec![], append_only: false, layout: Some(layout) };
+        Kept::new(
+            wit::Response { status: 200, headers: vec![], body: body.into_bytes() },
+            &keep,
+            vec![],
+            1,
+            request("/a"),
+        )
+    }
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).expect("valid gzip");
+        out
+    }
+
+    #[test]
+    fn a_document_in_parts_is_spliced_and_recompressed_only_where_it_changed() {
+        let versions: Vec<String> = (0..2000).map(|i| format!("1.0.{i}")).collect();
+        let kept = parted(&versions);
+        assert!(kept.layout.is_some(), "the layout matches the body");
+        assert!(kept.chunks.len() > 20, "{} chunks", kept.chunks.len());
+        assert_eq!(gunzip(kept.gzip.as_ref().unwrap()), kept.body, "the chunks make one valid gzip stream");
+
+        // One version changed, one removed, one added at the end.
+        let mut order = versions.clone();
+        order.retain(|v| v != "1.0.7");
+        order.push("2.0.0".into());
+        let item = |v: &str, x: &str| wit::Item {
+            key: v.into(),
+            runs: vec![Some(format!("\"{v}\":{{\"x\":\"{x}\"}}").into_bytes())],
+        };
+        let parts = wit::Parts {
+            whole: vec![b"{\"v\":{".to_vec(), b"}}".to_vec()],
+            order,
+            items: vec![item("1.0.1000", "changed"), item("2.0.0", &"2.0.0".repeat(40))],
+        };
+        let next = kept.spliced(&parts, 2).unwrap();
+        let text = String::from_utf8(next.body.to_vec()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
+        assert_eq!(doc["v"]["1.0.1000"]["x"], "changed");
+        assert!(doc["v"].get("1.0.7").is_none());
+        assert_eq!(doc["v"].as_object().unwrap().len(), 2000);
+        assert_eq!(gunzip(next.gzip.as_ref().unwrap()), next.body, "the recompressed stream is the new body");
+        assert_ne!(next.etag, kept.etag);
+        let reused =
+            next.chunks.iter().filter(|c| kept.chunks.iter().any(|o| o.deflate.as_ptr() == c.deflate.as_ptr())).count();
+        assert!(
+            reused + 4 >= next.chunks.len(),
+            "only the touched chunks are compressed again: {reused} of {}",
+            next.chunks.len()
+        );
+
+        // A render that changes nothing: the same bytes and validator, nothing recompressed.
+        let unchanged =
+            next.spliced(&wit::Parts { whole: parts.whole.clone(), order: keys(&next), items: vec![] }, 3).unwrap();
+        assert_eq!((unchanged.body.clone(), unchanged.etag.clone()), (next.body.clone(), next.etag.clone()));
+        assert!(unchanged.chunks.iter().zip(&next.chunks).all(|(a, b)| a.deflate.as_ptr() == b.deflate.as_ptr()));
+    }
+
+    fn keys(k: &Kept) -> Vec<String> {
+        match &k.layout.as_ref().unwrap().segments[1] {
+            Segment::Run { items, .. } => items.iter().map(|(k, _)| k.clone()).collect(),
+            _ => unreachable!(),
+        }
     }
 
     #[test]
