@@ -129,6 +129,30 @@ fn bundle_and_gem_install_through_the_proxy_and_from_its_cache_once_the_upstream
     }
     assert!(!proxy.log().contains("no digest to verify"), "every gem was verified against its checksum");
 
+    // A new version upstream: once the kept copy expires, the project's `bundle update` finds
+    // it, updating its cached compact index (a ranged request for /versions, whose start the
+    // client holds).
+    let key = up.token("publisher-2", "read,publish", None);
+    let newer = build_gem(&up.work.join("gems"), "sluice-many", "1.12.0", None, &[]);
+    assert!(push(&up, &newer, &key).0);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (ok, out) = app.run(&["update", "sluice-many"]);
+    assert!(ok, "bundle update through the proxy failed: {out}");
+    assert!(app.locked().contains("sluice-many (1.12.0)"), "{}", app.locked());
+    // That request, as Bundler sends it: the new end only, checked against the whole body's MD5.
+    let (_, now) = proxy.get("/gems/versions");
+    let held = &versions[..versions.len() - 1];
+    let ranged = proxy
+        .http()
+        .get(format!("{source}/versions"))
+        .header("range", format!("bytes={}-", held.len() - 1))
+        .header("if-none-match", format!("\"{}\"", md5_hex(held)))
+        .send()
+        .unwrap();
+    assert_eq!(ranged.status().as_u16(), 206);
+    assert_eq!(ranged.headers()["etag"].to_str().unwrap(), format!("\"{}\"", md5_hex(&now)));
+    assert_eq!(ranged.text().unwrap(), now[held.len() - 1..]);
+
     // The upstream goes away and the kept metadata expires (1 s): fresh clients still install
     // what was fetched.
     up.kill();
@@ -136,7 +160,7 @@ fn bundle_and_gem_install_through_the_proxy_and_from_its_cache_once_the_upstream
     let again = BundleApp::new(&proxy.work.join("second"), &source, &gemfile);
     let (ok, out) = again.run(&["install"]);
     assert!(ok, "bundle install from the proxy's cache failed: {out}");
-    assert!(again.locked().contains("sluice-many (1.11.0)"), "{}", again.locked());
+    assert!(again.locked().contains("sluice-many (1.12.0)"), "{}", again.locked());
     let gem_dir = proxy.work.join("gem-installed-again");
     let (ok, out) = gem_install_from(&proxy.work.join("gem-client-2"), &source, "sluice-app", &gem_dir);
     assert!(ok, "gem install from the proxy's cache failed: {out}");
