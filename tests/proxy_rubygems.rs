@@ -18,9 +18,12 @@ fn require_ruby() {
     }
 }
 
+/// A gem to push: name, version, runtime dependencies (name, requirement).
+type GemSpec<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// The upstream: a plain Sluice whose `rubygems` repository has these gems (name, version,
 /// runtime dependencies), pushed with real `gem push`.
-fn upstream_with(gems: &[(&str, &str, &[(&str, &str)])]) -> Server {
+fn upstream_with(gems: &[GemSpec]) -> Server {
     let up = Server::start();
     let key = up.token("publisher", "read,publish", None);
     let dir = up.work.join("gems");
@@ -71,7 +74,7 @@ fn installed(dir: &Path, gem: &str) -> bool {
 fn bundle_and_gem_install_through_the_proxy_and_from_its_cache_once_the_upstream_is_down() {
     require_ruby();
     let many: Vec<String> = (0..12).map(|i| format!("1.{i}.0")).collect();
-    let mut gems: Vec<(&str, &str, &[(&str, &str)])> = vec![
+    let mut gems: Vec<GemSpec> = vec![
         ("sluice-core", "1.0.0", &[]),
         ("sluice-app", "2.0.0", &[("sluice-core", ">= 1.0")]),
         ("sluice-tool", "0.3.0", &[]),
