@@ -257,8 +257,8 @@ pub fn extend(registry: &impl Registry, req: &Request, changes: &[Change]) -> Re
 /// its copy's MD5), `Repr-Digest` and `Digest`. Always the whole body: the host keeps it and
 /// answers `If-None-Match` (304) and `Range` (206) from the kept bytes, so that a revalidation
 /// never reaches the plugin.
-pub(crate) fn compact(body: impl Into<Vec<u8>>) -> Response {
-    let body = body.into();
+fn compact(body: String) -> Response {
+    let body = body.into_bytes();
     let etag = format!("\"{}\"", index::md5_hex(&body));
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
     // RFC 3230's older form, which Bundler versions before Repr-Digest read.

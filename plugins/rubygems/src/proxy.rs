@@ -44,8 +44,10 @@
 //! deleted upstream is not offered any more, but its stored `.gem` stays downloadable.
 
 use crate::index;
-use crate::protocol::{compact, gem_not_found, quick_spec};
+use crate::protocol::{gem_not_found, quick_spec};
+use base64::Engine;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use sluice_plugin_sdk::http;
 use sluice_plugin_sdk::{Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, UpstreamFile};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -217,7 +219,7 @@ fn merged_info(registry: &impl Registry, name: &str) -> Result<Option<String>, E
 /// `GET /info/NAME` of a proxy repository.
 pub fn info(registry: &impl Registry, req: &Request, name: &str) -> Result<Outcome, Error> {
     let info = merged_info(registry, name)?.ok_or_else(|| gem_not_found(name))?;
-    Ok(Outcome::respond(conditional(req, info.into_bytes())))
+    Ok(Outcome::respond(conditional(req, info.into_bytes(), Digests::Both)))
 }
 
 /// `GET /versions` of a proxy repository: the upstream's, then a line for each gem whose `/info`
@@ -228,15 +230,19 @@ pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Erro
         // No compact index to merge with: this repository's own, from every stored file.
         Upstream::Missing | Upstream::Failed(_) => {
             let body = index::versions(&registry.all_packages())?;
-            return Ok(Outcome::respond(conditional(req, body.into_bytes())));
+            return Ok(Outcome::respond(conditional(req, body.into_bytes(), Digests::EtagOnly)));
         }
     };
+    let packages = registry.all_packages();
+    if packages.is_empty() {
+        // Nothing here: the upstream's bytes as they are (no pass over them but the ETag's).
+        return Ok(Outcome::respond(conditional(req, upstream, Digests::EtagOnly)));
+    }
     let mut text =
         String::from_utf8(upstream).map_err(|_| Error::unavailable("the upstream's /versions is not text"))?;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let packages = registry.all_packages();
     // Gems with versions of their own: only their lines of the upstream's are read.
     let mut owners: HashMap<String, PackageView> = HashMap::new();
     for p in &packages {
@@ -245,6 +251,9 @@ pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Erro
         if !own.artifacts.is_empty() {
             owners.insert(p.name.clone(), own);
         }
+    }
+    if owners.is_empty() {
+        return Ok(Outcome::respond(conditional(req, text.into_bytes(), Digests::EtagOnly)));
     }
     let listed = upstream_versions(&text, &owners);
     let mut tail = String::new();
@@ -267,7 +276,7 @@ pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Erro
         tail.push_str(&line);
     }
     text.push_str(&tail);
-    Ok(Outcome::respond(conditional(req, text.into_bytes())))
+    Ok(Outcome::respond(conditional(req, text.into_bytes(), Digests::EtagOnly)))
 }
 
 /// The versions a compact index `/versions` body lists for each of `names`, as Bundler adds them
@@ -316,7 +325,7 @@ pub fn names(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> 
         names.extend(lines_of(&String::from_utf8_lossy(&body)).map(str::to_string));
     }
     let names: Vec<String> = names.into_iter().collect();
-    Ok(Outcome::respond(conditional(req, format!("---\n{}\n", names.join("\n")).into_bytes())))
+    Ok(Outcome::respond(conditional(req, format!("---\n{}\n", names.join("\n")).into_bytes(), Digests::Both)))
 }
 
 /// An upstream gem file by its `NAME-VERSION[-PLATFORM]` stem: the gem's name, its version, and
@@ -387,41 +396,69 @@ pub fn quick(registry: &impl Registry, stem: &str) -> Result<Outcome, Error> {
     }
 }
 
+/// How a proxied compact index document is sent.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Digests {
+    /// `ETag` (MD5) and the sha256 `Repr-Digest`/`Digest` that newer Bundlers verify.
+    Both,
+    /// `ETag` only: for `/versions`, which a proxy of rubygems.org gets at about 20 MB and hashes
+    /// on every request; a second hash of it would take about as long again within the plugin's
+    /// time limit. Bundler 2.3 checks the ETag; later ones verify a digest only when given one.
+    EtagOnly,
+}
+
 /// A compact index body with its validators, answering the request's `If-None-Match` (304) and
 /// Bundler's `Range: bytes=N-` (206, only when the MD5 of the first N+1 bytes is the ETag the
 /// client sent, i.e. its copy is this body's start; else the whole body).
-pub fn conditional(req: &Request, body: Vec<u8>) -> Response {
-    let whole = compact(body);
-    let etag = header(&whole, "etag").to_string();
+pub fn conditional(req: &Request, body: Vec<u8>, digests: Digests) -> Response {
     let if_none_match = req.header("if-none-match").map(|v| v.trim().trim_start_matches("W/").to_string());
-    if if_none_match.as_deref() == Some(etag.as_str()) {
-        let mut r = http::empty(304);
-        r.headers = whole.headers.into_iter().filter(|(k, _)| k != "content-type").collect();
-        return r;
-    }
     let start = req
         .header("range")
         .and_then(|r| r.trim().strip_prefix("bytes="))
         .and_then(|r| r.strip_suffix('-'))
-        .and_then(|n| n.trim().parse::<usize>().ok());
-    if let (Some(start), Some(theirs)) = (start, if_none_match) {
-        let len = whole.body.len();
-        if start > 0 && start < len {
-            let prefix = format!("\"{}\"", hex::encode(Md5::digest(&whole.body[..=start])));
-            if prefix == theirs {
-                let tail = whole.body[start..].to_vec();
-                let mut r = http::bytes(206, COMPACT_TYPE, tail);
-                r.headers.extend(whole.headers.into_iter().filter(|(k, _)| k != "content-type"));
-                r.headers.push(("content-range".into(), format!("bytes {start}-{}/{len}", len - 1)));
-                return r;
-            }
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0 && n < body.len() && if_none_match.is_some());
+    // One pass of MD5 gives both the client's prefix's and the whole body's.
+    let mut md5 = Md5::new();
+    let mut prefix = None;
+    match start {
+        Some(n) => {
+            md5.update(&body[..=n]);
+            prefix = Some(format!("\"{}\"", hex::encode(md5.clone().finalize())));
+            md5.update(&body[n + 1..]);
+        }
+        None => md5.update(&body),
+    }
+    let etag = format!("\"{}\"", hex::encode(md5.finalize()));
+    let mut headers = vec![("etag".to_string(), etag.clone()), ("accept-ranges".to_string(), "bytes".to_string())];
+    if digests == Digests::Both {
+        let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&body));
+        headers.push(("repr-digest".into(), format!("sha-256=:{sha256}:")));
+        // RFC 3230's older form, which Bundler versions before Repr-Digest read.
+        headers.push(("digest".into(), format!("sha-256={sha256}")));
+    }
+    if if_none_match.as_deref() == Some(etag.as_str()) {
+        let mut r = http::empty(304);
+        r.headers = headers;
+        return r;
+    }
+    if let (Some(n), Some(prefix)) = (start, prefix) {
+        if Some(&prefix) == if_none_match.as_ref() {
+            let len = body.len();
+            let mut r = http::bytes(206, COMPACT_TYPE, body[n..].to_vec());
+            r.headers.extend(headers);
+            r.headers.push(("content-range".into(), format!("bytes {n}-{}/{len}", len - 1)));
+            return r;
         }
     }
-    whole
+    let mut r = http::bytes(200, COMPACT_TYPE, body);
+    r.headers.extend(headers);
+    r
 }
 
 const COMPACT_TYPE: &str = "text/plain; charset=utf-8";
 
+#[cfg(test)]
 fn header<'a>(r: &'a Response, name: &str) -> &'a str {
     r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
 }
