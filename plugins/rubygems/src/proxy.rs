@@ -55,9 +55,11 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 /// What the upstream said, reduced to what a proxy decides on.
 enum Upstream {
     Found(Vec<u8>),
-    /// 404 or 410, or a miss while offline: it does not have it.
+    /// 404 or 410: it does not have it (any more).
     Missing,
-    /// It failed or answered something unusable, with nothing kept to stand in.
+    /// It failed or answered something unusable with nothing kept to stand in, or the
+    /// repository is offline with nothing kept (a `not-found` error): what is stored here
+    /// answers, as when the upstream is down.
     Failed(Error),
 }
 
@@ -66,7 +68,6 @@ fn ask(registry: &impl Registry, path: &str, accept: &str) -> Upstream {
         Ok(a) if a.status == 200 => Upstream::Found(a.body),
         Ok(a) if a.status == 404 || a.status == 410 => Upstream::Missing,
         Ok(a) => Upstream::Failed(Error::unavailable(format!("the upstream answered {} for {path}", a.status))),
-        Err(e) if e.kind == ErrorKind::NotFound => Upstream::Missing,
         Err(e) => Upstream::Failed(e),
     }
 }
@@ -649,5 +650,23 @@ mod tests {
         assert!(info.contains("\n1.1.0 "), "the fetched copy: {info}");
         assert_consistent(&p);
         assert_eq!(get(&p, "/info/rack", &[]).unwrap_err().kind, ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn offline_with_nothing_kept_serves_what_is_stored() {
+        let mut p = MemoryProxy::default();
+        let miss = Err(Error::not_found("offline, and nothing is kept for it"));
+        for path in ["/versions", "/info/sluice-hello", "/info/rack"] {
+            p.upstream.insert((path.to_string(), String::new()), miss.clone());
+        }
+        let spec = hello();
+        p.local = MemoryRegistry::with_packages(vec![package(
+            "sluice-hello",
+            vec![artifact(&with(&spec, "1.1.0", "ruby"), false, 7)],
+        )]);
+        p.cached = vec!["1.1.0".into()];
+        assert!(text(&get(&p, "/info/sluice-hello", &[]).unwrap()).contains("\n1.1.0 "));
+        assert_consistent(&p);
+        assert_eq!(get(&p, "/info/rack", &[]).unwrap_err().kind, ErrorKind::NotFound, "a miss, not a failure");
     }
 }
