@@ -301,3 +301,50 @@ fn min_age_withholds_upstream_versions_younger_than_it() {
     assert!(app.locked().contains("fresh (1.0.0)"), "{}", app.locked());
     assert_eq!(registry.get("/cautious/info/fresh").1, "---\n", "still too young for the 1 h proxy");
 }
+
+#[test]
+fn gems_published_to_the_proxy_win_and_bundler_finds_every_checksum_right() {
+    require_ruby();
+    let up = upstream_with(&[("sluice-mixed", "1.0.0", &[]), ("sluice-mixed", "1.1.0", &[])]);
+    // The proxy repository itself is named `rubygems`, so `gem push` goes to it.
+    let registry = Server::start_with_config(&proxy_repo(REPO, &up, ""));
+    let key = registry.token("dev", "read,publish", None);
+    let dir = registry.work.join("gems");
+    // 1.1.0 again (ours wins over the upstream's) and 2.0.0, only here.
+    for version in ["1.1.0", "2.0.0"] {
+        let (ok, out) = push(&registry, &build_gem(&dir, "sluice-mixed", version, None, &[]), &key);
+        assert!(ok, "gem push to the proxy repository: {out}");
+    }
+    let (_, info) = registry.get(&format!("/{REPO}/info/sluice-mixed"));
+    let (_, upstream_info) = up.get(&format!("/{REPO}/info/sluice-mixed"));
+    let upstream_1_1 = upstream_info.lines().find(|l| l.starts_with("1.1.0 ")).unwrap();
+    assert!(!info.contains(upstream_1_1), "the upstream's 1.1.0 is replaced by ours: {info}");
+    assert_eq!(info.lines().filter(|l| l.starts_with("1.")).count(), 2, "{info}");
+    let (_, versions) = registry.get(&format!("/{REPO}/versions"));
+    let (listed, checksum) = &bundler_reads(&versions)["sluice-mixed"];
+    assert_eq!(checksum, &md5_hex(&info), "{versions}");
+    let mut listed = listed.clone();
+    listed.sort();
+    assert_eq!(listed, ["1.0.0", "1.1.0", "2.0.0"], "{versions}");
+
+    let source = registry.repo_url(REPO);
+    for (requirement, resolved) in [("~> 1.0", "1.1.0"), (">= 2", "2.0.0")] {
+        let app = BundleApp::new(
+            &registry.work.join(format!("app-{resolved}")),
+            &source,
+            &[("sluice-mixed", Some(requirement))],
+        );
+        let (ok, out) = app.run(&["install"]);
+        assert!(ok, "bundle install {requirement}: {out}");
+        assert!(app.locked().contains(&format!("sluice-mixed ({resolved})")), "{}", app.locked());
+        assert!(!out.contains("MisMatchedChecksum") && !out.contains("does not match the checksum"), "{out}");
+        let (ok, out) = app.run(&["exec", "ruby", "-e", "puts Gem.loaded_specs['sluice-mixed'].version"]);
+        assert!(ok && out.trim().ends_with(resolved), "{out}");
+    }
+    let admin = registry.token("admin", "admin", None);
+    let pushes = registry.api_json(&format!("/api/v1/pushes?repository={REPO}"), &admin);
+    assert!(
+        pushes["pushes"].as_array().unwrap().iter().all(|p| p["actor"] != "upstream"),
+        "nothing was fetched: {pushes}"
+    );
+}
