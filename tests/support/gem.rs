@@ -70,11 +70,52 @@ pub fn push(server: &Server, gem: &Path, key: &str) -> (bool, String) {
 }
 
 pub fn gem_install(server: &Server, name: &str, dir: &Path) -> (bool, String) {
-    let (ok, out, err) = run(ruby_cmd("gem", &server.work)
-        .args(["install", name, "--clear-sources", "--source"])
-        .arg(server.repo_url(REPO))
+    gem_install_from(&server.work, &server.repo_url(REPO), name, dir)
+}
+
+/// `gem install NAME` from `source` only, into `dir`, with the `gem` caches of `work`.
+pub fn gem_install_from(work: &Path, source: &str, name: &str, dir: &Path) -> (bool, String) {
+    let (ok, out, err) = run(ruby_cmd("gem", work)
+        .args(["install", name, "--clear-sources", "--source", source])
         .arg("--install-dir")
         .arg(dir)
         .arg("--no-document"));
     (ok, out + &err)
+}
+
+/// A Bundler project in `app` whose Gemfile has `source` as its only source and these gems
+/// (with a requirement or none), and `bundle` commands in it: its gems go to `app/bundle`, and
+/// Bundler's caches (the compact index it resolved with) to `app/home`, so each project starts
+/// with fresh caches.
+pub struct BundleApp {
+    pub dir: PathBuf,
+}
+
+impl BundleApp {
+    pub fn new(app: &Path, source: &str, gems: &[(&str, Option<&str>)]) -> BundleApp {
+        std::fs::create_dir_all(app).unwrap();
+        let mut gemfile = format!("source {source:?}\n\n");
+        for (name, requirement) in gems {
+            match requirement {
+                Some(r) => gemfile.push_str(&format!("gem {name:?}, {r:?}\n")),
+                None => gemfile.push_str(&format!("gem {name:?}\n")),
+            }
+        }
+        std::fs::write(app.join("Gemfile"), gemfile).unwrap();
+        BundleApp { dir: app.to_path_buf() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let (ok, out, err) = run(ruby_cmd("bundle", &self.dir)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("BUNDLE_GEMFILE", self.dir.join("Gemfile"))
+            .env("BUNDLE_PATH", self.dir.join("bundle")));
+        (ok, out + &err)
+    }
+
+    /// The `NAME (VERSION)` entries of the lockfile `bundle install` wrote.
+    pub fn locked(&self) -> String {
+        std::fs::read_to_string(self.dir.join("Gemfile.lock")).unwrap_or_default()
+    }
 }

@@ -10,6 +10,7 @@ pub mod marshal;
 pub mod parse;
 pub mod platform;
 pub mod protocol;
+pub mod proxy;
 pub mod spec;
 pub mod version;
 

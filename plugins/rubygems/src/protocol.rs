@@ -4,6 +4,7 @@
 pub use crate::errors::render_error;
 use crate::index::{self, SpecsIndex};
 use crate::parse::{read_gem, Check};
+use crate::proxy;
 use crate::spec::{Gemspec, RUBY_PLATFORM};
 use base64::Engine;
 use flate2::write::{GzEncoder, ZlibEncoder};
@@ -12,8 +13,8 @@ use sha2::{Digest, Sha256};
 use sluice_plugin_sdk::http::{self, query_pairs};
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::{
-    Change, ChangeKind, Effect, Error, Outcome, PackageView, Registry, Request, Response, Upload, UploadSource,
-    VersionState, Yank,
+    Change, ChangeKind, Effect, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, Upload,
+    UploadSource, VersionState, Yank,
 };
 use std::collections::HashMap;
 use std::io::Write;
@@ -28,6 +29,19 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
     match (req.method.as_str(), segments.as_slice()) {
         // `gem` probes the source root before it uses the compact index.
         (_, []) if read => Ok(Outcome::respond(http::text(200, "Sluice RubyGems repository\n")).keep_forever()),
+        // A proxy repository merges the upstream's compact index with its own gems.
+        (_, ["versions"]) if read && registry.upstream_configured() => proxy::versions(registry, req),
+        (_, ["names"]) if read && registry.upstream_configured() => proxy::names(registry, req),
+        (_, ["info", name]) if read && registry.upstream_configured() => proxy::info(registry, req, name),
+        (_, ["quick", "Marshal.4.8", file]) if read && registry.upstream_configured() => {
+            let stem = file.strip_suffix(".gemspec.rz").ok_or_else(|| Error::not_found("no such file"))?;
+            proxy::quick(registry, stem)
+        }
+        (_, ["gems", file]) if read && registry.upstream_configured() => match find_file(registry, file) {
+            Ok((package, _, _)) => Ok(Outcome::serve_file(package, *file, "application/octet-stream")),
+            Err(e) if e.kind == ErrorKind::NotFound => proxy::gem_file(registry, file),
+            Err(e) => Err(e),
+        },
         // Appended to on each push and yank (see `extend`), so clients holding it fetch the
         // new end with a `Range` request. The host computes the validators of what it serves
         // (ETag, Repr-Digest) over the whole extended body.
@@ -47,18 +61,11 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         (_, ["prerelease_specs.4.8.gz"]) if read => specs_index(registry, SpecsIndex::Prerelease),
         (_, ["quick", "Marshal.4.8", file]) if read => {
             let stem = file.strip_suffix(".gemspec.rz").ok_or_else(|| Error::not_found("no such file"))?;
-            let (name, version, qualifier) = find_file(registry, &format!("{stem}.gem"))?;
-            let package = registry.package(&name).ok_or_else(|| gem_not_found(&name))?;
-            let artifact = package
-                .artifacts
-                .iter()
-                .find(|a| a.version == version && a.qualifier == qualifier)
-                .ok_or_else(|| Error::not_found(format!("no such gem file: {stem}.gem")))?;
-            let spec = Gemspec::from_manifest(&artifact.metadata.manifest)?;
-            let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
-            zlib.write_all(&index::gemspec_marshal(&spec)).expect("writing to memory succeeds");
-            let body = zlib.finish().expect("writing to memory succeeds");
-            Ok(Outcome::respond(http::bytes(200, "application/octet-stream", body)).keep_for_package(name))
+            quick_spec(registry, stem)
+        }
+        (_, ["api", "v1", "versions", file]) if read => {
+            let name = file.strip_suffix(".json").ok_or_else(|| Error::not_found("no such resource"))?;
+            versions_json(registry, name)
         }
         (_, ["gems", file]) if read => {
             let (package, _, _) = find_file(registry, file)?;
@@ -76,6 +83,45 @@ pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt) -> Res
         }
         _ => Err(Error::not_found(format!("no such resource: {}", req.path))),
     }
+}
+
+/// The Marshal gemspec of a stored file (`/quick/Marshal.4.8/STEM.gemspec.rz`), zlib-deflated.
+pub(crate) fn quick_spec(registry: &impl Registry, stem: &str) -> Result<Outcome, Error> {
+    let (name, version, qualifier) = find_file(registry, &format!("{stem}.gem"))?;
+    let package = registry.package(&name).ok_or_else(|| gem_not_found(&name))?;
+    let artifact = package
+        .artifacts
+        .iter()
+        .find(|a| a.version == version && a.qualifier == qualifier)
+        .ok_or_else(|| Error::not_found(format!("no such gem file: {stem}.gem")))?;
+    let spec = Gemspec::from_manifest(&artifact.metadata.manifest)?;
+    let mut zlib = ZlibEncoder::new(Vec::new(), Compression::default());
+    zlib.write_all(&index::gemspec_marshal(&spec)).expect("writing to memory succeeds");
+    let body = zlib.finish().expect("writing to memory succeeds");
+    Ok(Outcome::respond(http::bytes(200, "application/octet-stream", body)).keep_for_package(name))
+}
+
+/// `/api/v1/versions/NAME.json`, as rubygems.org gives it: each installable file, newest first,
+/// with its publish time (`created_at`), which a proxy of this repository with `min_age` reads.
+fn versions_json(registry: &impl Registry, name: &str) -> Result<Outcome, Error> {
+    let package = registry.package(name).ok_or_else(|| gem_not_found(name))?;
+    let mut items: Vec<serde_json::Value> = index::releases(&package)?
+        .iter()
+        .filter(|r| !r.artifact.yanked)
+        .map(|r| {
+            serde_json::json!({
+                "number": r.spec.version,
+                "platform": r.spec.platform,
+                "prerelease": crate::spec::is_prerelease(&r.spec.version),
+                "created_at": http::rfc3339_ms(r.artifact.published_ms),
+                "summary": r.spec.summary,
+                "licenses": r.spec.licenses,
+                "sha": r.artifact.sha256,
+            })
+        })
+        .collect();
+    items.reverse();
+    Ok(Outcome::respond(http::json(200, &serde_json::Value::Array(items))).keep_for_package(name))
 }
 
 /// `gem push`: the body is the gem. Its spec names the stored file before the host stores it.
@@ -119,7 +165,7 @@ fn yank(registry: &impl Registry, req: &Request, body: impl ReadAt, yanked: bool
     Ok(Outcome::with_effects(vec![effect], http::text(200, message)))
 }
 
-fn gem_not_found(name: &str) -> Error {
+pub(crate) fn gem_not_found(name: &str) -> Error {
     Error::not_found(format!("This rubygem could not be found: {name}"))
 }
 
@@ -225,7 +271,7 @@ fn compact(body: String) -> Response {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::index::tests::{artifact, hello, package, with};
     use crate::parse::tests::HELLO_GEM;
@@ -235,7 +281,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::io::Read;
 
-    fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
+    pub(crate) fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request {
         Request {
             method: method.into(),
             path: path.into(),
@@ -415,7 +461,7 @@ mod tests {
     /// `/versions` as Bundler's compact index client reads it (`CompactIndexClient::Cache#versions`):
     /// after `---`, each line adds its versions to the gem's list, or removes a `-VERSION`, and
     /// the last line of a gem gives its `/info` checksum.
-    fn bundler_reads(versions: &str) -> BTreeMap<String, (BTreeSet<String>, String)> {
+    pub(crate) fn bundler_reads(versions: &str) -> BTreeMap<String, (BTreeSet<String>, String)> {
         let (_, lines) = versions.split_once("---\n").expect("a header");
         let mut gems: BTreeMap<String, (BTreeSet<String>, String)> = BTreeMap::new();
         for line in lines.lines() {
