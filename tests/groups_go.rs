@@ -109,6 +109,12 @@ fn min_age_withholds_module_versions_younger_than_it() {
 const GREET: &str = "github.com/Pub/greet";
 const SECRET: &str = "github.com/Acme/secret";
 const TOOL: &str = "example.com/acme/tool";
+/// A private module path with a capital: Go escapes it (`github.com/!acme/tools`) in URLs.
+const TOOLS: &str = "github.com/Acme/tools";
+
+/// The local member's `private` patterns: a module path with a capital in both spellings, the
+/// path's and the one Go's URLs escape it to.
+const PRIVATE: &str = r#"["example.com/acme/*", "github.com/Acme/tools", "github.com/!acme/tools"]"#;
 
 #[test]
 fn a_group_resolves_modules_from_the_local_member_first_and_never_private_ones_upstream() {
@@ -122,20 +128,23 @@ fn a_group_resolves_modules_from_the_local_member_first_and_never_private_ones_u
     };
     // The upstream: a public module, a public impostor of the company's module (a higher
     // version, as dependency confusion does it) and a module under the company's private prefix.
-    let (greet, impostor, tool) = (repo("greet"), repo("impostor"), repo("tool"));
+    let (greet, impostor, tool, tools) = (repo("greet"), repo("impostor"), repo("tool"), repo("tools"));
     module_repo(&greet, GREET, "greet", &[("v1.0.0", COMMIT_TIME), ("v1.1.0", COMMIT_TIME + 60)]);
     module_repo(&impostor, SECRET, "impostor", &[("v1.0.0", COMMIT_TIME), ("v1.9.9", COMMIT_TIME + 60)]);
     module_repo(&tool, TOOL, "public tool", &[("v1.0.0", COMMIT_TIME)]);
-    let up = start_server(&[(&greet, Some(GREET)), (&impostor, Some(SECRET)), (&tool, Some(TOOL))]);
+    module_repo(&tools, TOOLS, "public tools", &[("v1.0.0", COMMIT_TIME)]);
+    let up =
+        start_server(&[(&greet, Some(GREET)), (&impostor, Some(SECRET)), (&tool, Some(TOOL)), (&tools, Some(TOOLS))]);
     sync(&up);
 
     // The local member serves the company's module from its own git repository.
     let internal = repo("internal");
     module_repo(&internal, SECRET, "internal", &[("v1.0.0", COMMIT_TIME)]);
     let config = format!(
-        "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = {}\npoll_seconds = 0\nprivate = [\"example.com/acme/*\"]\n\n{}\
+        "[[repository]]\nname = \"go\"\nformat = \"gomod\"\ngit = {}\npoll_seconds = 0\nprivate = {}\n\n{}\
          [[repository]]\nname = \"all\"\nformat = \"gomod\"\nmembers = [\"go\", \"goproxy\"]\n",
         git_sources(&[(&internal, Some(SECRET))]),
+        PRIVATE,
         proxy_repo("goproxy", &up, "")
     );
     let mut registry = Server::start_with_config(&config);
@@ -177,6 +186,11 @@ fn a_group_resolves_modules_from_the_local_member_first_and_never_private_ones_u
     assert!(refused.contains("404") || refused.contains("not found"), "{refused}");
     assert!(download(&all, &registry.work, &format!("{TOOL}@latest")).is_err());
     assert_eq!(listed(&registry.repo_url("goproxy"), &registry.work, TOOL), "v1.0.0");
+    // With a capital, given in both spellings (see the README): neither listed nor fetched.
+    assert!(download(&all, &registry.work, &format!("{TOOLS}@v1.0.0")).is_err());
+    assert!(download(&all, &registry.work, &format!("{TOOLS}@latest")).is_err());
+    assert_eq!(registry.get("/all/github.com/!acme/tools/@v/list").0, 404);
+    assert_eq!(listed(&registry.repo_url("goproxy"), &registry.work, TOOLS), "v1.0.0");
 
     // What came from the upstream is stored in the proxy member, fetched once; nothing of the
     // company's names.
