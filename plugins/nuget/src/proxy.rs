@@ -12,7 +12,15 @@
 //!   `packageHash` (sha512, base64) the upstream's catalog entry gives, when it gives one (Sluice's
 //!   registrations do; nuget.org keeps it in its catalog, so those are stored as fetched);
 //! - `.nuspec`, icons and license files of versions not stored here: the upstream's;
-//! - search: the upstream's, results pointing here, when its search service is on its own host.
+//! - search: the upstream's, results pointing here, when its search service is on its own host;
+//!   each result checked against the upstream's registration of its id, and this repository's
+//!   own packages (pushed here; in a group, the local members') first.
+//!
+//! With `min_age` (the host's `upstream.published-before` cut-off), upstream versions whose
+//! registration leaf was `published` after the cut-off (or gives no real time) are left out of
+//! the registrations, the flat container's list and search results, and refused by exact version
+//! (leaf, `.nupkg`, `.nuspec`); versions pushed here and packages stored before are never held
+//! back.
 //!
 //! A version fetched before and since deleted upstream is not offered any more, but its stored
 //! package stays downloadable by exact version. When the upstream cannot be reached and nothing is
