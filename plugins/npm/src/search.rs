@@ -20,10 +20,13 @@ const MAX_SEARCH_SIZE: u32 = 250;
 /// Serves a search.
 pub fn handle(registry: &impl Registry, req: &Request) -> Outcome {
     if registry.upstream_configured() {
-        if let Some(doc) = passthrough(registry, req) {
-            // Not kept: it depends on the upstream, whose kept copy the host already manages.
-            return Outcome::respond(http::json(200, &doc));
-        }
+        // Not kept, nor is the stored search standing in for it: both depend on the upstream
+        // (whose answers the host keeps itself), and a kept stand-in would outlive its outage.
+        let doc = passthrough(registry, req).unwrap_or_else(|| {
+            let (total, objects) = local(registry, req, |_| true);
+            json!({ "objects": objects, "total": total })
+        });
+        return Outcome::respond(http::json(200, &doc));
     }
     let (total, objects) = local(registry, req, |_| true);
     Outcome::respond(http::json(200, &json!({ "objects": objects, "total": total }))).keep_for_repository()
@@ -209,7 +212,9 @@ mod tests {
         p.answer("/-/v1/search?text=demo", "<html>");
         assert_eq!(names(&body(&handle(&p, &req("text=demo")))), [("demo-local".into(), false)]);
         let p = MemoryProxy { down: true, ..p };
-        assert_eq!(names(&body(&handle(&p, &req("text=demo")))), [("demo-local".into(), false)]);
+        let out = handle(&p, &req("text=demo"));
+        assert!(out.keep.is_none(), "a stand-in for the upstream's answer is not kept past the outage");
+        assert_eq!(names(&body(&out)), [("demo-local".into(), false)]);
         // No upstream at all: the repository's own search, kept until the repository changes.
         let plain = MemoryRegistry::with_packages(vec![view("demo-local", &["1.0.0"], &[("latest", "1.0.0")])]);
         let out = handle(&plain, &req("text=demo"));
