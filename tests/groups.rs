@@ -313,3 +313,62 @@ fn a_group_of_local_repositories_reads_them_in_order_with_what_each_needs() {
     npm.ok(&dir, &["install"]);
     assert_eq!(require(&dir, "shared"), "hello from shared@1.0.0", "the first member wins a version both hold");
 }
+
+/// `GET /{repo}/-/v1/search?text=`: (name, version, marked local) of each result, in order.
+fn searched(server: &Server, repo: &str, text: &str) -> Vec<(String, String, bool)> {
+    let (status, body) = server.get(&format!("/{repo}/-/v1/search?text={text}"));
+    assert_eq!(status, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    doc["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let package = &o["package"];
+            (
+                package["name"].as_str().unwrap().to_string(),
+                package["version"].as_str().unwrap().to_string(),
+                o["local"] == true,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn npm_search_through_a_proxy_or_a_group_asks_the_upstream_with_local_packages_first() {
+    support::require_tool("node");
+    let (up, _) = upstream_with(&[("findme-public", "1.0.0"), ("findme-shared", "9.9.9")]);
+    let registry = Server::start_with_config(&group_config(&up, "[]", "", ""));
+    let token = registry.token("dev", "publish", Some("npm"));
+    let local = client(&registry, "npm", "dev", Some(&token));
+    local.ok(&make_package(&registry.work, "findme-shared", "1.0.0"), &["publish"]);
+
+    // The proxy alone: what the upstream finds, though nothing of it is stored here yet.
+    let proxied = searched(&registry, "npmjs", "findme");
+    assert!(proxied.contains(&("findme-public".into(), "1.0.0".into(), false)), "{proxied:?}");
+    assert!(proxied.contains(&("findme-shared".into(), "9.9.9".into(), false)), "{proxied:?}");
+
+    // The group: the local member's package first (marked), standing for the upstream's of its
+    // name, then the upstream's other results.
+    let all = searched(&registry, "all", "findme");
+    assert_eq!(
+        all,
+        [("findme-shared".into(), "1.0.0".into(), true), ("findme-public".into(), "1.0.0".into(), false)],
+        "{all:?}"
+    );
+    // What `npm search` shows.
+    let npm = client(&registry, "all", "searcher", None);
+    let found: Value = serde_json::from_str(&npm.ok(&registry.work, &["search", "--json", "findme"])).unwrap();
+    let found: Vec<(&str, &str)> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["version"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("findme-shared", "1.0.0"), ("findme-public", "1.0.0")]);
+
+    // The upstream gone with nothing kept for this query: the group searches what it stores.
+    drop(up);
+    let stored = searched(&registry, "all", "findme-sh");
+    assert_eq!(stored, [("findme-shared".into(), "1.0.0".into(), false)]);
+}

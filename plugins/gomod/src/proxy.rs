@@ -10,6 +10,21 @@
 //!   before answers, so builds that pinned it keep working;
 //! - `.zip`: the stored copy, else a `fetch-file` of the upstream's zip, stored once.
 //!
+//! With `min_age` (the host's `upstream.published-before` cut-off) a version is offered once the
+//! `Time` of the upstream's `.info` is before the cut-off: `@v/list` asks each listed version's
+//! `.info` (kept by the host for `metadata_ttl` like every answer) and leaves out the younger
+//! ones and those without a readable time; `@latest` falls back to the newest version still
+//! listed. An exact `.info`, `.mod` or `.zip` of a withheld version is refused too (a 404 that
+//! says why), not only left out of the list: a go.mod that requires it (a dependency that just
+//! bumped its requirement to a freshly compromised release) is exactly what the cool-off is for,
+//! and the go command resolves such a requirement by exact version, never through the list. A
+//! version stored here (fetched before) stays served. `Time` is what the GOPROXY protocol gives:
+//! proxy.golang.org and Sluice give the commit time of the tagged commit, which is set by whoever
+//! made the commit, so the cool-off is as good as that time.
+//!
+//! In a group (a local member first, this proxy member next), a module with versions that did not
+//! come from the upstream is the local member's and is served from there alone (see `handle`).
+//!
 //! The GOPROXY protocol gives no digest of a zip: the go command verifies it against go.sum and
 //! the checksum database (`GOSUMDB`). So a fetched zip is stored as the upstream sent it (its
 //! sha256 recorded), after `parse` has checked that it holds exactly the module and version asked
@@ -64,20 +79,46 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
     let view = registry.package(module).filter(|p| p.name == module);
     let cached = registry.cached_versions(module);
     let path = upstream_path(module, &ask_for);
+    // A module with versions that did not come from the upstream is this repository's own: in a
+    // group, a local member's (a proxy repository has no git and takes no uploads). It is served
+    // as its repository serves it and never merged with the upstream's, which is the group's
+    // "local first". The host keeps such names from the upstream too, but it compares the path as
+    // sent and Go escapes capitals (`github.com/!acme/secret`), so for a module path with a
+    // capital this is what keeps the upstream's versions of a locally held module out.
+    if view.as_ref().is_some_and(|v| v.artifacts.iter().any(|a| !cached.contains(&a.version))) {
+        return local(registry, &path);
+    }
+    let cutoff = registry.upstream_published_before();
     match ask_for {
-        Ask::List => list(registry, module, view.as_ref(), &cached, &path),
+        Ask::List => {
+            let versions = offered(registry, module, view.as_ref(), &path, cutoff)?;
+            let body: String = versions.iter().map(|v| format!("{}\n", v.canonical)).collect();
+            Ok(Outcome::respond(text(200, body)))
+        }
         Ask::Latest => match ask(registry, &path) {
+            // With `min_age`, the upstream's latest may be too young: then the newest version
+            // still offered, as the go command would pick it from the list.
+            Upstream::Found(a) if cutoff.is_some_and(|c| info_time(&a.body).is_none_or(|t| t > c)) => {
+                let list = offered(registry, module, view.as_ref(), &upstream_path(module, &Ask::List), cutoff)?;
+                let newest = list.iter().rev().find(|v| !v.is_prerelease()).or_else(|| list.last()).ok_or_else(|| {
+                    Error::not_found(format!(
+                        "not found: {module}: every upstream version was published less than this repository's min_age ago"
+                    ))
+                })?;
+                handle(registry, module, Ask::File(newest.canonical.clone(), "info"))
+            }
             Upstream::Found(a) => info_answer(a),
             Upstream::Missing => local(registry, &format!("/{}/@latest", module_path::escape(module))),
             Upstream::Failed(e) => local(registry, &format!("/{}/@latest", module_path::escape(module))).map_err(|_| e),
         },
         Ask::File(version, suffix) => {
             let stored = view.as_ref().and_then(|v| v.artifacts.iter().find(|a| a.version == version));
-            let own = stored.is_some() && !cached.contains(&version);
-            let local_path = path.clone();
             if suffix == "zip" {
                 if let Some(a) = stored {
                     return Ok(Outcome::serve_file(module, a.file_name.clone(), "application/zip"));
+                }
+                if cutoff.is_some_and(|c| published_ms(registry, module, &version).is_none_or(|t| t > c)) {
+                    return Err(too_young(module, &version));
                 }
                 return Ok(Outcome::fetch_file(UpstreamFile {
                     url: path,
@@ -91,24 +132,37 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
                     sha1: None,
                 }));
             }
-            // A version published here (not fetched) is this repository's own.
-            if own {
-                return local(registry, &local_path);
-            }
             match ask(registry, &path) {
-                Upstream::Found(a) if suffix == "info" => info_answer(a),
-                Upstream::Found(a) => match String::from_utf8(a.body) {
-                    Ok(go_mod) => Ok(Outcome::respond(text(200, go_mod))),
-                    Err(_) => Err(Error::unavailable(format!("the upstream's {path} is not text"))),
-                },
+                Upstream::Found(a) => {
+                    // A version stored here was offered when it was fetched; an upstream one
+                    // only once it is older than `min_age`, by exact version too (see the
+                    // module comment).
+                    if let (Some(c), None) = (cutoff, stored) {
+                        let at = if suffix == "info" {
+                            info_time(&a.body)
+                        } else {
+                            published_ms(registry, module, &version)
+                        };
+                        if at.is_none_or(|t| t > c) {
+                            return Err(too_young(module, &version));
+                        }
+                    }
+                    if suffix == "info" {
+                        return info_answer(a);
+                    }
+                    match String::from_utf8(a.body) {
+                        Ok(go_mod) => Ok(Outcome::respond(text(200, go_mod))),
+                        Err(_) => Err(Error::unavailable(format!("the upstream's {path} is not text"))),
+                    }
+                }
                 // Deleted upstream or unreachable: a version fetched before stays installable.
-                Upstream::Missing if stored.is_some() => local(registry, &local_path),
+                Upstream::Missing if stored.is_some() => local(registry, &path),
                 Upstream::Missing => {
                     Err(Error::not_found(format!("not found: {module}@{version}: no such version upstream")))
                 }
                 Upstream::Failed(e) => {
                     if stored.is_some() {
-                        local(registry, &local_path)
+                        local(registry, &path)
                     } else {
                         Err(e)
                     }
@@ -116,6 +170,31 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
             }
         }
     }
+}
+
+/// The refusal of a version younger than `min_age`: a 404, which the go command reports with
+/// this text (and after which it tries the next GOPROXY entry, if any).
+fn too_young(module: &str, version: &str) -> Error {
+    Error::not_found(format!(
+        "not found: {module}@{version}: published upstream less than this repository's min_age ago; not offered yet"
+    ))
+}
+
+/// The time the upstream's `.info` of `version` gives (milliseconds since the Unix epoch); none
+/// when it has no readable one or cannot be had.
+fn published_ms(registry: &impl Registry, module: &str, version: &str) -> Option<u64> {
+    match ask(registry, &upstream_path(module, &Ask::File(version.to_string(), "info"))) {
+        Upstream::Found(a) => info_time(&a.body),
+        _ => None,
+    }
+}
+
+/// The `Time` of a `.info` or `@latest` answer, in milliseconds since the Unix epoch.
+pub fn info_time(body: &[u8]) -> Option<u64> {
+    let info: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let at = time::OffsetDateTime::parse(info.get("Time")?.as_str()?, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// The answer this repository gives from what it stores, as a repository without an upstream.
@@ -134,13 +213,15 @@ fn info_answer(a: UpstreamResponse) -> Result<Outcome, Error> {
     }
 }
 
-fn list(
+/// The versions `@v/list` offers: the upstream's (each older than `min_age` by its `.info`, when
+/// the repository sets one), with the stored ones as the fallback; sorted as Go sorts them.
+fn offered(
     registry: &impl Registry,
     module: &str,
     view: Option<&PackageView>,
-    cached: &[String],
     path: &str,
-) -> Result<Outcome, Error> {
+    cutoff: Option<u64>,
+) -> Result<Vec<GoVersion>, Error> {
     let stored: Vec<GoVersion> = view.map(protocol::listed).unwrap_or_default().into_iter().map(|(v, _)| v).collect();
     let upstream = ask(registry, path);
     // An empty list from the upstream is an answer (a module with only pseudo-versions, which
@@ -151,11 +232,17 @@ fn list(
             let body = String::from_utf8_lossy(&a.body);
             let mut from_upstream: Vec<GoVersion> =
                 body.lines().filter_map(|l| module_path::parse_served_version(l.trim()).ok()).collect();
-            // Versions that came from the upstream are offered only while it offers them.
-            from_upstream.extend(stored.into_iter().filter(|v| !cached.contains(&v.canonical)));
+            if let Some(c) = cutoff {
+                // The list gives no times: each version's `.info` does (kept by the host like
+                // every upstream answer, so this costs one request per version per
+                // `metadata_ttl`). One without a readable time cannot be shown to be old enough.
+                from_upstream.retain(|v| published_ms(registry, module, &v.canonical).is_some_and(|t| t <= c));
+            }
+            // Versions fetched before are offered only while the upstream offers them (every
+            // stored version here was fetched: a module with others is served by `local`).
             from_upstream
         }
-        Upstream::Missing => stored.into_iter().filter(|v| !cached.contains(&v.canonical)).collect(),
+        Upstream::Missing => Vec::new(),
         Upstream::Failed(e) if view.is_none() => return Err(e),
         // The upstream cannot be asked: everything stored here is the best answer.
         Upstream::Failed(_) => stored,
@@ -165,8 +252,7 @@ fn list(
     }
     versions.sort_by(|a, b| a.semver.cmp(&b.semver).then_with(|| a.canonical.cmp(&b.canonical)));
     versions.dedup_by(|a, b| a.canonical == b.canonical);
-    let body: String = versions.iter().map(|v| format!("{}\n", v.canonical)).collect();
-    Ok(Outcome::respond(text(200, body)))
+    Ok(versions)
 }
 
 #[cfg(test)]
@@ -248,19 +334,89 @@ mod tests {
     }
 
     #[test]
-    fn list_merges_and_drops_fetched_versions_the_upstream_no_longer_has() {
-        // v1.0.0 fetched before and since deleted upstream; v1.2.0 published here (the upstream's
-        // list is unsorted, as some proxies send it).
-        let p = proxy(&["v1.0.0", "v1.2.0"], &["v1.0.0"], &[("/github.com/!azure/m/@v/list", "v1.10.0\nv1.1.0\n")]);
-        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.1.0\nv1.2.0\nv1.10.0\n");
+    fn list_is_the_upstreams_and_drops_fetched_versions_it_no_longer_has() {
+        // v1.0.0 fetched before and since deleted upstream (the upstream's list is unsorted, as
+        // some proxies send it).
+        let p = proxy(
+            &["v1.0.0", "v1.1.0"],
+            &["v1.0.0", "v1.1.0"],
+            &[("/github.com/!azure/m/@v/list", "v1.10.0\nv1.1.0\n")],
+        );
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.1.0\nv1.10.0\n");
         // The upstream unreachable with nothing kept: everything stored is listed.
         let p = MemoryProxy { down: true, ..p };
-        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.0.0\nv1.2.0\n");
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.0.0\nv1.1.0\n");
         let empty = MemoryProxy { down: true, ..proxy(&[], &[], &[]) };
         assert_eq!(get(&empty, "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::Unavailable);
         assert_eq!(get(&proxy(&[], &[], &[]), "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
         let pseudo_only = proxy(&[], &[], &[("/github.com/!azure/m/@v/list", "")]);
         assert_eq!(body(get(&pseudo_only, "/github.com/!azure/m/@v/list").unwrap()), "");
+    }
+
+    #[test]
+    fn a_module_with_versions_of_its_own_is_never_merged_with_the_upstreams() {
+        // In a group: the local member holds v1.0.0 of the module (not fetched), and the
+        // upstream, asked by the escaped path the host cannot match to the name, has v9.9.9.
+        let upstream = [
+            ("/github.com/!azure/m/@v/list", "v1.0.0\nv9.9.9\n"),
+            ("/github.com/!azure/m/@latest", r#"{"Version":"v9.9.9","Time":"2023-01-01T00:00:00Z"}"#),
+            ("/github.com/!azure/m/@v/v9.9.9.info", r#"{"Version":"v9.9.9","Time":"2023-01-01T00:00:00Z"}"#),
+        ];
+        let p = proxy(&["v1.0.0"], &[], &upstream);
+        assert_eq!(body(get(&p, "/github.com/!azure/m/@v/list").unwrap()), "v1.0.0\n");
+        assert!(body(get(&p, "/github.com/!azure/m/@latest").unwrap()).contains("\"v1.0.0\""));
+        assert_eq!(get(&p, "/github.com/!azure/m/@v/v9.9.9.info").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&p, "/github.com/!azure/m/@v/v9.9.9.zip").unwrap_err().kind, ErrorKind::NotFound);
+        assert!(matches!(get(&p, "/github.com/!azure/m/@v/v1.0.0.zip").unwrap().reply, Reply::ServeFile(_)));
+    }
+
+    fn info(version: &str, time: &str) -> String {
+        format!(r#"{{"Version":"{version}","Time":"{time}"}}"#)
+    }
+
+    #[test]
+    fn min_age_withholds_versions_the_upstream_info_says_are_young() {
+        let m = "/github.com/!azure/m";
+        let answers = [
+            (format!("{m}/@v/list"), "v1.0.0\nv1.1.0\nv1.2.0-rc.1\nv1.2.0\nv1.0.1\n".to_string()),
+            (format!("{m}/@v/v1.0.0.info"), info("v1.0.0", "2020-01-01T00:00:00Z")),
+            // No readable time: cannot be shown to be old enough.
+            (format!("{m}/@v/v1.1.0.info"), r#"{"Version":"v1.1.0"}"#.to_string()),
+            (format!("{m}/@v/v1.2.0-rc.1.info"), info("v1.2.0-rc.1", "2020-01-05T00:00:00.5+01:00")),
+            (format!("{m}/@v/v1.2.0.info"), info("v1.2.0", "2020-03-01T00:00:00Z")),
+            // A backport published after v1.2.0-rc.1, lower in semver: times decide, not order.
+            (format!("{m}/@v/v1.0.1.info"), info("v1.0.1", "2020-02-20T00:00:00Z")),
+            (format!("{m}/@v/v1.2.0.mod"), "module github.com/Azure/m\n".to_string()),
+            (format!("{m}/@latest"), info("v1.2.0", "2020-03-01T00:00:00Z")),
+        ];
+        let answers: Vec<(&str, &str)> = answers.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+        let mut p = proxy(&[], &[], &answers);
+        // Old enough: published by 2020-02-01.
+        p.published_before = Some(1_580_515_200_000);
+        assert_eq!(body(get(&p, &format!("{m}/@v/list")).unwrap()), "v1.0.0\nv1.2.0-rc.1\n");
+        // The upstream's latest is too young: the newest release still offered.
+        assert_eq!(body(get(&p, &format!("{m}/@latest")).unwrap()), info("v1.0.0", "2020-01-01T00:00:00Z"));
+        // Not by exact version either, and not fetched.
+        for file in ["v1.2.0.info", "v1.2.0.mod", "v1.2.0.zip", "v1.1.0.zip"] {
+            let refused = get(&p, &format!("{m}/@v/{file}")).unwrap_err();
+            assert_eq!(refused.kind, ErrorKind::NotFound, "{file}");
+            assert!(refused.message.contains("min_age"), "{}", refused.message);
+        }
+        assert!(matches!(get(&p, &format!("{m}/@v/v1.0.0.zip")).unwrap().reply, Reply::FetchFile(_)));
+        // Once the cut-off passes them they are offered.
+        p.published_before = Some(1_600_000_000_000);
+        assert_eq!(body(get(&p, &format!("{m}/@v/list")).unwrap()), "v1.0.0\nv1.0.1\nv1.2.0-rc.1\nv1.2.0\n");
+        assert!(body(get(&p, &format!("{m}/@latest")).unwrap()).contains("\"v1.2.0\""));
+        assert!(matches!(get(&p, &format!("{m}/@v/v1.2.0.zip")).unwrap().reply, Reply::FetchFile(_)));
+        // Everything too young: nothing to offer as latest.
+        p.published_before = Some(1);
+        assert_eq!(body(get(&p, &format!("{m}/@v/list")).unwrap()), "");
+        assert_eq!(get(&p, &format!("{m}/@latest")).unwrap_err().kind, ErrorKind::NotFound);
+        // A version stored here (fetched before) stays served by exact version.
+        let mut stored = proxy(&["v1.2.0"], &["v1.2.0"], &answers);
+        stored.published_before = Some(1);
+        assert!(matches!(get(&stored, &format!("{m}/@v/v1.2.0.zip")).unwrap().reply, Reply::ServeFile(_)));
+        assert!(body(get(&stored, &format!("{m}/@v/v1.2.0.info")).unwrap()).contains("v1.2.0"));
     }
 
     #[test]

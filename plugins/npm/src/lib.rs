@@ -11,6 +11,7 @@ pub mod packument;
 pub mod parse;
 pub mod protocol;
 pub mod proxy;
+pub mod search;
 pub mod tokens;
 
 use sluice_plugin_sdk::io::ReadAt;

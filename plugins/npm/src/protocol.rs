@@ -1,11 +1,11 @@
 //! The npm registry protocol as npm 11 speaks it: packuments, tarballs, publish, dist-tags,
 //! deprecate, unpublish, whoami, ping, search and the caller's tokens (`npm token list|revoke`).
 
-use crate::{name, packument, parse, proxy, tokens};
+use crate::{name, packument, parse, proxy, search, tokens};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use sluice_plugin_sdk::http::{self, rfc3339_ms};
+use sluice_plugin_sdk::http;
 use sluice_plugin_sdk::io::{BlobReader, ReadAt};
 use sluice_plugin_sdk::json_scan::{self, Segment, StringSpan};
 use sluice_plugin_sdk::{
@@ -22,9 +22,6 @@ pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
 /// The beginning of the message of a stale `_rev`, which `render_error` tells apart from a
 /// republished version (both are conflicts).
 pub const STALE_REV: &str = "The package changed since it was read";
-
-const DEFAULT_SEARCH_SIZE: u32 = 20;
-const MAX_SEARCH_SIZE: u32 = 250;
 
 /// Serves one request of the npm protocol.
 pub fn handle(registry: &impl Registry, req: &Request, body: impl ReadAt, limits: &Limits) -> Result<Outcome, Error> {
@@ -101,9 +98,7 @@ fn registry_route(
             let name = signed_in(req)?;
             Ok(Outcome::respond(http::json(200, &json!({ "username": name }))))
         }
-        ("GET", ["v1", "search"]) => {
-            Ok(Outcome::respond(http::json(200, &search(registry, req))).keep_for_repository())
-        }
+        ("GET", ["v1", "search"]) => Ok(search::handle(registry, req)),
         ("GET", ["npm", "v1", "tokens"]) => {
             signed_in(req)?;
             Ok(Outcome::respond(http::json(200, &tokens::list(&registry.tokens()))))
@@ -448,42 +443,6 @@ pub fn update(registry: &impl Registry, name: &str, doc: Document, rev: Option<&
 
 fn tag_change(view: &PackageSummary, tag: &str, version: Option<&str>) -> Effect {
     Effect::SetTag(TagChange { package: view.name.clone(), tag: tag.to_string(), version: version.map(str::to_string) })
-}
-
-/// `GET /-/v1/search?text=&size=&from=`, in the shape `npm search` prints.
-fn search(registry: &impl Registry, req: &Request) -> Value {
-    let text = req.query_param("text").unwrap_or_default();
-    let size =
-        req.query_param("size").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEARCH_SIZE).clamp(1, MAX_SEARCH_SIZE);
-    let from = req.query_param("from").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let page = registry.search(text.trim(), from, size);
-    let objects: Vec<Value> = page
-        .packages
-        .iter()
-        .filter_map(|view| {
-            let latest = packument::latest(view)?;
-            let meta = &latest.metadata;
-            let scope = view.name.strip_prefix('@').and_then(|n| n.split_once('/')).map_or("unscoped", |(s, _)| s);
-            let mut links = Map::new();
-            links.extend(meta.homepage.clone().map(|h| ("homepage".to_string(), json!(h))));
-            links.extend(meta.repository.clone().map(|r| ("repository".to_string(), json!(r))));
-            Some(json!({
-                "package": {
-                    "name": view.name,
-                    "scope": scope,
-                    "version": latest.version,
-                    "description": meta.summary,
-                    "keywords": meta.keywords,
-                    "date": rfc3339_ms(latest.published_ms),
-                    "links": links,
-                    "maintainers": [],
-                },
-                "score": {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}},
-                "searchScore": 1.0,
-            }))
-        })
-        .collect();
-    json!({ "objects": objects, "total": page.total })
 }
 
 /// The principal's name; writes and `whoami` need one. The message names the `.npmrc` line

@@ -12,7 +12,15 @@
 //!   `packageHash` (sha512, base64) the upstream's catalog entry gives, when it gives one (Sluice's
 //!   registrations do; nuget.org keeps it in its catalog, so those are stored as fetched);
 //! - `.nuspec`, icons and license files of versions not stored here: the upstream's;
-//! - search: the upstream's, results pointing here, when its search service is on its own host.
+//! - search: the upstream's, results pointing here, when its search service is on its own host;
+//!   each result checked against the upstream's registration of its id, and this repository's
+//!   own packages (pushed here; in a group, the local members') first.
+//!
+//! With `min_age` (the host's `upstream.published-before` cut-off), upstream versions whose
+//! registration leaf was `published` after the cut-off (or gives no real time) are left out of
+//! the registrations, the flat container's list and search results, and refused by exact version
+//! (leaf, `.nupkg`, `.nuspec`); versions pushed here and packages stored before are never held
+//! back.
 //!
 //! A version fetched before and since deleted upstream is not offered any more, but its stored
 //! package stays downloadable by exact version. When the upstream cannot be reached and nothing is
@@ -137,7 +145,11 @@ fn own_versions(registry: &impl Registry, id: &str) -> Vec<NuGetVersion> {
 /// `/v3-flatcontainer/{id}/index.json`.
 pub fn flat_versions(registry: &impl Registry, id: &str) -> Result<Outcome, Error> {
     let stored = registry.summary(id);
-    let answer = upstream_urls(registry).map(|u| ask(registry, &format!("{}{}/index.json", u.flat, id.to_lowercase())));
+    let from = upstream_urls(registry);
+    let answer = from
+        .as_ref()
+        .map_err(Clone::clone)
+        .map(|u| ask(registry, &format!("{}{}/index.json", u.flat, id.to_lowercase())));
     let mut versions: Vec<NuGetVersion> = match answer {
         Ok(Upstream::Found(a)) => {
             let doc = json_of(&a, "version list")?;
@@ -149,6 +161,10 @@ pub fn flat_versions(registry: &impl Registry, id: &str) -> Result<Outcome, Erro
                 .iter()
                 .filter_map(|v| NuGetVersion::parse(v.as_str()?).ok())
                 .collect();
+            if let (Some(_), Ok(from)) = (registry.upstream_published_before(), &from) {
+                let offered = offered_versions(registry, from, id);
+                from_upstream.retain(|v| offered.contains(v));
+            }
             from_upstream.extend(own_versions(registry, id));
             from_upstream
         }
@@ -209,7 +225,29 @@ fn upstream_leaves(registry: &impl Registry, from: &UpstreamUrls, id: &str) -> R
         };
         leaves.extend(page_items.as_array().cloned().unwrap_or_default());
     }
+    if let Some(cutoff) = registry.upstream_published_before() {
+        leaves.retain(|l| leaf_published(l).is_some_and(|at| at <= cutoff));
+    }
     Ok(Some(leaves))
+}
+
+/// When a registration leaf says its version was published (its catalog entry's `published`), in
+/// milliseconds since the Unix epoch. None without a readable one, and for the date nuget.org
+/// gives unlisted versions (1900-01-01), which says nothing of when it was published.
+pub fn leaf_published(leaf: &Value) -> Option<u64> {
+    let text = leaf.get("catalogEntry")?.get("published")?.as_str()?;
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    if at.year() <= 1900 {
+        return None;
+    }
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The upstream versions of `id` a client may be offered: those of its registration, with
+/// `min_age` only those whose leaf is old enough (the flat container's list and search results
+/// give no times); none when the registration cannot be read.
+fn offered_versions(registry: &impl Registry, from: &UpstreamUrls, id: &str) -> Vec<NuGetVersion> {
+    upstream_leaves(registry, from, id).ok().flatten().unwrap_or_default().iter().filter_map(leaf_version).collect()
 }
 
 fn leaf_version(leaf: &Value) -> Option<NuGetVersion> {
@@ -239,7 +277,8 @@ fn merged_leaves(registry: &impl Registry, urls: &Urls, id: &str) -> Result<Opti
     }
     leaves.extend(local);
     leaves.sort_by_key(leaf_version);
-    Ok(Some(leaves))
+    // Every upstream version withheld (`min_age`) and none here: as if the package were not here.
+    Ok((!leaves.is_empty()).then_some(leaves))
 }
 
 /// `/v3/registration/{id}/index.json`: every version in one inline page.
@@ -301,13 +340,72 @@ pub fn search(registry: &impl Registry, urls: &Urls, req: &sluice_plugin_sdk::Re
     match ask(registry, &url) {
         Upstream::Found(a) => match serde_json::from_slice::<Value>(&a.body) {
             Ok(mut doc) if doc.get("data").is_some_and(Value::is_array) => {
+                check_results(registry, &from, &mut doc);
                 rewrite(&mut doc, &from, urls);
+                merge_own(registry, urls, req, &mut doc);
                 Ok(Outcome::respond(json(200, &doc)))
             }
             _ => local(),
         },
         _ => local(),
     }
+}
+
+/// Checks the upstream's search results against the upstream's registration of each (one
+/// document per result, kept by the host like every answer): a result keeps only the versions its
+/// registration offers (with `min_age`, those old enough), its `version` becomes the newest of
+/// them, and a result with none is left out. That also leaves out what the host keeps from the
+/// upstream: in a group, an id a local member holds or marks `private` (the host answers nothing
+/// for its registration's path, but cannot see ids inside a search answer).
+fn check_results(registry: &impl Registry, from: &UpstreamUrls, doc: &mut Value) {
+    let Some(Value::Array(data)) = doc.get_mut("data") else { return };
+    let before = data.len();
+    data.retain_mut(|item| {
+        let Some(id) = item.get("id").and_then(Value::as_str) else { return false };
+        let offered = offered_versions(registry, from, id);
+        let Some(Value::Array(versions)) = item.get_mut("versions") else { return !offered.is_empty() };
+        let parsed = |v: &Value| v.get("version").and_then(Value::as_str).and_then(|s| NuGetVersion::parse(s).ok());
+        versions.retain(|v| parsed(v).is_some_and(|v| offered.contains(&v)));
+        let newest =
+            versions.iter().filter_map(|v| Some((parsed(v)?, v.get("version")?.clone()))).max_by(|a, b| a.0.cmp(&b.0));
+        match newest {
+            Some((_, version)) => {
+                item["version"] = version;
+                true
+            }
+            None => false,
+        }
+    });
+    let dropped = (before - data.len()) as u64;
+    if let Some(total) = doc.get("totalHits").and_then(Value::as_u64) {
+        doc["totalHits"] = json!(total.saturating_sub(dropped));
+    }
+}
+
+/// Puts this repository's own packages (versions pushed here; in a group, the local members')
+/// that match the search first, on the first page, in place of an upstream result of the same id:
+/// local first, as the registrations do.
+fn merge_own(registry: &impl Registry, urls: &Urls, req: &sluice_plugin_sdk::Request, doc: &mut Value) {
+    if req.query_param("skip").and_then(|s| s.trim().parse::<usize>().ok()).unwrap_or(0) > 0 {
+        return;
+    }
+    let (total, own) = crate::search::results(registry, urls, req, |p| !own_versions(registry, &p.name).is_empty());
+    if own.is_empty() {
+        return;
+    }
+    let id = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_lowercase);
+    let own_ids: Vec<Option<String>> = own.iter().map(id).collect();
+    let Some(Value::Array(data)) = doc.get_mut("data") else { return };
+    let before = data.len();
+    data.retain(|item| !own_ids.contains(&id(item)));
+    let replaced = before - data.len();
+    // The first page grows by the own results rather than dropping upstream ones, which the
+    // next page (the upstream's) would not show.
+    let mut merged = own;
+    merged.append(data);
+    *data = merged;
+    let upstream_total = doc.get("totalHits").and_then(Value::as_u64).unwrap_or(0) as usize;
+    doc["totalHits"] = json!(upstream_total.saturating_sub(replaced) + total);
 }
 
 /// A file of a version not stored here: the `.nupkg` is fetched (and kept); the others are read
@@ -318,7 +416,22 @@ pub fn flat_file(registry: &impl Registry, urls: &Urls, id: &str, version: &str,
     let from = upstream_urls(registry)?;
     let (lower_id, lower_version) = (id.to_lowercase(), parsed.lower());
     let file = file.to_lowercase();
-    if file != format!("{lower_id}.{lower_version}.nupkg") {
+    let is_package = file == format!("{lower_id}.{lower_version}.nupkg");
+    let cutoff = registry.upstream_published_before();
+    // The catalog entry names the id as its author spelled it, and maybe the package's hash.
+    let leaf = (is_package || cutoff.is_some())
+        .then(|| merged_leaves(registry, urls, id).ok().flatten())
+        .flatten()
+        .and_then(|leaves| leaves.into_iter().find(|l| leaf_version(l).as_ref() == Some(&parsed)));
+    // With `min_age` a version without an old enough leaf is not offered, by exact version either:
+    // a package that just bumped a dependency to a freshly compromised release is what the
+    // cool-off is for.
+    if leaf.is_none() && cutoff.is_some() {
+        return Err(Error::not_found(format!(
+            "package '{id}' has no version {version} published upstream longer than this repository's min_age ago"
+        )));
+    }
+    if !is_package {
         let url = format!("{}{lower_id}/{lower_version}/{file}", from.flat);
         return match ask(registry, &url) {
             Upstream::Found(a) => {
@@ -329,11 +442,6 @@ pub fn flat_file(registry: &impl Registry, urls: &Urls, id: &str, version: &str,
             Upstream::Failed(e) => Err(e),
         };
     }
-    // The catalog entry names the id as its author spelled it, and maybe the package's hash.
-    let leaf = merged_leaves(registry, urls, id)
-        .ok()
-        .flatten()
-        .and_then(|leaves| leaves.into_iter().find(|l| leaf_version(l).as_ref() == Some(&parsed)));
     let entry = leaf.as_ref().and_then(|l| l.get("catalogEntry"));
     let package = entry.and_then(|e| e.get("id")).and_then(Value::as_str).unwrap_or(id).to_string();
     Ok(Outcome::fetch_file(UpstreamFile {
@@ -565,5 +673,133 @@ mod tests {
         };
         assert_eq!(f.sha512, None, "no hash upstream: stored as fetched");
         assert_eq!(get(&p, "/v3-flatcontainer/ghost/index.json").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    /// `upstream(false)` with these `published` times on the leaves of 1.0.0 and 2.0.0.
+    fn published(times: [&str; 2]) -> HashMap<String, Value> {
+        let mut docs = upstream(false);
+        let index = docs.get_mut(&format!("{UP}/v3/registration/demo/index.json")).unwrap();
+        for (i, time) in times.iter().enumerate() {
+            index["items"][0]["items"][i]["catalogEntry"]["published"] = json!(time);
+        }
+        docs
+    }
+
+    fn leaf_versions(doc: &Value) -> Vec<String> {
+        doc["items"][0]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["catalogEntry"]["version"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn min_age_withholds_versions_the_registration_says_are_young() {
+        let docs = published(["2020-01-01T00:00:00+00:00", "2020-03-01T00:30:00.123+01:00"]);
+        let mut p = proxy_with(MemoryRegistry::default(), &[], docs.clone());
+        // Old enough: published by 2020-02-01.
+        p.published_before = Some(1_580_515_200_000);
+        assert_eq!(body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["1.0.0"]));
+        assert_eq!(leaf_versions(&body(get(&p, "/v3/registration/demo/index.json").unwrap())), ["1.0.0"]);
+        for path in [
+            "/v3/registration/demo/2.0.0.json",
+            "/v3-flatcontainer/demo/2.0.0/demo.2.0.0.nupkg",
+            "/v3-flatcontainer/demo/2.0.0/demo.nuspec",
+        ] {
+            let refused = get(&p, path).unwrap_err();
+            assert_eq!(refused.kind, ErrorKind::NotFound, "{path}");
+        }
+        assert!(get(&p, "/v3-flatcontainer/demo/2.0.0/demo.2.0.0.nupkg").unwrap_err().message.contains("min_age"));
+        assert!(matches!(get(&p, "/v3-flatcontainer/demo/1.0.0/demo.1.0.0.nupkg").unwrap().reply, Reply::FetchFile(_)));
+        // Past the cut-off both are offered (the offset counts: 2.0.0 was 2020-02-29T23:30:00.123Z).
+        p.published_before = Some(1_583_019_000_123);
+        assert_eq!(body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["1.0.0", "2.0.0"]));
+        p.published_before = Some(1_583_019_000_122);
+        assert_eq!(body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["1.0.0"]));
+        // Everything too young and nothing here: as if the package were not here.
+        p.published_before = Some(1);
+        assert_eq!(get(&p, "/v3-flatcontainer/demo/index.json").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&p, "/v3/registration/demo/index.json").unwrap_err().kind, ErrorKind::NotFound);
+        // Versions pushed here are offered however new (the test artifacts are from 2023).
+        let mut mine = proxy_with(registry_with("Demo", &[("3.0.0", false)]), &[], docs);
+        mine.published_before = Some(1);
+        assert_eq!(body(get(&mine, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["3.0.0"]));
+        assert_eq!(leaf_versions(&body(get(&mine, "/v3/registration/demo/index.json").unwrap())), ["3.0.0"]);
+    }
+
+    #[test]
+    fn a_leaf_without_a_real_publish_time_is_not_old_enough() {
+        let leaf = |published: Value| json!({ "catalogEntry": { "version": "1.0.0", "published": published } });
+        assert_eq!(leaf_published(&leaf(json!("2020-01-01T00:00:00Z"))), Some(1_577_836_800_000));
+        assert_eq!(leaf_published(&leaf(json!("2020-01-01T01:00:00.5+01:00"))), Some(1_577_836_800_500));
+        // What nuget.org gives an unlisted version.
+        assert_eq!(leaf_published(&leaf(json!("1900-01-01T00:00:00+00:00"))), None);
+        assert_eq!(leaf_published(&leaf(json!("yesterday"))), None);
+        assert_eq!(leaf_published(&json!({ "catalogEntry": { "version": "1.0.0" } })), None);
+    }
+
+    /// A proxy whose upstream has a search service answering `q=demo` with Demo (1.0.0, 2.0.0)
+    /// and Ghost (which has no registration upstream).
+    fn searchable(local: MemoryRegistry, times: [&str; 2]) -> MemoryProxy {
+        let mut docs = published(times);
+        docs.get_mut(&format!("{UP}/v3/index.json")).unwrap()["resources"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({ "@id": format!("{UP}/v3/search"), "@type": "SearchQueryService/3.5.0" }));
+        let result = |id: &str| {
+            json!({ "id": id, "version": "2.0.0", "registration": format!("{UP}/v3/registration/{}/index.json", id.to_lowercase()),
+                "versions": [{ "version": "1.0.0", "downloads": 0 }, { "version": "2.0.0", "downloads": 0 }] })
+        };
+        docs.insert(
+            format!("{UP}/v3/search?q=demo"),
+            json!({ "totalHits": 2, "data": [result("Demo"), result("Ghost")] }),
+        );
+        proxy_with(local, &[], docs)
+    }
+
+    fn search_for(p: &MemoryProxy, q: &str) -> Value {
+        let req = Request {
+            method: "GET".into(),
+            path: "/v3/search".into(),
+            query: format!("q={q}"),
+            headers: vec![],
+            base_url: BASE.into(),
+            principal: None,
+        };
+        body(protocol::handle(p, &req, &Vec::<u8>::new(), &sluice_plugin_sdk::Limits::TEST).unwrap())
+    }
+
+    #[test]
+    fn search_results_are_checked_against_their_registrations() {
+        let old = "2020-01-01T00:00:00+00:00";
+        let mut p = searchable(MemoryRegistry::default(), [old, "2020-03-01T00:00:00+00:00"]);
+        // Ghost has no registration upstream (in a group: one the host keeps from the upstream).
+        let doc = search_for(&p, "demo");
+        assert_eq!(doc["data"].as_array().unwrap().len(), 1, "{doc}");
+        assert_eq!(doc["data"][0]["versions"].as_array().unwrap().len(), 2);
+        // With min_age, the young version is left out and `version` follows.
+        p.published_before = Some(1_580_515_200_000);
+        let doc = search_for(&p, "demo");
+        assert_eq!(doc["data"][0]["version"], "1.0.0");
+        assert_eq!(doc["data"][0]["versions"], json!([{ "version": "1.0.0", "downloads": 0 }]));
+        p.published_before = Some(1);
+        assert_eq!(search_for(&p, "demo")["data"], json!([]));
+    }
+
+    #[test]
+    fn search_puts_packages_of_this_repository_first() {
+        // Local.Demo pushed here (in a group: a local member's), Demo fetched from the upstream.
+        let mut local = registry_with("Local.Demo", &[("0.1.0", false)]);
+        local.packages.extend(registry_with("Demo", &[("1.0.0", false)]).packages);
+        let old = "2020-01-01T00:00:00+00:00";
+        let mut p = searchable(local, [old, old]);
+        p.cached = vec!["1.0.0".into()];
+        let doc = search_for(&p, "demo");
+        let ids: Vec<&str> = doc["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["Local.Demo", "Demo"], "{doc}");
+        assert_eq!(doc["data"][1]["versions"].as_array().unwrap().len(), 2, "the upstream's result, every version");
+        assert_eq!(doc["data"][0]["registration"], format!("{BASE}/v3/registration/local.demo/index.json"));
+        assert_eq!(doc["totalHits"], 2);
     }
 }

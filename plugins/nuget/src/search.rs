@@ -58,10 +58,23 @@ fn skip_take(req: &Request, default_take: usize) -> (usize, usize) {
 }
 
 pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Outcome, Error> {
+    let (total, data) = results(registry, urls, req, |_| true);
+    Ok(Outcome::respond(json(200, &json!({ "totalHits": total, "data": data }))))
+}
+
+/// The search results of `req` (its page) among the packages `keep` admits, and how many there
+/// are in all.
+pub fn results(
+    registry: &impl Registry,
+    urls: &Urls,
+    req: &Request,
+    keep: impl Fn(&PackageView) -> bool,
+) -> (usize, Vec<serde_json::Value>) {
     let filter = Filter::from_request(req);
     let (skip, take) = skip_take(req, 20);
     let q = req.query_param("q").unwrap_or_default();
-    let packages = matching(registry, q.trim(), filter);
+    let mut packages = matching(registry, q.trim(), filter);
+    packages.retain(|p| keep(p));
     let data: Vec<serde_json::Value> = packages
         .iter()
         .skip(skip)
@@ -97,7 +110,7 @@ pub fn query(registry: &impl Registry, urls: &Urls, req: &Request) -> Result<Out
             })
         })
         .collect();
-    Ok(Outcome::respond(json(200, &json!({ "totalHits": packages.len(), "data": data }))))
+    (packages.len(), data)
 }
 
 /// The version with its build metadata, as nuget.org's search shows SemVer 2 versions.
