@@ -9,7 +9,8 @@
 //!
 //! A plugin built with this SDK is a plugin of contract 0.4.0. A proxy repository's plugin asks
 //! its upstream through [`Registry::upstream_get`] (the host fetches and caches) and answers
-//! [`Outcome::fetch_file`] for a file only the upstream has. Plugins built against older
+//! [`Outcome::fetch_file`] for a file only the upstream has; in a gated proxy it leaves the
+//! versions [`quarantined_versions`] names out of what it offers. Plugins built against older
 //! contracts keep loading (the host converts at the boundary); they are built from `wit/v0.1.0`
 //! directly, as the runtime tests' fault plugin is.
 //!
@@ -33,11 +34,13 @@ pub mod io;
 pub mod json_scan;
 mod keep;
 mod plugin;
+pub mod quarantine;
 mod registry_view;
 
 /// The raw generated export trait; plugins implement [`Plugin`] instead and [`export!`] bridges.
 pub use exports::sluice::plugin::format::Guest as Format;
 pub use plugin::{HostTree, Plugin, SourceTree};
+pub use quarantine::quarantined_versions;
 pub use registry_view::{summary_of, HostRegistry, MemoryProxy, MemoryRegistry, Registry, SummaryOnly};
 pub use sluice::plugin::types::*;
 
