@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use support::npm::{app, make_package, require, Npm};
 use support::Server;
 
-/// The proxy's pipeline: a scan that refuses every package whose manifest says `evil`. It reads
-/// the unpacked tarball, so it also shows the runner had the fetched file.
-const SCAN: &str = "stages: [scan]\n\
-scan:\n  stage: scan\n  script:\n    - test -f pkg/package.json\n    - if grep -q evil pkg/package.json; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
-/// The scan after review: `evil-lib` is allowed, `evil-tool` still is not.
-const SCAN_FIXED: &str = "stages: [scan]\n\
-scan:\n  stage: scan\n  script:\n    - test -f pkg/package.json\n    - if grep -q evil-tool pkg/package.json; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
+/// The proxy's pipeline: a scan that refuses every package whose manifest names what `BLOCK`
+/// says (`evil`). It reads the unpacked tarball, so it also shows the runner had the fetched file.
+const SCAN: &str = "stages: [scan]\nvariables:\n  BLOCK: evil\n\
+scan:\n  stage: scan\n  script:\n    - test -f pkg/package.json\n    - if grep -q \"$BLOCK\" pkg/package.json; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
+/// The scan after review: only the file's variable changes, so that a retry which ran the first
+/// run's variables would fail again. `evil-lib` is allowed now, `evil-tool` still is not.
+const SCAN_FIXED: &str = "stages: [scan]\nvariables:\n  BLOCK: evil-tool\n\
+scan:\n  stage: scan\n  script:\n    - test -f pkg/package.json\n    - if grep -q \"$BLOCK\" pkg/package.json; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
 
 /// A `sluice runner` that keeps taking jobs until the test ends.
 struct Runner(Child);
@@ -159,14 +160,18 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     assert!(versions(&packument(&proxy, "evil-tool")).is_empty());
 
     // The admin fixes the pipeline file (the configured `ci.yml`, read again at the retry: no
-    // restart) and retries: the scan runs again, passes, and npm installs evil-lib.
+    // restart; its variables too) and retries: the scan runs again, passes, and npm installs it.
     std::fs::write(proxy.config_dir().join("ci.yml"), SCAN_FIXED).unwrap();
     let (status, body) = post(&proxy, &format!("/api/v1/pipelines/{evil_id}/retry"), &admin, None);
     assert_eq!(status, 200, "{body}");
-    let passed = proxy.wait_for(Duration::from_secs(60), || {
-        pipeline_of(&proxy, &admin, "evil-lib")["pipeline"]["status"] == "success"
+    let finished = proxy.wait_for(Duration::from_secs(60), || {
+        matches!(
+            pipeline_of(&proxy, &admin, "evil-lib")["pipeline"]["status"].as_str(),
+            Some("success" | "failed" | "canceled")
+        )
     });
-    assert!(passed, "the retried pipeline passes: {}", pipeline_of(&proxy, &admin, "evil-lib"));
+    let retried = pipeline_of(&proxy, &admin, "evil-lib");
+    assert!(finished && retried["pipeline"]["status"] == "success", "the retried pipeline passes: {retried}");
     assert_eq!(versions(&packument(&proxy, "evil-lib")), ["1.0.0"], "offered again");
     let npm = client(&proxy, "evil-again");
     let dir = app(&proxy.work, "evil-app-again", &[("evil-lib", "1.0.0")]);

@@ -226,15 +226,20 @@ impl Pipelines<'_> {
         let repo = self.repository(&pipeline.repository)?;
         let (config, _) = self.pipeline_config(repo)?;
         let stored: BTreeMap<String, String> = serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
-        let trigger = self.trigger_of_push(repo, pipeline.push_id).unwrap_or_else(|| wit::Trigger {
-            event: pipeline.source.clone(),
-            variables: Vec::new(),
-            jobs: Vec::new(),
-        });
         // As `plan_pipeline` orders them: the push's own variables over the format's, and the
         // file's only where neither sets one; but the file's are today's, not the first run's.
-        let mut variables: BTreeMap<String, String> = trigger.variables.iter().cloned().collect();
-        variables.extend(stored.into_iter().filter(|(k, _)| k.starts_with("SLUICE_")));
+        let (trigger, mut variables) = match self.trigger_of_push(repo, pipeline.push_id) {
+            Some(trigger) => {
+                let mut vars: BTreeMap<String, String> = trigger.variables.iter().cloned().collect();
+                vars.extend(stored.into_iter().filter(|(k, _)| k.starts_with("SLUICE_")));
+                (trigger, vars)
+            }
+            // The file is gone or unreadable: the first run's variables, and no format jobs.
+            None => {
+                let trigger = wit::Trigger { event: pipeline.source.clone(), variables: Vec::new(), jobs: Vec::new() };
+                (trigger, stored)
+            }
+        };
         for (k, v) in &config.variables {
             variables.entry(k.clone()).or_insert_with(|| v.clone());
         }
