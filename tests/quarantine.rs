@@ -120,7 +120,7 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     let evil = pipeline_of(&proxy, &admin, "evil-lib");
     let evil_id = evil["pipeline"]["id"].as_i64().unwrap();
     assert!(err.contains(&format!("pipeline #{evil_id} failed (job scan)")), "{err}");
-    assert!(err.contains(&format!("/ui/pipelines/{evil_id}")), "and where to look: {err}");
+    assert!(err.contains(&format!("See {}/ui/pipelines/{evil_id}", proxy.url)), "and where to look: {err}");
 
     // Now that it is held, the proxied packument no longer offers it, and its file by address
     // is the same clear refusal, never the bytes.
@@ -207,4 +207,25 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     npm_tool.ok(&tool_dir, &["install"]);
     assert_eq!(require(&tool_dir, "evil-tool"), "hello from evil-tool@2.0.0");
     assert_eq!(proxy.api_json("/api/v1/repositories/npmjs/held", &admin)["total"], 0);
+}
+
+#[test]
+fn without_a_runner_the_file_request_waits_its_quarantine_wait_then_says_the_pipeline_waits() {
+    let up = Server::start();
+    let token = up.token("publisher", "publish", None);
+    Npm::new(&up, "publisher", Some(&token)).ok(&make_package(&up.work, "slow-lib", "1.0.0"), &["publish"]);
+    let config = format!(
+        "[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\nupstream = \"{}\"\nallow_local_upstream = true\n\
+         gate = \"pipeline\"\npipeline = \"ci.yml\"\nquarantine_wait = \"1s\"\n",
+        up.repo_url("npm")
+    );
+    let mut proxy = Server::start_with_files(&config, &[("ci.yml", SCAN)]);
+    // No runner takes the job: the request waits its second, then is told, and gets no bytes.
+    for _ in 0..2 {
+        let (status, body) = proxy.get("/npmjs/slow-lib/-/slow-lib-1.0.0.tgz");
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("slow-lib 1.0.0 is held in quarantine: pipeline #1 waits for a runner"), "{body}");
+    }
+    assert!(versions(&packument(&proxy, "slow-lib")).is_empty(), "not offered while it waits");
+    assert!(proxy.is_alive());
 }

@@ -36,7 +36,9 @@ impl From<UpstreamError> for AppError {
 }
 
 impl Registry<'_> {
-    pub(super) fn fetch_file(&self, repo: &Repository, f: &wit::UpstreamFile) -> Result<Reply, AppError> {
+    /// `site` is the server's external URL as the client reached it (for the links of a
+    /// quarantine answer).
+    pub(super) fn fetch_file(&self, repo: &Repository, f: &wit::UpstreamFile, site: &str) -> Result<Reply, AppError> {
         let file_ref = wit::FileRef {
             package: f.package.clone(),
             file_name: f.file_name.clone(),
@@ -44,7 +46,7 @@ impl Registry<'_> {
         };
         if let Some((_, stored)) = self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)? {
             if !gate::visible(repo.config.gate, stored.released) {
-                self.await_verdict(repo, f, stored.push_id)?;
+                self.await_verdict(repo, f, stored.push_id, site)?;
             }
             return self.serve_file(repo, &file_ref);
         }
@@ -135,7 +137,7 @@ impl Registry<'_> {
         }
         if let Some((_, stored)) = self.db.file_by_name(repo.name(), &repo.key(&f.package), &f.file_name)? {
             if !gate::visible(repo.config.gate, stored.released) {
-                self.await_verdict(repo, f, stored.push_id)?;
+                self.await_verdict(repo, f, stored.push_id, site)?;
             }
         }
         self.serve_file(repo, &file_ref)
@@ -143,7 +145,13 @@ impl Registry<'_> {
 
     /// A held file's push: waits (up to `quarantine_wait`) while its pipeline may still release
     /// it unattended, then is `Ok` if it was released, else the client's 403 saying why.
-    fn await_verdict(&self, repo: &Repository, f: &wit::UpstreamFile, push_id: i64) -> Result<(), AppError> {
+    fn await_verdict(
+        &self,
+        repo: &Repository,
+        f: &wit::UpstreamFile,
+        push_id: i64,
+        site: &str,
+    ) -> Result<(), AppError> {
         let started = Instant::now();
         let deadline = started + repo.config.quarantine_wait();
         loop {
@@ -178,7 +186,7 @@ impl Registry<'_> {
                         .map(|j| j.name.as_str())
                         .collect(),
                     waited: started.elapsed(),
-                    public_url: self.config.public_url.as_deref(),
+                    site,
                 };
                 tracing::info!(
                     repository = repo.name(), package = %f.package, version = %f.version, push_id,
@@ -204,7 +212,8 @@ struct Held<'a> {
     /// The jobs that failed it (allowed failures are not why).
     failed_jobs: Vec<&'a str>,
     waited: Duration,
-    public_url: Option<&'a str>,
+    /// The server's external URL (`public_url`, else as the client reached it).
+    site: &'a str,
 }
 
 impl Held<'_> {
@@ -221,12 +230,15 @@ impl Held<'_> {
             Status::Canceled => "was canceled".to_string(),
             Status::Manual => "waits for an approval".to_string(),
             Status::Success => "passed and the version is being released; try again".to_string(),
-            _ if self.waited.is_zero() => "is still running; try again shortly".to_string(),
-            _ => format!("is still running after {}s; try again shortly", self.waited.as_secs_f64().round() as u64),
+            _ => {
+                let state = if status == Status::Running { "is still running" } else { "waits for a runner" };
+                match self.waited.as_secs_f64().round() as u64 {
+                    0 => format!("{state}; try again shortly"),
+                    secs => format!("{state} after {secs}s; try again shortly"),
+                }
+            }
         };
-        // The server's own address when it knows it (`public_url`); else the path, which the
-        // client's registry URL completes.
-        let base = self.public_url.map(|u| u.trim_end_matches('/')).unwrap_or("");
+        let base = self.site.trim_end_matches('/');
         format!(
             "{} {} is held in quarantine: pipeline #{id} {verdict}. See {base}/ui/pipelines/{id} \
              (API: {base}/api/v1/pipelines/{id}); an admin may retry or release it",
@@ -246,7 +258,7 @@ mod tests {
             pipeline: Some((12, status)),
             failed_jobs,
             waited: Duration::from_secs(waited),
-            public_url: Some("https://registry.example/"),
+            site: "https://registry.example/",
         }
     }
 
@@ -259,8 +271,9 @@ mod tests {
              an admin may retry or release it"
         );
         assert!(held(Status::Running, vec![], 30).message().contains("pipeline #12 is still running after 30s"));
+        assert!(held(Status::Pending, vec![], 0).message().contains("pipeline #12 waits for a runner; try again"));
         assert!(held(Status::Manual, vec![], 0).message().contains("waits for an approval"));
-        let local = Held { public_url: None, ..held(Status::Canceled, vec![], 0) };
-        assert!(local.message().contains("was canceled. See /ui/pipelines/12 (API: /api/v1/pipelines/12)"));
+        let local = Held { site: "http://127.0.0.1:8080", ..held(Status::Canceled, vec![], 0) };
+        assert!(local.message().contains("was canceled. See http://127.0.0.1:8080/ui/pipelines/12 (API: "));
     }
 }
