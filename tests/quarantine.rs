@@ -87,7 +87,9 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
 
     let config = format!(
         "[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\nupstream = \"{}\"\n# The upstream runs on loopback.\n\
-         allow_local_upstream = true\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
+         allow_local_upstream = true\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n\
+         [[repository]]\nname = \"local\"\nformat = \"npm\"\n\
+         [[repository]]\nname = \"all\"\nformat = \"npm\"\nmembers = [\"local\", \"npmjs\"]\n",
         up.repo_url("npm")
     );
     let proxy = Server::start_with_files(&config, &[("ci.yml", SCAN)]);
@@ -130,6 +132,13 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     let (status, body) = proxy.get("/npmjs/evil-lib/-/evil-lib-1.0.0.tgz");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("held in quarantine") && !body.contains("hello from"), "{body}");
+    // A group over the proxy holds it back the same way.
+    let r = proxy.http().get(format!("{}/evil-lib", proxy.repo_url("all"))).send().unwrap();
+    let group_doc: Value = r.json().unwrap();
+    assert!(versions(&group_doc).is_empty(), "the group does not offer it either: {group_doc}");
+    let (status, body) = proxy.get("/all/evil-lib/-/evil-lib-1.0.0.tgz");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("evil-lib 1.0.0 is held in quarantine"), "{body}");
 
     // The failed pipeline is visible in the API (with the failed job's log) and the web UI.
     assert_eq!(evil["pipeline"]["status"], "failed", "{evil}");
