@@ -200,6 +200,12 @@ pub struct RepositoryConfig {
     /// offered, against freshly compromised releases.
     #[serde(default, with = "optional_duration_text", skip_serializing_if = "Option::is_none")]
     pub min_age: Option<std::time::Duration>,
+    /// A gated proxy's (`gate = "pipeline"`) patience with a file its pipeline is still checking:
+    /// the client's request waits up to this long for the verdict (`30s` unless set; `0s`
+    /// answers at once), so that a quick pipeline does not fail the first install of a new
+    /// version. Longer waits hold a server thread and come near clients' own timeouts.
+    #[serde(default, with = "optional_duration_text", skip_serializing_if = "Option::is_none")]
+    pub quarantine_wait: Option<std::time::Duration>,
     /// A group repository's members, read in this order (local members first): one URL over
     /// them, publishes going to the first local member.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -241,6 +247,22 @@ mod duration_text {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text)
             .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration such as \"5m\" or \"30s\": {e}")))
+    }
+}
+
+/// `quarantine_wait` unless set: a pipeline of a job or two on a runner that is already
+/// long-polling (it gets the job at once) finishes in seconds; 30 s leaves room for a slower
+/// scan and stays far below what clients wait for a download before giving up (npm 5 min,
+/// NuGet 100 s).
+pub const DEFAULT_QUARANTINE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The most `quarantine_wait` may be: a longer one ties up a server thread per waiting request
+/// and outlasts clients' download timeouts; a slow pipeline should answer "held" instead.
+pub const MAX_QUARANTINE_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl RepositoryConfig {
+    /// How long a file request waits for a gated proxy's pipeline before answering "held".
+    pub fn quarantine_wait(&self) -> std::time::Duration {
+        self.quarantine_wait.unwrap_or(DEFAULT_QUARANTINE_WAIT)
     }
 }
 
@@ -651,6 +673,7 @@ impl RepositoryConfig {
                 ("offline", self.offline),
                 ("allow_local_upstream", self.allow_local_upstream),
                 ("min_age", self.min_age.is_some()),
+                ("quarantine_wait", self.quarantine_wait.is_some()),
             ];
             return match stray.iter().find(|(_, set)| *set) {
                 Some((name, _)) => Err(format!("`{name}` needs `upstream = \"https://...\"`")),
@@ -672,6 +695,12 @@ impl RepositoryConfig {
         }
         if self.upstream_timeout.is_zero() {
             return Err("`upstream_timeout` must be more than 0".into());
+        }
+        if self.quarantine_wait.is_some_and(|w| w > MAX_QUARANTINE_WAIT) {
+            return Err(format!(
+                "`quarantine_wait` is at most {}: a longer wait outlasts clients' download timeouts",
+                humantime::format_duration(MAX_QUARANTINE_WAIT)
+            ));
         }
         Ok(())
     }
@@ -817,6 +846,18 @@ mod tests {
         let stray: Config =
             toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nmin_age = \"1h\"\n").unwrap();
         assert!(stray.validate().unwrap_err().to_string().contains("needs `upstream"));
+        let stray: Config =
+            toml::from_str("[[repository]]\nname = \"p\"\nformat = \"web\"\nquarantine_wait = \"5s\"\n").unwrap();
+        assert!(stray.validate().unwrap_err().to_string().contains("needs `upstream"));
+        let proxy =
+            "[[repository]]\nname = \"p\"\nformat = \"web\"\nupstream = \"https://r.example\"\ngate = \"pipeline\"\n";
+        let default: Config = toml::from_str(proxy).unwrap();
+        assert_eq!(default.repositories[0].quarantine_wait(), DEFAULT_QUARANTINE_WAIT);
+        let long: Config = toml::from_str(&format!("{proxy}quarantine_wait = \"1h\"\n")).unwrap();
+        assert!(long.validate().unwrap_err().to_string().contains("at most 5m"));
+        let now: Config = toml::from_str(&format!("{proxy}quarantine_wait = \"0s\"\n")).unwrap();
+        assert!(now.validate().is_ok());
+        assert!(now.repositories[0].quarantine_wait().is_zero());
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! ([`PartedBody`], [`Outcome::in_parts`]) is re-rendered by the host one changed version at a
 //! time through [`Plugin::render_parts`]. A proxy repository's plugin asks
 //! its upstream through [`Registry::upstream_get`] (the host fetches and caches) and answers
-//! [`Outcome::fetch_file`] for a file only the upstream has. Plugins built against older
+//! [`Outcome::fetch_file`] for a file only the upstream has; in a gated proxy it leaves the
+//! versions [`quarantined_versions`] names out of what it offers. Plugins built against older
 //! contracts keep loading (the host converts at the boundary); they are built from `wit/v0.1.0`
 //! directly, as the runtime tests' fault plugin is.
 //!
@@ -36,12 +37,14 @@ pub mod json_scan;
 mod keep;
 pub mod parts;
 mod plugin;
+pub mod quarantine;
 mod registry_view;
 
 /// The raw generated export trait; plugins implement [`Plugin`] instead and [`export!`] bridges.
 pub use exports::sluice::plugin::format::Guest as Format;
 pub use parts::PartedBody;
 pub use plugin::{HostTree, Plugin, SourceTree};
+pub use quarantine::quarantined_versions;
 pub use registry_view::{summary_of, HostRegistry, MemoryProxy, MemoryRegistry, Registry, SummaryOnly};
 pub use sluice::plugin::types::*;
 

@@ -11,7 +11,9 @@
 //! - downloads by name and by address (`registry/protocol.rs` `serve_file`,
 //!   `http/pipelines.rs` `push_file`) and the API's package view (`http/api.rs`): [`visible`];
 //! - the pipeline state machine (`domain/state.rs`): [`releases`], persisted by the store's
-//!   `release_push`.
+//!   `release_push`;
+//! - a proxy's file request for a version its gate holds (quarantine, `registry/upstream.rs`):
+//!   [`may_release_unattended`] says whether waiting a moment (`quarantine_wait`) can help.
 //!
 //! A pipeline waiting at a `when: manual` job (that may not fail) is not a success, so its
 //! version stays hidden until someone allowed to approve plays the job and it passes.
@@ -42,6 +44,14 @@ pub fn releases(pipeline: Status) -> bool {
     pipeline == Status::Success
 }
 
+/// Whether a pipeline in this status may still release its push with nobody acting: it has
+/// not finished and waits for no one's approval. A client asking for a held file is worth
+/// keeping waiting (a bounded time) for such a pipeline only; a failed, canceled or manual one
+/// needs a person (a retry, a release, a play).
+pub fn may_release_unattended(pipeline: Status) -> bool {
+    matches!(pipeline, Status::Created | Status::Pending | Status::Running)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +75,16 @@ mod tests {
     fn only_success_releases() {
         for s in Status::ALL {
             assert_eq!(releases(s), s == Status::Success, "{s}");
+        }
+    }
+
+    #[test]
+    fn only_an_unfinished_pipeline_nobody_must_act_on_is_worth_waiting_for() {
+        for s in Status::ALL {
+            let waits = matches!(s, Status::Created | Status::Pending | Status::Running);
+            assert_eq!(may_release_unattended(s), waits, "{s}");
+            // Whatever is worth waiting for has not finished, and a finished one never is.
+            assert!(!(waits && s.is_final()), "{s}");
         }
     }
 }

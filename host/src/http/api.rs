@@ -235,20 +235,36 @@ async fn list_held(
     .await
 }
 
-/// An admin lets clients have a held version now, whatever its pipeline says; recorded on the
-/// pipeline (who, when) and in the log.
+#[derive(Deserialize, Default, ToSchema)]
+struct ReleaseBody {
+    /// Why the version is released past its pipeline (a quarantined public package that was
+    /// checked by hand, a false positive), for the server's audit log line.
+    reason: Option<String>,
+}
+
+/// An admin lets clients have a held version now, whatever its pipeline says (in a gated proxy:
+/// a version in quarantine); recorded on the pipeline (who, when) and in the log (with the
+/// reason given).
 #[utoipa::path(post, path = "/pipelines/{id}/release", tag = "pipelines", params(("id" = i64, Path)),
+    request_body(content = ReleaseBody, description = "Optional"),
     security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
 async fn release_pipeline(
     State(reg): State<super::State>,
     caller: Caller,
     Path(id): Path<i64>,
+    body: Option<Json<ReleaseBody>>,
 ) -> Result<Json<Value>, AppError> {
+    let reason = body.and_then(|b| b.0.reason).map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     blocking(move || {
         let missing = || format!("pipeline {id}");
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::not_found(missing()))?;
         let admin = caller.require_or_hide(Scope::Admin, &p.repository, missing)?;
         let release = super::ui::gate::release(&reg, &p, &admin.name)?;
+        tracing::info!(
+            repository = %p.repository, pipeline = p.id, push_id = p.push_id, released_by = %admin.name,
+            token_id = admin.token_id, reason = reason.as_deref().unwrap_or("(none given)"),
+            "release of a held version through the API"
+        );
         Ok(Json(json!({ "pipeline": {
             "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
             "released_by": release.released_by, "released_at": release.released_at,

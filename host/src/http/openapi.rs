@@ -289,6 +289,8 @@ mod answers {
         pub pipeline: PipelineRow,
         pub push: Option<PushRow>,
         pub jobs: Vec<JobRow>,
+        /// An admin's release of its push past the gate: `released_by`, `released_at`.
+        pub release: Option<Value>,
     }
 
     #[derive(ToSchema)]

@@ -84,7 +84,9 @@ fn pipeline_for(reg: &App, caller: &Caller, id: i64, scope: Scope) -> Result<(Pi
 fn pipeline_json(reg: &App, caller: &Caller, id: i64) -> Result<Value, AppError> {
     let (p, jobs) = pipeline_for(reg, caller, id, Scope::Read)?;
     let push = reg.db.push(p.push_id)?;
-    Ok(json!({ "pipeline": p, "push": push, "jobs": jobs }))
+    // An admin's release past the gate (who, when): the audit record a failed pipeline carries.
+    let release = reg.db.ui_release_of(id)?;
+    Ok(json!({ "pipeline": p, "push": push, "jobs": jobs, "release": release }))
 }
 
 /// A pipeline with its push and jobs.

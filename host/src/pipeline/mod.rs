@@ -216,19 +216,52 @@ impl Pipelines<'_> {
         Ok(())
     }
 
-    /// Runs a finished pipeline's runner jobs again, from the repository's current pipeline file.
+    /// Runs a finished pipeline's runner jobs again, from the repository's current definition:
+    /// the pipeline file as it is now (the one set through the API, else the configured file,
+    /// read again: `pipeline_config`), its top-level `variables`, and the format's trigger jobs
+    /// for the push's file, planned as a new push's would be. What the push was (the `SLUICE_*`
+    /// variables) is kept from the first run.
     pub fn retry_pipeline(&self, id: i64) -> Result<(), AppError> {
         let (pipeline, _) = self.db.pipeline(id)?.ok_or_else(|| AppError::not_found(format!("pipeline {id}")))?;
         let repo = self.repository(&pipeline.repository)?;
         let (config, _) = self.pipeline_config(repo)?;
-        let variables: BTreeMap<String, String> =
-            serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
-        let trigger = wit::Trigger { event: pipeline.source.clone(), variables: Vec::new(), jobs: Vec::new() };
+        let stored: BTreeMap<String, String> = serde_json::from_value(pipeline.variables.clone()).unwrap_or_default();
+        // As `plan_pipeline` orders them: the push's own variables over the format's, and the
+        // file's only where neither sets one; but the file's are today's, not the first run's.
+        let (trigger, mut variables) = match self.trigger_of_push(repo, pipeline.push_id) {
+            Some(trigger) => {
+                let mut vars: BTreeMap<String, String> = trigger.variables.iter().cloned().collect();
+                vars.extend(stored.into_iter().filter(|(k, _)| k.starts_with("SLUICE_")));
+                (trigger, vars)
+            }
+            // The file is gone or unreadable: the first run's variables, and no format jobs.
+            None => {
+                let trigger = wit::Trigger { event: pipeline.source.clone(), variables: Vec::new(), jobs: Vec::new() };
+                (trigger, stored)
+            }
+        };
+        for (k, v) in &config.variables {
+            variables.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         let jobs = runner_jobs(&config, &trigger, &variables);
         let reset = self.db.reset_pipeline(id, &jobs)?;
         tracing::info!(repository = %reset.repository, pipeline = id, jobs = jobs.len(), "pipeline retried");
         self.advance_pipeline(id);
         Ok(())
+    }
+}
+
+impl Pipelines<'_> {
+    /// The format's trigger for a push's stored file (its jobs and variables), as at publish;
+    /// none when the file is gone or its metadata no longer reads.
+    fn trigger_of_push(&self, repo: &Repository, push_id: i64) -> Option<wit::Trigger> {
+        let push = self.db.push(push_id).ok()??;
+        let (_, file) = self.db.file_by_name(repo.name(), &repo.key(&push.package), &push.file_name).ok()??;
+        let meta: wit::Metadata = serde_json::from_str(&file.metadata).ok()?;
+        repo.plugin
+            .trigger_for(&meta)
+            .map_err(|e| tracing::warn!(repository = repo.name(), push_id, error = %e, "trigger-for failed on a retry"))
+            .ok()
     }
 }
 

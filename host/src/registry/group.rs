@@ -78,7 +78,12 @@ impl Registry<'_> {
 
     /// A file of the upstream through the group: fetched into the proxy member, unless the name
     /// is one the group keeps from the upstream.
-    pub(super) fn fetch_group_file(&self, group: &Repository, f: &wit::UpstreamFile) -> Result<super::Reply, AppError> {
+    pub(super) fn fetch_group_file(
+        &self,
+        group: &Repository,
+        f: &wit::UpstreamFile,
+        site: &str,
+    ) -> Result<super::Reply, AppError> {
         let view = self.group_view(group, None)?;
         let members = self.members(group)?;
         let proxy = view.proxy.map(|i| members[i]).filter(|_| !view.protected(&f.package));
@@ -89,7 +94,7 @@ impl Registry<'_> {
             );
             return Err(AppError::NotFound(format!("{} has no file {}", f.package, f.file_name)));
         };
-        self.fetch_file(proxy, f)
+        self.fetch_file(proxy, f, site)
     }
 }
 

@@ -213,9 +213,10 @@ impl Registry<'_> {
         match outcome.reply {
             wit::Reply::Respond(r) => Ok(Reply::Response(r)),
             wit::Reply::ServeFile(f) if repo.is_group() => self.serve_group_file(repo, &f),
-            wit::Reply::FetchFile(f) if repo.is_group() => self.fetch_group_file(repo, &f),
+            // The server's address as this client reaches it, for the links of a quarantine answer.
+            wit::Reply::FetchFile(f) if repo.is_group() => self.fetch_group_file(repo, &f, site_of(repo, req)),
             wit::Reply::ServeFile(f) => self.serve_file(repo, &f),
-            wit::Reply::FetchFile(f) => self.fetch_file(repo, &f),
+            wit::Reply::FetchFile(f) => self.fetch_file(repo, &f, site_of(repo, req)),
         }
     }
 
@@ -610,6 +611,12 @@ impl Registry<'_> {
             }
         }
     }
+}
+
+/// The server's external URL as the request reached it: its repository's base URL without the
+/// repository.
+fn site_of<'r>(repo: &Repository, req: &'r ClientRequest) -> &'r str {
+    req.base_url.strip_suffix(&format!("/{}", repo.name())).unwrap_or(&req.base_url)
 }
 
 /// `length` bytes of the request body from `offset`, checked to lie inside it.

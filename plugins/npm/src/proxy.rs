@@ -18,6 +18,11 @@
 //! registry are never withheld. The cut-off needs `time`, which only the full packument has, so
 //! with one the plugin always asks for the full packument (npm installs from it just as well).
 //!
+//! In a gated proxy (`gate = "pipeline"`) a fetched version whose pipeline has not passed is in
+//! quarantine (the SDK's `quarantined_versions`): it is left out of the document as a young one
+//! is, so npm resolves to a version it may have. Its tarball is still asked for with
+//! `fetch-file`, so a lockfile that names it gets the host's answer of why it is held.
+//!
 //! A tarball not stored here is a `fetch-file` of the upstream's URL with the packument's
 //! `integrity` (sha512) and `shasum` (sha1) for the host to verify. Writes (`?write=true`,
 //! publish, dist-tag, deprecate, unpublish) act on this repository's own versions only.
@@ -26,7 +31,9 @@ use crate::{name, packument};
 use base64::Engine;
 use serde_json::{Map, Value};
 use sluice_plugin_sdk::http::{self, encode_segment};
-use sluice_plugin_sdk::{Error, ErrorKind, Outcome, PackageView, Registry, Request, UpstreamFile, UpstreamResponse};
+use sluice_plugin_sdk::{
+    quarantined_versions, Error, ErrorKind, Outcome, PackageView, Registry, Request, UpstreamFile, UpstreamResponse,
+};
 use std::collections::HashSet;
 
 /// What the plugin asks the upstream for when npm wants the whole packument.
@@ -124,10 +131,18 @@ pub fn withhold_young(doc: &mut Map<String, Value>, cutoff: u64) {
     };
     let Some(Value::Object(versions)) = doc.get_mut("versions") else { return };
     let young: Vec<String> = versions.keys().filter(|v| published(v).is_none_or(|at| at > cutoff)).cloned().collect();
-    if young.is_empty() {
+    withhold(doc, &young);
+}
+
+/// Removes `withheld` versions from an upstream packument (versions, time) and points dist-tags
+/// that named one at the newest version left (`latest` at the newest release; other tags are
+/// dropped): what `min_age` and quarantine both do.
+pub fn withhold(doc: &mut Map<String, Value>, withheld: &[String]) {
+    let Some(Value::Object(versions)) = doc.get_mut("versions") else { return };
+    if !withheld.iter().any(|v| versions.contains_key(v)) {
         return;
     }
-    for v in &young {
+    for v in withheld {
         versions.remove(v);
     }
     let newest = versions
@@ -137,14 +152,14 @@ pub fn withhold_young(doc: &mut Map<String, Value>, cutoff: u64) {
         .max()
         .map(|v| v.to_string());
     if let Some(Value::Object(time)) = doc.get_mut("time") {
-        for v in &young {
+        for v in withheld {
             time.remove(v);
         }
     }
     if let Some(Value::Object(tags)) = doc.get_mut("dist-tags") {
         let moved: Vec<String> = tags
             .iter()
-            .filter(|(_, v)| v.as_str().is_some_and(|v| young.iter().any(|y| y == v)))
+            .filter(|(_, v)| v.as_str().is_some_and(|v| withheld.iter().any(|y| y == v)))
             .map(|(t, _)| t.clone())
             .collect();
         for tag in moved {
@@ -218,6 +233,9 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
     if let Some(cutoff) = cutoff {
         withhold_young(&mut doc, cutoff);
     }
+    // Held here but its pipeline has not passed: not offered (its tarball answers why).
+    let quarantined: Vec<String> = quarantined_versions(registry, name).into_iter().collect();
+    withhold(&mut doc, &quarantined);
     if let Some(Value::Object(versions)) = doc.get_mut("versions") {
         for (version, manifest) in versions.iter_mut() {
             if let Some(Value::Object(dist)) = manifest.get_mut("dist") {
@@ -345,6 +363,22 @@ mod tests {
         assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
         // Still downloadable by its file: served from the store, no upstream needed.
         assert!(matches!(tarball(&p, "demo", "demo-1.0.1.tgz").unwrap().reply, Reply::ServeFile(_)));
+    }
+
+    #[test]
+    fn a_version_in_quarantine_is_not_offered_but_its_tarball_is_still_asked_for() {
+        // 1.0.0 and 2.0.0 were fetched; 1.0.0's pipeline passed (visible), 2.0.0's did not.
+        let visible = view("demo", &["1.0.0"], &[("latest", "1.0.0")]);
+        let p = proxy("demo", vec![visible], &["1.0.0", "1.5.0", "2.0.0"], &["1.0.0", "2.0.0"]);
+        for abbreviated in [true, false] {
+            let doc = body(&packument(&p, &req(), "demo", abbreviated).unwrap());
+            assert_eq!(doc["versions"].as_object().unwrap().keys().collect::<Vec<_>>(), ["1.0.0", "1.5.0"]);
+            assert_eq!(doc["dist-tags"]["latest"], "1.5.0", "latest moves off the quarantined version");
+        }
+        assert_eq!(version(&p, &req(), "demo", "2.0.0").unwrap_err().kind, ErrorKind::NotFound);
+        // A lockfile naming it asks for the file, and the host answers why it is held.
+        let out = tarball(&p, "demo", "demo-2.0.0.tgz").unwrap();
+        assert!(matches!(out.reply, Reply::FetchFile(ref f) if f.version == "2.0.0"), "{:?}", out.reply);
     }
 
     #[test]
