@@ -102,10 +102,10 @@ fn installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down() {
 
 #[test]
 fn a_tarball_that_does_not_match_the_upstream_integrity_is_refused_and_not_stored() {
-    let liar = hostile::Liar::start();
+    let liar = hostile::liar();
     let config = format!(
         "[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\nupstream = \"{}/npm\"\nallow_local_upstream = true\n",
-        liar.url
+        liar.origin
     );
     let mut proxy = Server::start_with_config(&config);
     let npm = client(&proxy, "victim");
@@ -226,7 +226,7 @@ fn a_slow_upstream_is_waited_for_within_its_timeout_and_a_stalled_one_is_served_
     // The plugin may compute for 300 ms; the upstream may take 3 s.
     let config = format!(
         "plugin_timeout_ms = 300\n[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\nupstream = \"{}/npm\"\nallow_local_upstream = true\nmetadata_ttl = \"1s\"\nupstream_timeout = \"3s\"\n",
-        slow.url
+        slow.upstream.origin
     );
     let proxy = Server::start_with_config(&config);
     // Each answer takes a second: longer than the plugin's own limit, which waiting for the
@@ -313,22 +313,16 @@ mod hostile {
     use base64::Engine;
     use sha2::{Digest, Sha512};
 
+    use super::support::fake_upstream::FakeUpstream;
     use super::support::npm_fixture::simple_package;
 
-    pub struct Liar {
-        pub url: String,
-        _runtime: tokio::runtime::Runtime,
-    }
-
-    impl Liar {
-        pub fn start() -> Liar {
-            let promised = simple_package("liar", "1.0.0", "what the packument promises", "module.exports = 1;\n");
-            let sent = simple_package("liar", "1.0.0", "what is sent instead", "module.exports = 'evil';\n");
-            let integrity =
-                format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised)));
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
+    /// A registry whose packument promises one tarball (its `integrity`) and which sends another.
+    pub fn liar() -> FakeUpstream {
+        let promised = simple_package("liar", "1.0.0", "what the packument promises", "module.exports = 1;\n");
+        let sent = simple_package("liar", "1.0.0", "what is sent instead", "module.exports = 'evil';\n");
+        let integrity =
+            format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised)));
+        FakeUpstream::serve(|url| {
             let packument = serde_json::json!({
                 "name": "liar",
                 "dist-tags": {"latest": "1.0.0"},
@@ -338,19 +332,16 @@ mod hostile {
                 }},
             })
             .to_string();
-            let app = axum::Router::new()
+            axum::Router::new()
                 .route("/npm/liar", get(move || async move { ([("content-type", "application/json")], packument) }))
-                .route("/npm/liar/-/liar-1.0.0.tgz", get(move || async move { sent }));
-            runtime.spawn(async move { axum::serve(listener, app).await });
-            Liar { url, _runtime: runtime }
-        }
+                .route("/npm/liar/-/liar-1.0.0.tgz", get(move || async move { sent }))
+        })
     }
 
     /// A registry with one honest package whose every answer waits `delay_ms` first.
     pub struct Slow {
-        pub url: String,
+        pub upstream: FakeUpstream,
         pub delay_ms: Arc<AtomicU64>,
-        _runtime: tokio::runtime::Runtime,
     }
 
     impl Slow {
@@ -358,37 +349,35 @@ mod hostile {
             let tarball = simple_package("slow", "1.0.0", "a package from a slow registry", "module.exports = 1;\n");
             let integrity =
                 format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&tarball)));
-            let runtime = tokio::runtime::Runtime::new().unwrap();
-            let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let packument = serde_json::json!({
-                "name": "slow",
-                "dist-tags": {"latest": "1.0.0"},
-                "versions": {"1.0.0": {
-                    "name": "slow", "version": "1.0.0",
-                    "dist": {"tarball": format!("{url}/npm/slow/-/slow-1.0.0.tgz"), "integrity": integrity},
-                }},
-            })
-            .to_string();
             let delay_ms = Arc::new(AtomicU64::new(0));
             let (d1, d2) = (delay_ms.clone(), delay_ms.clone());
-            let app = axum::Router::new()
-                .route(
-                    "/npm/slow",
-                    get(move || async move {
-                        tokio::time::sleep(Duration::from_millis(d1.load(Ordering::SeqCst))).await;
-                        ([("content-type", "application/json")], packument)
-                    }),
-                )
-                .route(
-                    "/npm/slow/-/slow-1.0.0.tgz",
-                    get(move || async move {
-                        tokio::time::sleep(Duration::from_millis(d2.load(Ordering::SeqCst))).await;
-                        tarball
-                    }),
-                );
-            runtime.spawn(async move { axum::serve(listener, app).await });
-            Slow { url, delay_ms, _runtime: runtime }
+            let upstream = FakeUpstream::serve(|url| {
+                let packument = serde_json::json!({
+                    "name": "slow",
+                    "dist-tags": {"latest": "1.0.0"},
+                    "versions": {"1.0.0": {
+                        "name": "slow", "version": "1.0.0",
+                        "dist": {"tarball": format!("{url}/npm/slow/-/slow-1.0.0.tgz"), "integrity": integrity},
+                    }},
+                })
+                .to_string();
+                axum::Router::new()
+                    .route(
+                        "/npm/slow",
+                        get(move || async move {
+                            tokio::time::sleep(Duration::from_millis(d1.load(Ordering::SeqCst))).await;
+                            ([("content-type", "application/json")], packument)
+                        }),
+                    )
+                    .route(
+                        "/npm/slow/-/slow-1.0.0.tgz",
+                        get(move || async move {
+                            tokio::time::sleep(Duration::from_millis(d2.load(Ordering::SeqCst))).await;
+                            tarball
+                        }),
+                    )
+            });
+            Slow { upstream, delay_ms }
         }
     }
 }

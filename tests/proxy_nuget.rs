@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::fake_upstream::FakeUpstream;
 use support::nuget::{raw_push, NuGet};
 use support::nuget_fixture::{nuspec, Nupkg};
 use support::Server;
@@ -114,27 +115,19 @@ fn nuget_installs_through_the_proxy_and_from_its_cache_once_the_upstream_is_down
     assert_eq!(proxy.get("/nugetorg/v3-flatcontainer/sluice.app/index.json").0, 200, "the proxy is still up");
 }
 
-/// An upstream whose registration promises one package (its `packageHash`) and whose flat
+/// A registry whose registration promises one package (its `packageHash`) and whose flat
 /// container sends another.
-struct Liar {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-}
+fn liar() -> FakeUpstream {
+    use axum::routing::get;
+    use base64::Engine;
+    use sha2::{Digest, Sha512};
 
-impl Liar {
-    fn start() -> Liar {
-        use axum::routing::get;
-        use base64::Engine;
-        use sha2::{Digest, Sha512};
-
-        let package =
-            |text: &str| Nupkg::new("Liar", &nuspec("Liar", "1.0.0", "")).file("content/liar.txt", text).build();
-        let promised = package("what the registration promises");
-        let sent = package("what is sent instead");
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised));
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let url = format!("http://{}/nuget", listener.local_addr().unwrap());
+    let package = |text: &str| Nupkg::new("Liar", &nuspec("Liar", "1.0.0", "")).file("content/liar.txt", text).build();
+    let promised = package("what the registration promises");
+    let sent = package("what is sent instead");
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(&promised));
+    FakeUpstream::serve(|origin| {
+        let url = format!("{origin}/nuget");
         let json = |v: serde_json::Value| ([("content-type", "application/json")], v.to_string());
         let index = json(serde_json::json!({ "version": "3.0.0", "resources": [
             { "@id": format!("{url}/v3-flatcontainer/"), "@type": "PackageBaseAddress/3.0.0" },
@@ -147,22 +140,20 @@ impl Liar {
                 "catalogEntry": { "id": "Liar", "version": "1.0.0", "packageContent": content, "listed": true,
                     "packageHash": hash, "packageHashAlgorithm": "SHA512", "dependencyGroups": [] } }] }] }));
         let versions = json(serde_json::json!({ "versions": ["1.0.0"] }));
-        let app = axum::Router::new()
+        axum::Router::new()
             .route("/nuget/v3/index.json", get(move || async move { index }))
             .route("/nuget/v3/registration/liar/index.json", get(move || async move { registration }))
             .route("/nuget/v3-flatcontainer/liar/index.json", get(move || async move { versions }))
-            .route("/nuget/v3-flatcontainer/liar/1.0.0/liar.1.0.0.nupkg", get(move || async move { sent }));
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        Liar { url, _runtime: runtime }
-    }
+            .route("/nuget/v3-flatcontainer/liar/1.0.0/liar.1.0.0.nupkg", get(move || async move { sent }))
+    })
 }
 
 #[test]
 fn a_package_that_does_not_match_the_upstream_package_hash_is_refused_and_not_stored() {
-    let liar = Liar::start();
+    let liar = liar();
     let mut proxy = Server::start_with_config(&format!(
         "[[repository]]\nname = \"nugetorg\"\nformat = \"nuget\"\nupstream = \"{}\"\nallow_local_upstream = true\n",
-        liar.url
+        format!("{}/nuget", liar.origin)
     ));
     let nuget = client(&proxy, "victim");
     let out_dir = proxy.work.join("victim");

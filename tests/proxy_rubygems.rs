@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use support::fake_upstream::FakeUpstream;
 use support::gem::{build_gem, gem_install_from, push, BundleApp, REPO};
 use support::{require_tool, Server};
 
@@ -177,43 +178,33 @@ fn bundle_and_gem_install_through_the_proxy_and_from_its_cache_once_the_upstream
 }
 
 /// An upstream whose `/info` promises one gem (its `checksum:`) and whose `/gems/` sends another.
-struct Liar {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-}
+fn liar(work: &Path) -> FakeUpstream {
+    use axum::routing::get;
+    use sha2::{Digest, Sha256};
 
-impl Liar {
-    fn start(work: &Path) -> Liar {
-        use axum::routing::get;
-        use sha2::{Digest, Sha256};
-
-        let promised = std::fs::read(build_gem(&work.join("promised"), "liar", "1.0.0", None, &[])).unwrap();
-        let sent = support::gem_fixture::with_edited_metadata(
-            &build_gem(&work.join("sent"), "liar", "1.0.0", None, &[]),
-            |yaml| yaml.replace("Test gem liar", "Something else"),
-        );
-        let info = format!("---\n1.0.0 |checksum:{}\n", hex::encode(Sha256::digest(&promised)));
-        let versions = format!("created_at: 2024-01-01T00:00:00Z\n---\nliar 1.0.0 {}\n", md5_hex(&info));
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let url = format!("http://{}/rubygems", listener.local_addr().unwrap());
-        let app = axum::Router::new()
+    let promised = std::fs::read(build_gem(&work.join("promised"), "liar", "1.0.0", None, &[])).unwrap();
+    let sent = support::gem_fixture::with_edited_metadata(
+        &build_gem(&work.join("sent"), "liar", "1.0.0", None, &[]),
+        |yaml| yaml.replace("Test gem liar", "Something else"),
+    );
+    let info = format!("---\n1.0.0 |checksum:{}\n", hex::encode(Sha256::digest(&promised)));
+    let versions = format!("created_at: 2024-01-01T00:00:00Z\n---\nliar 1.0.0 {}\n", md5_hex(&info));
+    FakeUpstream::serve(|_| {
+        axum::Router::new()
             .route("/rubygems/versions", get(move || async move { versions }))
             .route("/rubygems/info/liar", get(move || async move { info }))
-            .route("/rubygems/gems/liar-1.0.0.gem", get(move || async move { sent }));
-        runtime.spawn(async move { axum::serve(listener, app).await });
-        Liar { url, _runtime: runtime }
-    }
+            .route("/rubygems/gems/liar-1.0.0.gem", get(move || async move { sent }))
+    })
 }
 
 #[test]
 fn a_gem_that_does_not_match_the_upstream_checksum_is_refused_and_not_stored() {
     require_ruby();
     let scratch = tempfile::tempdir().unwrap();
-    let liar = Liar::start(scratch.path());
+    let liar = liar(scratch.path());
     let mut proxy = Server::start_with_config(&format!(
         "[[repository]]\nname = \"gems\"\nformat = \"rubygems\"\nupstream = \"{}\"\nallow_local_upstream = true\n",
-        liar.url
+        format!("{}/rubygems", liar.origin)
     ));
     let source = proxy.repo_url("gems");
     let app = BundleApp::new(&proxy.work.join("victim"), &source, &[("liar", None)]);

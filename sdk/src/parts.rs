@@ -218,26 +218,21 @@ mod tests {
 
     /// `{"v":{A},"t":{"x":1,B}}` with items per version.
     fn render(body: &mut PartedBody, versions: &[&str], extra: &str) {
+        let run = |body: &mut PartedBody, leading: bool, item: &dyn Fn(&str) -> String| {
+            body.run(b",", leading);
+            for v in versions {
+                body.item(v, |out| -> Result<(), ()> {
+                    out.extend_from_slice(item(v).as_bytes());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            body.end_run();
+        };
         body.write(format!("{{\"n\":\"{extra}\",\"v\":{{").as_bytes());
-        body.run(b",", false);
-        for v in versions {
-            body.item(v, |out| -> Result<(), ()> {
-                out.extend_from_slice(format!("\"{v}\":{{}}").as_bytes());
-                Ok(())
-            })
-            .unwrap();
-        }
-        body.end_run();
+        run(body, false, &|v| format!("\"{v}\":{{}}"));
         body.write(b"},\"t\":{\"x\":1");
-        body.run(b",", true);
-        for v in versions {
-            body.item(v, |out| -> Result<(), ()> {
-                out.extend_from_slice(format!("\"{v}\":\"{extra}\"").as_bytes());
-                Ok(())
-            })
-            .unwrap();
-        }
-        body.end_run();
+        run(body, true, &|v| format!("\"{v}\":\"{extra}\""));
         body.write(b"}}");
     }
 

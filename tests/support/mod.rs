@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cargo_fixture;
+pub mod fake_upstream;
 pub mod gem;
 pub mod gem_fixture;
 pub mod gomod_fixture;

@@ -157,7 +157,7 @@ impl Layout {
                     let mut count = 0;
                     for (key, range) in items {
                         count += 1;
-                        let boundary = crc32fast::hash(key.as_bytes()) % 32 == 0;
+                        let boundary = crc32fast::hash(key.as_bytes()).is_multiple_of(32);
                         if boundary || count >= MAX_ITEMS || range.end - start >= MAX_BYTES {
                             ends.push(range.end);
                             (start, count) = (range.end, 0);
@@ -292,20 +292,7 @@ impl Kept {
                 }
             }
         }
-        Ok(Kept {
-            whole_since: self.whole_since,
-            ..Self::with_body(
-                self.status,
-                self.headers.clone(),
-                body.into(),
-                self.append_only,
-                self.depends_on.clone(),
-                rendered_at,
-                self.request.clone(),
-                Some(Layout { segments }),
-                Some(self),
-            )
-        })
+        Ok(self.with_new_body(body.into(), rendered_at, Some(Layout { segments })))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -363,18 +350,24 @@ impl Kept {
         let mut body = Vec::with_capacity(self.body.len() + tail.len());
         body.extend_from_slice(&self.body);
         body.extend_from_slice(tail);
+        self.with_new_body(body.into(), rendered_at, None)
+    }
+
+    /// The same document (request, headers, dependencies, last whole render) with new bytes,
+    /// reusing this one's compressed chunks where the bytes are the same.
+    fn with_new_body(&self, body: bytes::Bytes, rendered_at: u64, layout: Option<Layout>) -> Kept {
         Kept {
             whole_since: self.whole_since,
             ..Self::with_body(
                 self.status,
                 self.headers.clone(),
-                body.into(),
+                body,
                 self.append_only,
                 self.depends_on.clone(),
                 rendered_at,
                 self.request.clone(),
-                None,
-                None,
+                layout,
+                Some(self),
             )
         }
     }

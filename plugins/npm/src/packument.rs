@@ -397,33 +397,10 @@ pub fn render(src: &Source, base_url: &str, form: Form, body: &mut PartedBody) -
             json_into(out, &tags);
         }
     }
-    body.write(b",\"versions\":{");
-    body.run(b",", false);
-    let only = (form == Form::Abbreviated).then_some(INSTALL_FIELDS);
-    for state in &order {
-        let version = state.version.as_str();
-        if !body.wants(version) {
-            // Kept as the host has it; still named, for the order.
-            body.item(version, |_| Ok::<(), Error>(()))?;
-            continue;
-        }
-        let a = artifact(version)?;
-        body.item(version, |out| {
-            json_into(out, version);
-            out.push(b':');
-            json_into(out, &Manifest { name, artifact: a, tarball_base: base.clone(), only });
-            Ok::<(), Error>(())
-        })?;
-    }
-    body.end_run();
-    body.write(b"}");
-    if form == Form::Full {
-        let out = body.out();
-        out.extend_from_slice(b",\"time\":{\"created\":");
-        json_into(out, &rfc3339_ms(src.created_ms));
-        out.extend_from_slice(b",\"modified\":");
-        json_into(out, &rfc3339_ms(src.modified_ms));
-        body.run(b",", true);
+    // One member per version, `"1.2.3":VALUE`, in the summary's order; only the wanted ones
+    // are rendered (the others are named, for the order, and the host keeps their bytes).
+    let members = |body: &mut PartedBody, leading: bool, value: &dyn Fn(&Artifact, &mut Vec<u8>)| {
+        body.run(b",", leading);
         for state in &order {
             let version = state.version.as_str();
             if !body.wants(version) {
@@ -434,11 +411,24 @@ pub fn render(src: &Source, base_url: &str, form: Form, body: &mut PartedBody) -
             body.item(version, |out| {
                 json_into(out, version);
                 out.push(b':');
-                json_into(out, &rfc3339_ms(a.published_ms));
+                value(a, out);
                 Ok::<(), Error>(())
             })?;
         }
         body.end_run();
+        Ok::<(), Error>(())
+    };
+    body.write(b",\"versions\":{");
+    let only = (form == Form::Abbreviated).then_some(INSTALL_FIELDS);
+    members(body, false, &|a, out| json_into(out, &Manifest { name, artifact: a, tarball_base: base.clone(), only }))?;
+    body.write(b"}");
+    if form == Form::Full {
+        let out = body.out();
+        out.extend_from_slice(b",\"time\":{\"created\":");
+        json_into(out, &rfc3339_ms(src.created_ms));
+        out.extend_from_slice(b",\"modified\":");
+        json_into(out, &rfc3339_ms(src.modified_ms));
+        members(body, true, &|a, out| json_into(out, &rfc3339_ms(a.published_ms)))?;
         body.write(b"}");
     }
     body.write(b"}");

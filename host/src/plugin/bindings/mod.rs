@@ -7,6 +7,108 @@
 //! imports by calling the newest implementation, so nothing outside this folder ever sees an old
 //! version's types.
 
+/// One contract version's typed bindings, generated from its frozen WIT folder with the host's
+/// resource types, and the call that links its imports. Every version is generated the same way.
+macro_rules! contract_bindings {
+    ($path:tt) => {
+        wasmtime::component::bindgen!({
+            path: $path,
+            world: "format-plugin",
+            imports: { default: trappable },
+            with: {
+                "sluice:plugin/types.blob": crate::plugin::host::BlobHandle,
+                "sluice:plugin/types.tree": crate::plugin::host::TreeHandle,
+            },
+            additional_derives: [serde::Serialize, serde::Deserialize],
+        });
+
+        pub use self::sluice::plugin::types::*;
+
+        pub fn add_to_linker(
+            linker: &mut wasmtime::component::Linker<crate::plugin::host::CallState>,
+        ) -> wasmtime::Result<()> {
+            FormatPlugin::add_to_linker::<
+                crate::plugin::host::CallState,
+                wasmtime::component::HasSelf<crate::plugin::host::CallState>,
+            >(linker, |s| s)
+        }
+    };
+}
+
+/// An older version's `blob` and `tree` resources, served by the newest implementation (records
+/// cross by their serde form, [`convert`]).
+macro_rules! older_resources {
+    () => {
+        impl HostBlob for CallState {
+            fn size(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<u64> {
+                latest::HostBlob::size(self, blob)
+            }
+
+            fn read(&mut self, blob: Resource<BlobHandle>, offset: u64, len: u32) -> wasmtime::Result<Vec<u8>> {
+                latest::HostBlob::read(self, blob, offset, len)
+            }
+
+            fn drop(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<()> {
+                latest::HostBlob::drop(self, blob)
+            }
+        }
+
+        impl HostTree for CallState {
+            fn entries(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<Vec<TreeEntry>> {
+                super::convert(&latest::HostTree::entries(self, tree)?)
+            }
+
+            fn read(&mut self, tree: Resource<TreeHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
+                latest::HostTree::read(self, tree, path)
+            }
+
+            fn drop(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<()> {
+                latest::HostTree::drop(self, tree)
+            }
+        }
+
+        impl Host for CallState {}
+    };
+}
+
+/// One `registry` function of an older version, answered by the newest implementation.
+macro_rules! older_registry_fn {
+    (package) => {
+        fn package(&mut self, name: String) -> wasmtime::Result<Option<PackageView>> {
+            super::convert(&latest::sluice::plugin::registry::Host::package(self, name)?)
+        }
+    };
+    (search) => {
+        fn search(&mut self, query: String, offset: u32, limit: u32) -> wasmtime::Result<SearchPage> {
+            super::convert(&latest::sluice::plugin::registry::Host::search(self, query, offset, limit)?)
+        }
+    };
+    (all_packages) => {
+        fn all_packages(&mut self) -> wasmtime::Result<Vec<PackageView>> {
+            super::convert(&latest::sluice::plugin::registry::Host::all_packages(self)?)
+        }
+    };
+    (summary) => {
+        fn summary(&mut self, name: String) -> wasmtime::Result<Option<PackageSummary>> {
+            super::convert(&latest::sluice::plugin::registry::Host::summary(self, name)?)
+        }
+    };
+    (tokens) => {
+        fn tokens(&mut self) -> wasmtime::Result<Vec<TokenInfo>> {
+            super::convert(&latest::sluice::plugin::registry::Host::tokens(self)?)
+        }
+    };
+}
+
+/// An older version's `registry` import: the functions it has, by name.
+macro_rules! older_registry {
+    ($($f:ident),*) => {
+        impl sluice::plugin::registry::Host for CallState {
+            $(older_registry_fn!($f);)*
+        }
+    };
+}
+
 pub mod v0_1_0;
 pub mod v0_2_0;
 pub mod v0_3_0;

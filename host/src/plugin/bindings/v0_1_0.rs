@@ -3,25 +3,11 @@
 //! (a README, size limits, a base64 upload source; kept responses, summaries, tokens), so an old
 //! plugin loses nothing.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.1.0",
-    world: "format-plugin",
-    imports: { default: trappable },
-    with: {
-        "sluice:plugin/types.blob": crate::plugin::host::BlobHandle,
-        "sluice:plugin/types.tree": crate::plugin::host::TreeHandle,
-    },
-});
-
-pub use self::sluice::plugin::types::*;
+contract_bindings!("../wit/v0.1.0");
 
 use super::latest;
 use crate::plugin::host::{BlobHandle, CallState, TreeHandle};
-use wasmtime::component::{HasSelf, Linker, Resource};
-
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    FormatPlugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
-}
+use wasmtime::component::Resource;
 
 fn all<A, B: From<A>>(v: Vec<A>) -> Vec<B> {
     v.into_iter().map(B::from).collect()

@@ -3,26 +3,11 @@
 //! so a record crosses the boundary by its serde form: the fields 0.2.0 lacks arrive as `None`,
 //! and an old plugin loses nothing. Its imports call the newest implementation.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.2.0",
-    world: "format-plugin",
-    imports: { default: trappable },
-    with: {
-        "sluice:plugin/types.blob": crate::plugin::host::BlobHandle,
-        "sluice:plugin/types.tree": crate::plugin::host::TreeHandle,
-    },
-    additional_derives: [serde::Serialize, serde::Deserialize],
-});
-
-pub use self::sluice::plugin::types::*;
+contract_bindings!("../wit/v0.2.0");
 
 use super::latest;
 use crate::plugin::host::{BlobHandle, CallState, TreeHandle};
-use wasmtime::component::{HasSelf, Linker, Resource};
-
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    FormatPlugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
-}
+use wasmtime::component::Resource;
 
 /// A record of one version as the same record of the other: their fields have the same names
 /// and the newer one's extra fields are all optional. A failure is a bug in this module (the
@@ -32,49 +17,9 @@ pub fn convert<A: serde::Serialize, B: serde::de::DeserializeOwned>(a: &A) -> wa
     serde_json::from_value(value).map_err(|e| wasmtime::Error::msg(format!("0.2.0 record: {e}")))
 }
 
-impl HostBlob for CallState {
-    fn size(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<u64> {
-        latest::HostBlob::size(self, blob)
-    }
+older_resources!();
 
-    fn read(&mut self, blob: Resource<BlobHandle>, offset: u64, len: u32) -> wasmtime::Result<Vec<u8>> {
-        latest::HostBlob::read(self, blob, offset, len)
-    }
-
-    fn drop(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<()> {
-        latest::HostBlob::drop(self, blob)
-    }
-}
-
-impl HostTree for CallState {
-    fn entries(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<Vec<TreeEntry>> {
-        convert(&latest::HostTree::entries(self, tree)?)
-    }
-
-    fn read(&mut self, tree: Resource<TreeHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
-        latest::HostTree::read(self, tree, path)
-    }
-
-    fn drop(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<()> {
-        latest::HostTree::drop(self, tree)
-    }
-}
-
-impl Host for CallState {}
-
-impl sluice::plugin::registry::Host for CallState {
-    fn package(&mut self, name: String) -> wasmtime::Result<Option<PackageView>> {
-        convert(&latest::sluice::plugin::registry::Host::package(self, name)?)
-    }
-
-    fn search(&mut self, query: String, offset: u32, limit: u32) -> wasmtime::Result<SearchPage> {
-        convert(&latest::sluice::plugin::registry::Host::search(self, query, offset, limit)?)
-    }
-
-    fn all_packages(&mut self) -> wasmtime::Result<Vec<PackageView>> {
-        convert(&latest::sluice::plugin::registry::Host::all_packages(self)?)
-    }
-}
+older_registry!(package, search, all_packages);
 
 #[cfg(test)]
 mod tests {

@@ -4,78 +4,15 @@
 //! `v0_2_0::convert`): a 0.4.0 plugin's kept documents have no layout and are rendered whole.
 //! Its imports call the newest implementation.
 
-wasmtime::component::bindgen!({
-    path: "../wit/v0.4.0",
-    world: "format-plugin",
-    imports: { default: trappable },
-    with: {
-        "sluice:plugin/types.blob": crate::plugin::host::BlobHandle,
-        "sluice:plugin/types.tree": crate::plugin::host::TreeHandle,
-    },
-    additional_derives: [serde::Serialize, serde::Deserialize],
-});
-
-pub use self::sluice::plugin::types::*;
+contract_bindings!("../wit/v0.4.0");
 
 use super::latest;
 use crate::plugin::host::{BlobHandle, CallState, TreeHandle};
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::Resource;
 
-pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    FormatPlugin::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
-}
+older_resources!();
 
-impl HostBlob for CallState {
-    fn size(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<u64> {
-        latest::HostBlob::size(self, blob)
-    }
-
-    fn read(&mut self, blob: Resource<BlobHandle>, offset: u64, len: u32) -> wasmtime::Result<Vec<u8>> {
-        latest::HostBlob::read(self, blob, offset, len)
-    }
-
-    fn drop(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<()> {
-        latest::HostBlob::drop(self, blob)
-    }
-}
-
-impl HostTree for CallState {
-    fn entries(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<Vec<TreeEntry>> {
-        super::convert(&latest::HostTree::entries(self, tree)?)
-    }
-
-    fn read(&mut self, tree: Resource<TreeHandle>, path: String) -> wasmtime::Result<Result<Vec<u8>, String>> {
-        latest::HostTree::read(self, tree, path)
-    }
-
-    fn drop(&mut self, tree: Resource<TreeHandle>) -> wasmtime::Result<()> {
-        latest::HostTree::drop(self, tree)
-    }
-}
-
-impl Host for CallState {}
-
-impl sluice::plugin::registry::Host for CallState {
-    fn package(&mut self, name: String) -> wasmtime::Result<Option<PackageView>> {
-        super::convert(&latest::sluice::plugin::registry::Host::package(self, name)?)
-    }
-
-    fn search(&mut self, query: String, offset: u32, limit: u32) -> wasmtime::Result<SearchPage> {
-        super::convert(&latest::sluice::plugin::registry::Host::search(self, query, offset, limit)?)
-    }
-
-    fn all_packages(&mut self) -> wasmtime::Result<Vec<PackageView>> {
-        super::convert(&latest::sluice::plugin::registry::Host::all_packages(self)?)
-    }
-
-    fn summary(&mut self, name: String) -> wasmtime::Result<Option<PackageSummary>> {
-        super::convert(&latest::sluice::plugin::registry::Host::summary(self, name)?)
-    }
-
-    fn tokens(&mut self) -> wasmtime::Result<Vec<TokenInfo>> {
-        super::convert(&latest::sluice::plugin::registry::Host::tokens(self)?)
-    }
-}
+older_registry!(package, search, all_packages, summary, tokens);
 
 impl sluice::plugin::upstream::Host for CallState {
     fn configured(&mut self) -> wasmtime::Result<bool> {
