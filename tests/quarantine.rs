@@ -234,7 +234,8 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     assert_eq!(one["release"]["reason"], why, "{one}");
     let lib_push = pushes["pushes"].as_array().unwrap().iter().find(|p| p["package"] == "evil-lib").unwrap();
     assert!(lib_push["release"].is_null(), "a push its pipeline released has no override: {lib_push}");
-    let activity = proxy.http().get(format!("{}/ui/pushes?repository=npmjs", proxy.url)).bearer_auth(&admin).send().unwrap();
+    let activity =
+        proxy.http().get(format!("{}/ui/pushes?repository=npmjs", proxy.url)).bearer_auth(&admin).send().unwrap();
     assert_eq!(activity.status(), 200);
     assert!(activity.text().unwrap().contains(why), "the web UI's activity log shows the reason too");
     npm_tool.ok(&tool_dir, &["install"]);

@@ -4,12 +4,12 @@
 use serde::Serialize;
 
 use super::sql::{params, Row, Sql, ToValue};
-use crate::domain::gate;
-use crate::domain::state::Status;
 use super::{
     file_row, like_pattern, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result,
     FILE_COLUMNS, PACKAGE_COLUMNS, PUSH_COLUMNS,
 };
+use crate::domain::gate;
+use crate::domain::state::Status;
 
 /// A row of a repository's package list.
 #[derive(Debug, Clone, Serialize)]
@@ -502,15 +502,22 @@ mod tests {
 
         // Past a failed pipeline, a release without a reason is refused and releases nothing.
         db.write(|tx| tx.execute("UPDATE pipelines SET status = 'failed' WHERE id = $1", params![pipeline])).unwrap();
-        assert!(matches!(db.ui_release(pipeline, "root", None).unwrap(), ReleaseOutcome::ReasonRequired(Status::Failed)));
+        assert!(matches!(
+            db.ui_release(pipeline, "root", None).unwrap(),
+            ReleaseOutcome::ReasonRequired(Status::Failed)
+        ));
         assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 1, "still held");
         assert_eq!(db.ui_release_of(pipeline).unwrap(), None);
 
-        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root", Some("checked by hand")).unwrap()
+        let ReleaseOutcome::Released { files, release } =
+            db.ui_release(pipeline, "root", Some("checked by hand")).unwrap()
         else {
             panic!("released")
         };
-        assert_eq!((files, release.released_by.as_str(), release.reason.as_deref()), (1, "root", Some("checked by hand")));
+        assert_eq!(
+            (files, release.released_by.as_str(), release.reason.as_deref()),
+            (1, "root", Some("checked by hand"))
+        );
         let seen = db
             .package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline))
             .unwrap()
@@ -520,10 +527,10 @@ mod tests {
         assert_eq!(db.ui_release_of(pipeline).unwrap(), Some(release.clone()));
         // The audit log shows the release beside its push; a push released otherwise has none.
         let log = db.audit_pushes(Some("r"), None, 10).unwrap();
-        assert_eq!(log.iter().map(|p| (p.push.package.as_str(), p.release.clone())).collect::<Vec<_>>(), [
-            ("other", None),
-            ("pkg", Some(release.clone()))
-        ]);
+        assert_eq!(
+            log.iter().map(|p| (p.push.package.as_str(), p.release.clone())).collect::<Vec<_>>(),
+            [("other", None), ("pkg", Some(release.clone()))]
+        );
         assert_eq!(db.audit_push(log[1].push.id).unwrap().unwrap().release, Some(release.clone()));
         assert_eq!(db.ui_pushes(&["r".to_string()], None, 10).unwrap()[1].release, Some(release));
         let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else", None).unwrap()
