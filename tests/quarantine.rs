@@ -195,6 +195,12 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
         assert_eq!(status, 400, "{no_reason:?}: {body}");
         assert!(body.contains("reason") && body.contains("failed"), "the refusal says what is missing: {body}");
     }
+    // A reason is one line of text, of bounded length: a line break would forge the log's lines.
+    for bad in ["reviewed\nINFO forged log line".to_string(), "x".repeat(1001)] {
+        let (status, body) = post(&proxy, &release_path, &admin, Some(json!({ "reason": bad })));
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("one line") || body.contains("at most 1000"), "{body}");
+    }
     assert!(versions(&packument(&proxy, "evil-tool")).is_empty(), "a refused release releases nothing");
     assert!(proxy.api_json(&format!("/api/v1/pipelines/{tool_id}"), &admin)["release"].is_null());
 
