@@ -187,21 +187,41 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     npm.ok(&dir, &["install"]);
     assert_eq!(require(&dir, "evil-lib"), "hello from evil-lib@1.0.0");
 
-    // evil-tool still fails its scan; an admin releases it anyway, saying why.
-    let (status, body) = post(
-        &proxy,
-        &format!("/api/v1/pipelines/{tool_id}/release"),
-        &admin,
-        Some(json!({ "reason": "reviewed by hand: a false positive" })),
-    );
+    // evil-tool still fails its scan. Releasing it overrides a failed check, so the admin must
+    // say why: without a reason (no body, none, blank) the release is refused and changes nothing.
+    let release_path = format!("/api/v1/pipelines/{tool_id}/release");
+    for no_reason in [None, Some(json!({})), Some(json!({ "reason": "  " }))] {
+        let (status, body) = post(&proxy, &release_path, &admin, no_reason.clone());
+        assert_eq!(status, 400, "{no_reason:?}: {body}");
+        assert!(body.contains("reason") && body.contains("failed"), "the refusal says what is missing: {body}");
+    }
+    // A reason is one line of text, of bounded length: a line break would forge the log's lines.
+    for bad in ["reviewed\nINFO forged log line".to_string(), "x".repeat(1001)] {
+        let (status, body) = post(&proxy, &release_path, &admin, Some(json!({ "reason": bad })));
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("one line") || body.contains("at most 1000"), "{body}");
+    }
+    assert!(versions(&packument(&proxy, "evil-tool")).is_empty(), "a refused release releases nothing");
+    assert!(proxy.api_json(&format!("/api/v1/pipelines/{tool_id}"), &admin)["release"].is_null());
+
+    // An admin releases it anyway, saying why.
+    let why = "reviewed by hand: a false positive";
+    let (status, body) = post(&proxy, &release_path, &admin, Some(json!({ "reason": format!("  {why}\n") })));
     assert_eq!(status, 200, "{body}");
     let released: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(released["pipeline"]["released_by"], "admin", "{released}");
-    // The audit record: on the pipeline (API), and the server's log line with who and why.
+    assert_eq!(released["pipeline"]["release_reason"], why, "the answer says what was stored: {released}");
+    // The audit record: on the pipeline (API) with who, when and why, and the server's log line.
     let tool = proxy.api_json(&format!("/api/v1/pipelines/{tool_id}"), &admin);
     assert_eq!(tool["pipeline"]["status"], "failed", "the pipeline's verdict stays as it was: {tool}");
     assert_eq!(tool["release"]["released_by"], "admin", "{tool}");
     assert!(tool["release"]["released_at"].as_i64().is_some(), "{tool}");
+    assert_eq!(tool["release"]["reason"], why, "the reason is stored with the release: {tool}");
+    // A second release is a conflict that names the first one, and keeps its reason.
+    let (status, body) = post(&proxy, &release_path, &admin, Some(json!({ "reason": "again" })));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already released by admin"), "{body}");
+    assert_eq!(proxy.api_json(&format!("/api/v1/pipelines/{tool_id}"), &admin)["release"]["reason"], why);
     let log = proxy.log();
     assert!(
         log.lines().any(|l| l.contains("release of a held version")
@@ -213,6 +233,17 @@ fn a_failing_pipeline_keeps_a_public_version_from_clients_until_retried_or_relea
     let tool_push = pushes["pushes"].as_array().unwrap().iter().find(|p| p["package"] == "evil-tool").unwrap().clone();
     assert_eq!(tool_push["actor"], "upstream", "{tool_push}");
     assert!(tool_push["client_addr"].as_str().unwrap().starts_with(&up.repo_url("npm")), "{tool_push}");
+    // The audit log shows the override beside the push: who released it past its pipeline, and why.
+    assert_eq!(tool_push["release"]["released_by"], "admin", "{tool_push}");
+    assert_eq!(tool_push["release"]["reason"], why, "{tool_push}");
+    let one = proxy.api_json(&format!("/api/v1/pushes/{}", tool_push["id"]), &admin);
+    assert_eq!(one["release"]["reason"], why, "{one}");
+    let lib_push = pushes["pushes"].as_array().unwrap().iter().find(|p| p["package"] == "evil-lib").unwrap();
+    assert!(lib_push["release"].is_null(), "a push its pipeline released has no override: {lib_push}");
+    let activity =
+        proxy.http().get(format!("{}/ui/pushes?repository=npmjs", proxy.url)).bearer_auth(&admin).send().unwrap();
+    assert_eq!(activity.status(), 200);
+    assert!(activity.text().unwrap().contains(why), "the web UI's activity log shows the reason too");
     npm_tool.ok(&tool_dir, &["install"]);
     assert_eq!(require(&tool_dir, "evil-tool"), "hello from evil-tool@2.0.0");
     assert_eq!(proxy.api_json("/api/v1/repositories/npmjs/held", &admin)["total"], 0);

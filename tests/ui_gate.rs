@@ -14,6 +14,8 @@ use support::{require_tool, Server};
 
 const FAILING_JOB: &str = "lint";
 const FAILURE_LINE: &str = "lint found 3 problems in index.js";
+/// What the admin types into the release form's reason field.
+const RELEASE_REASON: &str = "needed for the 1.0 demo, checked by hand";
 
 /// One job that fails for `broken-thing` only, with a recognisable last line in its log.
 fn pipeline_file() -> String {
@@ -124,12 +126,16 @@ fn held_versions_are_listed_explained_retried_canceled_and_released() {
             ("PUBLISH_TOKEN", &publisher),
             ("UI_FAILING_JOB", FAILING_JOB),
             ("UI_FAILURE_LINE", FAILURE_LINE),
+            ("UI_RELEASE_REASON", RELEASE_REASON),
         ],
     );
 
-    // The release the admin clicked: clients now get the version, and the pipeline says who.
+    // The release the admin clicked: clients now get the version, and the pipeline says who and why.
     let view = npm.view(&server.work, &["good-thing"]);
     assert_eq!(view["version"], "1.0.0", "npm sees the released version: {view}");
+    let good = server.api_json(&format!("/api/v1/pipelines/{good_pipeline}"), &admin);
+    assert_eq!(good["release"]["released_by"], "ui-admin", "{good}");
+    assert_eq!(good["release"]["reason"], RELEASE_REASON, "the form's reason is stored: {good}");
     let list = held(&server, "npm", &admin);
     assert!(list.iter().all(|h| h["package"] != "good-thing"), "released versions are no longer held");
     assert_eq!(held_item(&list, "other-thing")["pipeline"]["status"], "canceled");

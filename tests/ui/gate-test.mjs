@@ -3,7 +3,7 @@
 // the Rust test set up. UI_SCENARIO picks one: held | tokens | search.
 //
 // Environment: SLUICE_URL, UI_SCENARIO, and per scenario:
-//   held:   ADMIN_TOKEN, PUBLISH_TOKEN, UI_FAILING_JOB, UI_FAILURE_LINE (a gated `npm` repository
+//   held:   ADMIN_TOKEN, PUBLISH_TOKEN, UI_FAILING_JOB, UI_FAILURE_LINE, UI_RELEASE_REASON (a gated `npm` repository
 //           with broken-thing 0.1.0 failed, good-thing 1.0.0 and other-thing 2.0.0 pending)
 //   tokens: ADMIN_TOKEN, READ_TOKEN (reads `secret` only)
 //   search: READ_TOKEN (reads `secret`; `tools` holds many-thing-00..59, `npm` npm-thing,
@@ -94,6 +94,7 @@ async function heldScenario() {
   const PUBLISHER = env("PUBLISH_TOKEN");
   const JOB = env("UI_FAILING_JOB");
   const LINE = env("UI_FAILURE_LINE");
+  const REASON = env("UI_RELEASE_REASON");
 
   // ---- signed out: the list and the reasons, no actions ------------------------------------------
   await open("/ui/npm");
@@ -133,6 +134,11 @@ async function heldScenario() {
   check(await row("broken-thing").locator("form.action-retry button").count() === 1, "a failed pipeline can be retried");
   check(await row("broken-thing").locator("form.action-cancel").count() === 0, "a finished pipeline cannot be canceled");
   const csrf = await row("good-thing").locator("form.action-release input[name=csrf]").getAttribute("value");
+  // The release form asks why: required past a failed pipeline, optional for one still pending.
+  const reasonOf = (pkg) => row(pkg).locator("form.action-release input[name=reason]");
+  check(await reasonOf("broken-thing").count() === 1 && await reasonOf("good-thing").count() === 1, "the release form has a reason field");
+  check(await reasonOf("broken-thing").getAttribute("required") !== null, "releasing a failed pipeline requires a reason");
+  check(await reasonOf("good-thing").getAttribute("required") === null, "releasing a pending one does not");
 
   // Forged requests change nothing: another site's form (the cookie goes along, the Origin
   // check stops it even with the right CSRF token), and a same-origin post without the token.
@@ -143,12 +149,31 @@ async function heldScenario() {
   await open("/ui/npm/held");
   check(await row("good-thing").count() === 1, "after the forged requests good-thing is still held");
 
+  // The server holds to the rule whatever the browser does: a failed pipeline's release sent
+  // without a reason (the field's own check taken away) is refused with why, and changes nothing.
+  const brokenPipeline = await row("broken-thing").getAttribute("data-pipeline");
+  check(await postFromPage(`/ui/pipelines/${brokenPipeline}/release`, { csrf, next: "/ui/npm/held", reason: "  " }) === 400, "a blank reason for a failed pipeline is refused");
+  await reasonOf("broken-thing").evaluate((e) => e.removeAttribute("required"));
+  const [refused] = await Promise.all([page.waitForNavigation(), row("broken-thing").locator("form.action-release button").click()]);
+  check(refused.status() === 400, `the form sent without a reason answers 400 (got ${refused.status()})`);
+  const refusal = await text("main");
+  check(refusal.includes("reason") && refusal.includes("failed"), `the error page says a reason is needed (${refusal.replace(/\s+/g, " ")})`);
+  await open("/ui/npm/held");
+  check(await row("broken-thing").count() === 1, "the refused release left broken-thing held");
+
+  await reasonOf("good-thing").fill(REASON);
   await row("good-thing").locator("form.action-release button").click();
   await page.waitForURL(/\/ui\/npm\/held\?done=released/);
   check(await row("good-thing").count() === 0, "released, good-thing leaves the held view");
   check((await text("main")).includes("released"), "the page confirms the release");
   await open("/ui/npm/packages/good-thing");
-  check((await text(".released-by")).includes("ui-admin"), "the version page says who released it");
+  const releasedBy = await text(".released-by");
+  check(releasedBy.includes("ui-admin") && releasedBy.includes(REASON), `the version page says who released it and why (${releasedBy})`);
+  await open(`/ui/pipelines/${goodPipeline}`);
+  const onPipeline = await text(".released-by");
+  check(onPipeline.includes("ui-admin") && onPipeline.includes(REASON), `the pipeline page says who released it and why (${onPipeline})`);
+  await open("/ui/pushes");
+  check((await text("main")).includes(REASON), "the activity log shows the release's reason");
 
   await open("/ui/npm/held");
   await row("other-thing").locator("form.action-cancel button").click();

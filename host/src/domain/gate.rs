@@ -15,6 +15,10 @@
 //! - a proxy's file request for a version its gate holds (quarantine, `registry/upstream.rs`):
 //!   [`may_release_unattended`] says whether waiting a moment (`quarantine_wait`) can help.
 //!
+//! - an admin's release past the gate (`http/ui/gate.rs` `release`, for the UI and the API, and
+//!   the store's `ui_release`, which asks again in its transaction): [`release_reason`] and
+//!   [`release_needs_reason`].
+//!
 //! A pipeline waiting at a `when: manual` job (that may not fail) is not a success, so its
 //! version stays hidden until someone allowed to approve plays the job and it passes.
 
@@ -52,6 +56,32 @@ pub fn may_release_unattended(pipeline: Status) -> bool {
     matches!(pipeline, Status::Created | Status::Pending | Status::Running)
 }
 
+/// The longest reason a release may give, in characters: a sentence or two for the audit log
+/// (where the version was reviewed, the false positive's ticket), not a document.
+pub const MAX_RELEASE_REASON: usize = 1000;
+
+/// Whether an admin's release past a pipeline in this status must say why. Only a failed
+/// pipeline has a verdict the release overrides (a check said no), and an override that is
+/// audited without its reason tells the next reader nothing. A pipeline still running, waiting
+/// for approval (a manual gate) or canceled has no verdict yet: a reason is kept if given.
+pub fn release_needs_reason(pipeline: Status) -> bool {
+    pipeline == Status::Failed
+}
+
+/// The reason a release gives, as it is stored: trimmed, `None` when blank. Refused (with why)
+/// when longer than [`MAX_RELEASE_REASON`] or when it holds control characters (a line break
+/// would forge lines in the server's log and break the one-line views of the audit log).
+pub fn release_reason(given: Option<&str>) -> Result<Option<String>, String> {
+    let Some(reason) = given.map(str::trim).filter(|r| !r.is_empty()) else { return Ok(None) };
+    if reason.chars().count() > MAX_RELEASE_REASON {
+        return Err(format!("a release's reason is at most {MAX_RELEASE_REASON} characters"));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err("a release's reason is one line of text, without control characters".into());
+    }
+    Ok(Some(reason.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +116,25 @@ mod tests {
             // Whatever is worth waiting for has not finished, and a finished one never is.
             assert!(!(waits && s.is_final()), "{s}");
         }
+    }
+
+    #[test]
+    fn only_a_failed_pipeline_needs_a_reason_to_be_released_past() {
+        for s in Status::ALL {
+            assert_eq!(release_needs_reason(s), s == Status::Failed, "{s}");
+        }
+    }
+
+    #[test]
+    fn a_release_reason_is_one_trimmed_line_of_bounded_length() {
+        assert_eq!(release_reason(None), Ok(None));
+        assert_eq!(release_reason(Some(" \t ")), Ok(None), "blank is no reason");
+        assert_eq!(release_reason(Some("  a false positive\n")), Ok(Some("a false positive".into())));
+        assert_eq!(release_reason(Some("vérifié à la main")), Ok(Some("vérifié à la main".into())));
+        assert!(release_reason(Some("line one\nline two")).unwrap_err().contains("one line"));
+        assert!(release_reason(Some("bell\u{7}")).is_err());
+        let longest = "é".repeat(MAX_RELEASE_REASON);
+        assert_eq!(release_reason(Some(&longest)), Ok(Some(longest.clone())), "counted in characters, not bytes");
+        assert!(release_reason(Some(&format!("{longest}x"))).unwrap_err().contains("at most"));
     }
 }

@@ -20,7 +20,8 @@ use crate::auth::{self, Scope};
 use crate::domain::gate;
 use crate::error::AppError;
 use crate::registry::artifact_of;
-use crate::store::db::{PushRow, Visibility};
+use crate::store::db::ui::AuditPush;
+use crate::store::db::Visibility;
 
 /// The routes: `routes!` registers each handler at the path of its `#[utoipa::path]` block, which
 /// also puts it in the OpenAPI document (see openapi.rs).
@@ -54,7 +55,8 @@ struct PushQuery {
     limit: Option<u32>,
 }
 
-/// The push audit log, newest first.
+/// The push audit log, newest first: who pushed what from where, and an admin's release of a
+/// push past its pipeline (who, when, why).
 #[utoipa::path(get, path = "/pushes", tag = "audit", params(PushQuery), security(("token" = ["read"])),
     responses((status = 200, body = doc::PushList), Errors))]
 async fn list_pushes(
@@ -75,15 +77,15 @@ async fn list_pushes(
         if !grants(&p, Scope::Read, repository.as_deref()) {
             return Err(AppError::Forbidden(format!("token `{}` may not read pushes", p.name)));
         }
-        let pushes = reg.db.pushes(repository.as_deref(), q.before, q.limit.unwrap_or(100).min(1000))?;
+        let pushes = reg.db.audit_pushes(repository.as_deref(), q.before, q.limit.unwrap_or(100).min(1000))?;
         Ok(Json(json!({ "pushes": pushes })))
     })
     .await
 }
 
-/// One push.
+/// One push, with an admin's release of it past its pipeline (who, when, why) if there was one.
 #[utoipa::path(get, path = "/pushes/{id}", tag = "audit", params(("id" = i64, Path)), security(("token" = ["read"])),
-    responses((status = 200, body = PushRow), Errors))]
+    responses((status = 200, body = AuditPush), Errors))]
 async fn get_push(
     State(reg): State<super::State>,
     caller: Caller,
@@ -91,8 +93,8 @@ async fn get_push(
 ) -> Result<Json<Value>, AppError> {
     blocking(move || {
         let missing = || format!("push {id}");
-        let push = reg.db.push(id)?.ok_or_else(|| AppError::not_found(missing()))?;
-        caller.require_or_hide(Scope::Read, &push.repository, missing)?;
+        let push = reg.db.audit_push(id)?.ok_or_else(|| AppError::not_found(missing()))?;
+        caller.require_or_hide(Scope::Read, &push.push.repository, missing)?;
         Ok(Json(json!(push)))
     })
     .await
@@ -238,15 +240,19 @@ async fn list_held(
 #[derive(Deserialize, Default, ToSchema)]
 struct ReleaseBody {
     /// Why the version is released past its pipeline (a quarantined public package that was
-    /// checked by hand, a false positive), for the server's audit log line.
+    /// checked by hand, a false positive): one line, trimmed, kept with the release (the
+    /// pipeline's `release`, the audit log's push). Required past a failed pipeline (400
+    /// without); optional past one still running, waiting for approval or canceled.
+    #[schema(max_length = 1000, example = "reviewed by hand: a false positive")]
     reason: Option<String>,
 }
 
 /// An admin lets clients have a held version now, whatever its pipeline says (in a gated proxy:
-/// a version in quarantine); recorded on the pipeline (who, when) and in the log (with the
-/// reason given).
+/// a version in quarantine); recorded on the pipeline (who, when, why: see `GET
+/// /pipelines/{id}` and the push audit log) and in the server's log. Overriding a failed
+/// pipeline needs a `reason`.
 #[utoipa::path(post, path = "/pipelines/{id}/release", tag = "pipelines", params(("id" = i64, Path)),
-    request_body(content = ReleaseBody, description = "Optional"),
+    request_body(content = ReleaseBody, description = "Required with a `reason` past a failed pipeline; optional otherwise"),
     security(("token" = ["admin"])), responses((status = 200, body = doc::Released), Errors))]
 async fn release_pipeline(
     State(reg): State<super::State>,
@@ -254,20 +260,21 @@ async fn release_pipeline(
     Path(id): Path<i64>,
     body: Option<Json<ReleaseBody>>,
 ) -> Result<Json<Value>, AppError> {
-    let reason = body.and_then(|b| b.0.reason).map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let reason = body.and_then(|b| b.0.reason);
     blocking(move || {
         let missing = || format!("pipeline {id}");
         let (p, _) = reg.db.pipeline(id)?.ok_or_else(|| AppError::not_found(missing()))?;
         let admin = caller.require_or_hide(Scope::Admin, &p.repository, missing)?;
-        let release = super::ui::gate::release(&reg, &p, &admin.name)?;
+        let release = super::ui::gate::release(&reg, &p, &admin.name, reason.as_deref())?;
         tracing::info!(
             repository = %p.repository, pipeline = p.id, push_id = p.push_id, released_by = %admin.name,
-            token_id = admin.token_id, reason = reason.as_deref().unwrap_or("(none given)"),
+            token_id = admin.token_id, reason = release.reason.as_deref().unwrap_or("(none given)"),
             "release of a held version through the API"
         );
         Ok(Json(json!({ "pipeline": {
             "id": p.id, "repository": p.repository, "push_id": p.push_id, "status": p.status,
             "released_by": release.released_by, "released_at": release.released_at,
+            "release_reason": release.reason,
         } })))
     })
     .await

@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::store::db::git_tags::GitTagRow;
 use crate::store::db::pipelines::DeliveryRow;
+use crate::store::db::ui::{AuditPush, UiRelease};
 use crate::store::db::{JobRow, PipelineRow, PushRow, TokenRow};
 
 /// The name of the one security scheme: a sluice token, sent as `Authorization: Bearer <token>`
@@ -145,7 +146,7 @@ mod answers {
     #[derive(ToSchema)]
     pub struct PushList {
         /// Newest first.
-        pub pushes: Vec<PushRow>,
+        pub pushes: Vec<AuditPush>,
     }
 
     #[derive(ToSchema)]
@@ -289,8 +290,8 @@ mod answers {
         pub pipeline: PipelineRow,
         pub push: Option<PushRow>,
         pub jobs: Vec<JobRow>,
-        /// An admin's release of its push past the gate: `released_by`, `released_at`.
-        pub release: Option<Value>,
+        /// An admin's release of its push past the gate: who, when and why.
+        pub release: Option<UiRelease>,
     }
 
     #[derive(ToSchema)]
@@ -332,7 +333,8 @@ mod answers {
 
     #[derive(ToSchema)]
     pub struct Released {
-        /// The released pipeline, with who released it and when.
+        /// The released pipeline (`id`, `repository`, `push_id`, `status`), with who released it
+        /// (`released_by`), when (`released_at`) and why (`release_reason`, null if none was given).
         pub pipeline: Value,
     }
 

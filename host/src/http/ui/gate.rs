@@ -16,6 +16,7 @@ use super::pages::{here, ok, ok_with, page, pages, safe_next};
 use super::{UiError, Viewer};
 use crate::app::{App, Repository};
 use crate::auth::{self, Scope};
+use crate::domain::gate;
 use crate::domain::state::Status;
 use crate::error::AppError;
 use crate::http::access::Caller;
@@ -47,6 +48,8 @@ pub struct HeldPipeline {
     pub status: String,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    /// Whether an admin's release past it must give a reason (it failed).
+    pub release_needs_reason: bool,
 }
 
 /// A version clients cannot have yet, with its pipeline and why it waits.
@@ -135,6 +138,7 @@ pub fn held(reg: &App, repo: &Repository, offset: u32, limit: u32) -> Result<(i6
                 status: p.status.to_string(),
                 created_at: p.created_at,
                 finished_at: p.finished_at,
+                release_needs_reason: gate::release_needs_reason(p.status),
             }),
             why: why.to_string(),
             jobs,
@@ -157,9 +161,12 @@ pub(super) fn why_held(reg: &App, pipeline_id: i64) -> Result<Option<Value>, UiE
 }
 
 /// An admin's release of a held push past its gate: the one place it happens (UI and API), and
-/// the audit record of it (the pipeline's `released_by`/`released_at`, and this log line).
-pub fn release(reg: &App, pipeline: &PipelineRow, by: &str) -> Result<UiRelease, AppError> {
-    match reg.db.ui_release(pipeline.id, by)? {
+/// the audit record of it (the pipeline's `released_by`/`released_at`/`release_reason`, and this
+/// log line). `reason` is what the admin typed: trimmed, and required past a failed pipeline
+/// (`gate::release_needs_reason`); a refusal is a 400 that releases nothing.
+pub fn release(reg: &App, pipeline: &PipelineRow, by: &str, reason: Option<&str>) -> Result<UiRelease, AppError> {
+    let reason = gate::release_reason(reason).map_err(AppError::BadRequest)?;
+    match reg.db.ui_release(pipeline.id, by, reason.as_deref())? {
         ReleaseOutcome::Released { files, release } => {
             tracing::info!(
                 repository = %pipeline.repository,
@@ -167,11 +174,17 @@ pub fn release(reg: &App, pipeline: &PipelineRow, by: &str) -> Result<UiRelease,
                 push_id = pipeline.push_id,
                 pipeline_status = %pipeline.status,
                 released_by = %by,
+                reason = release.reason.as_deref().unwrap_or("(none given)"),
                 files,
                 "held version released past its gate by an admin"
             );
             Ok(release)
         }
+        ReleaseOutcome::ReasonRequired(status) => Err(AppError::BadRequest(format!(
+            "pipeline {} {status}: a release past a {status} pipeline needs a reason, saying why clients may \
+             have the version anyway (reviewed by hand, a false positive)",
+            pipeline.id
+        ))),
         ReleaseOutcome::AlreadyReleased(Some(r)) => Err(AppError::Conflict(format!(
             "pipeline {}'s push was already released by {} at {}",
             pipeline.id,
@@ -234,6 +247,8 @@ pub async fn held_page(
 pub struct ActionForm {
     csrf: Option<String>,
     next: Option<String>,
+    /// The release form's reason field (the other actions have none).
+    reason: Option<String>,
 }
 
 /// `POST /ui/pipelines/{id}/{retry|cancel|release}` from the held view's buttons.
@@ -271,7 +286,7 @@ pub async fn pipeline_action(
                 "canceled"
             }
             "release" => {
-                release(reg, &p, &who)?;
+                release(reg, &p, &who, f.reason.as_deref())?;
                 "released"
             }
             other => return Err(UiError::App(AppError::not_found(format!("action `{other}`")))),

@@ -243,6 +243,7 @@ pub async fn pipeline(State(reg): State<AppState>, caller: Caller, uri: Original
                 "release": reg.db.ui_release_of(id)?,
                 // The held view's actions, here too, for the same admins.
                 "held": repository.gated() && reg.db.ui_push_held(p.push_id)?,
+                "release_needs_reason": crate::domain::gate::release_needs_reason(p.status),
                 "may_act": viewer.may(crate::auth::Scope::Admin, &p.repository),
                 "final": p.status.is_final(),
                 "here": format!("/ui/pipelines/{id}"),

@@ -43,6 +43,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/007_release_audit.sql"),
     include_str!("../migrations/sqlite/008_changes_search.sql"),
     include_str!("../migrations/sqlite/009_readme_column.sql"),
+    include_str!("../migrations/sqlite/010_release_reason.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_core.sql"),
@@ -55,6 +56,8 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/007_release_audit.sql"),
     include_str!("../migrations/postgres/008_changes_search.sql"),
     include_str!("../migrations/postgres/009_readme_column.sql"),
+    // The same SQL on both.
+    include_str!("../migrations/sqlite/010_release_reason.sql"),
 ];
 
 /// The PostgreSQL advisory lock every write transaction takes first (`pg_advisory_xact_lock`,
@@ -984,19 +987,7 @@ impl Db {
 
     // ---- pushes -------------------------------------------------------------------------------
 
-    /// Pushes, newest first, optionally of one repository, before an id (for paging).
-    pub fn pushes(&self, repository: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<PushRow>> {
-        self.read(|c| {
-            c.query_map(
-                &format!(
-                    "SELECT {PUSH_COLUMNS} FROM pushes WHERE (CAST($1 AS TEXT) IS NULL OR repository = $1) AND (CAST($2 AS BIGINT) IS NULL OR id < $2) \
-                     ORDER BY id DESC LIMIT $3"
-                ),
-                params![repository, before, limit],
-                push_row,
-            )
-        })
-    }
+    // The audit log's listing, with each push's release past its gate: `ui.rs` `audit_pushes`.
 
     pub fn pushes_by_sha(&self, sha256: &str) -> Result<Vec<PushRow>> {
         self.read(|c| {
@@ -1108,7 +1099,7 @@ mod tests {
         // A failing persist rolls everything back, the push included.
         let aborted = db.publish(&new_file("2.0.0", "pkg-2.0.0.tgz", &d2, &tags), || Err("disk full".into()));
         assert!(matches!(aborted, Err(DbError::Aborted(_))));
-        assert_eq!(db.pushes(None, None, 10).unwrap().len(), 1);
+        assert_eq!(db.audit_pushes(None, None, 10).unwrap().len(), 1);
         let all = db.package("r", "pkg", Visibility::All).unwrap().unwrap();
         assert_eq!(all.files.len(), 1);
         assert!(all.tags.is_empty(), "an unreleased version's tags wait for its release");

@@ -3,11 +3,13 @@
 
 use serde::Serialize;
 
-use super::sql::{params, Sql, ToValue};
+use super::sql::{params, Row, Sql, ToValue};
 use super::{
     file_row, like_pattern, now_ms, package_row, push_row, Db, DbError, FileRow, PackageRow, PushRow, Result,
     FILE_COLUMNS, PACKAGE_COLUMNS, PUSH_COLUMNS,
 };
+use crate::domain::gate;
+use crate::domain::state::Status;
 
 /// A row of a repository's package list.
 #[derive(Debug, Clone, Serialize)]
@@ -29,13 +31,14 @@ pub struct UiFile {
     pub status: Option<String>,
 }
 
-/// A push with its pipeline.
+/// A push with its pipeline, and an admin's release of it past that pipeline if there was one.
 #[derive(Debug, Clone, Serialize)]
 pub struct UiPush {
     #[serde(flatten)]
     pub push: PushRow,
     pub pipeline_id: Option<i64>,
     pub status: Option<String>,
+    pub release: Option<UiRelease>,
 }
 
 /// A package's newest push: its pipeline's id and status (if it has one) and its version.
@@ -49,11 +52,36 @@ pub struct UiFound {
     pub package: UiPackage,
 }
 
-/// Who released a push past its gate, and when (ms since the epoch).
-#[derive(Debug, Clone, Serialize)]
+/// An admin's release of a push past its gate: who, when (ms since the epoch) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UiRelease {
     pub released_by: String,
     pub released_at: i64,
+    /// The reason given (required past a failed pipeline); none for a release that gave none
+    /// where it is optional, or that was made before reasons were kept.
+    pub reason: Option<String>,
+}
+
+/// The SQL columns of a pipeline's release, in [`UiRelease`]'s order, for a query that joins
+/// `pipelines` as `pl`.
+const RELEASE_COLUMNS: &str = "pl.released_by, pl.released_at, pl.release_reason";
+
+/// The release in [`RELEASE_COLUMNS`] starting at column `at` of `r`, if the pipeline has one.
+fn release_at(r: &Row, at: usize) -> Result<Option<UiRelease>> {
+    let (by, when): (Option<String>, Option<i64>) = (r.get(at)?, r.get(at + 1)?);
+    Ok(match (by, when) {
+        (Some(released_by), Some(released_at)) => Some(UiRelease { released_by, released_at, reason: r.get(at + 2)? }),
+        _ => None,
+    })
+}
+
+/// A push of the audit log, with an admin's release of it past its pipeline if there was one
+/// (a release by the pipeline passing is not an override, and is not listed here).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AuditPush {
+    #[serde(flatten)]
+    pub push: PushRow,
+    pub release: Option<UiRelease>,
 }
 
 /// What an admin's release did.
@@ -63,6 +91,9 @@ pub enum ReleaseOutcome {
     Released { files: usize, release: UiRelease },
     /// Nothing was held: released before, by the pipeline passing or by someone (if recorded).
     AlreadyReleased(Option<UiRelease>),
+    /// Nothing was released: the pipeline is in this status, past which a release must say why
+    /// (`gate::release_needs_reason`), and no reason was given.
+    ReasonRequired(Status),
 }
 
 impl Db {
@@ -203,11 +234,11 @@ impl Db {
         self.read(|c| {
             c.query_map(
                 &format!(
-                    "SELECT {columns}, pl.id, pl.status FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+                    "SELECT {columns}, pl.id, pl.status, {RELEASE_COLUMNS} FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
                      WHERE (CAST($1 AS BIGINT) IS NULL OR pu.id < $1) AND pu.repository IN ({marks}) ORDER BY pu.id DESC LIMIT $2"
                 ),
                 &values,
-                |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+                ui_push,
             )
         })
     }
@@ -280,12 +311,12 @@ impl Db {
             let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
             let rows = c.query_map(
                 &format!(
-                    "SELECT {columns}, pl.id, pl.status FROM files f JOIN pushes pu ON pu.id = f.push_id \
+                    "SELECT {columns}, pl.id, pl.status, {RELEASE_COLUMNS} FROM files f JOIN pushes pu ON pu.id = f.push_id \
                      LEFT JOIN pipelines pl ON pl.push_id = pu.id \
                      WHERE f.released = 0 AND pu.repository = $1 ORDER BY pu.id DESC LIMIT $2 OFFSET $3"
                 ),
                 params![repository, limit, offset],
-                |r| Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)? }),
+                ui_push,
             )?;
             Ok((total, rows))
         })
@@ -314,13 +345,42 @@ impl Db {
     }
 
     fn release_record(c: &Sql, pipeline_id: i64) -> Result<Option<UiRelease>> {
-        let row: Option<(Option<String>, Option<i64>)> =
-            c.query_opt("SELECT released_by, released_at FROM pipelines WHERE id = $1", params![pipeline_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-        Ok(match row {
-            Some((Some(released_by), Some(released_at))) => Some(UiRelease { released_by, released_at }),
-            _ => None,
+        let row = c.query_opt(
+            &format!("SELECT {RELEASE_COLUMNS} FROM pipelines pl WHERE pl.id = $1"),
+            params![pipeline_id],
+            |r| release_at(r, 0),
+        )?;
+        Ok(row.flatten())
+    }
+
+    /// The push audit log, newest first: [`Db::pushes`] with each push's release past its gate.
+    pub fn audit_pushes(&self, repository: Option<&str>, before: Option<i64>, limit: u32) -> Result<Vec<AuditPush>> {
+        let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        self.read(|c| {
+            c.query_map(
+                &format!(
+                    "SELECT {columns}, {RELEASE_COLUMNS} FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+                     WHERE (CAST($1 AS TEXT) IS NULL OR pu.repository = $1) AND (CAST($2 AS BIGINT) IS NULL OR pu.id < $2) \
+                     ORDER BY pu.id DESC LIMIT $3"
+                ),
+                params![repository, before, limit],
+                audit_push,
+            )
+        })
+    }
+
+    /// One push of the audit log, with its release past its gate.
+    pub fn audit_push(&self, id: i64) -> Result<Option<AuditPush>> {
+        let columns = PUSH_COLUMNS.split(", ").map(|c| format!("pu.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        self.read(|c| {
+            c.query_opt(
+                &format!(
+                    "SELECT {columns}, {RELEASE_COLUMNS} FROM pushes pu LEFT JOIN pipelines pl ON pl.push_id = pu.id \
+                     WHERE pu.id = $1"
+                ),
+                params![id],
+                audit_push,
+            )
         })
     }
 
@@ -331,11 +391,15 @@ impl Db {
 
     /// An admin's release: lets clients see a held push's files whatever its pipeline says, points
     /// the tags they were published with at them (as a passing pipeline would), and records who
-    /// released them and when on the pipeline. The pipeline itself is left as it is.
-    pub fn ui_release(&self, pipeline_id: i64, by: &str) -> Result<ReleaseOutcome> {
+    /// released them, when and why on the pipeline. The pipeline itself is left as it is. Whether
+    /// it needs a `reason` is asked of the pipeline's status in this transaction, so a pipeline
+    /// that fails while the admin decides is not released past without one.
+    pub fn ui_release(&self, pipeline_id: i64, by: &str, reason: Option<&str>) -> Result<ReleaseOutcome> {
         self.write(|tx| {
-            let push_id: i64 = tx
-                .query_opt("SELECT push_id FROM pipelines WHERE id = $1", params![pipeline_id], |r| r.get(0))?
+            let (push_id, status): (i64, Status) = tx
+                .query_opt("SELECT push_id, status FROM pipelines WHERE id = $1", params![pipeline_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .ok_or_else(|| DbError::NotFound(format!("pipeline {pipeline_id}")))?;
             let pending: Vec<(i64, String, String)> = tx.query_map(
                 "SELECT package_id, version, pending_tags FROM files WHERE push_id = $1 AND released = 0",
@@ -344,6 +408,9 @@ impl Db {
             )?;
             if pending.is_empty() {
                 return Ok(ReleaseOutcome::AlreadyReleased(Self::release_record(tx, pipeline_id)?));
+            }
+            if reason.is_none() && gate::release_needs_reason(status) {
+                return Ok(ReleaseOutcome::ReasonRequired(status));
             }
             for (package_id, version, tags) in &pending {
                 for tag in serde_json::from_str::<Vec<String>>(tags).unwrap_or_default() {
@@ -355,14 +422,25 @@ impl Db {
                 "UPDATE files SET released = 1, pending_tags = '[]' WHERE push_id = $1 AND released = 0",
                 params![push_id],
             )?;
-            let release = UiRelease { released_by: by.to_string(), released_at: now_ms() };
+            let release =
+                UiRelease { released_by: by.to_string(), released_at: now_ms(), reason: reason.map(str::to_string) };
             tx.execute(
-                "UPDATE pipelines SET released_by = $2, released_at = $3 WHERE id = $1",
-                params![pipeline_id, release.released_by, release.released_at],
+                "UPDATE pipelines SET released_by = $2, released_at = $3, release_reason = $4 WHERE id = $1",
+                params![pipeline_id, release.released_by, release.released_at, release.reason],
             )?;
             Ok(ReleaseOutcome::Released { files: pending.len(), release })
         })
     }
+}
+
+/// A row of [`PUSH_COLUMNS`], the pipeline's id and status, then [`RELEASE_COLUMNS`].
+fn ui_push(r: &Row) -> Result<UiPush> {
+    Ok(UiPush { push: push_row(r)?, pipeline_id: r.get(15)?, status: r.get(16)?, release: release_at(r, 17)? })
+}
+
+/// A row of [`PUSH_COLUMNS`] then [`RELEASE_COLUMNS`].
+fn audit_push(r: &Row) -> Result<AuditPush> {
+    Ok(AuditPush { push: push_row(r)?, release: release_at(r, 15)? })
 }
 
 #[cfg(test)]
@@ -422,22 +500,49 @@ mod tests {
         let pipeline = held[0].pipeline_id.unwrap();
         assert!(db.package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline)).unwrap().is_none());
 
-        let ReleaseOutcome::Released { files, release } = db.ui_release(pipeline, "root").unwrap() else {
+        // Past a failed pipeline, a release without a reason is refused and releases nothing.
+        db.write(|tx| tx.execute("UPDATE pipelines SET status = 'failed' WHERE id = $1", params![pipeline])).unwrap();
+        assert!(matches!(
+            db.ui_release(pipeline, "root", None).unwrap(),
+            ReleaseOutcome::ReasonRequired(Status::Failed)
+        ));
+        assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 1, "still held");
+        assert_eq!(db.ui_release_of(pipeline).unwrap(), None);
+
+        let ReleaseOutcome::Released { files, release } =
+            db.ui_release(pipeline, "root", Some("checked by hand")).unwrap()
+        else {
             panic!("released")
         };
-        assert_eq!((files, release.released_by.as_str()), (1, "root"));
+        assert_eq!(
+            (files, release.released_by.as_str(), release.reason.as_deref()),
+            (1, "root", Some("checked by hand"))
+        );
         let seen = db
             .package("r", "pkg", Visibility::Clients(crate::config::Gate::Pipeline))
             .unwrap()
             .expect("clients see it");
         assert_eq!(seen.tags, vec![("latest".to_string(), "1.0.1".to_string())], "the push's tags point at it now");
         assert_eq!(db.ui_held("r", 0, 10).unwrap().0, 0);
-        assert_eq!(db.ui_release_of(pipeline).unwrap().unwrap().released_by, "root");
-        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else").unwrap() else {
+        assert_eq!(db.ui_release_of(pipeline).unwrap(), Some(release.clone()));
+        // The audit log shows the release beside its push; a push released otherwise has none.
+        let log = db.audit_pushes(Some("r"), None, 10).unwrap();
+        assert_eq!(
+            log.iter().map(|p| (p.push.package.as_str(), p.release.clone())).collect::<Vec<_>>(),
+            [("other", None), ("pkg", Some(release.clone()))]
+        );
+        assert_eq!(db.audit_push(log[1].push.id).unwrap().unwrap().release, Some(release.clone()));
+        assert_eq!(db.ui_pushes(&["r".to_string()], None, 10).unwrap()[1].release, Some(release));
+        let ReleaseOutcome::AlreadyReleased(Some(before)) = db.ui_release(pipeline, "someone-else", None).unwrap()
+        else {
             panic!("once")
         };
-        assert_eq!(before.released_by, "root", "a second release keeps the first one's record");
-        assert!(matches!(db.ui_release(999, "root"), Err(DbError::NotFound(_))));
+        assert_eq!(
+            (before.released_by.as_str(), before.reason.as_deref()),
+            ("root", Some("checked by hand")),
+            "a second release keeps the first one's record"
+        );
+        assert!(matches!(db.ui_release(999, "root", Some("x")), Err(DbError::NotFound(_))));
     }
 
     #[test]
