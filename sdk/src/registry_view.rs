@@ -33,6 +33,19 @@ pub trait Registry {
     fn upstream_get(&self, _path_and_query: &str, _accept: Option<&str>) -> Result<UpstreamResponse, Error> {
         Err(Error::unsupported("this repository has no upstream"))
     }
+    /// [`Registry::upstream_get`] for a request about one package, named as the format names it
+    /// (the unescaped Go module path, not the path's `!`-escaped spelling): in a group the host
+    /// answers 404 for a name a local member holds or keeps `private`, by the format's own name
+    /// rules. Every per-package upstream request goes through this; the default (registries that
+    /// keep no names) is the plain GET.
+    fn upstream_get_for(
+        &self,
+        _package: &str,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Result<UpstreamResponse, Error> {
+        self.upstream_get(path_and_query, accept)
+    }
     /// Versions of `package` held because they were fetched from the upstream, not published.
     fn cached_versions(&self, _package: &str) -> Vec<String> {
         Vec::new()
@@ -71,6 +84,14 @@ impl Registry for HostRegistry {
     }
     fn upstream_get(&self, path_and_query: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
         crate::sluice::plugin::upstream::get(path_and_query, accept)
+    }
+    fn upstream_get_for(
+        &self,
+        package: &str,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Result<UpstreamResponse, Error> {
+        crate::sluice::plugin::upstream::get_for(package, path_and_query, accept)
     }
     fn cached_versions(&self, package: &str) -> Vec<String> {
         crate::sluice::plugin::upstream::cached_versions(package)
@@ -151,6 +172,11 @@ pub struct MemoryProxy {
     pub down: bool,
     pub cached: Vec<String>,
     pub published_before: Option<u64>,
+    /// Every upstream request made, in order: the package it was made for
+    /// ([`Registry::upstream_get_for`]) or none (a plain [`Registry::upstream_get`]), and the
+    /// path. A test shows with it that each request about a package names it, so that a group
+    /// can keep a private name from the upstream however the path spells it.
+    pub asked: std::cell::RefCell<Vec<(Option<String>, String)>>,
 }
 
 impl MemoryProxy {
@@ -181,6 +207,28 @@ impl Registry for MemoryProxy {
         true
     }
     fn upstream_get(&self, path: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
+        self.asked.borrow_mut().push((None, path.to_string()));
+        self.answer_of(path, accept)
+    }
+    fn upstream_get_for(&self, package: &str, path: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
+        self.asked.borrow_mut().push((Some(package.to_string()), path.to_string()));
+        self.answer_of(path, accept)
+    }
+    fn cached_versions(&self, _package: &str) -> Vec<String> {
+        self.cached.clone()
+    }
+    fn upstream_published_before(&self) -> Option<u64> {
+        self.published_before
+    }
+}
+
+impl MemoryProxy {
+    /// The packages named by the requests made so far, in order (none for a plain GET).
+    pub fn asked_for(&self) -> Vec<Option<String>> {
+        self.asked.borrow().iter().map(|(p, _)| p.clone()).collect()
+    }
+
+    fn answer_of(&self, path: &str, accept: Option<&str>) -> Result<UpstreamResponse, Error> {
         if self.down {
             return Err(Error::unavailable("the upstream could not be reached"));
         }
@@ -190,12 +238,6 @@ impl Registry for MemoryProxy {
         self.upstream.get(&exact).or_else(|| self.upstream.get(&any)).cloned().unwrap_or_else(|| {
             Ok(UpstreamResponse { status: 404, headers: vec![], body: b"not found".to_vec(), stale: false })
         })
-    }
-    fn cached_versions(&self, _package: &str) -> Vec<String> {
-        self.cached.clone()
-    }
-    fn upstream_published_before(&self) -> Option<u64> {
-        self.published_before
     }
 }
 

@@ -88,6 +88,17 @@ pub trait RegistryView: Send + Sync {
     fn upstream_get(&self, _path_and_query: &str, _accept: Option<&str>) -> Result<wit::UpstreamResponse, wit::Error> {
         Err(wit::Error { kind: wit::ErrorKind::Unsupported, message: "this repository has no upstream".into() })
     }
+    /// `upstream_get` for a request about `package` (as the plugin names it): a view that keeps
+    /// names from its upstream (a group) checks the name as well as the path. The default, for
+    /// a view that keeps none, is the plain GET.
+    fn upstream_get_for(
+        &self,
+        _package: &str,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Result<wit::UpstreamResponse, wit::Error> {
+        self.upstream_get(path_and_query, accept)
+    }
     /// Versions of a package held because they were fetched from the upstream.
     fn cached_versions(&self, _package: &str) -> Vec<String> {
         Vec::new()
@@ -177,6 +188,22 @@ impl registry::Host for CallState {
     }
 }
 
+impl CallState {
+    /// One upstream request of the plugin, its wait not counted against the plugin's deadline.
+    fn ask_upstream(
+        &mut self,
+        ask: impl FnOnce(&dyn RegistryView) -> Result<wit::UpstreamResponse, wit::Error>,
+    ) -> Result<wit::UpstreamResponse, wit::Error> {
+        let Some(registry) = self.registry.clone() else {
+            return Err(wit::Error { kind: wit::ErrorKind::Unsupported, message: "no upstream in this call".into() });
+        };
+        let started = std::time::Instant::now();
+        let answer = ask(registry.as_ref());
+        self.waited += started.elapsed();
+        answer
+    }
+}
+
 impl upstream::Host for CallState {
     fn configured(&mut self) -> wasmtime::Result<bool> {
         Ok(self.registry.as_ref().is_some_and(|r| r.upstream_configured()))
@@ -187,16 +214,16 @@ impl upstream::Host for CallState {
         path_and_query: String,
         accept: Option<String>,
     ) -> wasmtime::Result<Result<wit::UpstreamResponse, wit::Error>> {
-        let Some(registry) = self.registry.clone() else {
-            return Ok(Err(wit::Error {
-                kind: wit::ErrorKind::Unsupported,
-                message: "no upstream in this call".into(),
-            }));
-        };
-        let started = std::time::Instant::now();
-        let answer = registry.upstream_get(&path_and_query, accept.as_deref());
-        self.waited += started.elapsed();
-        Ok(answer)
+        Ok(self.ask_upstream(|r| r.upstream_get(&path_and_query, accept.as_deref())))
+    }
+
+    fn get_for(
+        &mut self,
+        package: String,
+        path_and_query: String,
+        accept: Option<String>,
+    ) -> wasmtime::Result<Result<wit::UpstreamResponse, wit::Error>> {
+        Ok(self.ask_upstream(|r| r.upstream_get_for(&package, &path_and_query, accept.as_deref())))
     }
 
     fn cached_versions(&mut self, package: String) -> wasmtime::Result<Vec<String>> {

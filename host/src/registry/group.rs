@@ -12,7 +12,8 @@
 //! Dependency confusion is stopped here, not in plugins: a name that a local member holds, or
 //! that matches a local member's `private` patterns, is never resolved through the proxy
 //! member. Its upstream answers are "nothing" (a 404), its fetches are refused, and the proxy
-//! member's copies of it are left out of the view.
+//! member's copies of it are left out of the view. An upstream request is checked by the package
+//! the plugin names (`upstream.get-for`) and by its path, whichever refuses.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -120,6 +121,43 @@ impl GroupView {
     /// little.
     fn protected_path(&self, path_and_query: &str) -> bool {
         candidate_names(path_and_query).iter().any(|n| self.protected(n))
+    }
+
+    /// Whether an upstream request is kept from the upstream: its package (when the plugin names
+    /// it, `upstream.get-for`) is protected, or its path names a protected package. The name is
+    /// the one the format compares (Go escapes capitals in paths, `github.com/!acme/tools`, so only
+    /// the name shows it is `github.com/Acme/tools`); the path check stays for requests that name
+    /// no package, and for plugins built before `get-for` (0.4.0), which never name one.
+    fn refuses(&self, package: Option<&str>, path_and_query: &str) -> bool {
+        package.is_some_and(|p| self.protected(p)) || self.protected_path(path_and_query)
+    }
+
+    /// An upstream GET through the proxy member, answered 404 ("nothing") when `refuses`.
+    fn through_proxy(
+        &self,
+        package: Option<&str>,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Result<wit::UpstreamResponse, wit::Error> {
+        let Some(proxy) = self.proxy.map(|i| &self.members[i]) else {
+            return Err(wit::Error {
+                kind: wit::ErrorKind::Unsupported,
+                message: "this group has no proxy member".into(),
+            });
+        };
+        if self.refuses(package, path_and_query) {
+            tracing::info!(
+                repository = proxy.name(), package = package.unwrap_or_default(), path = %path_and_query,
+                "a private name is not resolved through the upstream; answering as if it had nothing"
+            );
+            return Ok(wit::UpstreamResponse {
+                status: 404,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{}".to_vec(),
+                stale: false,
+            });
+        }
+        proxy.upstream_get(path_and_query, accept)
     }
 
     /// The members' views to read, in order: the proxy member's left out for a protected name.
@@ -256,25 +294,16 @@ impl RegistryView for GroupView {
     }
 
     fn upstream_get(&self, path_and_query: &str, accept: Option<&str>) -> Result<wit::UpstreamResponse, wit::Error> {
-        let Some(proxy) = self.proxy.map(|i| &self.members[i]) else {
-            return Err(wit::Error {
-                kind: wit::ErrorKind::Unsupported,
-                message: "this group has no proxy member".into(),
-            });
-        };
-        if self.protected_path(path_and_query) {
-            tracing::info!(
-                repository = proxy.name(), path = %path_and_query,
-                "a private name is not resolved through the upstream; answering as if it had nothing"
-            );
-            return Ok(wit::UpstreamResponse {
-                status: 404,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: b"{}".to_vec(),
-                stale: false,
-            });
-        }
-        proxy.upstream_get(path_and_query, accept)
+        self.through_proxy(None, path_and_query, accept)
+    }
+
+    fn upstream_get_for(
+        &self,
+        package: &str,
+        path_and_query: &str,
+        accept: Option<&str>,
+    ) -> Result<wit::UpstreamResponse, wit::Error> {
+        self.through_proxy(Some(package), path_and_query, accept)
     }
 
     fn cached_versions(&self, package: &str) -> Vec<String> {
@@ -298,7 +327,27 @@ impl RegistryView for GroupView {
 
 #[cfg(test)]
 mod tests {
-    use super::candidate_names;
+    use super::{candidate_names, GroupView};
+
+    #[test]
+    fn a_named_package_is_refused_by_its_name_and_an_unnamed_request_by_its_path() {
+        // A group whose local members hold nothing: only the `private` patterns protect.
+        let pattern = |g| crate::app::name_pattern(g, false).unwrap();
+        let view = GroupView {
+            members: Vec::new(),
+            proxy: None,
+            private: vec![pattern("github.com/Acme/*"), pattern("example.com/acme/*")],
+        };
+        let escaped = "/github.com/!acme/tools/@v/list";
+        assert!(view.refuses(Some("github.com/Acme/tools"), escaped), "the name shows what the path hides");
+        assert!(!view.refuses(None, escaped), "the path alone cannot: why plugins name the package");
+        assert!(view.refuses(None, "/example.com/acme/tool/@v/list"), "a 0.4.0 plugin's path is still checked");
+        assert!(
+            view.refuses(Some("github.com/Pub/greet"), "/example.com/acme/tool/@v/list"),
+            "a package named wrongly does not get past the path check"
+        );
+        assert!(!view.refuses(Some("github.com/Pub/greet"), "/github.com/!pub/greet/@v/list"));
+    }
 
     #[test]
     fn every_run_of_path_segments_is_a_candidate_name() {

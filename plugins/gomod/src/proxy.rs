@@ -62,8 +62,10 @@ enum Upstream {
     Failed(Error),
 }
 
-fn ask(registry: &impl Registry, path: &str) -> Upstream {
-    match registry.upstream_get(path, None) {
+/// Asks the upstream `path` about `module`, named so that a group keeps a private module from
+/// the upstream by its path as written, whatever Go's escaping makes of it in the URL.
+fn ask(registry: &impl Registry, module: &str, path: &str) -> Upstream {
+    match registry.upstream_get_for(module, path, None) {
         Ok(a) if a.status == 200 => Upstream::Found(a),
         Ok(a) if a.status == 404 || a.status == 410 => Upstream::Missing,
         Ok(a) => Upstream::Failed(Error::unavailable(format!("the upstream answered {} for {path}", a.status))),
@@ -82,9 +84,9 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
     // A module with versions that did not come from the upstream is this repository's own: in a
     // group, a local member's (a proxy repository has no git and takes no uploads). It is served
     // as its repository serves it and never merged with the upstream's, which is the group's
-    // "local first". The host keeps such names from the upstream too, but it compares the path as
-    // sent and Go escapes capitals (`github.com/!acme/secret`), so for a module path with a
-    // capital this is what keeps the upstream's versions of a locally held module out.
+    // "local first". The host keeps such names from the upstream too (each request names its
+    // module, see `ask`), but its 404 would leave a proxy's merge with nothing to list: serving
+    // the module as a local one is what lists its own versions.
     if view.as_ref().is_some_and(|v| v.artifacts.iter().any(|a| !cached.contains(&a.version))) {
         return local(registry, &path);
     }
@@ -95,7 +97,7 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
             let body: String = versions.iter().map(|v| format!("{}\n", v.canonical)).collect();
             Ok(Outcome::respond(text(200, body)))
         }
-        Ask::Latest => match ask(registry, &path) {
+        Ask::Latest => match ask(registry, module, &path) {
             // With `min_age`, the upstream's latest may be too young: then the newest version
             // still offered, as the go command would pick it from the list.
             Upstream::Found(a) if cutoff.is_some_and(|c| info_time(&a.body).is_none_or(|t| t > c)) => {
@@ -132,7 +134,7 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
                     sha1: None,
                 }));
             }
-            match ask(registry, &path) {
+            match ask(registry, module, &path) {
                 Upstream::Found(a) => {
                     // A version stored here was offered when it was fetched; an upstream one
                     // only once it is older than `min_age`, by exact version too (see the
@@ -183,7 +185,7 @@ fn too_young(module: &str, version: &str) -> Error {
 /// The time the upstream's `.info` of `version` gives (milliseconds since the Unix epoch); none
 /// when it has no readable one or cannot be had.
 fn published_ms(registry: &impl Registry, module: &str, version: &str) -> Option<u64> {
-    match ask(registry, &upstream_path(module, &Ask::File(version.to_string(), "info"))) {
+    match ask(registry, module, &upstream_path(module, &Ask::File(version.to_string(), "info"))) {
         Upstream::Found(a) => info_time(&a.body),
         _ => None,
     }
@@ -223,7 +225,7 @@ fn offered(
     cutoff: Option<u64>,
 ) -> Result<Vec<GoVersion>, Error> {
     let stored: Vec<GoVersion> = view.map(protocol::listed).unwrap_or_default().into_iter().map(|(v, _)| v).collect();
-    let upstream = ask(registry, path);
+    let upstream = ask(registry, module, path);
     // An empty list from the upstream is an answer (a module with only pseudo-versions, which
     // the go command then resolves with `@latest`), not a miss.
     let known = view.is_some() || matches!(upstream, Upstream::Found(_));
@@ -351,6 +353,23 @@ mod tests {
         assert_eq!(get(&proxy(&[], &[], &[]), "/github.com/!azure/m/@v/list").unwrap_err().kind, ErrorKind::NotFound);
         let pseudo_only = proxy(&[], &[], &[("/github.com/!azure/m/@v/list", "")]);
         assert_eq!(body(get(&pseudo_only, "/github.com/!azure/m/@v/list").unwrap()), "");
+    }
+
+    #[test]
+    fn every_upstream_request_names_the_module_unescaped() {
+        // The host compares the name with a group's `private` patterns: `github.com/Azure/m`, not
+        // the `!azure` the path spells. With `min_age`, the list also asks every version's `.info`.
+        let upstream = [("/github.com/!azure/m/@v/list", "v1.1.0\n"), ("/github.com/!azure/m/@v/v1.1.0.info", INFO)];
+        let p = MemoryProxy { published_before: Some(u64::MAX), ..proxy(&[], &[], &upstream) };
+        for path in
+            ["/github.com/!azure/m/@v/list", "/github.com/!azure/m/@latest", "/github.com/!azure/m/@v/v1.1.0.mod"]
+        {
+            let _ = get(&p, path);
+        }
+        let _ = get(&p, "/github.com/!azure/m/@v/v1.1.0.zip");
+        let asked = p.asked_for();
+        assert!(asked.len() >= 4, "{asked:?}");
+        assert!(asked.iter().all(|a| a.as_deref() == Some(MODULE)), "{:?}", p.asked.borrow());
     }
 
     #[test]

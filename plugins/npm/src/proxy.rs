@@ -78,7 +78,7 @@ pub fn tarball(registry: &impl Registry, name: &str, file: &str) -> Result<Outco
     let cutoff = registry.upstream_published_before();
     // The packument `npm install` just read: usually the host's kept copy.
     let accept = if cutoff.is_some() { FULL } else { packument::ABBREVIATED };
-    let answer = registry.upstream_get(&upstream_path(name), Some(accept))?;
+    let answer = registry.upstream_get_for(name, &upstream_path(name), Some(accept))?;
     if answer.status == 404 || answer.status == 410 {
         return Err(not_found());
     }
@@ -207,7 +207,7 @@ fn merged(registry: &impl Registry, req: &Request, name: &str, abbreviated: bool
         ..v.clone()
     });
     let own = own.filter(|v| !v.artifacts.is_empty());
-    let answer = match registry.upstream_get(&upstream_path(name), Some(accept)) {
+    let answer = match registry.upstream_get_for(name, &upstream_path(name), Some(accept)) {
         Ok(a) => a,
         // Nothing from the upstream and nothing kept: what is stored here is the best answer.
         Err(e) => {
@@ -352,6 +352,17 @@ mod tests {
             assert_ne!(doc["versions"]["1.0.0"]["dist"]["shasum"], "0123456789abcdef0123456789abcdef01234567");
             assert_eq!(doc["dist-tags"]["latest"], "3.0.0", "a local dist-tag wins");
         }
+    }
+
+    #[test]
+    fn every_upstream_request_names_the_package() {
+        let p = proxy("@acme/widget", vec![], &["2.0.0"], &[]);
+        packument(&p, &req(), "@acme/widget", true).unwrap();
+        version(&p, &req(), "@acme/widget", "2.0.0").unwrap();
+        tarball(&p, "@acme/widget", "widget-2.0.0.tgz").unwrap();
+        let asked = p.asked_for();
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        assert!(asked.iter().all(|a| a.as_deref() == Some("@acme/widget")), "{asked:?}");
     }
 
     #[test]

@@ -50,8 +50,14 @@ enum Upstream {
     Failed(Error),
 }
 
-fn ask(registry: &impl Registry, url: &str) -> Upstream {
-    match registry.upstream_get(url, Some("application/json")) {
+/// Asks the upstream `url`, about package `id` when it is about one (a group keeps a private id
+/// from the upstream by that name); none for the service index and search.
+fn ask(registry: &impl Registry, id: Option<&str>, url: &str) -> Upstream {
+    let answer = match id {
+        Some(id) => registry.upstream_get_for(id, url, Some("application/json")),
+        None => registry.upstream_get(url, Some("application/json")),
+    };
+    match answer {
         Ok(a) if a.status == 200 => Upstream::Found(a),
         Ok(a) if a.status == 404 || a.status == 410 => Upstream::Missing,
         Ok(a) => Upstream::Failed(Error::unavailable(format!("the upstream answered {} for {url}", a.status))),
@@ -84,7 +90,7 @@ fn json_of(a: &UpstreamResponse, what: &str) -> Result<Value, Error> {
 
 /// The upstream's flat container and registrations, from its service index.
 pub fn upstream_urls(registry: &impl Registry) -> Result<UpstreamUrls, Error> {
-    let index = match ask(registry, "/v3/index.json") {
+    let index = match ask(registry, None, "/v3/index.json") {
         Upstream::Found(a) => json_of(&a, "service index")?,
         Upstream::Missing => {
             return Err(Error::unavailable("the upstream has no NuGet service index at /v3/index.json"))
@@ -149,7 +155,7 @@ pub fn flat_versions(registry: &impl Registry, id: &str) -> Result<Outcome, Erro
     let answer = from
         .as_ref()
         .map_err(Clone::clone)
-        .map(|u| ask(registry, &format!("{}{}/index.json", u.flat, id.to_lowercase())));
+        .map(|u| ask(registry, Some(id), &format!("{}{}/index.json", u.flat, id.to_lowercase())));
     let mut versions: Vec<NuGetVersion> = match answer {
         Ok(Upstream::Found(a)) => {
             let doc = json_of(&a, "version list")?;
@@ -203,7 +209,7 @@ fn rewrite(value: &mut Value, from: &UpstreamUrls, to: &Urls) {
 /// The upstream's registration leaves of `id` (linked pages read through), as the upstream wrote
 /// them; none when the upstream does not have the package.
 fn upstream_leaves(registry: &impl Registry, from: &UpstreamUrls, id: &str) -> Result<Option<Vec<Value>>, Error> {
-    let index = match ask(registry, &format!("{}{}/index.json", from.registrations, id.to_lowercase())) {
+    let index = match ask(registry, Some(id), &format!("{}{}/index.json", from.registrations, id.to_lowercase())) {
         Upstream::Found(a) => json_of(&a, "registration index")?,
         Upstream::Missing => return Ok(None),
         Upstream::Failed(e) => return Err(e),
@@ -216,7 +222,7 @@ fn upstream_leaves(registry: &impl Registry, from: &UpstreamUrls, id: &str) -> R
                 let url = page.get("@id").and_then(Value::as_str).ok_or_else(|| {
                     Error::unavailable("the upstream's registration index has a page with neither items nor @id")
                 })?;
-                match ask(registry, url) {
+                match ask(registry, Some(id), url) {
                     Upstream::Found(a) => json_of(&a, "registration page")?.get("items").cloned().unwrap_or_default(),
                     Upstream::Missing => continue,
                     Upstream::Failed(e) => return Err(e),
@@ -337,7 +343,7 @@ pub fn search(registry: &impl Registry, urls: &Urls, req: &sluice_plugin_sdk::Re
     let Ok(from) = upstream_urls(registry) else { return local() };
     let Some(service) = &from.search else { return local() };
     let url = if req.query.is_empty() { service.clone() } else { format!("{service}?{}", req.query) };
-    match ask(registry, &url) {
+    match ask(registry, None, &url) {
         Upstream::Found(a) => match serde_json::from_slice::<Value>(&a.body) {
             Ok(mut doc) if doc.get("data").is_some_and(Value::is_array) => {
                 check_results(registry, &from, &mut doc);
@@ -356,7 +362,7 @@ pub fn search(registry: &impl Registry, urls: &Urls, req: &sluice_plugin_sdk::Re
 /// registration offers (with `min_age`, those old enough), its `version` becomes the newest of
 /// them, and a result with none is left out. That also leaves out what the host keeps from the
 /// upstream: in a group, an id a local member holds or marks `private` (the host answers nothing
-/// for its registration's path, but cannot see ids inside a search answer).
+/// for its registration, asked about that id, but cannot see ids inside a search answer).
 fn check_results(registry: &impl Registry, from: &UpstreamUrls, doc: &mut Value) {
     let Some(Value::Array(data)) = doc.get_mut("data") else { return };
     let before = data.len();
@@ -433,7 +439,7 @@ pub fn flat_file(registry: &impl Registry, urls: &Urls, id: &str, version: &str,
     }
     if !is_package {
         let url = format!("{}{lower_id}/{lower_version}/{file}", from.flat);
-        return match ask(registry, &url) {
+        return match ask(registry, Some(id), &url) {
             Upstream::Found(a) => {
                 let content_type = a.header("content-type").unwrap_or("application/octet-stream").to_string();
                 Ok(Outcome::respond(http::bytes(200, &content_type, a.body)))
@@ -673,6 +679,24 @@ mod tests {
         };
         assert_eq!(f.sha512, None, "no hash upstream: stored as fetched");
         assert_eq!(get(&p, "/v3-flatcontainer/ghost/index.json").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn every_upstream_request_about_a_package_names_it() {
+        // Linked registration pages too; only the service index is about no package.
+        let p = proxy(MemoryRegistry::default(), &[], true);
+        for path in [
+            "/v3-flatcontainer/demo/index.json",
+            "/v3/registration/demo/index.json",
+            "/v3-flatcontainer/demo/2.0.0/demo.2.0.0.nupkg",
+            "/v3-flatcontainer/demo/2.0.0/demo.nuspec",
+        ] {
+            let _ = get(&p, path);
+        }
+        let asked = p.asked.borrow();
+        let about: Vec<_> = asked.iter().filter(|(_, path)| !path.ends_with("/v3/index.json")).collect();
+        assert!(about.len() >= 5, "{asked:?}");
+        assert!(about.iter().all(|(id, _)| id.as_deref() == Some("demo")), "{asked:?}");
     }
 
     /// `upstream(false)` with these `published` times on the leaves of 1.0.0 and 2.0.0.

@@ -63,8 +63,14 @@ enum Upstream {
     Failed(Error),
 }
 
-fn ask(registry: &impl Registry, path: &str, accept: &str) -> Upstream {
-    match registry.upstream_get(path, Some(accept)) {
+/// Asks the upstream `path`, about gem `name` when it is about one (a group keeps a private gem
+/// from the upstream by that name); none for `/versions` and `/names`.
+fn ask(registry: &impl Registry, name: Option<&str>, path: &str, accept: &str) -> Upstream {
+    let answer = match name {
+        Some(name) => registry.upstream_get_for(name, path, Some(accept)),
+        None => registry.upstream_get(path, Some(accept)),
+    };
+    match answer {
         Ok(a) if a.status == 200 => Upstream::Found(a.body),
         Ok(a) if a.status == 404 || a.status == 410 => Upstream::Missing,
         Ok(a) => Upstream::Failed(Error::unavailable(format!("the upstream answered {} for {path}", a.status))),
@@ -156,7 +162,7 @@ impl Gate {
 fn gate(registry: &impl Registry, name: &str, fetched: &HashSet<String>) -> Option<Gate> {
     let cutoff = registry.upstream_published_before()?;
     let path = format!("/api/v1/versions/{}.json", http::encode_segment(name));
-    let keys = match ask(registry, &path, "application/json") {
+    let keys = match ask(registry, Some(name), &path, "application/json") {
         Upstream::Found(body) => published_before(&body, cutoff),
         Upstream::Missing | Upstream::Failed(_) => HashSet::new(),
     };
@@ -184,7 +190,7 @@ fn merged_info(registry: &impl Registry, name: &str) -> Result<Option<String>, E
     let local = local(registry, name);
     let own_lines = index::info(&local.own)?;
     let own_keys: HashSet<String> = local.own.artifacts.iter().map(key_of).collect();
-    let upstream = match ask(registry, &format!("/info/{}", http::encode_segment(name)), COMPACT) {
+    let upstream = match ask(registry, Some(name), &format!("/info/{}", http::encode_segment(name)), COMPACT) {
         Upstream::Found(body) => String::from_utf8(body)
             .map_err(|_| Error::unavailable(format!("the upstream's /info/{name} is not text")))?,
         Upstream::Missing => {
@@ -226,7 +232,7 @@ pub fn info(registry: &impl Registry, req: &Request, name: &str) -> Result<Outco
 /// `GET /versions` of a proxy repository: the upstream's, then a line for each gem whose `/info`
 /// here is not the upstream's (see the module comment).
 pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> {
-    let upstream = match ask(registry, "/versions", COMPACT) {
+    let upstream = match ask(registry, None, "/versions", COMPACT) {
         Upstream::Found(body) => body,
         // No compact index to merge with: this repository's own, from every stored file.
         Upstream::Missing | Upstream::Failed(_) => {
@@ -322,7 +328,7 @@ pub fn names(registry: &impl Registry, req: &Request) -> Result<Outcome, Error> 
         .filter(|p| p.artifacts.iter().any(Artifact::is_live))
         .map(|p| p.name.clone())
         .collect();
-    if let Upstream::Found(body) = ask(registry, "/names", COMPACT) {
+    if let Upstream::Found(body) = ask(registry, None, "/names", COMPACT) {
         names.extend(lines_of(&String::from_utf8_lossy(&body)).map(str::to_string));
     }
     let names: Vec<String> = names.into_iter().collect();
@@ -339,7 +345,7 @@ fn upstream_release(registry: &impl Registry, stem: &str) -> Result<Option<(Stri
         if !rest.starts_with(|c: char| c.is_ascii_digit()) {
             continue;
         }
-        let body = match ask(registry, &format!("/info/{}", http::encode_segment(name)), COMPACT) {
+        let body = match ask(registry, Some(name), &format!("/info/{}", http::encode_segment(name)), COMPACT) {
             Upstream::Found(body) => String::from_utf8_lossy(&body).into_owned(),
             Upstream::Missing => continue,
             Upstream::Failed(e) => {
@@ -388,9 +394,9 @@ pub fn quick(registry: &impl Registry, stem: &str) -> Result<Outcome, Error> {
         Err(_) => {}
     }
     let not_found = || Error::not_found(format!("no such gem file: {stem}.gem"));
-    upstream_release(registry, stem)?.ok_or_else(not_found)?;
+    let (name, _, _) = upstream_release(registry, stem)?.ok_or_else(not_found)?;
     let path = format!("/quick/Marshal.4.8/{}.gemspec.rz", http::encode_segment(stem));
-    match ask(registry, &path, "application/octet-stream") {
+    match ask(registry, Some(&name), &path, "application/octet-stream") {
         Upstream::Found(body) => Ok(Outcome::respond(http::bytes(200, "application/octet-stream", body))),
         Upstream::Missing => Err(not_found()),
         Upstream::Failed(e) => Err(e),
@@ -612,6 +618,22 @@ mod tests {
         stored.cached = vec!["2.0.0".into()];
         let out = handle(&stored, &request("GET", "/gems/rack-2.0.0.gem", &[]), Vec::new()).unwrap();
         assert!(matches!(out.reply, Reply::ServeFile(_)));
+    }
+
+    #[test]
+    fn every_upstream_request_about_a_gem_names_it() {
+        // A file name is split at each `-` before a digit: each candidate is asked by its name.
+        let p = MemoryProxy { published_before: Some(u64::MAX), ..upstream() };
+        for path in ["/info/rack", "/gems/sluice-hello-1.1.0.gem", "/quick/Marshal.4.8/rack-2.0.0.gemspec.rz"] {
+            let _ = handle(&p, &request("GET", path, &[]), Vec::new());
+        }
+        let asked = p.asked.borrow();
+        let about: Vec<_> = asked.iter().filter(|(_, path)| path != "/versions" && path != "/names").collect();
+        assert!(about.len() >= 5, "{asked:?}");
+        for (name, path) in about {
+            let name = name.as_deref().unwrap_or_else(|| panic!("{path} names no gem: {asked:?}"));
+            assert!(path.contains(&format!("/{name}")), "{path} is not about {name}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `sluice:plugin@0.4.0`, frozen. 0.5.0 kept every 0.4.0 record and only added an optional
-//! field (`keep.layout`), records for it, an import (`registry.versions`) and an export
-//! (`render-parts`), so a record crosses the boundary by its serde form, as 0.2.0's does (see
-//! `v0_2_0::convert`): a 0.4.0 plugin's kept documents have no layout and are rendered whole.
-//! Its imports call the newest implementation.
+//! field (`keep.layout`), records for it, imports (`registry.versions`, `upstream.get-for`) and
+//! an export (`render-parts`), so a record crosses the boundary by its serde form, as 0.2.0's
+//! does (see `v0_2_0::convert`): a 0.4.0 plugin's kept documents have no layout and are rendered
+//! whole. Its imports call the newest implementation: its `upstream.get` names no package, so a
+//! group checks its requests by path only.
 
 contract_bindings!("../wit/v0.4.0");
 
