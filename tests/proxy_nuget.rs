@@ -152,8 +152,8 @@ fn liar() -> FakeUpstream {
 fn a_package_that_does_not_match_the_upstream_package_hash_is_refused_and_not_stored() {
     let liar = liar();
     let mut proxy = Server::start_with_config(&format!(
-        "[[repository]]\nname = \"nugetorg\"\nformat = \"nuget\"\nupstream = \"{}\"\nallow_local_upstream = true\n",
-        format!("{}/nuget", liar.origin)
+        "[[repository]]\nname = \"nugetorg\"\nformat = \"nuget\"\nupstream = \"{}/nuget\"\nallow_local_upstream = true\n",
+        liar.origin
     ));
     let nuget = client(&proxy, "victim");
     let out_dir = proxy.work.join("victim");

@@ -203,8 +203,8 @@ fn a_gem_that_does_not_match_the_upstream_checksum_is_refused_and_not_stored() {
     let scratch = tempfile::tempdir().unwrap();
     let liar = liar(scratch.path());
     let mut proxy = Server::start_with_config(&format!(
-        "[[repository]]\nname = \"gems\"\nformat = \"rubygems\"\nupstream = \"{}\"\nallow_local_upstream = true\n",
-        format!("{}/rubygems", liar.origin)
+        "[[repository]]\nname = \"gems\"\nformat = \"rubygems\"\nupstream = \"{}/rubygems\"\nallow_local_upstream = true\n",
+        liar.origin
     ));
     let source = proxy.repo_url("gems");
     let app = BundleApp::new(&proxy.work.join("victim"), &source, &[("liar", None)]);
