@@ -156,39 +156,12 @@ fn ready_follows_the_database() {
 /// parsed, short queries on names, only the repositories asked for.
 #[test]
 fn search_means_the_same_on_postgres() {
-    use sluice::store::db::{NewFile, Pusher, Visibility};
-    use sluice::store::Digests;
+    use sluice::store::db::Visibility;
 
     let server = Server::start_on_postgres(None);
     let db = server.store();
-    let pusher = Pusher {
-        actor: "seed",
-        token_id: None,
-        token_name: None,
-        client_addr: None,
-        user_agent: None,
-        commit_sha: None,
-    };
-    let seed = |repository: &str, name: &str, summary: &str, n: u8| {
-        let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 10 };
-        let meta = serde_json::json!({ "name": name, "version": "1.0.0", "summary": summary }).to_string();
-        let file_name = format!("{name}-1.0.0.tgz");
-        let new = NewFile {
-            repository,
-            key: &name.to_lowercase(),
-            name,
-            version: "1.0.0",
-            qualifier: "",
-            file_name: &file_name,
-            digests: &d,
-            metadata_json: &meta,
-            readme: None,
-            pusher: &pusher,
-            released: true,
-            tags: &[],
-            pipeline: None,
-        };
-        db.publish(&new, || Ok(())).unwrap();
+    let seed = |repository: &str, name: &str, summary: &str, n: u64| {
+        support::seed::release(&db, repository, name, "1.0.0", summary, n, &[])
     };
     seed("a", "my_thing", "a thing", 1);
     seed("b", "my_thing", "a thing", 2);

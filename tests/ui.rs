@@ -261,44 +261,15 @@ fn cookie_auth_is_the_uis_only_and_badges_follow_read_rules() {
 /// quickly because lists are paginated and the queries use indexes.
 #[test]
 fn pages_stay_fast_with_ten_thousand_packages_and_five_thousand_versions() {
-    use sluice::store::db::{NewFile, Pusher, Visibility};
-    use sluice::store::{Db, Digests};
+    use sluice::store::db::Visibility;
+    use sluice::store::Db;
 
     let server = Server::start_with_config("[[repository]]\nname = \"npm\"\nformat = \"npm\"\n");
     // Seed through the store's own publish (the server shares the SQLite file in WAL mode).
     let db = Db::open(&server.data.join("sluice.db")).unwrap();
-    let seed = |name: &str, version: &str, n: u64| {
-        let d = Digests { sha256: format!("{n:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 1000 + n };
-        let meta = json!({
-            "name": name, "version": version, "qualifier": "", "summary": "seeded", "description": null, "license": "MIT",
-            "homepage": null, "repository": null, "authors": [], "keywords": [], "dependencies": [], "manifest": "{}",
-        })
-        .to_string();
-        let file_name = format!("{name}-{version}.tgz");
-        let new = NewFile {
-            repository: "npm",
-            key: name,
-            name,
-            version,
-            qualifier: "",
-            file_name: &file_name,
-            digests: &d,
-            metadata_json: &meta,
-            readme: None,
-            pusher: &Pusher {
-                actor: "seed",
-                token_id: None,
-                token_name: Some("seed"),
-                client_addr: Some("127.0.0.1"),
-                user_agent: None,
-                commit_sha: None,
-            },
-            released: true,
-            tags: &["latest".to_string()],
-            pipeline: None,
-        };
-        db.publish(&new, || Ok(())).unwrap();
-    };
+    let latest = ["latest".to_string()];
+    let seed =
+        |name: &str, version: &str, n: u64| support::seed::release(&db, "npm", name, version, "seeded", n, &latest);
     let started = Instant::now();
     for i in 0..10_000u64 {
         seed(&format!("pkg-{i:05}"), "1.0.0", i);

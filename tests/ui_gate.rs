@@ -200,9 +200,6 @@ fn admins_manage_tokens_in_the_ui_and_everyone_sees_their_own() {
 
 #[test]
 fn the_top_bar_searches_every_readable_repository_page_by_page() {
-    use sluice::store::db::{NewFile, Pusher};
-    use sluice::store::Digests;
-
     require_browser();
     let server = Server::start_with_config(
         "[[repository]]\nname = \"npm\"\nformat = \"npm\"\n\n[[repository]]\nname = \"tools\"\nformat = \"npm\"\n\n\
@@ -216,37 +213,7 @@ fn the_top_bar_searches_every_readable_repository_page_by_page() {
     let db = server.store();
     for i in 0..60u64 {
         let name = format!("many-thing-{i:02}");
-        let d = Digests { sha256: format!("{i:064x}"), sha512: "0".repeat(128), sha1: "0".repeat(40), size: 100 };
-        let meta = json!({
-            "name": name, "version": "1.0.0", "qualifier": "", "summary": "seeded", "description": null, "license": "MIT",
-            "homepage": null, "repository": null, "authors": [], "keywords": [], "dependencies": [], "manifest": "{}",
-        })
-        .to_string();
-        let file_name = format!("{name}-1.0.0.tgz");
-        let pusher = Pusher {
-            actor: "seed",
-            token_id: None,
-            token_name: None,
-            client_addr: None,
-            user_agent: None,
-            commit_sha: None,
-        };
-        let new = NewFile {
-            repository: "tools",
-            key: &name,
-            name: &name,
-            version: "1.0.0",
-            qualifier: "",
-            file_name: &file_name,
-            digests: &d,
-            metadata_json: &meta,
-            readme: None,
-            pusher: &pusher,
-            released: true,
-            tags: &[],
-            pipeline: None,
-        };
-        db.publish(&new, || Ok(())).unwrap();
+        support::seed::release(&db, "tools", &name, "1.0.0", "seeded", i, &[]);
     }
     browser(&server, "search", &[("READ_TOKEN", &reader)]);
 }

@@ -13,6 +13,7 @@ pub mod nuget;
 pub mod nuget_fixture;
 pub mod pg;
 pub mod s3;
+pub mod seed;
 pub mod webhook;
 
 use std::io::{BufRead, BufReader, BufWriter, Write};

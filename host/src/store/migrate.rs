@@ -34,6 +34,8 @@ pub fn migrate(config: &Config, to: &str, blobs: Option<&str>) -> anyhow::Result
     let source_db = Db::open_configured(config)?;
     let source_blobs = BlobStore::open_configured(config.data.join("blobs"), config.blobs.as_deref())?;
     let target_db = Db::open_configured(&Config { database: Some(to.to_string()), ..config.clone() })?;
+    // `copy_rows_from` refuses a non-empty target itself (that check is the one that holds); this
+    // one comes first so that no blob is copied into an object store before the rows are refused.
     if !target_db.is_empty()? {
         anyhow::bail!("the database {to} already holds a registry: migrate into an empty database");
     }
