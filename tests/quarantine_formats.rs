@@ -102,7 +102,7 @@ fn go_a_failing_pipeline_keeps_a_module_version_from_the_go_command_until_retrie
          allow_local_upstream = true\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
         up.repo_url("go")
     );
-    let proxy = Server::start_with_files(&config, &[("ci.yml", GO_SCAN)]);
+    let mut proxy = Server::start_with_files(&config, &[("ci.yml", GO_SCAN)]);
     let proxy_url = proxy.repo_url("goproxy");
     let admin = proxy.token("admin", "admin", None);
     let runner_token = proxy.token("runner-1", "runner", None);
@@ -156,5 +156,104 @@ fn go_a_failing_pipeline_keeps_a_module_version_from_the_go_command_until_retrie
     assert_eq!(go_list(&proxy_url, &[&format!("{MODULE}@latest")]), format!("{MODULE} v1.1.0"));
     let (ok, stderr) = go_download(&proxy_url, "v1.1.0");
     assert!(ok, "v1.1.0 downloads once its pipeline passed: {stderr}");
+    assert!(proxy.is_alive());
+}
+
+/// The RubyGems proxy's scan: refuses a gem whose code names what `BLOCK` says (its version
+/// here). It reads the unpacked gem (`pkg/lib/NAME.rb`), so it also shows the runner had the file.
+const GEM_SCAN: &str = "stages: [scan]\nvariables:\n  BLOCK: 1.1.0\n\
+scan:\n  stage: scan\n  script:\n    - test -f \"pkg/lib/$GEM_NAME.rb\"\n    - if grep -q \"$BLOCK\" \"pkg/lib/$GEM_NAME.rb\"; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
+const GEM_SCAN_FIXED: &str = "stages: [scan]\nvariables:\n  BLOCK: 9.9.9\n\
+scan:\n  stage: scan\n  script:\n    - test -f \"pkg/lib/$GEM_NAME.rb\"\n    - if grep -q \"$BLOCK\" \"pkg/lib/$GEM_NAME.rb\"; then echo refused by the scan; exit 1; fi\n    - echo scan-ok\n";
+
+/// `gem install sluice-evil [-v VERSION]` from `source` only, with fresh caches; what it
+/// installed (`NAME-VERSION` folders) and its output.
+fn gem_install(work: &Path, source: &str, version: Option<&str>) -> (bool, Vec<String>, String) {
+    let dir = work.join("installed");
+    let mut cmd = support::gem::ruby_cmd("gem", work);
+    cmd.args(["install", "sluice-evil", "--clear-sources", "--source", source, "--no-document", "--install-dir"]).arg(&dir);
+    if let Some(v) = version {
+        cmd.args(["-v", v]);
+    }
+    let (ok, out, err) = support::run(&mut cmd);
+    let mut gems: Vec<String> = std::fs::read_dir(dir.join("gems"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    gems.sort();
+    (ok, gems, out + &err)
+}
+
+fn gem_pipeline(proxy: &Server, admin: &str, version: &str) -> Value {
+    let pkg = proxy.api_json("/api/v1/repositories/gems/packages/sluice-evil", admin);
+    let file = pkg["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["version"] == version))
+        .unwrap_or_else(|| panic!("sluice-evil has a file of {version}: {pkg}"));
+    let id = file["pipeline"]["id"].as_i64().unwrap_or_else(|| panic!("{version} has a pipeline: {file}"));
+    proxy.api_json(&format!("/api/v1/pipelines/{id}"), admin)
+}
+
+#[test]
+fn rubygems_a_failing_pipeline_keeps_a_gem_version_from_gem_install_until_retried() {
+    for tool in ["ruby", "gem", "tar"] {
+        require_tool(tool);
+    }
+    let up = Server::start();
+    let key = up.token("publisher", "read,publish", None);
+    for version in ["1.0.0", "1.1.0"] {
+        let gem = support::gem::build_gem(&up.work.join("gems"), "sluice-evil", version, None, &[]);
+        let (ok, out) = support::gem::push(&up, &gem, &key);
+        assert!(ok, "gem push {version}: {out}");
+    }
+    let config = format!(
+        "[[repository]]\nname = \"gems\"\nformat = \"rubygems\"\nupstream = \"{}\"\n# The upstream runs on loopback.\n\
+         allow_local_upstream = true\ngate = \"pipeline\"\npipeline = \"ci.yml\"\n",
+        up.repo_url(support::gem::REPO)
+    );
+    let mut proxy = Server::start_with_files(&config, &[("ci.yml", GEM_SCAN)]);
+    let source = proxy.repo_url("gems");
+    let admin = proxy.token("admin", "admin", None);
+    let runner_token = proxy.token("runner-1", "runner", None);
+    let _runner = Runner(proxy.runner(&runner_token).stdout(Stdio::null()).spawn().expect("start sluice runner"));
+
+    // 1.0.0 passes its scan and installs (its request waits for the pipeline its fetch started).
+    let (ok, gems, out) = gem_install(&proxy.work.join("first"), &source, Some("1.0.0"));
+    assert!(ok && gems == ["sluice-evil-1.0.0"], "{gems:?} {out}");
+    // The newest, 1.1.0, fails it: gem install fails with the registry's 403, installing nothing.
+    let (ok, gems, out) = gem_install(&proxy.work.join("second"), &source, None);
+    assert!(!ok && gems.is_empty(), "1.1.0 must not install while it is in quarantine: {gems:?} {out}");
+    assert!(out.contains("403"), "{out}");
+    let held = gem_pipeline(&proxy, &admin, "1.1.0");
+    let id = held["pipeline"]["id"].as_i64().unwrap();
+    assert_eq!(held["pipeline"]["status"], "failed", "{held}");
+    let (status, body) = proxy.get("/gems/gems/sluice-evil-1.1.0.gem");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains(&format!("sluice-evil 1.1.0 is held in quarantine: pipeline #{id} failed (job scan)")), "{body}");
+
+    // Now that it is held, it is not offered: `/info` leaves it out, `/versions` agrees with that
+    // `/info`, and `gem install` of the gem resolves to the version it may have.
+    let (_, info) = proxy.get("/gems/info/sluice-evil");
+    assert!(info.contains("\n1.0.0 ") && !info.contains("\n1.1.0 "), "{info}");
+    let (_, versions) = proxy.get("/gems/versions");
+    let line = versions.lines().rev().find(|l| l.starts_with("sluice-evil ")).unwrap_or_default().to_string();
+    use md5::Digest;
+    assert!(line.ends_with(&hex::encode(md5::Md5::digest(info.as_bytes()))), "{line}\n{versions}");
+    let (ok, gems, out) = gem_install(&proxy.work.join("third"), &source, None);
+    assert!(ok && gems == ["sluice-evil-1.0.0"], "{gems:?} {out}");
+
+    // The admin fixes the pipeline file and retries: it passes, and gem install gets 1.1.0.
+    std::fs::write(proxy.config_dir().join("ci.yml"), GEM_SCAN_FIXED).unwrap();
+    let (status, body) = post(&proxy, &format!("/api/v1/pipelines/{id}/retry"), &admin);
+    assert_eq!(status, 200, "{body}");
+    let finished = proxy.wait_for(Duration::from_secs(60), || {
+        matches!(
+            gem_pipeline(&proxy, &admin, "1.1.0")["pipeline"]["status"].as_str(),
+            Some("success" | "failed" | "canceled")
+        )
+    });
+    let retried = gem_pipeline(&proxy, &admin, "1.1.0");
+    assert!(finished && retried["pipeline"]["status"] == "success", "the retried pipeline passes: {retried}");
+    let (ok, gems, out) = gem_install(&proxy.work.join("fourth"), &source, None);
+    assert!(ok && gems == ["sluice-evil-1.1.0"], "{gems:?} {out}");
     assert!(proxy.is_alive());
 }
