@@ -171,7 +171,8 @@ scan:\n  stage: scan\n  script:\n    - test -f \"pkg/lib/$GEM_NAME.rb\"\n    - i
 fn gem_install(work: &Path, source: &str, version: Option<&str>) -> (bool, Vec<String>, String) {
     let dir = work.join("installed");
     let mut cmd = support::gem::ruby_cmd("gem", work);
-    cmd.args(["install", "sluice-evil", "--clear-sources", "--source", source, "--no-document", "--install-dir"]).arg(&dir);
+    cmd.args(["install", "sluice-evil", "--clear-sources", "--source", source, "--no-document", "--install-dir"])
+        .arg(&dir);
     if let Some(v) = version {
         cmd.args(["-v", v]);
     }
@@ -228,7 +229,10 @@ fn rubygems_a_failing_pipeline_keeps_a_gem_version_from_gem_install_until_retrie
     assert_eq!(held["pipeline"]["status"], "failed", "{held}");
     let (status, body) = proxy.get("/gems/gems/sluice-evil-1.1.0.gem");
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains(&format!("sluice-evil 1.1.0 is held in quarantine: pipeline #{id} failed (job scan)")), "{body}");
+    assert!(
+        body.contains(&format!("sluice-evil 1.1.0 is held in quarantine: pipeline #{id} failed (job scan)")),
+        "{body}"
+    );
 
     // Now that it is held, it is not offered: `/info` leaves it out, `/versions` agrees with that
     // `/info`, and `gem install` of the gem resolves to the version it may have.
