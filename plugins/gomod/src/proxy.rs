@@ -22,6 +22,13 @@
 //! proxy.golang.org and Sluice give the commit time of the tagged commit, which is set by whoever
 //! made the commit, so the cool-off is as good as that time.
 //!
+//! In a gated proxy (`gate = "pipeline"`) a version fetched whose pipeline has not passed is in
+//! quarantine (the SDK's `quarantined_versions`): it is left out of `@v/list`, and `@latest`
+//! falls back to the newest version offered, as with `min_age`. Its `.info`, `.mod` and `.zip`
+//! by exact version are answered as before: the zip is a `fetch-file` of the held file, which the
+//! host answers with a 403 naming the pipeline and its verdict, so a go.mod that requires it
+//! learns why it is refused rather than that it does not exist.
+//!
 //! In a group (a local member first, this proxy member next), a module with versions that did not
 //! come from the upstream is the local member's and is served from there alone (see `handle`).
 //!
@@ -33,7 +40,9 @@
 use crate::module_path::{self, GoVersion};
 use crate::protocol;
 use sluice_plugin_sdk::http::{bytes, text};
-use sluice_plugin_sdk::{Error, ErrorKind, Outcome, PackageView, Registry, UpstreamFile, UpstreamResponse};
+use sluice_plugin_sdk::{
+    quarantined_versions, Error, ErrorKind, Outcome, PackageView, Registry, UpstreamFile, UpstreamResponse,
+};
 
 /// One GOPROXY request, already split into the unescaped module path and what is asked of it.
 pub enum Ask {
@@ -98,15 +107,21 @@ pub fn handle(registry: &impl Registry, module: &str, ask_for: Ask) -> Result<Ou
             Ok(Outcome::respond(text(200, body)))
         }
         Ask::Latest => match ask(registry, module, &path) {
-            // With `min_age`, the upstream's latest may be too young: then the newest version
-            // still offered, as the go command would pick it from the list.
-            Upstream::Found(a) if cutoff.is_some_and(|c| info_time(&a.body).is_none_or(|t| t > c)) => {
+            // With `min_age`, the upstream's latest may be too young, and in a gated proxy it
+            // may be in quarantine: then the newest version still offered, as the go command
+            // would pick it from the list.
+            Upstream::Found(a)
+                if cutoff.is_some_and(|c| info_time(&a.body).is_none_or(|t| t > c))
+                    || info_version(&a.body).is_some_and(|v| quarantined_versions(registry, module).contains(&v)) =>
+            {
                 let list = offered(registry, module, view.as_ref(), &upstream_path(module, &Ask::List), cutoff)?;
-                let newest = list.iter().rev().find(|v| !v.is_prerelease()).or_else(|| list.last()).ok_or_else(|| {
-                    Error::not_found(format!(
-                        "not found: {module}: every upstream version was published less than this repository's min_age ago"
-                    ))
-                })?;
+                let newest =
+                    list.iter().rev().find(|v| !v.is_prerelease()).or_else(|| list.last()).ok_or_else(|| {
+                        Error::not_found(format!(
+                            "not found: {module}: no upstream version is offered yet (younger than this repository's \
+                         min_age, or in quarantine)"
+                        ))
+                    })?;
                 handle(registry, module, Ask::File(newest.canonical.clone(), "info"))
             }
             Upstream::Found(a) => info_answer(a),
@@ -191,6 +206,12 @@ fn published_ms(registry: &impl Registry, module: &str, version: &str) -> Option
     }
 }
 
+/// The `Version` of a `.info` or `@latest` answer.
+fn info_version(body: &[u8]) -> Option<String> {
+    let info: serde_json::Value = serde_json::from_slice(body).ok()?;
+    Some(info.get("Version")?.as_str()?.to_string())
+}
+
 /// The `Time` of a `.info` or `@latest` answer, in milliseconds since the Unix epoch.
 pub fn info_time(body: &[u8]) -> Option<u64> {
     let info: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -240,6 +261,11 @@ fn offered(
                 // `metadata_ttl`). One without a readable time cannot be shown to be old enough.
                 from_upstream.retain(|v| published_ms(registry, module, &v.canonical).is_some_and(|t| t <= c));
             }
+            // Fetched, but its pipeline has not passed: not offered, so that the go command
+            // resolves to a version it may have (its files by exact version still reach the
+            // host, whose 403 says why it is held).
+            let quarantined = quarantined_versions(registry, module);
+            from_upstream.retain(|v| !quarantined.contains(&v.canonical));
             // Versions fetched before are offered only while the upstream offers them (every
             // stored version here was fetched: a module with others is served by `local`).
             from_upstream
@@ -436,6 +462,40 @@ mod tests {
         stored.published_before = Some(1);
         assert!(matches!(get(&stored, &format!("{m}/@v/v1.2.0.zip")).unwrap().reply, Reply::ServeFile(_)));
         assert!(body(get(&stored, &format!("{m}/@v/v1.2.0.info")).unwrap()).contains("v1.2.0"));
+    }
+
+    #[test]
+    fn a_version_in_quarantine_is_not_listed_but_its_files_still_reach_the_host() {
+        let m = "/github.com/!azure/m";
+        let answers = [
+            (format!("{m}/@v/list"), "v1.0.0\nv1.1.0\nv1.2.0-rc.1\nv1.2.0\n".to_string()),
+            (format!("{m}/@latest"), info("v1.2.0", "2023-01-03T00:00:00Z")),
+            (format!("{m}/@v/v1.0.0.info"), info("v1.0.0", "2023-01-01T00:00:00Z")),
+            (format!("{m}/@v/v1.1.0.info"), info("v1.1.0", "2023-01-02T00:00:00Z")),
+            (format!("{m}/@v/v1.2.0.info"), info("v1.2.0", "2023-01-03T00:00:00Z")),
+            (format!("{m}/@v/v1.2.0.mod"), "module github.com/Azure/m\n".to_string()),
+        ];
+        let answers: Vec<(&str, &str)> = answers.iter().map(|(p, b)| (p.as_str(), b.as_str())).collect();
+        // v1.0.0 was fetched and passed its pipeline (visible); v1.2.0 was fetched and has not
+        // passed (held, not visible): in quarantine.
+        let p = proxy(&["v1.0.0"], &["v1.0.0", "v1.2.0"], &answers);
+        assert_eq!(body(get(&p, &format!("{m}/@v/list")).unwrap()), "v1.0.0\nv1.1.0\nv1.2.0-rc.1\n");
+        // The upstream's latest is held: the newest release still offered.
+        assert_eq!(body(get(&p, &format!("{m}/@latest")).unwrap()), info("v1.1.0", "2023-01-02T00:00:00Z"));
+        // By exact version the go command still reaches the host, whose 403 says why it is held.
+        assert!(body(get(&p, &format!("{m}/@v/v1.2.0.info")).unwrap()).contains("\"v1.2.0\""));
+        assert_eq!(body(get(&p, &format!("{m}/@v/v1.2.0.mod")).unwrap()), "module github.com/Azure/m\n");
+        let Reply::FetchFile(f) = get(&p, &format!("{m}/@v/v1.2.0.zip")).unwrap().reply else {
+            panic!("the zip of a held version is asked of the host")
+        };
+        assert_eq!(f.version, "v1.2.0");
+        // Once it passes (visible) it is offered again.
+        let released = proxy(&["v1.0.0", "v1.2.0"], &["v1.0.0", "v1.2.0"], &answers);
+        assert_eq!(body(get(&released, &format!("{m}/@v/list")).unwrap()), "v1.0.0\nv1.1.0\nv1.2.0-rc.1\nv1.2.0\n");
+        assert!(body(get(&released, &format!("{m}/@latest")).unwrap()).contains("\"v1.2.0\""));
+        // Every release held: a pre-release is the newest offered, as the go command picks it.
+        let all_held = proxy(&[], &["v1.0.0", "v1.1.0", "v1.2.0"], &answers);
+        assert_eq!(body(get(&all_held, &format!("{m}/@v/list")).unwrap()), "v1.2.0-rc.1\n");
     }
 
     #[test]

@@ -22,6 +22,14 @@
 //! (leaf, `.nupkg`, `.nuspec`); versions pushed here and packages stored before are never held
 //! back.
 //!
+//! In a gated proxy (`gate = "pipeline"`) a fetched version whose pipeline has not passed is in
+//! quarantine (the SDK's `quarantined_versions`): it is left out of the registrations (the one
+//! inline page's `count`, `lower` and `upper` are those of what is offered, whether the upstream
+//! pages inline or linked), the flat container's list and search results. Its leaf and `.nupkg`
+//! by exact version still answer: the package is a `fetch-file` of the held file, which the host
+//! answers with a 403 naming the pipeline and its verdict, so a client that has its version
+//! (a lock file) learns why it is refused.
+//!
 //! A version fetched before and since deleted upstream is not offered any more, but its stored
 //! package stays downloadable by exact version. When the upstream cannot be reached and nothing is
 //! kept, what is stored here answers.
@@ -32,7 +40,7 @@ use crate::version::NuGetVersion;
 use base64::Engine;
 use serde_json::{json, Value};
 use sluice_plugin_sdk::http::{self, json};
-use sluice_plugin_sdk::{Error, ErrorKind, Outcome, Registry, UpstreamFile, UpstreamResponse};
+use sluice_plugin_sdk::{quarantined_versions, Error, ErrorKind, Outcome, Registry, UpstreamFile, UpstreamResponse};
 
 /// Where the upstream's resources are (absolute URLs on its host; the bases end in `/`).
 pub struct UpstreamUrls {
@@ -148,6 +156,14 @@ fn own_versions(registry: &impl Registry, id: &str) -> Vec<NuGetVersion> {
         .collect()
 }
 
+/// Versions of `id` fetched from the upstream whose pipeline has not passed (a gated proxy's
+/// quarantine, the SDK's rule): not offered in the registrations, the flat container's list or
+/// search results, while their leaf and `.nupkg` by exact version still answer (the package is a
+/// `fetch-file` the host refuses with a 403 naming the pipeline).
+fn quarantined(registry: &impl Registry, id: &str) -> Vec<NuGetVersion> {
+    quarantined_versions(registry, id).iter().filter_map(|v| NuGetVersion::parse(v).ok()).collect()
+}
+
 /// `/v3-flatcontainer/{id}/index.json`.
 pub fn flat_versions(registry: &impl Registry, id: &str) -> Result<Outcome, Error> {
     let stored = registry.summary(id);
@@ -171,6 +187,8 @@ pub fn flat_versions(registry: &impl Registry, id: &str) -> Result<Outcome, Erro
                 let offered = offered_versions(registry, from, id);
                 from_upstream.retain(|v| offered.contains(v));
             }
+            let held = quarantined(registry, id);
+            from_upstream.retain(|v| !held.contains(v));
             from_upstream.extend(own_versions(registry, id));
             from_upstream
         }
@@ -289,7 +307,13 @@ fn merged_leaves(registry: &impl Registry, urls: &Urls, id: &str) -> Result<Opti
 
 /// `/v3/registration/{id}/index.json`: every version in one inline page.
 pub fn registration_index(registry: &impl Registry, urls: &Urls, id: &str) -> Result<Outcome, Error> {
-    let leaves = match merged_leaves(registry, urls, id) {
+    let held = quarantined(registry, id);
+    let offered = merged_leaves(registry, urls, id).map(|leaves| {
+        let leaves =
+            leaves.unwrap_or_default().into_iter().filter(|l| leaf_version(l).is_none_or(|v| !held.contains(&v)));
+        Some(leaves.collect::<Vec<_>>()).filter(|l| !l.is_empty())
+    });
+    let leaves = match offered {
         Ok(Some(leaves)) => leaves,
         Ok(None) => return Err(Error::not_found(format!("package '{id}' was not found"))),
         // The upstream cannot be asked: the registration of what is stored here.
@@ -368,7 +392,9 @@ fn check_results(registry: &impl Registry, from: &UpstreamUrls, doc: &mut Value)
     let before = data.len();
     data.retain_mut(|item| {
         let Some(id) = item.get("id").and_then(Value::as_str) else { return false };
-        let offered = offered_versions(registry, from, id);
+        let held = quarantined(registry, id);
+        let mut offered = offered_versions(registry, from, id);
+        offered.retain(|v| !held.contains(v));
         let Some(Value::Array(versions)) = item.get_mut("versions") else { return !offered.is_empty() };
         let parsed = |v: &Value| v.get("version").and_then(Value::as_str).and_then(|s| NuGetVersion::parse(s).ok());
         versions.retain(|v| parsed(v).is_some_and(|v| offered.contains(&v)));
@@ -750,6 +776,47 @@ mod tests {
         mine.published_before = Some(1);
         assert_eq!(body(get(&mine, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["3.0.0"]));
         assert_eq!(leaf_versions(&body(get(&mine, "/v3/registration/demo/index.json").unwrap())), ["3.0.0"]);
+    }
+
+    #[test]
+    fn a_version_in_quarantine_is_not_offered_but_its_package_still_reaches_the_host() {
+        // 1.0.0 was fetched and passed its pipeline (visible); 2.0.0 was fetched and has not
+        // passed (held, not visible): in quarantine.
+        let old = "2020-01-01T00:00:00+00:00";
+        for linked in [false, true] {
+            let p = proxy(registry_with("Demo", &[("1.0.0", false)]), &["1.0.0", "2.0.0"], linked);
+            assert_eq!(body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["1.0.0"]));
+            let doc = body(get(&p, "/v3/registration/demo/index.json").unwrap());
+            assert_eq!(leaf_versions(&doc), ["1.0.0"], "linked: {linked}");
+            let page = &doc["items"][0];
+            assert_eq!(
+                (page["count"].as_u64(), page["lower"].as_str(), page["upper"].as_str()),
+                (Some(1), Some("1.0.0"), Some("1.0.0"))
+            );
+            // The package by exact version is asked of the host (its 403 says why it is held),
+            // verified against the upstream's hash as any fetch.
+            let Reply::FetchFile(f) = get(&p, "/v3-flatcontainer/demo/2.0.0/demo.2.0.0.nupkg").unwrap().reply else {
+                panic!("the package of a held version is asked of the host")
+            };
+            assert_eq!((f.version.as_str(), f.sha512), ("2.0.0", Some(hex::encode([9u8; 64]))));
+            // Its leaf by exact address still answers, so a client that has its version leads
+            // to the package's answer.
+            let leaf = body(get(&p, "/v3/registration/demo/2.0.0.json").unwrap());
+            assert_eq!(leaf["catalogEntry"]["version"], "2.0.0");
+        }
+        // Search offers what the registrations offer.
+        let mut p = searchable(MemoryRegistry::default(), [old, old]);
+        p.cached = vec!["2.0.0".into()];
+        let doc = search_for(&p, "demo");
+        assert_eq!(doc["data"][0]["version"], "1.0.0", "{doc}");
+        assert_eq!(doc["data"][0]["versions"], json!([{ "version": "1.0.0", "downloads": 0 }]));
+        // Every version held: not offered at all.
+        let p = proxy(MemoryRegistry::default(), &["1.0.0", "2.0.0"], false);
+        assert_eq!(get(&p, "/v3-flatcontainer/demo/index.json").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(get(&p, "/v3/registration/demo/index.json").unwrap_err().kind, ErrorKind::NotFound);
+        // Released (visible): offered again.
+        let p = proxy(registry_with("Demo", &[("1.0.0", false), ("2.0.0", false)]), &["1.0.0", "2.0.0"], false);
+        assert_eq!(body(get(&p, "/v3-flatcontainer/demo/index.json").unwrap())["versions"], json!(["1.0.0", "2.0.0"]));
     }
 
     #[test]

@@ -39,6 +39,16 @@
 //! upstream's checksum, so Bundler fetches the filtered `/info` of such a gem again (a 304 once it
 //! holds it) and resolves from that; their `.gem` is never fetched.
 //!
+//! In a gated proxy (`gate = "pipeline"`) a fetched version whose pipeline has not passed is in
+//! quarantine (the SDK's `quarantined_versions`): it is left out of the gem's `/info` and its
+//! quick spec is refused, so `gem` and Bundler resolve to a version they may have. That `/info`
+//! then differs from the upstream's, so `/versions` gets the gem's correction line with its MD5,
+//! as for a gem with own versions. A gem with no visible version at all is not in the view
+//! `/versions` reads, so it gets no line: Bundler sees the upstream's checksum, fetches the gem's
+//! `/info` again (a 304 once it holds it) and resolves from that, as with `min_age`. Its `.gem`
+//! is still a `fetch-file` of the held file, which the host answers with a 403 naming the
+//! pipeline and its verdict.
+//!
 //! When the upstream fails and the host has nothing kept, what is stored here answers, every
 //! document rendered from the same files so that they agree. A version fetched before and since
 //! deleted upstream is not offered any more, but its stored `.gem` stays downloadable.
@@ -49,7 +59,9 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use sluice_plugin_sdk::http;
-use sluice_plugin_sdk::{Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, UpstreamFile};
+use sluice_plugin_sdk::{
+    quarantined_versions, Artifact, Error, ErrorKind, Outcome, PackageView, Registry, Request, Response, UpstreamFile,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What the upstream said, reduced to what a proxy decides on.
@@ -101,6 +113,11 @@ fn lines_of(body: &str) -> impl Iterator<Item = &str> {
 /// The `VERSION[-PLATFORM]` of an `/info` line.
 fn info_key(line: &str) -> &str {
     line.split(' ').next().unwrap_or_default()
+}
+
+/// The version of a `VERSION[-PLATFORM]` key (a RubyGems version has no `-`).
+fn version_of(key: &str) -> &str {
+    key.split('-').next().unwrap_or_default()
 }
 
 /// The `checksum:` (sha256 hex) of an `/info` line.
@@ -205,9 +222,10 @@ fn merged_info(registry: &impl Registry, name: &str) -> Result<Option<String>, E
         }
     };
     let gate = gate(registry, name, &local.cached);
+    let held = quarantined_versions(registry, name);
     let keep = |line: &&str| {
         let key = info_key(line);
-        !own_keys.contains(key) && gate.as_ref().is_none_or(|g| g.allows(key))
+        !own_keys.contains(key) && gate.as_ref().is_none_or(|g| g.allows(key)) && !held.contains(version_of(key))
     };
     let kept: Vec<&str> = lines_of(&upstream).filter(keep).collect();
     if kept.len() == lines_of(&upstream).count() && own_keys.is_empty() {
@@ -255,7 +273,10 @@ pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Erro
     for p in &packages {
         let cached: HashSet<String> = registry.cached_versions(&p.name).into_iter().collect();
         let own = own_of(Some(p), &p.name, &cached);
-        if !own.artifacts.is_empty() {
+        // A version held but not visible is in quarantine (the SDK's rule, on the view already
+        // read): the gem's `/info` here leaves it out, so it needs a line as an own one does.
+        let quarantined = cached.iter().any(|v| !p.artifacts.iter().any(|a| &a.version == v));
+        if !own.artifacts.is_empty() || quarantined {
             owners.insert(p.name.clone(), own);
         }
     }
@@ -269,6 +290,8 @@ pub fn versions(registry: &impl Registry, req: &Request) -> Result<Outcome, Erro
     for name in names {
         let own = &owners[name];
         let line = match listed.get(name.as_str()) {
+            // Only held in quarantine, and gone upstream: nothing to list.
+            None if own.artifacts.is_empty() => continue,
             // Only here: the line a local `/versions` gives.
             None => index::versions(std::slice::from_ref(own))?
                 .split_once("---\n")
@@ -394,7 +417,11 @@ pub fn quick(registry: &impl Registry, stem: &str) -> Result<Outcome, Error> {
         Err(_) => {}
     }
     let not_found = || Error::not_found(format!("no such gem file: {stem}.gem"));
-    let (name, _, _) = upstream_release(registry, stem)?.ok_or_else(not_found)?;
+    let (name, version, _) = upstream_release(registry, stem)?.ok_or_else(not_found)?;
+    // In quarantine: not offered (its `.gem` answers why it is held).
+    if quarantined_versions(registry, &name).contains(&version) {
+        return Err(Error::not_found(format!("{name} {version} is not offered: it is held in quarantine")));
+    }
     let path = format!("/quick/Marshal.4.8/{}.gemspec.rz", http::encode_segment(stem));
     match ask(registry, Some(&name), &path, "application/octet-stream") {
         Upstream::Found(body) => Ok(Outcome::respond(http::bytes(200, "application/octet-stream", body))),
@@ -653,9 +680,56 @@ mod tests {
         // No times at all: nothing new is offered, but a version fetched before still is.
         let info = text(&get(&p, "/info/rack", &[]).unwrap());
         assert_eq!(info, "---\n");
+        // (Fetched and stored: visible, as in a proxy without a gate.)
+        p.local = MemoryRegistry::with_packages(vec![package(
+            "rack",
+            vec![artifact(&crate::spec::Gemspec { name: "rack".into(), ..with(&hello(), "2.0.0", "ruby") }, false, 3)],
+        )]);
         p.cached = vec!["2.0.0".into()];
         assert!(text(&get(&p, "/info/rack", &[]).unwrap()).contains("\n2.0.0 "));
         assert_eq!(published_before(b"not json", 1), HashSet::new());
+    }
+
+    #[test]
+    fn a_version_in_quarantine_is_not_offered_but_its_gem_still_reaches_the_host() {
+        let mut p = upstream();
+        p.answer("/quick/Marshal.4.8/sluice-hello-1.1.0.gemspec.rz", b"rz 1.1.0".to_vec());
+        // 1.0.0 was fetched and passed its pipeline (visible); 1.1.0 was fetched and has not
+        // passed (held, not visible): in quarantine.
+        p.local = MemoryRegistry::with_packages(vec![package(
+            "sluice-hello",
+            vec![artifact(&with(&hello(), "1.0.0", "ruby"), false, 7)],
+        )]);
+        p.cached = vec!["1.0.0".into(), "1.1.0".into()];
+        let info = text(&get(&p, "/info/sluice-hello", &[]).unwrap());
+        assert_eq!(info, format!("---\n1.0.0 |checksum:{}\n", "a".repeat(64)));
+        // `/versions` says so with the MD5 of that `/info`, as for a version of our own.
+        let versions = text(&get(&p, "/versions", &[]).unwrap());
+        assert!(
+            versions.ends_with(&format!("\nsluice-hello -1.1.0 {}\n", index::md5_hex(info.as_bytes()))),
+            "{versions}"
+        );
+        assert_consistent(&p);
+        assert_eq!(
+            get(&p, "/quick/Marshal.4.8/sluice-hello-1.1.0.gemspec.rz", &[]).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        // The `.gem` by exact name is asked of the host (its 403 says why it is held).
+        let out = handle(&p, &request("GET", "/gems/sluice-hello-1.1.0.gem", &[]), Vec::new()).unwrap();
+        let Reply::FetchFile(f) = out.reply else { panic!("not a fetch: {:?}", out.reply) };
+        assert_eq!((f.version.as_str(), f.sha256), ("1.1.0", Some("b".repeat(64))));
+        // Released (visible): offered again, and the documents are the upstream's bytes again.
+        p.local = MemoryRegistry::with_packages(vec![package(
+            "sluice-hello",
+            vec![
+                artifact(&with(&hello(), "1.0.0", "ruby"), false, 7),
+                artifact(&with(&hello(), "1.1.0", "ruby"), false, 8),
+            ],
+        )]);
+        let info = get(&p, "/info/sluice-hello", &[]).unwrap();
+        assert_eq!(info.body, p.upstream_get("/info/sluice-hello", None).unwrap().body);
+        assert_eq!(get(&p, "/versions", &[]).unwrap().body, p.upstream_get("/versions", None).unwrap().body);
+        assert!(get(&p, "/quick/Marshal.4.8/sluice-hello-1.1.0.gemspec.rz", &[]).is_ok());
     }
 
     #[test]
