@@ -25,7 +25,7 @@ use crate::{Item, Layout, Parts, Run, Segment};
 
 pub struct PartedBody {
     /// None: every item is rendered (the whole document). Some: only these keys' items.
-    wanted: Option<HashSet<String>>,
+    wanted: Option<Vec<String>>,
     /// The whole document so far (whole mode), or the open whole segment (changed mode).
     out: Vec<u8>,
     /// Where the open whole segment starts in `out` (whole mode).
@@ -51,10 +51,13 @@ impl PartedBody {
     /// For `render-parts`: only `keys`' items are rendered (a key with no item any more is
     /// dropped by the host, since it is not in the order).
     pub fn changed(keys: impl IntoIterator<Item = String>) -> Self {
-        Self::new(Some(keys.into_iter().collect()))
+        let mut keys: Vec<String> = keys.into_iter().collect();
+        keys.sort();
+        keys.dedup();
+        Self::new(Some(keys))
     }
 
-    fn new(wanted: Option<HashSet<String>>) -> Self {
+    fn new(wanted: Option<Vec<String>>) -> Self {
         PartedBody {
             wanted,
             out: Vec::new(),
@@ -90,7 +93,7 @@ impl PartedBody {
     }
 
     /// One item of the open run: `render` writes its bytes (without separators), and is called
-    /// only if the item is wanted.
+    /// only if the item is wanted. A run lists each key at most once.
     pub fn item<E>(&mut self, key: &str, render: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
         let run = self.run.as_mut().expect("an item outside a run");
         match &self.wanted {
@@ -103,10 +106,22 @@ impl PartedBody {
                 run.items.push((key.to_string(), (self.out.len() - start) as u32));
             }
             Some(wanted) => {
-                if self.placed.insert(key.to_string()) {
+                if self.runs == 0 {
+                    // A run lists a key once: the first run's keys are the order so far.
                     self.order.push(key.to_string());
+                } else if self.order.get(run.items.len()).is_some_and(|k| k == key) {
+                    // A later run in the first run's order (the usual case): nothing to look up.
+                } else {
+                    if self.placed.is_empty() {
+                        self.placed = self.order.iter().cloned().collect();
+                    }
+                    if self.placed.insert(key.to_string()) {
+                        self.order.push(key.to_string());
+                    }
                 }
-                if wanted.contains(key) {
+                // Counts this run's keys (their lengths are not needed in this mode).
+                run.items.push((String::new(), 0));
+                if wanted_in(wanted, key) {
                     let mut bytes = Vec::new();
                     render(&mut bytes)?;
                     let i = *self.item_of.entry(key.to_string()).or_insert_with(|| {
@@ -124,7 +139,7 @@ impl PartedBody {
 
     /// Whether `render-parts` wants this key's items (always, for a whole render).
     pub fn wants(&self, key: &str) -> bool {
-        self.wanted.as_ref().is_none_or(|w| w.contains(key))
+        self.wanted.as_ref().is_none_or(|w| wanted_in(w, key))
     }
 
     /// Ends the open run.
@@ -161,6 +176,12 @@ impl PartedBody {
         }
         Parts { whole: self.wholes, order: self.order, items: self.items }
     }
+}
+
+/// Whether `key` is one of the few wanted keys: compared in turn while they are few (a change
+/// names one or two versions, and a set would hash every key of a long history).
+fn wanted_in(wanted: &[String], key: &str) -> bool {
+    wanted.iter().any(|w| w == key)
 }
 
 /// Splices `parts` into a body with `layout` the way the host does (the contract's rule), for

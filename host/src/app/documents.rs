@@ -102,7 +102,13 @@ pub struct Layout {
 #[derive(Debug, Clone)]
 enum Segment {
     Whole(std::ops::Range<usize>),
-    Run { separator: Vec<u8>, leading: bool, items: Vec<(String, std::ops::Range<usize>)> },
+    /// Keys are shared between a document and the next one spliced from it (a clone, not a
+    /// copy, of each of a long history's keys).
+    Run {
+        separator: Vec<u8>,
+        leading: bool,
+        items: Vec<(Arc<str>, std::ops::Range<usize>)>,
+    },
 }
 
 impl Layout {
@@ -129,7 +135,7 @@ impl Layout {
                                 return None;
                             }
                         }
-                        items.push((key.clone(), take(*len as usize)?));
+                        items.push((Arc::from(key.as_str()), take(*len as usize)?));
                     }
                     Segment::Run { separator: run.separator.clone(), leading: run.leading, items }
                 }
@@ -248,10 +254,10 @@ impl Kept {
             }
             new.insert(&item.key, &item.runs);
         }
-        let mut kept_keys: Vec<HashMap<&str, std::ops::Range<usize>>> = Vec::with_capacity(runs);
+        let mut kept_keys: Vec<HashMap<&str, (&Arc<str>, std::ops::Range<usize>)>> = Vec::with_capacity(runs);
         for segment in &layout.segments {
             if let Segment::Run { items, .. } = segment {
-                kept_keys.push(items.iter().map(|(k, r)| (k.as_str(), r.clone())).collect());
+                kept_keys.push(items.iter().map(|(k, r)| (&**k, (k, r.clone()))).collect());
             }
         }
         for key in &parts.order {
@@ -275,9 +281,10 @@ impl Kept {
                 Segment::Run { separator, leading, .. } => {
                     let mut items = Vec::with_capacity(parts.order.len());
                     for key in &parts.order {
+                        let kept = kept_keys[run_i].get(key.as_str());
                         let bytes: Option<&[u8]> = match new.get(key.as_str()) {
                             Some(runs) => runs[run_i].as_deref(),
-                            None => kept_keys[run_i].get(key.as_str()).map(|r| &self.body[r.clone()]),
+                            None => kept.map(|(_, r)| &self.body[r.clone()]),
                         };
                         let Some(bytes) = bytes else { continue };
                         if !items.is_empty() || *leading {
@@ -285,7 +292,8 @@ impl Kept {
                         }
                         let start = body.len();
                         body.extend_from_slice(bytes);
-                        items.push((key.clone(), start..body.len()));
+                        let key = kept.map_or_else(|| Arc::from(key.as_str()), |(k, _)| Arc::clone(k));
+                        items.push((key, start..body.len()));
                     }
                     segments.push(Segment::Run { separator: separator.clone(), leading: *leading, items });
                     run_i += 1;
@@ -860,7 +868,7 @@ mod tests {
 
     fn keys(k: &Kept) -> Vec<String> {
         match &k.layout.as_ref().unwrap().segments[1] {
-            Segment::Run { items, .. } => items.iter().map(|(k, _)| k.clone()).collect(),
+            Segment::Run { items, .. } => items.iter().map(|(k, _)| k.to_string()).collect(),
             _ => unreachable!(),
         }
     }

@@ -67,6 +67,10 @@ fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
     for (i, item) in items.iter().enumerate() {
         last.insert(key(item), i);
     }
+    if last.len() == items.len() {
+        // No key twice (the usual case): every item, without a second lookup each.
+        return items.iter().collect();
+    }
     items.iter().enumerate().filter(|(i, item)| last[key(item)] == *i).map(|(_, item)| item).collect()
 }
 
@@ -103,11 +107,18 @@ pub fn summary_tags(summary: &PackageSummary) -> Map<String, Value> {
 }
 
 fn visible_tags<'a>(tags: &[(String, String)], versions: impl Iterator<Item = &'a str>) -> Map<String, Value> {
-    let visible: HashSet<&str> = versions.collect();
-    tags.iter()
-        .filter(|(_, v)| visible.contains(v.as_str()))
-        .map(|(t, v)| (t.clone(), Value::String(v.clone())))
-        .collect()
+    // The few tags' versions looked up among the many versions, not a set of every version.
+    let wanted: HashSet<&str> = tags.iter().map(|(_, v)| v.as_str()).collect();
+    let mut seen: HashSet<&str> = HashSet::with_capacity(wanted.len());
+    for v in versions {
+        if seen.len() == wanted.len() {
+            break;
+        }
+        if let Some(w) = wanted.get(v) {
+            seen.insert(w);
+        }
+    }
+    tags.iter().filter(|(_, v)| seen.contains(v.as_str())).map(|(t, v)| (t.clone(), Value::String(v.clone()))).collect()
 }
 
 /// The version `latest` points at, else the newest one.
@@ -332,18 +343,17 @@ impl<'a> Source<'a> {
             artifacts: versions(view).into_iter().map(|a| (a.version.as_str(), a)).collect(),
         }
     }
-
-    /// The version `latest` points at, else the newest one.
-    pub fn latest(&self) -> Option<&str> {
-        latest_of(&self.summary)
-    }
 }
 
 /// [`latest`] for a summary.
 pub fn latest_of(summary: &PackageSummary) -> Option<&str> {
-    let all = summary_versions(summary);
-    let tagged = summary.tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v);
-    all.iter().find(|f| Some(&f.version) == tagged).or(all.last()).map(|f| f.version.as_str())
+    latest_in(&summary_versions(summary), &summary.tags)
+}
+
+/// The version `latest` points at among `versions` (in order), else the newest one.
+fn latest_in<'a>(versions: &[&'a VersionState], tags: &[(String, String)]) -> Option<&'a str> {
+    let tagged = tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v);
+    versions.iter().find(|f| Some(&f.version) == tagged).or(versions.last()).map(|f| f.version.as_str())
 }
 
 fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -355,8 +365,8 @@ fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// change re-renders only the versions it touches. The field order is npmjs's.
 pub fn render(src: &Source, base_url: &str, form: Form, body: &mut PartedBody) -> Result<(), Error> {
     let name = src.name;
-    let tags = summary_tags(&src.summary);
     let order = summary_versions(&src.summary);
+    let tags = visible_tags(&src.summary.tags, order.iter().map(|f| f.version.as_str()));
     let base = tarball_base(base_url, name);
     let artifact = |version: &str| {
         src.artifacts
@@ -367,7 +377,7 @@ pub fn render(src: &Source, base_url: &str, form: Form, body: &mut PartedBody) -
     body.write(b"{");
     match form {
         Form::Full => {
-            let package = match src.latest() {
+            let package = match latest_in(&order, &src.summary.tags) {
                 Some(v) => package_fields(artifact(v)?),
                 None => BTreeMap::new(),
             };

@@ -44,6 +44,7 @@ const SQLITE_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/008_changes_search.sql"),
     include_str!("../migrations/sqlite/009_readme_column.sql"),
     include_str!("../migrations/sqlite/010_release_reason.sql"),
+    include_str!("../migrations/sqlite/011_summary_index.sql"),
 ];
 const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_core.sql"),
@@ -58,6 +59,7 @@ const POSTGRES_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/009_readme_column.sql"),
     // The same SQL on both.
     include_str!("../migrations/sqlite/010_release_reason.sql"),
+    include_str!("../migrations/postgres/011_summary_index.sql"),
 ];
 
 /// The PostgreSQL advisory lock every write transaction takes first (`pg_advisory_xact_lock`,
