@@ -82,6 +82,9 @@ pub struct Kept {
     chunks: Vec<Chunk>,
 }
 
+/// A kept item's key and where its bytes are in the kept body.
+type KeptItem<'a> = (&'a Arc<str>, std::ops::Range<usize>);
+
 /// A separately compressed piece of a document in parts.
 #[derive(Debug, Clone)]
 struct Chunk {
@@ -254,7 +257,7 @@ impl Kept {
             }
             new.insert(&item.key, &item.runs);
         }
-        let mut kept_keys: Vec<HashMap<&str, (&Arc<str>, std::ops::Range<usize>)>> = Vec::with_capacity(runs);
+        let mut kept_keys: Vec<HashMap<&str, KeptItem>> = Vec::with_capacity(runs);
         for segment in &layout.segments {
             if let Segment::Run { items, .. } = segment {
                 kept_keys.push(items.iter().map(|(k, r)| (&**k, (k, r.clone()))).collect());
