@@ -381,6 +381,26 @@ impl Server {
         r.json().expect("JSON")
     }
 
+    /// What a proxy repository fetched, as its audit log shows it: `package version` of each push,
+    /// sorted, after checking that each is a push by `upstream` from under `upstream_url`.
+    pub fn upstream_fetches(&self, repository: &str, upstream_url: &str) -> Vec<String> {
+        let admin = self.token("audit-reader", "admin", None);
+        let pushes = self.api_json(&format!("/api/v1/pushes?repository={repository}"), &admin);
+        let pushes = pushes["pushes"].as_array().expect("a list of pushes");
+        let mut fetched = Vec::new();
+        for p in pushes {
+            assert_eq!(p["actor"], "upstream", "{p}");
+            assert!(p["client_addr"].as_str().unwrap_or_default().starts_with(upstream_url), "{p}");
+            fetched.push(format!(
+                "{} {}",
+                p["package"].as_str().unwrap_or_default(),
+                p["version"].as_str().unwrap_or_default()
+            ));
+        }
+        fetched.sort();
+        fetched
+    }
+
     /// Every stored package file: the files under `blobs/`, or, on object storage, the upload
     /// temp files under `blobs/` and the objects in the bucket.
     pub fn blob_files(&self) -> Vec<PathBuf> {
