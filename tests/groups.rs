@@ -241,24 +241,6 @@ fn npm_publish_to_the_group_lands_in_its_first_local_member() {
     assert_eq!(status, 200, "the server stays up");
 }
 
-/// Runs `sluice serve` with `toml` and returns what it printed when it refused to start.
-fn refused_start(toml: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, toml).unwrap();
-    let out = std::process::Command::new(support::sluice_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "sluice serve started with a config it should refuse:\n{toml}");
-    String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
-}
-
 #[test]
 fn group_settings_are_checked_at_start() {
     let base = "[[repository]]\nname = \"npm\"\nformat = \"npm\"\n\
@@ -271,14 +253,14 @@ fn group_settings_are_checked_at_start() {
         ("members = [\"npm\", \"a\", \"b\"]", "at most one"),
         ("members = [\"npm\"]\nupstream = \"https://a.example\"", "no `upstream` of its own"),
     ] {
-        let out = refused_start(&format!("{base}[[repository]]\nname = \"all\"\nformat = \"npm\"\n{group}\n"));
+        let out = support::refused_start(&format!("{base}[[repository]]\nname = \"all\"\nformat = \"npm\"\n{group}\n"));
         assert!(out.contains(says), "{group}: {out}");
     }
     let nested = format!(
         "{base}[[repository]]\nname = \"all\"\nformat = \"npm\"\nmembers = [\"npm\"]\n\
          [[repository]]\nname = \"top\"\nformat = \"npm\"\nmembers = [\"all\", \"npm\"]\n"
     );
-    assert!(refused_start(&nested).contains("groups do not nest"));
+    assert!(support::refused_start(&nested).contains("groups do not nest"));
 }
 
 #[test]

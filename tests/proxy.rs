@@ -244,38 +244,6 @@ fn a_slow_upstream_is_waited_for_within_its_timeout_and_a_stalled_one_is_served_
     assert_eq!(metric(&proxy, "sluice_plugin_call_failures_total{plugin=\"npm\",reason=\"timeout\"}"), 0.0);
 }
 
-/// Runs `sluice serve` with `toml` and returns what it printed when it refused to start (fails
-/// the test if it starts).
-fn refused_start(toml: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, toml).unwrap();
-    let mut child = std::process::Command::new(support::sluice_bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
-        .env("RUST_BACKTRACE", "0")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    for _ in 0..600 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ = child.kill();
-        panic!("sluice serve started with a config it should refuse:\n{toml}");
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
-}
-
 #[test]
 fn proxy_settings_are_checked_at_start_with_clear_errors() {
     let repo = "[[repository]]\nname = \"npmjs\"\nformat = \"npm\"\n";
@@ -285,12 +253,12 @@ fn proxy_settings_are_checked_at_start_with_clear_errors() {
         ("upstream = \"https://registry.example\"\nmetadata_ttl = \"soon\"", "\"5m\""),
         ("upstream = \"https://registry.example\"\nupstream_username = \"me\"", "go together"),
     ] {
-        let printed = refused_start(&format!("{repo}{extra}\n"));
+        let printed = support::refused_start(&format!("{repo}{extra}\n"));
         assert!(printed.contains(says), "{extra}: {printed}");
     }
     // A plugin built against a contract without the `upstream` import cannot proxy.
     let wasm = env!("SLUICE_FAULT_PLUGIN_WASM");
-    let printed = refused_start(&format!(
+    let printed = support::refused_start(&format!(
         "[[plugin]]\npath = {wasm:?}\n[[repository]]\nname = \"f\"\nformat = \"fault\"\nupstream = \"https://registry.example\"\n"
     ));
     assert!(printed.contains("contract 0.1.0, which cannot proxy"), "{printed}");

@@ -103,13 +103,7 @@ async fn load(
             lat
         }));
     }
-    let mut lat = Vec::new();
-    for w in workers {
-        lat.extend(w.await.unwrap());
-    }
-    let rps = lat.len() as f64 / start.elapsed().as_secs_f64();
-    lat.sort();
-    (rps, lat)
+    common::gather(workers, start).await
 }
 
 fn main() {

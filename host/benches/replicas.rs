@@ -110,12 +110,7 @@ async fn read_rate(client: &reqwest::Client, urls: &[String], prefix: &str) -> (
             lat
         }));
     }
-    let mut lat = Vec::new();
-    for w in workers {
-        lat.extend(w.await.unwrap());
-    }
-    let rps = lat.len() as f64 / start.elapsed().as_secs_f64();
-    lat.sort();
+    let (rps, lat) = common::gather(workers, start).await;
     (rps, common::percentile(&lat, 99.0))
 }
 

@@ -28,6 +28,38 @@ pub fn sluice_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice"))
 }
 
+/// What `sluice serve` prints when it refuses to start with `toml` as its config (stderr, then
+/// stdout). Fails the test if the server starts anyway (it is killed after 60 s) or exits well.
+pub fn refused_start(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut child = Command::new(sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("SLUICE_PLUGIN_CACHE", concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"))
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+        panic!("sluice serve started with a config it should refuse:\n{toml}");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "sluice serve started with a config it should refuse:\n{toml}");
+    String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout)
+}
+
 /// Fails the test (never skips it) when a client the test drives is not installed: the README's
 /// test command installs them, so a missing one is a broken set-up, not a reason to pass.
 pub fn require_tool(name: &str) -> PathBuf {

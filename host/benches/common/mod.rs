@@ -118,6 +118,21 @@ pub fn publish_body(name: &str, version: &str, tarball: &[u8]) -> Vec<u8> {
     .unwrap()
 }
 
+/// The latencies concurrent load workers measured, sorted, and the requests per second they made
+/// together since `start`.
+pub async fn gather(
+    workers: Vec<tokio::task::JoinHandle<Vec<Duration>>>,
+    start: std::time::Instant,
+) -> (f64, Vec<Duration>) {
+    let mut lat = Vec::new();
+    for w in workers {
+        lat.extend(w.await.unwrap());
+    }
+    let rps = lat.len() as f64 / start.elapsed().as_secs_f64();
+    lat.sort();
+    (rps, lat)
+}
+
 /// The `p`-th percentile (0-100) of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;

@@ -263,12 +263,9 @@ impl Kept {
                 kept_keys.push(items.iter().map(|(k, r)| (&**k, (k, r.clone()))).collect());
             }
         }
-        for key in &parts.order {
-            let has_new = new.get(key.as_str()).is_some_and(|r| r.iter().any(Option::is_some));
-            if !has_new && !kept_keys.iter().any(|run| run.contains_key(key.as_str())) {
-                return Err(SpliceError::Missing(key.clone()));
-            }
-        }
+        // Which ordered keys have bytes, new or kept, in some run: one with none is an error,
+        // found while splicing rather than by a second pass over a long history's keys.
+        let mut placed = vec![false; parts.order.len()];
         let mut body =
             Vec::with_capacity(self.body.len() + parts.items.iter().map(|i| i.runs.len() * 64).sum::<usize>());
         let mut segments = Vec::with_capacity(layout.segments.len());
@@ -283,12 +280,13 @@ impl Kept {
                 }
                 Segment::Run { separator, leading, .. } => {
                     let mut items = Vec::with_capacity(parts.order.len());
-                    for key in &parts.order {
+                    for (at, key) in parts.order.iter().enumerate() {
                         let kept = kept_keys[run_i].get(key.as_str());
                         let bytes: Option<&[u8]> = match new.get(key.as_str()) {
                             Some(runs) => runs[run_i].as_deref(),
                             None => kept.map(|(_, r)| &self.body[r.clone()]),
                         };
+                        placed[at] |= bytes.is_some() || kept.is_some();
                         let Some(bytes) = bytes else { continue };
                         if !items.is_empty() || *leading {
                             body.extend_from_slice(separator);
@@ -302,6 +300,9 @@ impl Kept {
                     run_i += 1;
                 }
             }
+        }
+        if let Some(at) = placed.iter().position(|p| !p) {
+            return Err(SpliceError::Missing(parts.order[at].clone()));
         }
         Ok(self.with_new_body(body.into(), rendered_at, Some(Layout { segments })))
     }

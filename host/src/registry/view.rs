@@ -25,18 +25,11 @@ impl RepositoryView {
     /// The view for a request of `principal` (none for renders of kept documents, which must
     /// not depend on who asked).
     pub fn shared(db: Db, repo: &crate::app::Repository, principal: Option<&str>) -> Arc<dyn RegistryView> {
-        Arc::new(RepositoryView {
-            db,
-            repository: repo.name().to_string(),
-            visibility: repo.client_visibility(),
-            case_insensitive: repo.plugin.info.case_insensitive_names,
-            principal: principal.map(str::to_string),
-            upstream: repo.upstream.clone(),
-            min_age: repo.config.min_age,
-        })
+        Arc::new(Self::member(db, repo, principal))
     }
 
-    /// The view of one member of a group (the group's caller, the member's gate and upstream).
+    /// The view of one repository for `principal`: of a group's member, the group's caller with
+    /// the member's gate and upstream.
     pub fn member(db: Db, repo: &crate::app::Repository, principal: Option<&str>) -> RepositoryView {
         RepositoryView {
             db,

@@ -97,11 +97,6 @@ pub fn rev(summary: &PackageSummary) -> String {
 }
 
 /// Dist-tags that point at a visible version (a tag may name a version the gate still hides).
-pub fn tags(view: &PackageView) -> Map<String, Value> {
-    visible_tags(&view.tags, view.artifacts.iter().map(|a| a.version.as_str()))
-}
-
-/// [`tags`] for a summary.
 pub fn summary_tags(summary: &PackageSummary) -> Map<String, Value> {
     visible_tags(&summary.tags, summary.files.iter().map(|f| f.version.as_str()))
 }
